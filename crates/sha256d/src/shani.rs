@@ -1,0 +1,193 @@
+//! The x86 SHA extensions: `sha256rnds2` does two rounds, `sha256msg1`/`sha256msg2` the
+//! message schedule. One nonce is one dependency chain of 62 `sha256rnds2`; `LANES` nonces
+//! are interleaved so that their chains overlap in the pipeline.
+//!
+//! The state lives in the instructions' own layout: `abef` holds (F, E, B, A) in lanes 0..3,
+//! `cdgh` holds (H, G, D, C).
+
+use std::arch::x86_64::*;
+
+use crate::lanes::{confirm, Tail};
+use crate::sha256::{self, IV, K};
+use crate::work::{Hit, Work};
+
+/// Nonces interleaved per step (measured: 2 and 3 beat 1; 4 spills registers).
+pub(crate) const LANES: usize = 2;
+
+#[inline(always)]
+unsafe fn k4(i: usize) -> __m128i {
+    _mm_loadu_si128(K[i..].as_ptr().cast())
+}
+
+#[inline(always)]
+unsafe fn set4(w: [u32; 4]) -> __m128i {
+    _mm_set_epi32(w[3] as i32, w[2] as i32, w[1] as i32, w[0] as i32)
+}
+
+/// (abef, cdgh) of a state `[a, b, c, d, e, f, g, h]`.
+#[inline(always)]
+unsafe fn pack(s: &[u32; 8]) -> (__m128i, __m128i) {
+    (set4([s[5], s[4], s[1], s[0]]), set4([s[7], s[6], s[3], s[2]]))
+}
+
+/// Four rounds with `K + W` in `wk`.
+#[inline(always)]
+unsafe fn rounds4(abef: &mut __m128i, cdgh: &mut __m128i, wk: __m128i) {
+    *cdgh = _mm_sha256rnds2_epu32(*cdgh, *abef, wk);
+    *abef = _mm_sha256rnds2_epu32(*abef, *cdgh, _mm_shuffle_epi32::<0x0e>(wk));
+}
+
+/// The next four schedule words from the last sixteen (`m[0]` oldest).
+#[inline(always)]
+unsafe fn next4(m: &[__m128i; 4]) -> __m128i {
+    let t = _mm_add_epi32(_mm_sha256msg1_epu32(m[0], m[1]), _mm_alignr_epi8::<4>(m[3], m[2]));
+    _mm_sha256msg2_epu32(t, m[3])
+}
+
+/// Per-version constants: the midstate and the state after rounds 0 and 1 of the first
+/// hash's second block (the nonce is word 3, so those two rounds never change).
+#[derive(Clone, Copy)]
+struct Prep {
+    mid: (__m128i, __m128i),
+    s2: (__m128i, __m128i),
+}
+
+impl Prep {
+    unsafe fn new(mid: [u32; 8], tail: &Tail) -> Prep {
+        let mut s = mid;
+        sha256::round(&mut s, K[0].wrapping_add(tail.w0()));
+        sha256::round(&mut s, K[1].wrapping_add(tail.w1()));
+        Prep { mid: pack(&mid), s2: pack(&s) }
+    }
+}
+
+/// H7 of SHA-256d for `L` nonce words (`n[i]` is nonce `i` byte-swapped), one version.
+#[inline(always)]
+unsafe fn sha256d_h7<const L: usize>(p: &Prep, tail: &Tail, n: [u32; L]) -> [u32; L] {
+    let w2 = tail.w2();
+    let mut abef = [p.s2.0; L];
+    let mut cdgh = [p.s2.1; L];
+    let mut m = [[_mm_setzero_si128(); 4]; L];
+    // Rounds 2 and 3 (one sha256rnds2), then the state roles swap.
+    for l in 0..L {
+        let wk = set4([K[2].wrapping_add(w2), K[3].wrapping_add(n[l]), 0, 0]);
+        let new = _mm_sha256rnds2_epu32(cdgh[l], abef[l], wk);
+        cdgh[l] = abef[l];
+        abef[l] = new;
+        m[l] = [
+            set4([tail.w0(), tail.w1(), w2, n[l]]),
+            set4([0x8000_0000, 0, 0, 0]),
+            _mm_setzero_si128(),
+            set4([0, 0, 0, 640]),
+        ];
+    }
+    // Rounds 4..16: padding, constant.
+    for i in [4, 8, 12] {
+        let wk = _mm_add_epi32(m[0][i / 4], k4(i));
+        for l in 0..L {
+            rounds4(&mut abef[l], &mut cdgh[l], wk);
+        }
+    }
+    for i in (16..64).step_by(4) {
+        for l in 0..L {
+            let w = next4(&m[l]);
+            m[l] = [m[l][1], m[l][2], m[l][3], w];
+            rounds4(&mut abef[l], &mut cdgh[l], _mm_add_epi32(w, k4(i)));
+        }
+    }
+    // Second hash: its message is the first hash (A..H) and constant padding.
+    let (iv_abef, iv_cdgh) = pack(&IV);
+    let mut out = [0u32; L];
+    for l in 0..L {
+        let abef1 = _mm_add_epi32(abef[l], p.mid.0);
+        let cdgh1 = _mm_add_epi32(cdgh[l], p.mid.1);
+        let m0 = _mm_shuffle_epi32::<0xb1>(_mm_unpackhi_epi64(abef1, cdgh1));
+        let m1 = _mm_shuffle_epi32::<0xb1>(_mm_unpacklo_epi64(abef1, cdgh1));
+        m[l] = [m0, m1, set4([0x8000_0000, 0, 0, 0]), set4([0, 0, 0, 256])];
+        abef[l] = iv_abef;
+        cdgh[l] = iv_cdgh;
+    }
+    for i in [0, 4, 8, 12] {
+        for l in 0..L {
+            let wk = _mm_add_epi32(m[l][i / 4], k4(i));
+            rounds4(&mut abef[l], &mut cdgh[l], wk);
+        }
+    }
+    for i in (16..60).step_by(4) {
+        for l in 0..L {
+            let w = next4(&m[l]);
+            m[l] = [m[l][1], m[l][2], m[l][3], w];
+            rounds4(&mut abef[l], &mut cdgh[l], _mm_add_epi32(w, k4(i)));
+        }
+    }
+    for l in 0..L {
+        // Rounds 60 and 61 leave e61 (the final H before IV is added) in F, lane 0.
+        let w = next4(&m[l]);
+        let abef62 = _mm_sha256rnds2_epu32(cdgh[l], abef[l], _mm_add_epi32(w, k4(60)));
+        out[l] = (_mm_cvtsi128_si32(abef62) as u32).wrapping_add(IV[7]);
+    }
+    out
+}
+
+/// # Safety
+/// The CPU must support SHA, SSE4.1 and SSSE3.
+#[target_feature(enable = "sha,sse4.1,ssse3")]
+pub(crate) unsafe fn scan(work: &Work, hits: &mut Vec<Hit>) {
+    let tail = Tail::new(work.header());
+    let top = work.target().top_u32();
+    for k in 0..work.version_count() {
+        let version = work.rolled_version(work.version_start() + k as u32);
+        let prep = Prep::new(sha256::midstate(&work.header_with(version, 0)), &tail);
+        let mut done = 0u64;
+        while done < work.nonce_count() {
+            let n0 = work.nonce_start().wrapping_add(done as u32);
+            let nonces: [u32; LANES] = std::array::from_fn(|l| n0.wrapping_add(l as u32));
+            let h7 = sha256d_h7::<LANES>(&prep, &tail, nonces.map(u32::swap_bytes));
+            let valid = (work.nonce_count() - done).min(LANES as u64) as usize;
+            for l in 0..valid {
+                if h7[l].swap_bytes() <= top {
+                    confirm(work, version, nonces[l], hits);
+                }
+            }
+            done += LANES as u64;
+        }
+    }
+}
+
+/// One full compression of each of `L` independent streams, chained `iters` times; returns
+/// a value that depends on every compression.
+///
+/// # Safety
+/// The CPU must support SHA, SSE4.1 and SSSE3.
+#[target_feature(enable = "sha,sse4.1,ssse3")]
+pub(crate) unsafe fn compress_chain(iters: u64) -> u32 {
+    const L: usize = LANES;
+    let (a0, c0) = pack(&IV);
+    let mut abef = [a0; L];
+    let mut cdgh = [c0; L];
+    for l in 0..L {
+        abef[l] = _mm_add_epi32(abef[l], _mm_set1_epi32(l as i32));
+    }
+    for _ in 0..iters {
+        let mut m: [[__m128i; 4]; L] =
+            std::array::from_fn(|l| [abef[l], cdgh[l], _mm_xor_si128(abef[l], cdgh[l]), _mm_add_epi32(abef[l], cdgh[l])]);
+        let (sa, sc) = (abef, cdgh);
+        for i in (0..16).step_by(4) {
+            for l in 0..L {
+                rounds4(&mut abef[l], &mut cdgh[l], _mm_add_epi32(m[l][i / 4], k4(i)));
+            }
+        }
+        for i in (16..64).step_by(4) {
+            for l in 0..L {
+                let w = next4(&m[l]);
+                m[l] = [m[l][1], m[l][2], m[l][3], w];
+                rounds4(&mut abef[l], &mut cdgh[l], _mm_add_epi32(w, k4(i)));
+            }
+        }
+        for l in 0..L {
+            abef[l] = _mm_add_epi32(abef[l], sa[l]);
+            cdgh[l] = _mm_add_epi32(cdgh[l], sc[l]);
+        }
+    }
+    (0..L).fold(0u32, |acc, l| acc ^ _mm_cvtsi128_si32(abef[l]) as u32)
+}
