@@ -52,6 +52,8 @@ pub(crate) trait Word: Copy {
     unsafe fn le_mask(self, t: u32) -> u64;
     /// Lane values from a slice of at least `LANES` words.
     unsafe fn load(src: &[u32]) -> Self;
+    /// Writes the lanes to the first `LANES` words of `dst`.
+    unsafe fn store(self, dst: &mut [u32]);
 }
 
 impl Word for u32 {
@@ -103,6 +105,10 @@ impl Word for u32 {
     #[inline(always)]
     unsafe fn load(src: &[u32]) -> u32 {
         src[0]
+    }
+    #[inline(always)]
+    unsafe fn store(self, dst: &mut [u32]) {
+        dst[0] = self;
     }
 }
 
@@ -408,28 +414,54 @@ impl<V: Word> PrepLanes<V> {
     }
 }
 
-/// `K[i] + W[i]` of the first hash's second block for nonce word `n`, shared by every
-/// version lane (entries 4..64 are used).
-#[inline(always)]
-pub(crate) unsafe fn shared_kw(t: &Tail, n: u32, kw: &mut [u32; 64]) {
-    let mut w = [0u32; 64];
-    hash1_schedule::<u32>(t, n, &mut w);
-    kw[4..16].copy_from_slice(&KW_PAD[4..16]);
-    for i in 16..64 {
-        kw[i] = K[i].wrapping_add(w[i]);
+/// Up to 16 nonces' first-hash schedules, transposed: `kw[16 * i + j]` is `K[i] + W[i]` for
+/// nonce `j` (entries for rounds 4..64 are filled).
+pub(crate) struct SharedSchedules {
+    kw: [u32; 64 * 16],
+}
+
+impl SharedSchedules {
+    pub(crate) fn new() -> SharedSchedules {
+        SharedSchedules { kw: [0; 64 * 16] }
+    }
+
+    /// Fills the schedules of `V::LANES` consecutive nonces from `nonce`, in one vector pass
+    /// (cheaper than one scalar pass per nonce, whose integer work would compete with the
+    /// vector rounds for execution ports).
+    #[inline(always)]
+    pub(crate) unsafe fn fill<V: Word>(&mut self, t: &Tail, nonce: u32) {
+        let n = V::splat(nonce).add(V::lane_index()).bswap();
+        let mut w = [V::splat(0); 64];
+        hash1_schedule::<V>(t, n, &mut w);
+        for i in 4..16 {
+            V::splat(KW_PAD[i]).store(&mut self.kw[16 * i..]);
+        }
+        for i in 16..64 {
+            w[i].add(V::splat(K[i])).store(&mut self.kw[16 * i..]);
+        }
+    }
+
+    #[inline(always)]
+    fn get(&self, i: usize, j: usize) -> &u32 {
+        &self.kw[16 * i + (j & 15)]
     }
 }
 
 /// H7 of SHA-256d for one nonce word `n` and one version per lane, with the first hash's
-/// schedule `kw` from [`shared_kw`].
+/// schedule in column `j` of `kw`.
 #[inline(always)]
-pub(crate) unsafe fn sha256d_version_lanes<V: Word>(p: &PrepLanes<V>, n: u32, kw: &[u32; 64]) -> V {
+pub(crate) unsafe fn sha256d_version_lanes<V: Word>(
+    p: &PrepLanes<V>,
+    n: u32,
+    kw: &SharedSchedules,
+    j: usize,
+) -> V {
     let nv = V::splat(n);
     let [a, b, c, _, e, f, g, _] = p.s3;
     let mut s = [p.a4_base.add(nv), a, b, c, p.e4_base.add(nv), e, f, g];
     let mut i = 4;
     while i < 64 {
-        round_mem(&mut s, &kw[i]);
+        round_mem(&mut s, kw.get(i, j));
         i += 1;
     }
     let mut h1 = s;
@@ -484,7 +516,7 @@ pub(crate) unsafe fn scan_version_lanes<V: Word>(work: &Work, hits: &mut Vec<Hit
     let tail = Tail::new(work.header());
     let top = work.target().top_u32();
     let lanes = V::LANES as u64;
-    let mut kw = [0u32; 64];
+    let mut kw = SharedSchedules::new();
     let mut k = 0u64;
     while k < work.version_count() {
         let live = (work.version_count() - k).min(lanes);
@@ -497,17 +529,22 @@ pub(crate) unsafe fn scan_version_lanes<V: Word>(work: &Work, hits: &mut Vec<Hit
             .collect();
         let p = PrepLanes::<V>::new(&preps);
         let live_mask = if live == 64 { u64::MAX } else { (1u64 << live) - 1 };
-        for j in 0..work.nonce_count() {
-            let nonce = work.nonce_start().wrapping_add(j as u32);
-            let n = nonce.swap_bytes();
-            shared_kw(&tail, n, &mut kw);
-            let h7 = sha256d_version_lanes(&p, n, &kw);
-            let mut m = h7.bswap().le_mask(top) & live_mask;
-            while m != 0 {
-                let lane = m.trailing_zeros() as usize;
-                confirm(work, versions[lane], nonce, hits);
-                m &= m - 1;
+        let mut j0 = 0u64;
+        while j0 < work.nonce_count() {
+            let first = work.nonce_start().wrapping_add(j0 as u32);
+            kw.fill::<V>(&tail, first);
+            let block = (work.nonce_count() - j0).min(lanes) as usize;
+            for j in 0..block {
+                let nonce = first.wrapping_add(j as u32);
+                let h7 = sha256d_version_lanes(&p, nonce.swap_bytes(), &kw, j);
+                let mut m = h7.bswap().le_mask(top) & live_mask;
+                while m != 0 {
+                    let lane = m.trailing_zeros() as usize;
+                    confirm(work, versions[lane], nonce, hits);
+                    m &= m - 1;
+                }
             }
+            j0 += lanes;
         }
         k += live;
     }

@@ -75,6 +75,11 @@ impl Word for X16 {
         assert!(src.len() >= 16);
         X16(_mm512_loadu_si512(src.as_ptr().cast()))
     }
+    #[inline(always)]
+    unsafe fn store(self, dst: &mut [u32]) {
+        assert!(dst.len() >= 16);
+        _mm512_storeu_si512(dst.as_mut_ptr().cast(), self.0)
+    }
 }
 
 /// 8 lanes in a YMM register.
@@ -160,6 +165,11 @@ impl Word for X8 {
     unsafe fn load(src: &[u32]) -> X8 {
         assert!(src.len() >= 8);
         X8(_mm256_loadu_si256(src.as_ptr().cast()))
+    }
+    #[inline(always)]
+    unsafe fn store(self, dst: &mut [u32]) {
+        assert!(dst.len() >= 8);
+        _mm256_storeu_si256(dst.as_mut_ptr().cast(), self.0)
     }
 }
 
