@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
 use hashforge_core::Target;
-use hashforge_sha256d::{compressions_per_nonce, measure_compressions, Backend, Control, Scanner, Work};
+use hashforge_sha256d::{
+    compressions_per_nonce, measure_compressions, Backend, Control, Scanner, Work,
+};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
@@ -54,13 +56,21 @@ struct Sha256dResult {
 
 fn sha256d(args: Sha256dArgs) -> Result<(), String> {
     if !(args.seconds.is_finite() && args.seconds > 0.0 && args.seconds <= 3600.0) {
-        return Err(format!("--seconds must be between 0 and 3600, got {}", args.seconds));
+        return Err(format!(
+            "--seconds must be between 0 and 3600, got {}",
+            args.seconds
+        ));
     }
     let scanners: Vec<Scanner> = match args.backend {
         Some(b) => vec![Scanner::new(b).map_err(|e| e.to_string())?],
-        None => Backend::available().into_iter().map(|b| Scanner::new(b).expect("available")).collect(),
+        None => Backend::available()
+            .into_iter()
+            .map(|b| Scanner::new(b).expect("available"))
+            .collect(),
     };
-    let cores = thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cores = thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     let thread_counts: Vec<usize> = match args.threads {
         Some(0) => return Err("--threads must be at least 1".into()),
         Some(n) => vec![n],
@@ -72,13 +82,26 @@ fn sha256d(args: Sha256dArgs) -> Result<(), String> {
         println!(
             "SHA-256d on {cores} core(s), {} s per run, {}",
             args.seconds,
-            if args.no_version_rolling { "nonces in lanes" } else { "rolling BIP 320 version bits" }
+            if args.no_version_rolling {
+                "nonces in lanes"
+            } else {
+                "rolling BIP 320 version bits"
+            }
         );
-        println!("{:<10} {:>7} {:>10} {:>14} {:>7}", "backend", "threads", "MH/s", "roofline MH/s", "ratio");
+        println!(
+            "{:<10} {:>7} {:>10} {:>14} {:>7}",
+            "backend", "threads", "MH/s", "roofline MH/s", "ratio"
+        );
     }
     for scanner in &scanners {
         for &threads in &thread_counts {
-            let mhs = scan_rate(scanner, threads, duration, !args.no_version_rolling, args.json)?;
+            let mhs = scan_rate(
+                scanner,
+                threads,
+                duration,
+                !args.no_version_rolling,
+                args.json,
+            )?;
             let roofline_mhs = roofline(scanner, threads, duration, args.json);
             let r = Sha256dResult {
                 backend: scanner.backend().name().to_string(),
@@ -120,7 +143,13 @@ fn progress(label: String, duration: Duration, quiet: bool) -> ProgressBar {
 }
 
 /// MH/s of `scanner` on `threads` threads over a synthetic header, for `duration`.
-fn scan_rate(scanner: &Scanner, threads: usize, duration: Duration, roll: bool, quiet: bool) -> Result<f64, String> {
+fn scan_rate(
+    scanner: &Scanner,
+    threads: usize,
+    duration: Duration,
+    roll: bool,
+    quiet: bool,
+) -> Result<f64, String> {
     // A header like a pool job's (version 0x20000000, difficulty-1 target); a real one
     // would only change which nonces hit.
     let mut header = [0u8; 80];
@@ -130,10 +159,16 @@ fn scan_rate(scanner: &Scanner, threads: usize, duration: Duration, roll: bool, 
     header[0..4].copy_from_slice(&0x2000_0000u32.to_le_bytes());
     let mut work = Work::new(header, Target::DIFF1);
     if roll {
-        work = work.with_versions(0x1fff_e000, 0, 1 << 16).map_err(|e| e.to_string())?;
+        work = work
+            .with_versions(0x1fff_e000, 0, 1 << 16)
+            .map_err(|e| e.to_string())?;
     }
     let ctl = Control::new();
-    let bar = progress(format!("{} x{}", scanner.backend(), threads), duration, quiet);
+    let bar = progress(
+        format!("{} x{}", scanner.backend(), threads),
+        duration,
+        quiet,
+    );
     let start = Instant::now();
     let elapsed = thread::scope(|s| {
         let worker = s.spawn(|| scanner.scan_parallel(&work, threads, &ctl));
@@ -154,13 +189,20 @@ fn scan_rate(scanner: &Scanner, threads: usize, duration: Duration, roll: bool, 
 /// The roofline in MH/s: raw compressions per second on `threads` threads, over the
 /// compressions one nonce needs.
 fn roofline(scanner: &Scanner, threads: usize, duration: Duration, quiet: bool) -> f64 {
-    let bar = progress(format!("{} x{} roofline", scanner.backend(), threads), duration, quiet);
+    let bar = progress(
+        format!("{} x{} roofline", scanner.backend(), threads),
+        duration,
+        quiet,
+    );
     bar.enable_steady_tick(Duration::from_millis(100));
     let total: f64 = thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|_| s.spawn(|| measure_compressions(scanner, duration)))
             .collect();
-        handles.into_iter().map(|h| h.join().expect("no panic")).sum()
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("no panic"))
+            .sum()
     });
     bar.finish_and_clear();
     total / compressions_per_nonce() / 1e6

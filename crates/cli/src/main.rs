@@ -6,9 +6,14 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod header;
 
 #[derive(Parser)]
-#[command(name = "hashforge", version, about = "The open stack that runs a Bitcoin ASIC mining operation")]
+#[command(
+    name = "hashforge",
+    version,
+    about = "The open stack that runs a Bitcoin ASIC mining operation"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -19,12 +24,19 @@ enum Command {
     /// Measure hashforge's engines on this machine.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Decode an 80-byte block header: fields, hash, difficulty, and whether it meets its
+    /// own nBits.
+    Header {
+        /// The header as 160 hex digits.
+        hex: String,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Bench(cmd) => bench::run(cmd),
+        Command::Header { hex } => header::run(&hex).map(|report| print!("{report}")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -19,7 +19,8 @@
 //!   second block of the first hash (merkle tail, time, bits, nonce) is then the same in every
 //!   lane, so its whole message schedule is computed once, in scalar registers, and enters the
 //!   vector rounds as a broadcast operand: the AsicBoost idea, applied to a CPU.
-#![allow(clippy::too_many_arguments)]
+// Kernels index several parallel arrays (rounds, lanes) by the same counter.
+#![allow(clippy::needless_range_loop)]
 
 use crate::sha256::{self, IV, K};
 use crate::work::{Hit, Work};
@@ -142,7 +143,11 @@ unsafe fn round_e_only<V: Word>(s: &mut [V; 8], kw: V) {
 /// The general message-schedule step.
 #[inline(always)]
 unsafe fn expand<V: Word>(w: &[V; 64], i: usize) -> V {
-    w[i - 2].small_s1().add(w[i - 7]).add(w[i - 15].small_s0()).add(w[i - 16])
+    w[i - 2]
+        .small_s1()
+        .add(w[i - 7])
+        .add(w[i - 15].small_s0())
+        .add(w[i - 16])
 }
 
 /// The constant words of the first hash's second block: merkle-root tail, time, bits
@@ -258,7 +263,10 @@ unsafe fn hash1_schedule<V: Word>(t: &Tail, n: V, w: &mut [V; 64]) {
     w[27] = w[25].small_s1().add(w[20]);
     w[28] = w[26].small_s1().add(w[21]);
     w[29] = w[27].small_s1().add(w[22]);
-    w[30] = w[28].small_s1().add(w[23]).add(V::splat(sha256::small_s0(640)));
+    w[30] = w[28]
+        .small_s1()
+        .add(w[23])
+        .add(V::splat(sha256::small_s0(640)));
     w[31] = w[29]
         .small_s1()
         .add(w[24])
@@ -314,12 +322,19 @@ unsafe fn hash2_h7<V: Word>(h1: [V; 8]) -> V {
     round(&mut s, V::splat(K[15].wrapping_add(256)));
     // The schedule, with the constant padding words folded in.
     w[16] = w[1].small_s0().add(w[0]);
-    w[17] = w[2].small_s0().add(w[1]).add(V::splat(sha256::small_s1(256)));
+    w[17] = w[2]
+        .small_s0()
+        .add(w[1])
+        .add(V::splat(sha256::small_s1(256)));
     w[18] = w[16].small_s1().add(w[3].small_s0()).add(w[2]);
     w[19] = w[17].small_s1().add(w[4].small_s0()).add(w[3]);
     w[20] = w[18].small_s1().add(w[5].small_s0()).add(w[4]);
     w[21] = w[19].small_s1().add(w[6].small_s0()).add(w[5]);
-    w[22] = w[20].small_s1().add(w[7].small_s0()).add(w[6]).add(V::splat(256));
+    w[22] = w[20]
+        .small_s1()
+        .add(w[7].small_s0())
+        .add(w[6])
+        .add(V::splat(256));
     w[23] = w[21]
         .small_s1()
         .add(w[16])
@@ -331,7 +346,10 @@ unsafe fn hash2_h7<V: Word>(h1: [V; 8]) -> V {
     w[27] = w[25].small_s1().add(w[20]);
     w[28] = w[26].small_s1().add(w[21]);
     w[29] = w[27].small_s1().add(w[22]);
-    w[30] = w[28].small_s1().add(w[23]).add(V::splat(sha256::small_s0(256)));
+    w[30] = w[28]
+        .small_s1()
+        .add(w[23])
+        .add(V::splat(sha256::small_s0(256)));
     w[31] = w[29]
         .small_s1()
         .add(w[24])
@@ -372,7 +390,16 @@ pub(crate) unsafe fn sha256d_nonce_lanes<V: Word>(p: &Prep, t: &Tail, n: V) -> V
     ];
     let mut i = 4;
     while i < 18 {
-        round(&mut s, V::splat(if i < 16 { KW_PAD[i] } else if i == 16 { K[16].wrapping_add(t.w16) } else { K[17].wrapping_add(t.w17) }));
+        round(
+            &mut s,
+            V::splat(if i < 16 {
+                KW_PAD[i]
+            } else if i == 16 {
+                K[16].wrapping_add(t.w16)
+            } else {
+                K[17].wrapping_add(t.w17)
+            }),
+        );
         i += 1;
     }
     while i < 64 {
@@ -477,7 +504,11 @@ pub(crate) unsafe fn sha256d_version_lanes<V: Word>(
 pub(crate) fn confirm(work: &Work, version: u32, nonce: u32, hits: &mut Vec<Hit>) {
     let hash = sha256::sha256d_header(&work.header_with(version, nonce));
     if work.target().is_met_by(&hash) {
-        hits.push(Hit { version, nonce, hash });
+        hits.push(Hit {
+            version,
+            nonce,
+            hash,
+        });
     }
 }
 
@@ -528,7 +559,11 @@ pub(crate) unsafe fn scan_version_lanes<V: Word>(work: &Work, hits: &mut Vec<Hit
             .map(|&v| Prep::new(sha256::midstate(&work.header_with(v, 0)), &tail))
             .collect();
         let p = PrepLanes::<V>::new(&preps);
-        let live_mask = if live == 64 { u64::MAX } else { (1u64 << live) - 1 };
+        let live_mask = if live == 64 {
+            u64::MAX
+        } else {
+            (1u64 << live) - 1
+        };
         let mut j0 = 0u64;
         while j0 < work.nonce_count() {
             let first = work.nonce_start().wrapping_add(j0 as u32);

@@ -34,7 +34,7 @@ mod work;
 mod x86;
 
 pub use parallel::Control;
-pub use sha256::{midstate, sha256d, sha256d_header, sha256d_header_from_midstate};
+pub use sha256::{midstate, sha256d_header, sha256d_header_from_midstate};
 pub use throughput::{compressions_per_nonce, measure_compressions};
 pub use work::{deposit, Hit, Work, WorkError};
 
@@ -68,7 +68,12 @@ pub enum BackendError {
 
 impl Backend {
     /// Every backend, slowest first.
-    pub const ALL: [Backend; 4] = [Backend::Portable, Backend::ShaNi, Backend::Avx2, Backend::Avx512];
+    pub const ALL: [Backend; 4] = [
+        Backend::Portable,
+        Backend::ShaNi,
+        Backend::Avx2,
+        Backend::Avx512,
+    ];
 
     /// The name used on the command line and in `HASHFORGE_SHA256D_BACKEND`.
     pub fn name(self) -> &'static str {
@@ -94,7 +99,8 @@ impl Backend {
             Backend::Avx2 => std::is_x86_feature_detected!("avx2"),
             #[cfg(target_arch = "x86_64")]
             Backend::Avx512 => {
-                std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512bw")
+                std::is_x86_feature_detected!("avx512f")
+                    && std::is_x86_feature_detected!("avx512bw")
             }
             #[cfg(not(target_arch = "x86_64"))]
             _ => false,
@@ -103,7 +109,10 @@ impl Backend {
 
     /// The backends this CPU can run, slowest first.
     pub fn available() -> Vec<Backend> {
-        Backend::ALL.into_iter().filter(|b| b.is_available()).collect()
+        Backend::ALL
+            .into_iter()
+            .filter(|b| b.is_available())
+            .collect()
     }
 
     /// How many nonces (or versions) one kernel step hashes side by side.

@@ -55,7 +55,11 @@ impl Scanner {
     pub fn scan_pieces(&self, work: &Work, ctl: &Control) -> Vec<Hit> {
         let mut hits = Vec::new();
         let lanes = self.backend().lanes() as u64;
-        let version_block = if work.version_count() >= lanes { lanes } else { 1 };
+        let version_block = if work.version_count() >= lanes {
+            lanes
+        } else {
+            1
+        };
         let nonce_chunk = (PIECE_HASHES / version_block).max(1);
         let mut v = 0u64;
         while v < work.version_count() {

@@ -5,6 +5,9 @@
 //! The state lives in the instructions' own layout: `abef` holds (F, E, B, A) in lanes 0..3,
 //! `cdgh` holds (H, G, D, C).
 
+// Kernels index several parallel arrays (streams, message words) by the same counter.
+#![allow(clippy::needless_range_loop)]
+
 use std::arch::x86_64::*;
 
 use crate::lanes::{confirm, Tail};
@@ -27,7 +30,10 @@ unsafe fn set4(w: [u32; 4]) -> __m128i {
 /// (abef, cdgh) of a state `[a, b, c, d, e, f, g, h]`.
 #[inline(always)]
 unsafe fn pack(s: &[u32; 8]) -> (__m128i, __m128i) {
-    (set4([s[5], s[4], s[1], s[0]]), set4([s[7], s[6], s[3], s[2]]))
+    (
+        set4([s[5], s[4], s[1], s[0]]),
+        set4([s[7], s[6], s[3], s[2]]),
+    )
 }
 
 /// Four rounds with `K + W` in `wk`.
@@ -40,7 +46,10 @@ unsafe fn rounds4(abef: &mut __m128i, cdgh: &mut __m128i, wk: __m128i) {
 /// The next four schedule words from the last sixteen (`m[0]` oldest).
 #[inline(always)]
 unsafe fn next4(m: &[__m128i; 4]) -> __m128i {
-    let t = _mm_add_epi32(_mm_sha256msg1_epu32(m[0], m[1]), _mm_alignr_epi8::<4>(m[3], m[2]));
+    let t = _mm_add_epi32(
+        _mm_sha256msg1_epu32(m[0], m[1]),
+        _mm_alignr_epi8::<4>(m[3], m[2]),
+    );
     _mm_sha256msg2_epu32(t, m[3])
 }
 
@@ -57,7 +66,10 @@ impl Prep {
         let mut s = mid;
         sha256::round(&mut s, K[0].wrapping_add(tail.w0()));
         sha256::round(&mut s, K[1].wrapping_add(tail.w1()));
-        Prep { mid: pack(&mid), s2: pack(&s) }
+        Prep {
+            mid: pack(&mid),
+            s2: pack(&s),
+        }
     }
 }
 
@@ -169,12 +181,22 @@ pub(crate) unsafe fn compress_chain(iters: u64) -> u32 {
         abef[l] = _mm_add_epi32(abef[l], _mm_set1_epi32(l as i32));
     }
     for _ in 0..iters {
-        let mut m: [[__m128i; 4]; L] =
-            std::array::from_fn(|l| [abef[l], cdgh[l], _mm_xor_si128(abef[l], cdgh[l]), _mm_add_epi32(abef[l], cdgh[l])]);
+        let mut m: [[__m128i; 4]; L] = std::array::from_fn(|l| {
+            [
+                abef[l],
+                cdgh[l],
+                _mm_xor_si128(abef[l], cdgh[l]),
+                _mm_add_epi32(abef[l], cdgh[l]),
+            ]
+        });
         let (sa, sc) = (abef, cdgh);
         for i in (0..16).step_by(4) {
             for l in 0..L {
-                rounds4(&mut abef[l], &mut cdgh[l], _mm_add_epi32(m[l][i / 4], k4(i)));
+                rounds4(
+                    &mut abef[l],
+                    &mut cdgh[l],
+                    _mm_add_epi32(m[l][i / 4], k4(i)),
+                );
             }
         }
         for i in (16..64).step_by(4) {

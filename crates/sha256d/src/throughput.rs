@@ -38,7 +38,10 @@ fn run(backend: Backend, iters: u64) -> (u32, u64) {
             (a ^ b, 2)
         }
         #[cfg(target_arch = "x86_64")]
-        Backend::ShaNi => (unsafe { crate::shani::compress_chain(iters) }, crate::shani::LANES as u64),
+        Backend::ShaNi => (
+            unsafe { crate::shani::compress_chain(iters) },
+            crate::shani::LANES as u64,
+        ),
         #[cfg(target_arch = "x86_64")]
         Backend::Avx2 => (unsafe { crate::x86::avx2_compress_chain(iters) }, 16),
         #[cfg(target_arch = "x86_64")]

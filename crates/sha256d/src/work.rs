@@ -35,8 +35,15 @@ pub struct Hit {
 pub enum WorkError {
     #[error("nonce range {start}+{count} runs past 2^32")]
     NonceRange { start: u32, count: u64 },
-    #[error("version range {start}+{count} runs past the {space} versions the mask {mask:#010x} allows")]
-    VersionRange { start: u32, count: u64, mask: u32, space: u64 },
+    #[error(
+        "version range {start}+{count} runs past the {space} versions the mask {mask:#010x} allows"
+    )]
+    VersionRange {
+        start: u32,
+        count: u64,
+        mask: u32,
+        space: u64,
+    },
     #[error("an empty range has nothing to scan")]
     Empty,
 }
@@ -75,7 +82,12 @@ impl Work {
         }
         let space = 1u64 << mask.count_ones();
         if u64::from(start) + count > space {
-            return Err(WorkError::VersionRange { start, count, mask, space });
+            return Err(WorkError::VersionRange {
+                start,
+                count,
+                mask,
+                space,
+            });
         }
         self.version_mask = mask;
         self.version_start = start;
@@ -128,8 +140,20 @@ impl Work {
     }
 
     /// A sub-range of this scan; the caller keeps it inside the original ranges.
-    pub(crate) fn piece(&self, version_start: u32, version_count: u64, nonce_start: u32, nonce_count: u64) -> Work {
-        Work { version_start, version_count, nonce_start, nonce_count, ..self.clone() }
+    pub(crate) fn piece(
+        &self,
+        version_start: u32,
+        version_count: u64,
+        nonce_start: u32,
+        nonce_count: u64,
+    ) -> Work {
+        Work {
+            version_start,
+            version_count,
+            nonce_start,
+            nonce_count,
+            ..self.clone()
+        }
     }
 
     /// Splits the scan into `parts` scans that never overlap and together cover it. The
@@ -192,7 +216,9 @@ mod tests {
 
     #[test]
     fn split_parts_never_overlap_and_cover_the_whole_range() {
-        let w = Work::new([0; 80], Target::MAX).with_nonces(10, 1001).unwrap();
+        let w = Work::new([0; 80], Target::MAX)
+            .with_nonces(10, 1001)
+            .unwrap();
         let parts = w.split(7, 16);
         assert_eq!(parts.len(), 7);
         let mut next = 10u64;
@@ -202,7 +228,9 @@ mod tests {
         }
         assert_eq!(next, 1011);
 
-        let v = Work::new([0; 80], Target::MAX).with_versions(0x1fffe000, 0, 65536).unwrap();
+        let v = Work::new([0; 80], Target::MAX)
+            .with_versions(0x1fffe000, 0, 65536)
+            .unwrap();
         let parts = v.split(2, 16);
         assert_eq!(parts[0].version_count() + parts[1].version_count(), 65536);
         assert_eq!(parts[1].version_start(), 32768);

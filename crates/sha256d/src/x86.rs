@@ -32,22 +32,38 @@ impl Word for X16 {
     #[inline(always)]
     unsafe fn big_s0(self) -> X16 {
         let x = self.0;
-        xor3_512!(_mm512_ror_epi32::<2>(x), _mm512_ror_epi32::<13>(x), _mm512_ror_epi32::<22>(x))
+        xor3_512!(
+            _mm512_ror_epi32::<2>(x),
+            _mm512_ror_epi32::<13>(x),
+            _mm512_ror_epi32::<22>(x)
+        )
     }
     #[inline(always)]
     unsafe fn big_s1(self) -> X16 {
         let x = self.0;
-        xor3_512!(_mm512_ror_epi32::<6>(x), _mm512_ror_epi32::<11>(x), _mm512_ror_epi32::<25>(x))
+        xor3_512!(
+            _mm512_ror_epi32::<6>(x),
+            _mm512_ror_epi32::<11>(x),
+            _mm512_ror_epi32::<25>(x)
+        )
     }
     #[inline(always)]
     unsafe fn small_s0(self) -> X16 {
         let x = self.0;
-        xor3_512!(_mm512_ror_epi32::<7>(x), _mm512_ror_epi32::<18>(x), _mm512_srli_epi32::<3>(x))
+        xor3_512!(
+            _mm512_ror_epi32::<7>(x),
+            _mm512_ror_epi32::<18>(x),
+            _mm512_srli_epi32::<3>(x)
+        )
     }
     #[inline(always)]
     unsafe fn small_s1(self) -> X16 {
         let x = self.0;
-        xor3_512!(_mm512_ror_epi32::<17>(x), _mm512_ror_epi32::<19>(x), _mm512_srli_epi32::<10>(x))
+        xor3_512!(
+            _mm512_ror_epi32::<17>(x),
+            _mm512_ror_epi32::<19>(x),
+            _mm512_srli_epi32::<10>(x)
+        )
     }
     #[inline(always)]
     unsafe fn ch(e: X16, f: X16, g: X16) -> X16 {
@@ -59,11 +75,15 @@ impl Word for X16 {
     }
     #[inline(always)]
     unsafe fn lane_index() -> X16 {
-        X16(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15))
+        X16(_mm512_setr_epi32(
+            0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
+        ))
     }
     #[inline(always)]
     unsafe fn bswap(self) -> X16 {
-        let m = _mm512_broadcast_i32x4(_mm_setr_epi8(3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14, 13, 12));
+        let m = _mm512_broadcast_i32x4(_mm_setr_epi8(
+            3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14, 13, 12,
+        ));
         X16(_mm512_shuffle_epi8(self.0, m))
     }
     #[inline(always)]
@@ -135,7 +155,10 @@ impl Word for X8 {
     }
     #[inline(always)]
     unsafe fn ch(e: X8, f: X8, g: X8) -> X8 {
-        X8(_mm256_xor_si256(g.0, _mm256_and_si256(e.0, _mm256_xor_si256(f.0, g.0))))
+        X8(_mm256_xor_si256(
+            g.0,
+            _mm256_and_si256(e.0, _mm256_xor_si256(f.0, g.0)),
+        ))
     }
     #[inline(always)]
     unsafe fn maj(a: X8, b: X8, c: X8) -> X8 {
@@ -151,7 +174,8 @@ impl Word for X8 {
     #[inline(always)]
     unsafe fn bswap(self) -> X8 {
         let m = _mm256_setr_epi8(
-            3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14, 13, 12, 3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14, 13, 12,
+            3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14, 13, 12, 3, 2, 1, 0, 7, 6, 5, 4, 11, 10,
+            9, 8, 15, 14, 13, 12,
         );
         X8(_mm256_shuffle_epi8(self.0, m))
     }

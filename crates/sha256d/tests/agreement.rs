@@ -25,7 +25,11 @@ fn reference_hits(work: &Work) -> Vec<Hit> {
             let nonce = work.nonce_start().wrapping_add(j as u32);
             let hash = reference_hash(&work.header_with(version, nonce));
             if work.target().is_met_by(&hash) {
-                hits.push(Hit { version, nonce, hash });
+                hits.push(Hit {
+                    version,
+                    nonce,
+                    hash,
+                });
             }
         }
     }
@@ -77,7 +81,9 @@ proptest! {
 
 #[test]
 fn the_nonce_range_may_end_at_the_last_nonce() {
-    let work = Work::new([3; 80], Target::MAX).with_nonces(u32::MAX - 20, 21).unwrap();
+    let work = Work::new([3; 80], Target::MAX)
+        .with_nonces(u32::MAX - 20, 21)
+        .unwrap();
     for backend in Backend::available() {
         let hits = Scanner::new(backend).unwrap().scan(&work);
         assert_eq!(hits.len(), 21, "backend {backend}");
@@ -92,8 +98,12 @@ struct Fixture {
 }
 
 fn mainnet_headers() -> Vec<Fixture> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures/mainnet-headers.json");
-    let text = std::fs::read_to_string(path).expect("the shared fixtures sit beside the repository");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/fixtures/mainnet-headers.json"
+    );
+    let text =
+        std::fs::read_to_string(path).expect("the shared fixtures sit beside the repository");
     let json: serde_json::Value = serde_json::from_str(&text).unwrap();
     json["headers"]
         .as_array()
@@ -101,7 +111,9 @@ fn mainnet_headers() -> Vec<Fixture> {
         .iter()
         .map(|h| {
             let hex = h["header_hex"].as_str().unwrap();
-            let bytes: Vec<u8> = (0..80).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap()).collect();
+            let bytes: Vec<u8> = (0..80)
+                .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+                .collect();
             Fixture {
                 height: h["height"].as_u64().unwrap(),
                 header: bytes.try_into().unwrap(),
@@ -137,18 +149,28 @@ fn mainnet_blocks_are_found_at_their_own_targets_by_every_backend() {
         let nonce = u32::from_le_bytes(f.header[76..80].try_into().unwrap());
         let version = u32::from_le_bytes(f.header[0..4].try_into().unwrap());
         let start = nonce.saturating_sub(3000).min(u32::MAX - 6000);
-        let work = Work::new(f.header, target_of_bits(bits)).with_nonces(start, 6000).unwrap();
+        let work = Work::new(f.header, target_of_bits(bits))
+            .with_nonces(start, 6000)
+            .unwrap();
         for backend in Backend::available() {
             let hits = Scanner::new(backend).unwrap().scan(&work);
             assert_eq!(hits.len(), 1, "block {} backend {backend}", f.height);
-            assert_eq!((hits[0].version, hits[0].nonce), (version, nonce), "block {} backend {backend}", f.height);
+            assert_eq!(
+                (hits[0].version, hits[0].nonce),
+                (version, nonce),
+                "block {} backend {backend}",
+                f.height
+            );
         }
     }
 }
 
 #[test]
 fn block_840000_is_found_among_rolled_versions() {
-    let f = mainnet_headers().into_iter().find(|f| f.height == 840000).unwrap();
+    let f = mainnet_headers()
+        .into_iter()
+        .find(|f| f.height == 840000)
+        .unwrap();
     let version = u32::from_le_bytes(f.header[0..4].try_into().unwrap());
     assert_eq!(version, 0x2a5fe000);
     let mask = 0x1fffe000;
@@ -166,6 +188,10 @@ fn block_840000_is_found_among_rolled_versions() {
     for backend in Backend::available() {
         let hits = Scanner::new(backend).unwrap().scan(&work);
         assert_eq!(hits.len(), 1, "backend {backend}");
-        assert_eq!((hits[0].version, hits[0].nonce), (version, nonce), "backend {backend}");
+        assert_eq!(
+            (hits[0].version, hits[0].nonce),
+            (version, nonce),
+            "backend {backend}"
+        );
     }
 }

@@ -1,0 +1,149 @@
+//! Hash rates.
+
+/// A hash rate in hashes (SHA-256d of an 80-byte header) per second.
+#[derive(Clone, Copy, PartialEq, PartialOrd, Debug, Default)]
+pub struct HashRate(f64);
+
+const UNITS: [&str; 7] = ["H/s", "kH/s", "MH/s", "GH/s", "TH/s", "PH/s", "EH/s"];
+
+impl HashRate {
+    /// No hashing.
+    pub const ZERO: HashRate = HashRate(0.0);
+
+    /// From hashes per second.
+    pub fn from_hs(hs: f64) -> HashRate {
+        HashRate(hs)
+    }
+    /// From kilohashes (10^3) per second.
+    pub fn from_khs(khs: f64) -> HashRate {
+        HashRate(khs * 1e3)
+    }
+    /// From megahashes (10^6) per second.
+    pub fn from_mhs(mhs: f64) -> HashRate {
+        HashRate(mhs * 1e6)
+    }
+    /// From gigahashes (10^9) per second.
+    pub fn from_ghs(ghs: f64) -> HashRate {
+        HashRate(ghs * 1e9)
+    }
+    /// From terahashes (10^12) per second.
+    pub fn from_ths(ths: f64) -> HashRate {
+        HashRate(ths * 1e12)
+    }
+    /// From petahashes (10^15) per second.
+    pub fn from_phs(phs: f64) -> HashRate {
+        HashRate(phs * 1e15)
+    }
+    /// From exahashes (10^18) per second.
+    pub fn from_ehs(ehs: f64) -> HashRate {
+        HashRate(ehs * 1e18)
+    }
+    /// The rate of `hashes` done in `seconds`; zero when `seconds` is not positive.
+    pub fn from_hashes_in(hashes: u64, seconds: f64) -> HashRate {
+        if seconds > 0.0 {
+            HashRate(hashes as f64 / seconds)
+        } else {
+            HashRate::ZERO
+        }
+    }
+
+    /// In hashes per second.
+    pub fn as_hs(self) -> f64 {
+        self.0
+    }
+    /// In kilohashes per second.
+    pub fn as_khs(self) -> f64 {
+        self.0 / 1e3
+    }
+    /// In megahashes per second.
+    pub fn as_mhs(self) -> f64 {
+        self.0 / 1e6
+    }
+    /// In gigahashes per second.
+    pub fn as_ghs(self) -> f64 {
+        self.0 / 1e9
+    }
+    /// In terahashes per second.
+    pub fn as_ths(self) -> f64 {
+        self.0 / 1e12
+    }
+    /// In petahashes per second.
+    pub fn as_phs(self) -> f64 {
+        self.0 / 1e15
+    }
+    /// In exahashes per second.
+    pub fn as_ehs(self) -> f64 {
+        self.0 / 1e18
+    }
+}
+
+impl std::ops::Add for HashRate {
+    type Output = HashRate;
+    fn add(self, rhs: HashRate) -> HashRate {
+        HashRate(self.0 + rhs.0)
+    }
+}
+
+impl std::iter::Sum for HashRate {
+    fn sum<I: Iterator<Item = HashRate>>(iter: I) -> HashRate {
+        HashRate(iter.map(|r| r.0).sum())
+    }
+}
+
+/// The largest SI unit (H/s up to EH/s) that keeps the number at or above 1, two decimals
+/// unless a precision is given: `31.40 MH/s`, `{:.0}` gives `31 MH/s`.
+impl std::fmt::Display for HashRate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let precision = f.precision().unwrap_or(2);
+        let mut value = self.0;
+        let mut unit = 0;
+        // Round first, so 999.999 kH/s prints as 1.00 MH/s rather than 1000.00 kH/s.
+        let rounds_to =
+            |v: f64| (v * 10f64.powi(precision as i32)).round() / 10f64.powi(precision as i32);
+        while unit + 1 < UNITS.len() && value.is_finite() && rounds_to(value.abs()) >= 1000.0 {
+            value /= 1000.0;
+            unit += 1;
+        }
+        write!(f, "{value:.precision$} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_picks_the_unit() {
+        assert_eq!(HashRate::from_mhs(31.4).to_string(), "31.40 MH/s");
+        assert_eq!(HashRate::from_hs(0.0).to_string(), "0.00 H/s");
+        assert_eq!(HashRate::from_hs(999.0).to_string(), "999.00 H/s");
+        assert_eq!(HashRate::from_hs(1000.0).to_string(), "1.00 kH/s");
+        assert_eq!(HashRate::from_khs(999.999).to_string(), "1.00 MH/s");
+        assert_eq!(HashRate::from_ghs(12.5).to_string(), "12.50 GH/s");
+        assert_eq!(HashRate::from_ths(234.0).to_string(), "234.00 TH/s");
+        assert_eq!(HashRate::from_phs(314.0).to_string(), "314.00 PH/s");
+        assert_eq!(HashRate::from_ehs(800.0).to_string(), "800.00 EH/s");
+        assert_eq!(HashRate::from_ehs(5000.0).to_string(), "5000.00 EH/s");
+        assert_eq!(format!("{:.0}", HashRate::from_mhs(31.4)), "31 MH/s");
+        assert_eq!(format!("{:.1}", HashRate::from_ths(0.5)), "500.0 GH/s");
+        assert_eq!(HashRate::from_hs(f64::NAN).to_string(), "NaN H/s");
+    }
+
+    #[test]
+    fn units_convert() {
+        let r = HashRate::from_ths(1.5);
+        assert_eq!(r.as_hs(), 1.5e12);
+        assert_eq!(r.as_ghs(), 1500.0);
+        assert_eq!(HashRate::from_mhs(2.0).as_khs(), 2000.0);
+        assert_eq!(HashRate::from_ehs(1.0).as_phs(), 1000.0);
+        assert_eq!(HashRate::from_phs(1.0).as_ths(), 1000.0);
+        assert_eq!(HashRate::from_ghs(1.0).as_mhs(), 1000.0);
+        assert_eq!(HashRate::from_ehs(2.0).as_ehs(), 2.0);
+        assert_eq!(HashRate::from_hashes_in(50, 2.0).as_hs(), 25.0);
+        assert_eq!(HashRate::from_hashes_in(50, 0.0), HashRate::ZERO);
+        let total: HashRate = [HashRate::from_mhs(1.0), HashRate::from_mhs(2.0)]
+            .into_iter()
+            .sum();
+        assert_eq!(total, HashRate::from_mhs(3.0));
+    }
+}
