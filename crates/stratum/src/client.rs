@@ -149,7 +149,6 @@ pub struct ClientSession {
     subscription: Option<SubscribeResult>,
     authorized: bool,
     version_mask: u32,
-    difficulty: f64,
     next_difficulty: f64,
     next_extranonce: Option<(Vec<u8>, usize)>,
     job: Option<Arc<Job>>,
@@ -166,7 +165,6 @@ impl ClientSession {
             subscription: None,
             authorized: false,
             version_mask: 0,
-            difficulty: 1.0,
             next_difficulty: 1.0,
             next_extranonce: None,
             job: None,
@@ -211,7 +209,7 @@ impl ClientSession {
         self.job.as_ref()
     }
     /// The difficulty the next job will carry.
-    pub fn difficulty(&self) -> f64 {
+    pub fn next_difficulty(&self) -> f64 {
         self.next_difficulty
     }
     /// The negotiated version mask (0: none).
@@ -307,12 +305,11 @@ impl ClientSession {
                     });
                 }
                 let sub = self.subscription.as_ref().expect("set above");
-                self.difficulty = self.next_difficulty;
                 let job = Arc::new(Job {
                     job_id: n.job_id,
                     parts: n.parts,
                     clean_jobs: n.clean_jobs,
-                    difficulty: self.difficulty,
+                    difficulty: self.next_difficulty,
                     extranonce1: sub.extranonce1.clone(),
                     extranonce2_size: sub.extranonce2_size,
                     version_mask: self.version_mask,

@@ -476,7 +476,7 @@ impl ServerSession {
         if !self.subscribed {
             return self.refuse(id, worker, job_id, RejectReason::NotSubscribed);
         }
-        if !self.authorized.iter().any(|w| *w == s.worker) {
+        if !self.authorized.contains(&s.worker) {
             return self.refuse(id, worker, job_id, RejectReason::UnauthorizedWorker);
         }
         let Some(sent) = self.jobs.iter().find(|j| j.job.job_id == s.job_id) else {
