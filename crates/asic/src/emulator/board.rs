@@ -1,0 +1,412 @@
+//! One emulated hash board, sans I/O: command bytes in, reply bytes out, hits from the
+//! hashing pool in, temperatures stepped by the caller's clock.
+
+use hashforge_core::Target;
+
+use crate::chip::{owner_of_field, ChipFamily, NonceOrigin};
+use crate::fault::Fault;
+use crate::frame::{Command, CommandDecoder, Dest, FullJob, LinkStats, Reply};
+use crate::profile::MachineProfile;
+use crate::registers::{
+    addr, ticket_mask_difficulty, version_mask_of, ChipIdValue, Pll, MAX_EMULATOR_TICKET_SHIFT,
+};
+
+/// Die temperature above which a chip's protection stops it, and below which it resumes.
+pub const PROTECT_CELSIUS: f64 = 110.0;
+pub const RESUME_CELSIUS: f64 = 100.0;
+/// Seconds for a chip's temperature to go 63% of the way to where load and cooling put it.
+pub const THERMAL_TAU_SECONDS: f64 = 2.0;
+pub const AMBIENT_CELSIUS: f64 = 25.0;
+
+/// The work the hashing pool should do for this board (snapshot of its newest job).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BoardWork {
+    /// Bumped on every new job; hits carry it back so stale ones are recognised.
+    pub generation: u64,
+    pub job_id: u8,
+    /// The job's header with nonce 0.
+    pub header: [u8; 80],
+    pub version_mask: u32,
+    /// The chips' ticket: the easiest hash they report.
+    pub ticket: Target,
+}
+
+#[derive(Clone, Debug)]
+struct EmuChip {
+    address: Option<u8>,
+    registers: std::collections::HashMap<u8, [u8; 4]>,
+    silent: bool,
+    bad_rate: f64,
+    hot: bool,
+    unpowered: bool,
+    temperature: f64,
+    protected: bool,
+    nonces: u64,
+    hardware_errors: u64,
+}
+
+/// Counts of what the board did, for tests and benches.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BoardStats {
+    pub nonces_sent: u64,
+    pub nonces_dropped: u64,
+    pub stale_hits: u64,
+    pub corrupted_frames: u64,
+}
+
+/// An emulated chain of chips.
+#[derive(Debug)]
+pub struct BoardEmulator {
+    family: ChipFamily,
+    profile: MachineProfile,
+    chips: Vec<EmuChip>,
+    /// Chips before the first dead one (0 when the board is lost).
+    reachable: usize,
+    decoder: CommandDecoder,
+    out: Vec<u8>,
+    jobs: Vec<Option<FullJob>>,
+    work: Option<BoardWork>,
+    generation: u64,
+    version_mask: u32,
+    ticket_difficulty: u64,
+    ticket_shift: u32,
+    crc_error_rate: f64,
+    cooling: f64,
+    rng: u64,
+    stats: BoardStats,
+}
+
+impl BoardEmulator {
+    /// Board `board` of `profile`, with `faults` applied (chip faults count positions on
+    /// this board; `lost-board:N` applies only when N is this board).
+    pub fn new(profile: MachineProfile, board: usize, faults: &[Fault]) -> BoardEmulator {
+        let n = profile.chips_per_board;
+        let chip = EmuChip {
+            address: Some(0),
+            registers: Default::default(),
+            silent: false,
+            bad_rate: 0.0,
+            hot: false,
+            unpowered: false,
+            temperature: AMBIENT_CELSIUS,
+            protected: false,
+            nonces: 0,
+            hardware_errors: 0,
+        };
+        let mut b = BoardEmulator {
+            family: profile.chip,
+            profile,
+            chips: vec![chip; n],
+            reachable: n,
+            decoder: CommandDecoder::new(),
+            out: Vec::with_capacity(4096),
+            jobs: vec![None; 128],
+            work: None,
+            generation: 0,
+            version_mask: 0,
+            ticket_difficulty: 256,
+            ticket_shift: 0,
+            crc_error_rate: 0.0,
+            cooling: 1.0,
+            rng: 0x9E37_79B9_7F4A_7C15 ^ (board as u64).wrapping_mul(0xD1B5_4A32_D192_ED03),
+            stats: BoardStats::default(),
+        };
+        for f in faults {
+            b.inject(*f, board);
+        }
+        b
+    }
+
+    pub fn family(&self) -> ChipFamily {
+        self.family
+    }
+
+    /// Applies a fault now (the same faults configuration gives, at run time).
+    pub fn inject(&mut self, fault: Fault, board: usize) {
+        let n = self.chips.len();
+        match fault {
+            Fault::DeadChip { chip } => self.reachable = self.reachable.min(chip.min(n)),
+            Fault::SilentChip { chip } => {
+                if let Some(c) = self.chips.get_mut(chip) {
+                    c.silent = true;
+                }
+            }
+            Fault::BadNonces { chip, rate } => {
+                if let Some(c) = self.chips.get_mut(chip) {
+                    c.bad_rate = rate;
+                }
+            }
+            Fault::CrcErrors { rate } => self.crc_error_rate = rate,
+            Fault::HotChip { chip } => {
+                if let Some(c) = self.chips.get_mut(chip) {
+                    c.hot = true;
+                }
+            }
+            Fault::LostDomain { first, count } => {
+                for c in self.chips.iter_mut().skip(first).take(count) {
+                    c.unpowered = true;
+                }
+            }
+            Fault::FailedFan { .. } => {
+                let fans = self.profile.fans.max(1) as f64;
+                // The remaining fans cannot make up for one that stopped.
+                self.cooling = (self.cooling - 1.0 / fans * 1.3).max(0.2);
+            }
+            Fault::LostBoard { board: b } => {
+                if b == board {
+                    self.reachable = 0;
+                }
+            }
+        }
+    }
+
+    /// Feeds bytes the host sent.
+    pub fn receive(&mut self, bytes: &[u8]) {
+        self.decoder.push(bytes);
+        while let Some(cmd) = self.decoder.next_command() {
+            self.execute(cmd);
+        }
+    }
+
+    /// Takes the bytes the chain has sent since the last call.
+    pub fn take_output(&mut self, into: &mut Vec<u8>) {
+        into.append(&mut self.out);
+    }
+
+    pub fn has_output(&self) -> bool {
+        !self.out.is_empty()
+    }
+
+    pub fn link_stats(&self) -> LinkStats {
+        self.decoder.stats()
+    }
+
+    pub fn stats(&self) -> BoardStats {
+        self.stats
+    }
+
+    /// The newest work, for the hashing pool.
+    pub fn work(&self) -> Option<&BoardWork> {
+        self.work.as_ref()
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Die temperatures along the chain, in degrees Celsius.
+    pub fn temperatures(&self) -> Vec<f64> {
+        self.chips.iter().map(|c| c.temperature).collect()
+    }
+
+    fn is_hashing(&self, i: usize) -> bool {
+        let c = &self.chips[i];
+        i < self.reachable && self.work.is_some() && !c.unpowered && !c.silent && !c.protected
+    }
+
+    /// Advances the thermal model by `dt` seconds.
+    pub fn tick(&mut self, dt: f64) {
+        let n = self.chips.len().max(1) as f64;
+        let k = 1.0 - (-dt / THERMAL_TAU_SECONDS).exp();
+        for i in 0..self.chips.len() {
+            let load = if self.is_hashing(i) {
+                1.0
+            } else if i < self.reachable && !self.chips[i].unpowered {
+                0.15
+            } else {
+                0.0
+            };
+            // Air warms along the board: the last chips run ~10 degrees hotter.
+            let mut rise = (60.0 + 10.0 * i as f64 / n) * load / self.cooling;
+            if self.chips[i].hot {
+                rise *= 2.0;
+            }
+            let c = &mut self.chips[i];
+            let target = AMBIENT_CELSIUS + rise;
+            c.temperature += (target - c.temperature) * k;
+            if c.temperature >= PROTECT_CELSIUS {
+                c.protected = true;
+            } else if c.temperature < RESUME_CELSIUS {
+                c.protected = false;
+            }
+        }
+    }
+
+    fn next_random(&mut self) -> u64 {
+        // xorshift64*: cheap, deterministic per board.
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn chance(&mut self, p: f64) -> bool {
+        p > 0.0 && (self.next_random() >> 11) as f64 / (1u64 << 53) as f64 <= p
+    }
+
+    fn send(&mut self, reply: Reply) {
+        let start = self.out.len();
+        reply.encode(self.family, &mut self.out);
+        if self.chance(self.crc_error_rate) {
+            let len = self.out.len() - start;
+            let at = start + 2 + (self.next_random() as usize % (len - 2));
+            self.out[at] ^= 1 << (self.next_random() % 8);
+            self.stats.corrupted_frames += 1;
+        }
+    }
+
+    /// The reachable chips a command addressed to `dest` reaches, in chain order.
+    fn targets(&self, dest: Dest) -> Vec<usize> {
+        (0..self.reachable)
+            .filter(|&i| match dest {
+                Dest::All => true,
+                Dest::Chip(a) => self.chips[i].address == Some(a),
+            })
+            .collect()
+    }
+
+    fn execute(&mut self, cmd: Command) {
+        match cmd {
+            Command::ChainInactive => {
+                for c in &mut self.chips {
+                    c.address = None;
+                }
+            }
+            Command::SetAddress { address } => {
+                if let Some(i) = (0..self.reachable).find(|&i| self.chips[i].address.is_none()) {
+                    self.chips[i].address = Some(address);
+                }
+            }
+            Command::ReadRegister { dest, register } => {
+                for i in self.targets(dest) {
+                    let value = self.read_register(i, register);
+                    let address = self.chips[i].address.unwrap_or(0);
+                    self.send(Reply::Register {
+                        value,
+                        address,
+                        register,
+                        extra: [0, 0],
+                    });
+                }
+            }
+            Command::WriteRegister {
+                dest,
+                register,
+                value,
+            } => {
+                for i in self.targets(dest) {
+                    self.chips[i].registers.insert(register, value);
+                }
+                match register {
+                    addr::VERSION_MASK => self.version_mask = version_mask_of(value),
+                    addr::TICKET_MASK => {
+                        if let Ok(d) = ticket_mask_difficulty(value) {
+                            self.ticket_difficulty = d;
+                        }
+                    }
+                    addr::EMULATOR_TICKET_SHIFT => {
+                        self.ticket_shift = u32::from_be_bytes(value).min(MAX_EMULATOR_TICKET_SHIFT)
+                    }
+                    _ => {}
+                }
+            }
+            Command::Job(job) => {
+                self.jobs[usize::from(job.job_id & 0x7F)] = Some(job);
+                self.generation += 1;
+                self.work = Some(BoardWork {
+                    generation: self.generation,
+                    job_id: job.job_id,
+                    header: job.header_with(job.version, 0),
+                    version_mask: self.version_mask,
+                    ticket: self.ticket(),
+                });
+            }
+            // Midstate jobs (BM1397) are decoded but not hashed by this emulator.
+            Command::MidstateJob(_) => {}
+        }
+    }
+
+    /// The chips' share target: the ticket mask's difficulty, divided by 2^shift when
+    /// the emulator-only register is set.
+    pub fn ticket(&self) -> Target {
+        let d = self.ticket_difficulty as f64 / f64::from(1u32 << self.ticket_shift.min(31));
+        hashforge_core::Difficulty::new(d)
+            .map(Target::from_difficulty)
+            .unwrap_or(Target::DIFF1)
+    }
+
+    fn read_register(&self, i: usize, register: u8) -> [u8; 4] {
+        let c = &self.chips[i];
+        match register {
+            addr::CHIP_ID => ChipIdValue {
+                chip_id: self.family.chip_id(),
+                core_byte: 0,
+                address: c.address.unwrap_or(0),
+            }
+            .to_bytes(),
+            // An unpowered chip's diode reads nothing.
+            addr::ANALOG_MUX if c.unpowered => [0; 4],
+            addr::ANALOG_MUX => crate::registers::temperature_bytes(c.temperature),
+            addr::ERROR_COUNT => (c.hardware_errors.min(u64::from(u32::MAX)) as u32).to_be_bytes(),
+            addr::TOTAL_HASH_COUNT => (c.nonces.min(u64::from(u32::MAX)) as u32).to_be_bytes(),
+            addr::PLL0 => c.registers.get(&register).copied().unwrap_or_else(|| {
+                Pll::for_frequency(self.family, 50.0)
+                    .map(|p| p.to_bytes())
+                    .unwrap_or_default()
+            }),
+            r => c.registers.get(&r).copied().unwrap_or_default(),
+        }
+    }
+
+    /// A hit the pool found for `generation` (a real nonce of the newest job's header).
+    /// The chip whose address range holds the nonce's address field reports it, unless
+    /// that chip is not hashing.
+    pub fn on_hit(&mut self, generation: u64, version: u32, nonce: u32) {
+        let Some(work) = &self.work else { return };
+        if generation != work.generation {
+            self.stats.stale_hits += 1;
+            return;
+        }
+        let job_id = work.job_id;
+        let mask = work.version_mask;
+        let mut addresses: Vec<(u8, usize)> = (0..self.reachable)
+            .filter_map(|i| self.chips[i].address.map(|a| (a, i)))
+            .collect();
+        addresses.sort_unstable();
+        let sorted: Vec<u8> = addresses.iter().map(|(a, _)| *a).collect();
+        let origin = NonceOrigin::of(nonce);
+        let Some(k) = owner_of_field(&sorted, origin.address_field) else {
+            self.stats.nonces_dropped += 1;
+            return;
+        };
+        let chip = addresses[k].1;
+        if !self.is_hashing(chip) {
+            self.stats.nonces_dropped += 1;
+            return;
+        }
+        let mut reported = nonce;
+        let bad = self.chips[chip].bad_rate;
+        if self.chance(bad) {
+            // Flip a bit that leaves the address field alone, so the error is this chip's.
+            reported ^= 1 << 24;
+            self.chips[chip].hardware_errors += 1;
+        }
+        self.chips[chip].nonces += 1;
+        let small_core = (self.next_random() & 0x0F) as u8;
+        let job_byte = self.family.job_byte(job_id, small_core);
+        self.send(Reply::Nonce {
+            nonce: reported,
+            midstate: 0,
+            job_byte,
+            version_bits: ((version & mask) >> 13) as u16,
+        });
+        self.stats.nonces_sent += 1;
+    }
+
+    /// How many chips answer enumeration.
+    pub fn reachable(&self) -> usize {
+        self.reachable
+    }
+}

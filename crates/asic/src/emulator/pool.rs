@@ -1,0 +1,232 @@
+//! The hashing pool: a few worker threads (one per core) that do the real SHA-256d work
+//! of every emulated chip on every board, in short pieces, round robin over the boards.
+//!
+//! A board publishes its newest job ([`BoardWork`]); workers cut it into pieces of 16
+//! rolled versions (a full AVX-512 vector of version lanes) by a run of nonces, walk
+//! the whole nonce space of each version block, and send every hit back with the job's
+//! generation. The chips' own parts of the nonce space are the address fields in the
+//! nonce (see [`crate::chip::NonceOrigin`]): a piece covers every chip's part evenly, and
+//! the board hands each hit to the chip that owns it.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use hashforge_sha256d::{Scanner, Work};
+use tokio::sync::mpsc;
+
+use super::board::BoardWork;
+
+/// Nonces per piece: with 16 versions, about 6 ms of one core's work.
+const PIECE_NONCES: u64 = 1 << 14;
+/// Versions per piece: one AVX-512 vector of version lanes.
+const PIECE_VERSIONS: u64 = 16;
+
+/// A hit for a board.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolHit {
+    pub generation: u64,
+    pub version: u32,
+    pub nonce: u32,
+}
+
+#[derive(Debug)]
+struct Cursor {
+    work: BoardWork,
+    version_block: u64,
+    nonce: u64,
+}
+
+/// A board's place in the pool.
+#[derive(Debug)]
+pub struct BoardSlot {
+    current: Mutex<Option<Cursor>>,
+    hits: mpsc::UnboundedSender<PoolHit>,
+    hashes: AtomicU64,
+}
+
+impl BoardSlot {
+    /// Replaces the board's work (a new job); `None` stops its hashing.
+    pub fn set_work(&self, work: Option<BoardWork>, shared: &PoolHandle) {
+        let mut cur = self.current.lock().expect("slot lock");
+        *cur = work.map(|work| Cursor {
+            work,
+            version_block: 0,
+            nonce: 0,
+        });
+        drop(cur);
+        shared.inner.wake.notify_all();
+    }
+
+    /// Hashes done for this board so far.
+    pub fn hashes(&self) -> u64 {
+        self.hashes.load(Ordering::Relaxed)
+    }
+
+    /// The next piece of this board's work, advancing its cursor.
+    fn next_piece(&self) -> Option<(u64, Work)> {
+        let mut guard = self.current.lock().expect("slot lock");
+        let cur = guard.as_mut()?;
+        let w = &cur.work;
+        let space = if w.version_mask == 0 {
+            1
+        } else {
+            1u64 << w.version_mask.count_ones()
+        };
+        let per_block = PIECE_VERSIONS.min(space);
+        let blocks = space / per_block;
+        let vstart = (cur.version_block % blocks) * per_block;
+        let mut work = Work::new(w.header, w.ticket);
+        if w.version_mask != 0 {
+            work = work
+                .with_versions(w.version_mask, vstart as u32, per_block)
+                .ok()?;
+        }
+        let work = work.with_nonces(cur.nonce as u32, PIECE_NONCES).ok()?;
+        cur.nonce += PIECE_NONCES;
+        if cur.nonce >= 1 << 32 {
+            cur.nonce = 0;
+            cur.version_block += 1;
+        }
+        Some((w.generation, work))
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    boards: Mutex<Vec<Weak<BoardSlot>>>,
+    wake: Condvar,
+    idle: Mutex<()>,
+    stop: AtomicBool,
+    hashes: AtomicU64,
+}
+
+/// A handle on the pool's shared state (cheap to clone).
+#[derive(Clone, Debug)]
+pub struct PoolHandle {
+    inner: Arc<Inner>,
+}
+
+impl PoolHandle {
+    /// Registers a board; its hits arrive on the returned receiver.
+    pub fn register(&self) -> (Arc<BoardSlot>, mpsc::UnboundedReceiver<PoolHit>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let slot = Arc::new(BoardSlot {
+            current: Mutex::new(None),
+            hits: tx,
+            hashes: AtomicU64::new(0),
+        });
+        self.inner
+            .boards
+            .lock()
+            .expect("pool lock")
+            .push(Arc::downgrade(&slot));
+        (slot, rx)
+    }
+
+    /// Hashes done by all workers so far.
+    pub fn hashes(&self) -> u64 {
+        self.inner.hashes.load(Ordering::Relaxed)
+    }
+}
+
+/// The worker threads. Dropping the pool stops them.
+#[derive(Debug)]
+pub struct HashPool {
+    handle: PoolHandle,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl HashPool {
+    /// A pool of `threads` workers scanning with `scanner`.
+    pub fn new(threads: usize, scanner: Scanner) -> HashPool {
+        let inner = Arc::new(Inner {
+            boards: Mutex::new(Vec::new()),
+            wake: Condvar::new(),
+            idle: Mutex::new(()),
+            stop: AtomicBool::new(false),
+            hashes: AtomicU64::new(0),
+        });
+        let threads = (0..threads.max(1))
+            .map(|i| {
+                let inner = inner.clone();
+                std::thread::Builder::new()
+                    .name(format!("asic-emu-{i}"))
+                    .spawn(move || worker(&inner, scanner, i))
+                    .expect("spawn a hashing thread")
+            })
+            .collect();
+        HashPool {
+            handle: PoolHandle { inner },
+            threads,
+        }
+    }
+
+    /// One worker per available core, on the fastest backend (or the one forced by
+    /// `HASHFORGE_SHA256D_BACKEND`).
+    pub fn per_core() -> HashPool {
+        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+        HashPool::new(n, Scanner::detect())
+    }
+
+    pub fn handle(&self) -> PoolHandle {
+        self.handle.clone()
+    }
+
+    pub fn threads(&self) -> usize {
+        self.threads.len()
+    }
+}
+
+impl Drop for HashPool {
+    fn drop(&mut self) {
+        self.handle.inner.stop.store(true, Ordering::Relaxed);
+        self.handle.inner.wake.notify_all();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+fn worker(inner: &Inner, scanner: Scanner, index: usize) {
+    let mut turn = index;
+    let mut hits = Vec::new();
+    while !inner.stop.load(Ordering::Relaxed) {
+        let slots: Vec<Arc<BoardSlot>> = {
+            let mut boards = inner.boards.lock().expect("pool lock");
+            boards.retain(|w| w.strong_count() > 0);
+            boards.iter().filter_map(Weak::upgrade).collect()
+        };
+        let mut did = false;
+        for k in 0..slots.len() {
+            let slot = &slots[(turn + k) % slots.len()];
+            let Some((generation, work)) = slot.next_piece() else {
+                continue;
+            };
+            hits.clear();
+            scanner.scan_into(&work, &mut hits);
+            let n = work.hashes();
+            slot.hashes.fetch_add(n, Ordering::Relaxed);
+            inner.hashes.fetch_add(n, Ordering::Relaxed);
+            for h in &hits {
+                // A closed receiver means the board is gone; its slot goes soon after.
+                let _ = slot.hits.send(PoolHit {
+                    generation,
+                    version: h.version,
+                    nonce: h.nonce,
+                });
+            }
+            did = true;
+            turn = turn.wrapping_add(1);
+            break;
+        }
+        if !did {
+            let guard = inner.idle.lock().expect("idle lock");
+            let _ = inner
+                .wake
+                .wait_timeout(guard, Duration::from_millis(20))
+                .expect("idle wait");
+        }
+    }
+}
