@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod board;
 mod header;
 
 #[derive(Parser)]
@@ -24,6 +25,9 @@ enum Command {
     /// Measure hashforge's engines on this machine.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Hash boards: the factory and repair-bench test.
+    #[command(subcommand)]
+    Board(board::BoardCommand),
     /// Decode an 80-byte block header: fields, hash, difficulty, and whether it meets its
     /// own nBits.
     Header {
@@ -36,6 +40,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Bench(cmd) => bench::run(cmd),
+        Command::Board(cmd) => match board::run(cmd) {
+            Ok(code) => return code,
+            Err(message) => Err(message),
+        },
         Command::Header { hex } => header::run(&hex).map(|report| print!("{report}")),
     };
     match result {
