@@ -1,0 +1,403 @@
+//! The miner's configuration: TOML on disk, the same fields from the command line.
+//!
+//! ```toml
+//! [[pool]]
+//! url = "stratum+tcp://127.0.0.1:3333"
+//! user = "bc1q...worker"
+//! password = "x"
+//!
+//! devices = ["cpu:2"]   # before any [section]
+//!
+//! [api]
+//! listen = "127.0.0.1:4028"
+//! write_token = "s3cret"            # privileged cgminer commands need it ...
+//! allow_write = ["127.0.0.1"]       # ... or to come from one of these addresses
+//!
+//! [http]
+//! listen = "127.0.0.1:8080"
+//!
+//! [failover]
+//! failback_after_secs = 30
+//! stall_secs = 120
+//! ```
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Everything a miner needs to start.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MinerConfig {
+    /// Pools in priority order: the first healthy one is mined on.
+    #[serde(default, rename = "pool")]
+    pub pools: Vec<PoolConfig>,
+    /// Devices to mine with (`cpu[:threads]`, `emulated:<profile>`, `serial:<path>:<chip>`).
+    #[serde(default = "default_devices")]
+    pub devices: Vec<DeviceSpec>,
+    #[serde(default)]
+    pub api: ApiConfig,
+    #[serde(default)]
+    pub http: HttpConfig,
+    #[serde(default)]
+    pub failover: FailoverConfig,
+}
+
+fn default_devices() -> Vec<DeviceSpec> {
+    vec![DeviceSpec::Cpu { threads: None }]
+}
+
+impl Default for MinerConfig {
+    fn default() -> Self {
+        MinerConfig {
+            pools: Vec::new(),
+            devices: default_devices(),
+            api: ApiConfig::default(),
+            http: HttpConfig::default(),
+            failover: FailoverConfig::default(),
+        }
+    }
+}
+
+impl MinerConfig {
+    /// Parses a TOML configuration file's text.
+    pub fn from_toml(text: &str) -> Result<MinerConfig, ConfigError> {
+        let config: MinerConfig =
+            toml::from_str(text).map_err(|e| ConfigError::Toml(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what serde cannot: at least one pool and one device.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.pools.is_empty() {
+            return Err(ConfigError::NoPool);
+        }
+        if self.devices.is_empty() {
+            return Err(ConfigError::NoDevice);
+        }
+        Ok(())
+    }
+}
+
+/// One pool.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolConfig {
+    pub url: PoolUrl,
+    pub user: String,
+    #[serde(default = "default_password")]
+    pub password: String,
+}
+
+fn default_password() -> String {
+    "x".into()
+}
+
+/// `stratum+tcp://host:port` (also `stratum://` and a bare `host:port`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct PoolUrl {
+    pub host: String,
+    pub port: u16,
+}
+
+impl FromStr for PoolUrl {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<PoolUrl, ConfigError> {
+        let bad = |why: &str| ConfigError::PoolUrl {
+            url: s.to_string(),
+            why: why.to_string(),
+        };
+        let rest = s.trim();
+        let rest = if let Some((scheme, rest)) = rest.split_once("://") {
+            match scheme {
+                "stratum+tcp" | "stratum" | "tcp" => rest,
+                _ => return Err(bad("the scheme must be stratum+tcp")),
+            }
+        } else {
+            rest
+        };
+        let rest = rest.trim_end_matches('/');
+        let (host, port) = rest
+            .rsplit_once(':')
+            .ok_or_else(|| bad("a port is missing (stratum+tcp://host:port)"))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() || host.contains('/') {
+            return Err(bad("the host is empty or not a host name"));
+        }
+        let port: u16 = port
+            .parse()
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| bad("the port must be 1-65535"))?;
+        Ok(PoolUrl {
+            host: host.to_string(),
+            port,
+        })
+    }
+}
+
+impl TryFrom<String> for PoolUrl {
+    type Error = ConfigError;
+    fn try_from(s: String) -> Result<PoolUrl, ConfigError> {
+        s.parse()
+    }
+}
+
+impl From<PoolUrl> for String {
+    fn from(u: PoolUrl) -> String {
+        u.to_string()
+    }
+}
+
+impl fmt::Display for PoolUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "stratum+tcp://[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "stratum+tcp://{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// Which hardware hashes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum DeviceSpec {
+    /// The `sha256d` scanner on this many threads (default: every core).
+    Cpu { threads: Option<usize> },
+    /// A BM13xx hash board emulated in this process (`emulated:s21pro`).
+    Emulated { profile: String },
+    /// A BM13xx chain on a serial port (`serial:/dev/ttyUSB0:bm1368`).
+    Serial { path: String, chip: String },
+}
+
+impl FromStr for DeviceSpec {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<DeviceSpec, ConfigError> {
+        let bad = |why: &str| ConfigError::Device {
+            spec: s.to_string(),
+            why: why.to_string(),
+        };
+        let s = s.trim();
+        let (kind, rest) = s.split_once(':').unwrap_or((s, ""));
+        match kind {
+            "cpu" if rest.is_empty() => Ok(DeviceSpec::Cpu { threads: None }),
+            "cpu" => match rest.parse::<usize>() {
+                Ok(n) if (1..=1024).contains(&n) => Ok(DeviceSpec::Cpu { threads: Some(n) }),
+                _ => Err(bad("threads must be a number from 1 to 1024 (cpu:4)")),
+            },
+            "emulated" if !rest.is_empty() => Ok(DeviceSpec::Emulated {
+                profile: rest.to_string(),
+            }),
+            "emulated" => Err(bad("name a profile (emulated:s21pro)")),
+            "serial" => match rest.rsplit_once(':') {
+                Some((path, chip)) if !path.is_empty() && !chip.is_empty() => {
+                    Ok(DeviceSpec::Serial {
+                        path: path.to_string(),
+                        chip: chip.to_string(),
+                    })
+                }
+                _ => Err(bad("name a port and a chip (serial:/dev/ttyUSB0:bm1368)")),
+            },
+            _ => Err(bad(
+                "expected cpu[:threads], emulated:<profile> or serial:<path>:<chip>",
+            )),
+        }
+    }
+}
+
+impl TryFrom<String> for DeviceSpec {
+    type Error = ConfigError;
+    fn try_from(s: String) -> Result<DeviceSpec, ConfigError> {
+        s.parse()
+    }
+}
+
+impl From<DeviceSpec> for String {
+    fn from(d: DeviceSpec) -> String {
+        d.to_string()
+    }
+}
+
+impl fmt::Display for DeviceSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeviceSpec::Cpu { threads: None } => write!(f, "cpu"),
+            DeviceSpec::Cpu { threads: Some(n) } => write!(f, "cpu:{n}"),
+            DeviceSpec::Emulated { profile } => write!(f, "emulated:{profile}"),
+            DeviceSpec::Serial { path, chip } => write!(f, "serial:{path}:{chip}"),
+        }
+    }
+}
+
+/// The cgminer API (TCP, default 127.0.0.1:4028).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Where to listen; `None` turns the API off.
+    #[serde(default = "default_api_listen")]
+    pub listen: Option<SocketAddr>,
+    /// Privileged commands carrying this token (JSON field `"token"`) are allowed.
+    #[serde(default)]
+    pub write_token: Option<String>,
+    /// Privileged commands from these addresses are allowed.
+    #[serde(default)]
+    pub allow_write: Vec<IpAddr>,
+    /// `VERSION[0].Type`; fleet tools pick their parser from it. Default: from the device.
+    #[serde(default)]
+    pub model: Option<String>,
+}
+
+fn default_api_listen() -> Option<SocketAddr> {
+    Some(SocketAddr::from(([127, 0, 0, 1], 4028)))
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            listen: default_api_listen(),
+            write_token: None,
+            allow_write: Vec::new(),
+            model: None,
+        }
+    }
+}
+
+/// REST, Prometheus `/metrics` and the status page.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Where to listen; `None` (the default) turns HTTP off.
+    #[serde(default)]
+    pub listen: Option<SocketAddr>,
+}
+
+/// When to leave a pool and when to come back.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailoverConfig {
+    /// A higher-priority pool must have been healthy this long before the miner returns.
+    #[serde(default = "default_failback")]
+    pub failback_after_secs: f64,
+    /// A pool that sent no new job for this long counts as down.
+    #[serde(default = "default_stall")]
+    pub stall_secs: f64,
+    /// Give up a connection attempt after this long.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_secs: f64,
+    /// The longest wait between reconnection attempts.
+    #[serde(default = "default_retry")]
+    pub max_retry_secs: f64,
+}
+
+fn default_failback() -> f64 {
+    30.0
+}
+fn default_stall() -> f64 {
+    120.0
+}
+fn default_connect_timeout() -> f64 {
+    3.0
+}
+fn default_retry() -> f64 {
+    10.0
+}
+
+impl Default for FailoverConfig {
+    fn default() -> Self {
+        FailoverConfig {
+            failback_after_secs: default_failback(),
+            stall_secs: default_stall(),
+            connect_timeout_secs: default_connect_timeout(),
+            max_retry_secs: default_retry(),
+        }
+    }
+}
+
+impl FailoverConfig {
+    pub(crate) fn secs(x: f64) -> Duration {
+        Duration::from_secs_f64(if x.is_finite() && x > 0.0 { x } else { 0.0 })
+    }
+}
+
+/// A configuration that cannot be used, said so a person can fix it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("pool URL `{url}`: {why}")]
+    PoolUrl { url: String, why: String },
+    #[error("device `{spec}`: {why}")]
+    Device { spec: String, why: String },
+    #[error("no pool configured: give --pool stratum+tcp://host:port --user U, or [[pool]] in the config file")]
+    NoPool,
+    #[error("no device configured: give --device cpu (or devices = [\"cpu\"] in the config file)")]
+    NoDevice,
+    #[error("{0}")]
+    Toml(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_urls() {
+        let u: PoolUrl = "stratum+tcp://pool.example:3333".parse().unwrap();
+        assert_eq!((u.host.as_str(), u.port), ("pool.example", 3333));
+        assert_eq!(u.to_string(), "stratum+tcp://pool.example:3333");
+        assert_eq!("127.0.0.1:1".parse::<PoolUrl>().unwrap().port, 1);
+        assert!("http://x:1".parse::<PoolUrl>().is_err());
+        assert!("stratum+tcp://x".parse::<PoolUrl>().is_err());
+        assert!("stratum+tcp://x:70000".parse::<PoolUrl>().is_err());
+    }
+
+    #[test]
+    fn device_specs() {
+        assert_eq!(
+            "cpu:3".parse::<DeviceSpec>().unwrap(),
+            DeviceSpec::Cpu { threads: Some(3) }
+        );
+        assert_eq!(
+            "serial:/dev/ttyUSB0:bm1368".parse::<DeviceSpec>().unwrap(),
+            DeviceSpec::Serial {
+                path: "/dev/ttyUSB0".into(),
+                chip: "bm1368".into()
+            }
+        );
+        assert!("cpu:0".parse::<DeviceSpec>().is_err());
+        assert!("gpu".parse::<DeviceSpec>().is_err());
+    }
+
+    #[test]
+    fn toml_file() {
+        let c = MinerConfig::from_toml(
+            r#"
+devices = ["cpu:2"]
+[[pool]]
+url = "stratum+tcp://127.0.0.1:3333"
+user = "w"
+[[pool]]
+url = "stratum+tcp://127.0.0.1:3334"
+user = "w2"
+password = "p"
+[api]
+write_token = "t"
+[failover]
+failback_after_secs = 5
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.pools.len(), 2);
+        assert_eq!(c.pools[0].password, "x");
+        assert_eq!(c.api.listen, default_api_listen());
+        assert_eq!(c.failover.failback_after_secs, 5.0);
+        let e = MinerConfig::from_toml("[[pool]]\nurl = \"stratum+tcp://h\"\nuser = \"u\"\n")
+            .unwrap_err();
+        assert!(e.to_string().contains("port"), "{e}");
+        assert_eq!(MinerConfig::from_toml(""), Err(ConfigError::NoPool));
+    }
+}

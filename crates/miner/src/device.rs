@@ -1,0 +1,284 @@
+//! Devices behind one interface: something that takes [`WorkUnit`]s from the
+//! [`WorkFeed`] and reports the nonces its chips found.
+//!
+//! The model is a hash board's: a device has chains, a chain has chips, each chip reports
+//! nonces with its address, at a ticket difficulty (easier than the pool's, so the miner
+//! sees enough nonces to measure every chip and to catch a chip that computes wrong). The
+//! CPU device is one chain whose chips are threads. Every nonce is re-hashed by the miner
+//! before anything is believed.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use hashforge_core::{Difficulty, HashRate};
+use hashforge_sha256d::{Scanner, Work};
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::config::DeviceSpec;
+use crate::feed::{WorkFeed, WorkUnit};
+
+/// Degrees Celsius.
+#[derive(Clone, Copy, Debug, PartialEq, PartialOrd, Serialize)]
+pub struct Celsius(pub f64);
+
+/// Fan speed, revolutions per minute.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Rpm(pub u32);
+
+/// What a device is.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DeviceInfo {
+    /// `cpu`, `emulated`, `serial`.
+    pub kind: &'static str,
+    /// For people: `cpu (avx512, 2 threads)`.
+    pub name: String,
+    /// The machine it stands for in the cgminer API (`VERSION[0].Type`).
+    pub model: String,
+    /// Chips per chain.
+    pub chains: Vec<usize>,
+    /// Nonces are reported at this difficulty (or the pool's, if that is easier).
+    #[serde(serialize_with = "ser_difficulty")]
+    pub ticket_difficulty: Difficulty,
+    /// What the hardware should do (JSON: H/s).
+    #[serde(rename = "nominal_rate_hs", serialize_with = "ser_rate")]
+    pub nominal_rate: HashRate,
+}
+
+fn ser_difficulty<S: serde::Serializer>(d: &Difficulty, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_f64())
+}
+
+fn ser_rate<S: serde::Serializer>(r: &HashRate, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(r.as_hs())
+}
+
+/// Temperatures and fans, where the device has them.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Telemetry {
+    /// Board (PCB) temperature per chain.
+    pub board_temps: Vec<Option<Celsius>>,
+    /// Hottest chip per chain.
+    pub chip_temps: Vec<Option<Celsius>>,
+    pub fans: Vec<Rpm>,
+    /// Hashes done, when the device can count them (the CPU can; chips cannot).
+    pub hashes: Option<u64>,
+}
+
+/// A nonce a chip found.
+#[derive(Clone, Debug)]
+pub struct FoundNonce {
+    pub device: usize,
+    pub chain: usize,
+    /// The chip's position on its chain.
+    pub chip: usize,
+    pub unit: Arc<WorkUnit>,
+    /// The full nVersion the chip hashed.
+    pub version: u32,
+    pub nonce: u32,
+    /// The difficulty the device was asked to report at.
+    pub ticket_difficulty: Difficulty,
+}
+
+/// What a running device is given.
+#[derive(Clone, Debug)]
+pub struct DeviceContext {
+    pub index: usize,
+    pub feed: Arc<WorkFeed>,
+    pub nonces: mpsc::Sender<FoundNonce>,
+}
+
+/// A device could not be started.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DeviceError {
+    #[error("device kind `{0}` is not available yet: the BM13xx chain driver and emulator are still being built; use --device cpu[:threads] for now")]
+    NotAvailableYet(String),
+    #[error("device {device}: {why}")]
+    Failed { device: String, why: String },
+}
+
+/// Hardware that hashes work units.
+pub trait Device: Send + Sync {
+    fn info(&self) -> DeviceInfo;
+    /// Starts hashing: take units from `ctx.feed`, send nonces to `ctx.nonces`.
+    fn start(&mut self, ctx: DeviceContext) -> Result<(), DeviceError>;
+    /// Current temperatures, fans and counters.
+    fn telemetry(&self) -> Telemetry;
+    /// Stops and waits for the device's threads (the feed is shut down first).
+    fn stop(&mut self);
+}
+
+/// Builds the device a spec names.
+pub fn open(spec: &DeviceSpec) -> Result<Box<dyn Device>, DeviceError> {
+    match spec {
+        DeviceSpec::Cpu { threads } => Ok(Box::new(CpuDevice::new(
+            threads.unwrap_or_else(default_threads),
+        ))),
+        other => Err(DeviceError::NotAvailableYet(other.to_string())),
+    }
+}
+
+fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Nonces per scan piece: a thread looks for new work between pieces (with 16 versions
+/// per vector, about 1.5 s of one AVX-512 core).
+const NONCES_PER_BLOCK: u64 = 1 << 22;
+/// Versions per scan piece when rolling: one AVX-512 vector's worth.
+const VERSIONS_PER_BLOCK: u64 = 16;
+
+/// The `sha256d` scanner on N threads; each thread is a "chip" of one chain.
+pub struct CpuDevice {
+    threads: usize,
+    scanner: Scanner,
+    ticket: Difficulty,
+    hashes: Arc<AtomicU64>,
+    handles: Vec<JoinHandle<()>>,
+}
+
+impl CpuDevice {
+    pub fn new(threads: usize) -> CpuDevice {
+        let threads = threads.max(1);
+        let scanner = Scanner::detect();
+        // About 5 nonces per second per thread at AVX-512 speed: enough for a 5 s rate.
+        let ticket = Difficulty::new(1.0 / 512.0).expect("positive");
+        CpuDevice {
+            threads,
+            scanner,
+            ticket,
+            hashes: Arc::new(AtomicU64::new(0)),
+            handles: Vec::new(),
+        }
+    }
+
+    /// Reports nonces at `ticket` (or at the pool's difficulty, if easier).
+    pub fn with_ticket_difficulty(mut self, ticket: Difficulty) -> CpuDevice {
+        self.ticket = ticket;
+        self
+    }
+}
+
+impl Device for CpuDevice {
+    fn info(&self) -> DeviceInfo {
+        let per_thread = match self.scanner.backend() {
+            hashforge_sha256d::Backend::Avx512 => 45e6,
+            hashforge_sha256d::Backend::ShaNi => 19e6,
+            hashforge_sha256d::Backend::Avx2 => 16e6,
+            hashforge_sha256d::Backend::Portable => 3e6,
+        };
+        DeviceInfo {
+            kind: "cpu",
+            name: format!("cpu ({}, {} threads)", self.scanner.backend(), self.threads),
+            model: "Antminer S9 (hashforge cpu)".into(),
+            chains: vec![self.threads],
+            ticket_difficulty: self.ticket,
+            nominal_rate: HashRate::from_hs(per_thread * self.threads as f64),
+        }
+    }
+
+    fn start(&mut self, ctx: DeviceContext) -> Result<(), DeviceError> {
+        for chip in 0..self.threads {
+            let worker = ctx.feed.add_worker();
+            let ctx = ctx.clone();
+            let scanner = self.scanner;
+            let ticket = self.ticket;
+            let hashes = Arc::clone(&self.hashes);
+            let handle = std::thread::Builder::new()
+                .name(format!("cpu-{}-{chip}", ctx.index))
+                .spawn(move || cpu_thread(ctx, worker, chip, scanner, ticket, &hashes))
+                .map_err(|e| DeviceError::Failed {
+                    device: "cpu".into(),
+                    why: format!("cannot start a thread: {e}"),
+                })?;
+            self.handles.push(handle);
+        }
+        Ok(())
+    }
+
+    fn telemetry(&self) -> Telemetry {
+        Telemetry {
+            board_temps: vec![None],
+            chip_temps: vec![None],
+            fans: Vec::new(),
+            hashes: Some(self.hashes.load(Ordering::Relaxed)),
+        }
+    }
+
+    fn stop(&mut self) {
+        for h in self.handles.drain(..) {
+            let _ = h.join();
+        }
+    }
+}
+
+fn cpu_thread(
+    ctx: DeviceContext,
+    worker: usize,
+    chip: usize,
+    scanner: Scanner,
+    ticket: Difficulty,
+    hashes: &AtomicU64,
+) {
+    while let Some((unit, control)) = ctx.feed.next_unit(worker, Duration::from_millis(100)) {
+        let ticket = if unit.share_difficulty.as_f64() < ticket.as_f64() {
+            unit.share_difficulty
+        } else {
+            ticket
+        };
+        let mask = unit.job.version_mask;
+        let (version_space, versions_per_block) = if mask == 0 {
+            (1u64, 1u64)
+        } else {
+            (
+                1u64 << mask.count_ones(),
+                VERSIONS_PER_BLOCK.min(1 << mask.count_ones()),
+            )
+        };
+        let nonce_blocks = (1u64 << 32) / NONCES_PER_BLOCK;
+        let blocks = (version_space / versions_per_block) * nonce_blocks;
+        let target = ticket.to_target();
+        let mut done_before = 0;
+        'unit: for block in 0..blocks {
+            let v_start = (block / nonce_blocks) * versions_per_block;
+            let n_start = (block % nonce_blocks) * NONCES_PER_BLOCK;
+            let work = Work::new(unit.header, target)
+                .with_nonces(n_start as u32, NONCES_PER_BLOCK)
+                .and_then(|w| {
+                    if mask == 0 {
+                        Ok(w)
+                    } else {
+                        w.with_versions(mask, v_start as u32, versions_per_block)
+                    }
+                });
+            let Ok(work) = work else { break };
+            let hits = scanner.scan_pieces(&work, &control);
+            let done = control.hashes();
+            hashes.fetch_add(done - done_before, Ordering::Relaxed);
+            done_before = done;
+            if control.is_stopped() {
+                // Abandoned (clean job, pool switch): its nonces are for work nobody wants.
+                break 'unit;
+            }
+            for hit in hits {
+                let nonce = FoundNonce {
+                    device: ctx.index,
+                    chain: 0,
+                    chip,
+                    unit: Arc::clone(&unit),
+                    version: hit.version,
+                    nonce: hit.nonce,
+                    ticket_difficulty: ticket,
+                };
+                if ctx.nonces.blocking_send(nonce).is_err() {
+                    return;
+                }
+            }
+            if ctx.feed.generation() != unit.generation {
+                break 'unit;
+            }
+        }
+    }
+}

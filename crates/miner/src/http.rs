@@ -1,0 +1,227 @@
+//! REST (JSON), Prometheus `/metrics` and a status page that needs no JavaScript.
+//!
+//! - `GET /` the status page (refreshes itself every 5 s with a meta tag)
+//! - `GET /api/summary` the whole [`Snapshot`](crate::Snapshot) as JSON
+//! - `GET /api/pools`, `GET /api/devices` parts of it
+//! - `GET /metrics` Prometheus text format
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{Html, IntoResponse, Json};
+use axum::routing::get;
+use axum::Router;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusRecorder};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::miner::{Shared, Snapshot};
+
+struct Http {
+    shared: Arc<Shared>,
+    recorder: PrometheusRecorder,
+}
+
+pub(crate) async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let state = Arc::new(Http {
+        shared,
+        recorder: PrometheusBuilder::new().build_recorder(),
+    });
+    let app = Router::new()
+        .route("/", get(page))
+        .route("/api/summary", get(summary))
+        .route("/api/pools", get(pools))
+        .route("/api/devices", get(devices))
+        .route("/metrics", get(metrics_text))
+        .with_state(state);
+    let _ = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = shutdown.changed().await;
+        })
+        .await;
+}
+
+async fn summary(State(h): State<Arc<Http>>) -> Json<Snapshot> {
+    Json(Snapshot::of(&h.shared))
+}
+
+async fn pools(State(h): State<Arc<Http>>) -> impl IntoResponse {
+    Json(Snapshot::of(&h.shared).pools)
+}
+
+async fn devices(State(h): State<Arc<Http>>) -> impl IntoResponse {
+    Json(Snapshot::of(&h.shared).devices)
+}
+
+async fn metrics_text(State(h): State<Arc<Http>>) -> impl IntoResponse {
+    let s = Snapshot::of(&h.shared);
+    metrics::with_local_recorder(&h.recorder, || record(&s));
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        h.recorder.handle().render(),
+    )
+}
+
+/// Sets every gauge from a snapshot (the snapshot is the truth; metrics mirror it).
+fn record(s: &Snapshot) {
+    metrics::gauge!("hashforge_miner_uptime_seconds").set(s.elapsed_secs);
+    for (window, v) in [
+        ("5s", s.hashrate.h_5s),
+        ("1m", s.hashrate.h_1m),
+        ("15m", s.hashrate.h_15m),
+        ("avg", s.hashrate.h_avg),
+    ] {
+        metrics::gauge!("hashforge_miner_hashrate_hs", "window" => window).set(v);
+    }
+    metrics::gauge!("hashforge_miner_shares_accepted").set(s.accepted as f64);
+    metrics::gauge!("hashforge_miner_shares_rejected").set(s.rejected as f64);
+    metrics::gauge!("hashforge_miner_shares_stale").set(s.stale as f64);
+    metrics::gauge!("hashforge_miner_hardware_errors").set(s.hardware_errors as f64);
+    metrics::gauge!("hashforge_miner_best_share").set(s.best_share);
+    metrics::gauge!("hashforge_miner_found_blocks").set(s.found_blocks as f64);
+    for p in &s.pools {
+        let pool = p.index.to_string();
+        let url = p.url.clone();
+        metrics::gauge!("hashforge_miner_pool_up", "pool" => pool.clone(), "url" => url.clone())
+            .set(f64::from(u8::from(p.status == "Alive")));
+        metrics::gauge!("hashforge_miner_pool_active", "pool" => pool.clone(), "url" => url.clone())
+            .set(f64::from(u8::from(p.active)));
+        metrics::gauge!("hashforge_miner_pool_accepted", "pool" => pool.clone(), "url" => url.clone())
+            .set(p.shares.accepted as f64);
+        metrics::gauge!("hashforge_miner_pool_rejected", "pool" => pool.clone(), "url" => url.clone())
+            .set(p.shares.rejected as f64);
+        metrics::gauge!("hashforge_miner_pool_stale", "pool" => pool.clone(), "url" => url.clone())
+            .set(p.shares.stale as f64);
+        metrics::gauge!("hashforge_miner_pool_difficulty", "pool" => pool, "url" => url)
+            .set(p.difficulty);
+    }
+    for d in &s.devices {
+        let dev = d.index.to_string();
+        metrics::gauge!("hashforge_miner_device_hashrate_hs", "device" => dev.clone(), "window" => "5s")
+            .set(d.hashrate.h_5s);
+        metrics::gauge!("hashforge_miner_device_hardware_errors", "device" => dev.clone())
+            .set(d.hardware_errors as f64);
+        for c in &d.chains {
+            let chain = c.index.to_string();
+            metrics::gauge!("hashforge_miner_chain_hashrate_hs", "device" => dev.clone(), "chain" => chain.clone())
+                .set(c.hashrate.h_5s);
+            if let Some(t) = c.chip_temp {
+                metrics::gauge!("hashforge_miner_chip_temperature_celsius", "device" => dev.clone(), "chain" => chain.clone())
+                    .set(t);
+            }
+        }
+        for (i, f) in d.fans_rpm.iter().enumerate() {
+            metrics::gauge!("hashforge_miner_fan_rpm", "device" => dev.clone(), "fan" => i.to_string())
+                .set(f64::from(*f));
+        }
+    }
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn rate(hs: f64) -> String {
+    hashforge_core::HashRate::from_hs(hs).to_string()
+}
+
+async fn page(State(h): State<Arc<Http>>) -> Html<String> {
+    Html(render_page(&Snapshot::of(&h.shared)))
+}
+
+/// The status page: plain HTML and CSS, refreshed by the browser.
+pub(crate) fn render_page(s: &Snapshot) -> String {
+    let mut o = String::new();
+    let _ = write!(
+        o,
+        "<!doctype html><html><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"5\">\
+<title>hashforge miner</title><style>body{{font-family:sans-serif;margin:2em;color:#222}}\
+table{{border-collapse:collapse;margin-bottom:1.5em}}td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:right}}\
+th{{background:#f3f3f3}}.chip{{display:inline-block;width:1.4em;text-align:center;margin:1px;border-radius:3px}}\
+.ok{{background:#bfe5bf}}.bad{{background:#f2b8b8}}.idle{{background:#ddd}}</style></head><body>\
+<h1>hashforge miner</h1><p>{} &middot; hashforge {} &middot; up {:.0} s</p>",
+        esc(&s.model),
+        s.version,
+        s.elapsed_secs
+    );
+    let _ = write!(
+        o,
+        "<table><tr><th>5 s</th><th>1 min</th><th>15 min</th><th>average</th><th>accepted</th>\
+<th>rejected</th><th>stale</th><th>HW errors</th><th>best share</th><th>blocks</th></tr>\
+<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.4}</td><td>{}</td></tr></table>",
+        rate(s.hashrate.h_5s),
+        rate(s.hashrate.h_1m),
+        rate(s.hashrate.h_15m),
+        rate(s.hashrate.h_avg),
+        s.accepted,
+        s.rejected,
+        s.stale,
+        s.hardware_errors,
+        s.best_share,
+        s.found_blocks
+    );
+    o.push_str("<h2>Pools</h2><table><tr><th>#</th><th>URL</th><th>user</th><th>status</th><th>active</th><th>difficulty</th><th>accepted</th><th>rejected</th><th>stale</th><th>bad input</th><th>last error</th></tr>");
+    for p in &s.pools {
+        let _ = write!(
+            o,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            p.index,
+            esc(&p.url),
+            esc(&p.user),
+            p.status,
+            if p.active { "yes" } else { "" },
+            p.difficulty,
+            p.shares.accepted,
+            p.shares.rejected,
+            p.shares.stale,
+            p.bad_input,
+            esc(p.last_error.as_deref().unwrap_or(""))
+        );
+    }
+    o.push_str("</table><h2>Devices</h2>");
+    for d in &s.devices {
+        let _ = write!(
+            o,
+            "<h3>{} &middot; {} (5 s) &middot; HW errors {}</h3>",
+            esc(&d.info.name),
+            rate(d.hashrate.h_5s),
+            d.hardware_errors
+        );
+        for c in &d.chains {
+            let _ = write!(
+                o,
+                "<p>chain {} &middot; {} &middot; chip temp {}</p><div>",
+                c.index,
+                rate(c.hashrate.h_5s),
+                c.chip_temp
+                    .map_or("-".to_string(), |t| format!("{t:.1} &deg;C"))
+            );
+            for (i, chip) in c.chips.iter().enumerate() {
+                let class = if chip.hardware_errors > 0 {
+                    "bad"
+                } else if chip.nonces > 0 {
+                    "ok"
+                } else {
+                    "idle"
+                };
+                let _ = write!(
+                    o,
+                    "<span class=\"chip {class}\" title=\"chip {i}: {} nonces, {} HW errors\">{i}</span>",
+                    chip.nonces, chip.hardware_errors
+                );
+            }
+            o.push_str("</div>");
+        }
+    }
+    o.push_str("<p><a href=\"/api/summary\">JSON</a> &middot; <a href=\"/metrics\">metrics</a></p></body></html>");
+    o
+}

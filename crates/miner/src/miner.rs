@@ -1,0 +1,960 @@
+//! The miner: pool connections, failover, dispatch, nonce checking and the books, as one
+//! tokio task that owns the state; the API and HTTP servers read snapshots of it.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use hashforge_core::{Difficulty, Header};
+use hashforge_stratum::{check_header, Job, Share};
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot, watch, Notify};
+use tokio::task::JoinHandle;
+
+use crate::config::{ApiConfig, ConfigError, FailoverConfig, MinerConfig, PoolConfig};
+use crate::device::{self, Device, DeviceContext, DeviceError, DeviceInfo, FoundNonce, Telemetry};
+use crate::feed::WorkFeed;
+use crate::pool::{PoolCommand, PoolEvent, PoolEventKind, PoolTask, ShareMeta};
+use crate::stats::{ChipStats, DeviceStats, RateWindow, ShareCounts};
+
+/// Why the miner did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+    #[error("cannot listen for the {what} on {addr}: {source}; pick another address (--{flag} HOST:PORT)")]
+    Bind {
+        what: &'static str,
+        flag: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A privileged request from the API, answered with a message or an error.
+pub(crate) enum Request {
+    SwitchPool(usize),
+    EnablePool(usize),
+    DisablePool(usize),
+    AddPool(PoolConfig),
+    RemovePool(usize),
+    Restart,
+}
+
+pub(crate) type Reply = oneshot::Sender<Result<String, String>>;
+
+pub(crate) struct PoolState {
+    pub id: u64,
+    pub config: PoolConfig,
+    pub enabled: bool,
+    pub connected: bool,
+    pub ready_since: Option<Instant>,
+    pub last_job: Option<(Arc<Job>, u64, Instant)>,
+    pub difficulty: f64,
+    pub jobs: u64,
+    pub shares: ShareCounts,
+    pub best_share: f64,
+    pub last_share_time: u64,
+    pub last_share_difficulty: f64,
+    pub bad_input: u64,
+    pub disconnects: u64,
+    pub last_error: Option<String>,
+    commands: mpsc::Sender<PoolCommand>,
+    task: JoinHandle<()>,
+}
+
+/// Everything the miner knows, behind one lock.
+pub(crate) struct State {
+    pub pools: Vec<PoolState>,
+    pub active: Option<u64>,
+    pub devices: Vec<DeviceStats>,
+    pub telemetry: Vec<Telemetry>,
+    pub window: RateWindow,
+    pub totals: ShareCounts,
+    pub hardware_errors: u64,
+    pub best_share: f64,
+    pub found_blocks: u64,
+    pub pool_switches: u64,
+    next_pool_id: u64,
+}
+
+pub(crate) struct Shared {
+    pub started: Instant,
+    pub started_unix: u64,
+    pub state: Mutex<State>,
+    pub feed: Arc<WorkFeed>,
+    pub devices: Vec<DeviceInfo>,
+    pub api: ApiConfig,
+    pub model: String,
+    pub requests: mpsc::Sender<(Request, Reply)>,
+    pub quit: Notify,
+    pub quit_requested: std::sync::atomic::AtomicBool,
+}
+
+impl Shared {
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+    pub fn elapsed(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+    /// Asks the privileged part of the miner to do something.
+    pub async fn request(&self, r: Request) -> Result<String, String> {
+        let (tx, rx) = oneshot::channel();
+        self.requests
+            .send((r, tx))
+            .await
+            .map_err(|_| "the miner is stopping".to_string())?;
+        rx.await.map_err(|_| "the miner is stopping".to_string())?
+    }
+    pub fn request_quit(&self) {
+        self.quit_requested
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.quit.notify_waiters();
+    }
+}
+
+/// Starts miners.
+pub struct Miner;
+
+/// A running miner. Drop it or call [`MinerHandle::stop`] to stop it.
+pub struct MinerHandle {
+    shared: Arc<Shared>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    devices: Arc<Mutex<Vec<Box<dyn Device>>>>,
+    api_addr: Option<SocketAddr>,
+    http_addr: Option<SocketAddr>,
+}
+
+impl Miner {
+    /// Starts a miner on the current tokio runtime: pool connections, devices, the cgminer
+    /// API and (if configured) HTTP. Returns once everything listens.
+    pub async fn start(config: MinerConfig) -> Result<MinerHandle, StartError> {
+        config.validate()?;
+        let mut devices: Vec<Box<dyn Device>> = config
+            .devices
+            .iter()
+            .map(device::open)
+            .collect::<Result<_, _>>()?;
+        let infos: Vec<DeviceInfo> = devices.iter().map(|d| d.info()).collect();
+        let model = config
+            .api
+            .model
+            .clone()
+            .unwrap_or_else(|| infos[0].model.clone());
+
+        let api_listener = match config.api.listen {
+            Some(addr) => Some(bind(addr, "cgminer API", "api").await?),
+            None => None,
+        };
+        let http_listener = match config.http.listen {
+            Some(addr) => Some(bind(addr, "HTTP server", "http").await?),
+            None => None,
+        };
+
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let (pool_events_tx, pool_events) = mpsc::channel(4096);
+        let (nonces_tx, nonces) = mpsc::channel(4096);
+        let (requests_tx, requests) = mpsc::channel(64);
+        let feed = Arc::new(WorkFeed::new());
+        let now_unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let shared = Arc::new(Shared {
+            started: Instant::now(),
+            started_unix: now_unix,
+            state: Mutex::new(State {
+                pools: Vec::new(),
+                active: None,
+                devices: infos.iter().map(|i| DeviceStats::new(&i.chains)).collect(),
+                telemetry: devices.iter().map(|d| d.telemetry()).collect(),
+                window: RateWindow::default(),
+                totals: ShareCounts::default(),
+                hardware_errors: 0,
+                best_share: 0.0,
+                found_blocks: 0,
+                pool_switches: 0,
+                next_pool_id: 0,
+            }),
+            feed: Arc::clone(&feed),
+            devices: infos,
+            api: config.api.clone(),
+            model,
+            requests: requests_tx,
+            quit: Notify::new(),
+            quit_requested: false.into(),
+        });
+
+        let spawner = PoolSpawner {
+            failover: config.failover.clone(),
+            events: pool_events_tx,
+            shutdown: shutdown_rx.clone(),
+        };
+        {
+            let mut st = shared.lock();
+            for p in &config.pools {
+                let pool = spawner.spawn(&mut st, p.clone());
+                st.pools.push(pool);
+            }
+        }
+
+        for (index, d) in devices.iter_mut().enumerate() {
+            d.start(DeviceContext {
+                index,
+                feed: Arc::clone(&feed),
+                nonces: nonces_tx.clone(),
+            })?;
+        }
+        drop(nonces_tx);
+        let devices = Arc::new(Mutex::new(devices));
+
+        let mut tasks = Vec::new();
+        let manager = Manager {
+            shared: Arc::clone(&shared),
+            failover: config.failover.clone(),
+            spawner,
+            devices: Arc::clone(&devices),
+        };
+        tasks.push(tokio::spawn(manager.run(
+            pool_events,
+            nonces,
+            requests,
+            shutdown_rx.clone(),
+        )));
+        let api_addr = api_listener.as_ref().and_then(|l| l.local_addr().ok());
+        if let Some(l) = api_listener {
+            tasks.push(tokio::spawn(crate::cgminer::serve(
+                l,
+                Arc::clone(&shared),
+                shutdown_rx.clone(),
+            )));
+        }
+        let http_addr = http_listener.as_ref().and_then(|l| l.local_addr().ok());
+        if let Some(l) = http_listener {
+            tasks.push(tokio::spawn(crate::http::serve(
+                l,
+                Arc::clone(&shared),
+                shutdown_rx.clone(),
+            )));
+        }
+        tracing::info!(
+            api = ?api_addr,
+            http = ?http_addr,
+            devices = shared.devices.len(),
+            pools = config.pools.len(),
+            "miner started"
+        );
+        Ok(MinerHandle {
+            shared,
+            shutdown,
+            tasks,
+            devices,
+            api_addr,
+            http_addr,
+        })
+    }
+}
+
+async fn bind(
+    addr: SocketAddr,
+    what: &'static str,
+    flag: &'static str,
+) -> Result<tokio::net::TcpListener, StartError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind {
+            what,
+            flag,
+            addr,
+            source,
+        })
+}
+
+impl MinerHandle {
+    /// Where the cgminer API listens.
+    pub fn api_addr(&self) -> Option<SocketAddr> {
+        self.api_addr
+    }
+    /// Where REST, `/metrics` and the status page listen.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
+    }
+    /// Everything the miner knows, now.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot::of(&self.shared)
+    }
+    /// cgminer's console line: rates, shares, errors, the active pool.
+    pub fn status_line(&self) -> String {
+        self.snapshot().status_line()
+    }
+    /// For each clean job or pool switch: the time from the notify's arrival until every
+    /// device worker hashed the new job.
+    pub fn switch_latencies(&self) -> Vec<Duration> {
+        self.shared.feed.switch_latencies()
+    }
+    /// Resolves when an API client sent an allowed `quit`.
+    pub async fn quit_requested(&self) {
+        loop {
+            let notified = self.shared.quit.notified();
+            if self
+                .shared
+                .quit_requested
+                .load(std::sync::atomic::Ordering::SeqCst)
+            {
+                return;
+            }
+            notified.await;
+        }
+    }
+    /// Stops mining, closes the pools and the servers, and waits for the device threads.
+    pub async fn stop(mut self) {
+        self.halt();
+        for t in self.tasks.drain(..) {
+            let _ = t.await;
+        }
+        let devices = Arc::clone(&self.devices);
+        let _ = tokio::task::spawn_blocking(move || {
+            for d in devices.lock().unwrap_or_else(|e| e.into_inner()).iter_mut() {
+                d.stop();
+            }
+        })
+        .await;
+    }
+
+    fn halt(&self) {
+        let _ = self.shutdown.send(true);
+        self.shared.feed.shutdown();
+        for p in &self.shared.lock().pools {
+            p.task.abort();
+        }
+    }
+}
+
+impl Drop for MinerHandle {
+    fn drop(&mut self) {
+        self.halt();
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+struct PoolSpawner {
+    failover: FailoverConfig,
+    events: mpsc::Sender<PoolEvent>,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl PoolSpawner {
+    fn spawn(&self, st: &mut State, config: PoolConfig) -> PoolState {
+        let id = st.next_pool_id;
+        st.next_pool_id += 1;
+        let (tx, rx) = mpsc::channel(1024);
+        let task = PoolTask {
+            id,
+            config: config.clone(),
+            failover: self.failover.clone(),
+            events: self.events.clone(),
+            commands: rx,
+            shutdown: self.shutdown.clone(),
+        };
+        PoolState {
+            id,
+            config,
+            enabled: true,
+            connected: false,
+            ready_since: None,
+            last_job: None,
+            difficulty: 1.0,
+            jobs: 0,
+            shares: ShareCounts::default(),
+            best_share: 0.0,
+            last_share_time: 0,
+            last_share_difficulty: 0.0,
+            bad_input: 0,
+            disconnects: 0,
+            last_error: None,
+            commands: tx,
+            task: tokio::spawn(task.run()),
+        }
+    }
+}
+
+struct Manager {
+    shared: Arc<Shared>,
+    failover: FailoverConfig,
+    spawner: PoolSpawner,
+    devices: Arc<Mutex<Vec<Box<dyn Device>>>>,
+}
+
+impl Manager {
+    async fn run(
+        self,
+        mut pool_events: mpsc::Receiver<PoolEvent>,
+        mut nonces: mpsc::Receiver<FoundNonce>,
+        mut requests: mpsc::Receiver<(Request, Reply)>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                Some(e) = pool_events.recv() => self.on_pool_event(e),
+                Some(n) = nonces.recv() => self.on_nonce(n),
+                Some((r, reply)) = requests.recv() => {
+                    let _ = reply.send(self.on_request(r));
+                }
+                _ = tick.tick() => {
+                    self.refresh_telemetry();
+                    self.choose_pool(Instant::now());
+                }
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    fn refresh_telemetry(&self) {
+        let t: Vec<Telemetry> = self
+            .devices
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|d| d.telemetry())
+            .collect();
+        self.shared.lock().telemetry = t;
+    }
+
+    fn on_pool_event(&self, e: PoolEvent) {
+        let now = Instant::now();
+        let mut st = self.shared.lock();
+        let Some(p) = st.pools.iter_mut().find(|p| p.id == e.pool) else {
+            return;
+        };
+        let secs = unix_now();
+        match e.kind {
+            PoolEventKind::Connected => p.connected = true,
+            PoolEventKind::Ready => {
+                p.ready_since = Some(now);
+                p.last_error = None;
+            }
+            PoolEventKind::Job {
+                job,
+                epoch,
+                received,
+            } => {
+                p.jobs += 1;
+                p.difficulty = job.difficulty;
+                p.last_job = Some((Arc::clone(&job), epoch, received));
+                if st.active == Some(e.pool) {
+                    self.dispatch(e.pool, &job, epoch, job.clean_jobs, received);
+                    return;
+                }
+            }
+            PoolEventKind::Difficulty(d) => p.difficulty = d,
+            PoolEventKind::Accepted(meta) => {
+                p.shares.accepted += 1;
+                p.shares.accepted_difficulty += meta.job_difficulty;
+                p.last_share_time = secs;
+                p.last_share_difficulty = meta.job_difficulty;
+                st.totals.accepted += 1;
+                st.totals.accepted_difficulty += meta.job_difficulty;
+                if let Some(d) = st.devices.get_mut(meta.device) {
+                    d.shares.accepted += 1;
+                    d.shares.accepted_difficulty += meta.job_difficulty;
+                }
+                return;
+            }
+            PoolEventKind::Rejected {
+                meta,
+                reason,
+                stale,
+            } => {
+                tracing::info!(pool = %p.config.url, "share rejected: {reason}");
+                for counts in [&mut p.shares] {
+                    count_reject(counts, &meta, &reason, stale);
+                }
+                count_reject(&mut st.totals, &meta, &reason, stale);
+                if let Some(d) = st.devices.get_mut(meta.device) {
+                    count_reject(&mut d.shares, &meta, &reason, stale);
+                }
+                return;
+            }
+            PoolEventKind::TimedOut(meta) => {
+                count_reject(&mut p.shares, &meta, "no answer", false);
+                count_reject(&mut st.totals, &meta, "no answer", false);
+                return;
+            }
+            PoolEventKind::StaleDropped(meta) => {
+                count_reject(&mut p.shares, &meta, "stale (not sent)", true);
+                count_reject(&mut st.totals, &meta, "stale (not sent)", true);
+                return;
+            }
+            PoolEventKind::BadInput(what) => {
+                tracing::warn!(pool = %p.config.url, "bad input from the pool: {what}");
+                p.bad_input += 1;
+                return;
+            }
+            PoolEventKind::Down(why) => {
+                p.connected = false;
+                p.ready_since = None;
+                p.last_job = None;
+                p.disconnects += 1;
+                p.last_error = Some(why);
+            }
+        }
+        drop(st);
+        self.choose_pool(now);
+    }
+
+    fn dispatch(&self, pool: u64, job: &Arc<Job>, epoch: u64, clean: bool, received: Instant) {
+        let Ok(d) = Difficulty::new(job.difficulty) else {
+            return;
+        };
+        self.shared
+            .feed
+            .set_job(pool, Arc::clone(job), epoch, d, clean, received);
+    }
+
+    /// Mines on the first healthy pool in priority order; goes back to a higher one only
+    /// once it has been healthy for the failback delay.
+    fn choose_pool(&self, now: Instant) {
+        let stall = FailoverConfig::secs(self.failover.stall_secs);
+        let failback = FailoverConfig::secs(self.failover.failback_after_secs);
+        let mut st = self.shared.lock();
+        let healthy = |p: &PoolState| {
+            p.enabled
+                && p.ready_since.is_some()
+                && p.last_job
+                    .as_ref()
+                    .is_some_and(|(_, _, at)| now.duration_since(*at) < stall)
+        };
+        let active_pos = st
+            .active
+            .and_then(|id| st.pools.iter().position(|p| p.id == id));
+        let active_ok = active_pos.is_some_and(|i| healthy(&st.pools[i]));
+        let best = st.pools.iter().position(|p| healthy(p));
+        let choice = match (active_ok, active_pos, best) {
+            (true, Some(a), Some(b)) if b < a => {
+                let since = st.pools[b].ready_since.expect("healthy");
+                if now.duration_since(since) >= failback {
+                    Some(b)
+                } else {
+                    Some(a)
+                }
+            }
+            (true, Some(a), _) => Some(a),
+            (_, _, b) => b,
+        };
+        let new_active = choice.map(|i| st.pools[i].id);
+        if new_active == st.active {
+            return;
+        }
+        st.pool_switches += 1;
+        st.active = new_active;
+        match choice {
+            Some(i) => {
+                let p = &st.pools[i];
+                tracing::info!(pool = %p.config.url, priority = i, "mining on this pool");
+                let (job, epoch, _) = p.last_job.clone().expect("healthy pools have a job");
+                let id = p.id;
+                drop(st);
+                self.dispatch(id, &job, epoch, true, now);
+            }
+            None => {
+                tracing::warn!("no pool is usable; devices wait");
+                drop(st);
+                self.shared.feed.clear();
+            }
+        }
+    }
+
+    fn on_nonce(&self, n: FoundNonce) {
+        let unit = &n.unit;
+        let header = Header::from_bytes(&unit.header_for(n.version, n.nonce));
+        let ticket = n.ticket_difficulty;
+        let check = check_header(header, ticket.to_target());
+        let outside_mask = (n.version ^ unit.job.parts.version) & !unit.job.version_mask != 0;
+        let mut st = self.shared.lock();
+        let second = self.shared.started.elapsed().as_secs();
+        let Some(dev) = st.devices.get_mut(n.device) else {
+            return;
+        };
+        if !check.meets_share_target || outside_mask {
+            dev.hardware_errors += 1;
+            if let Some(e) = dev.chain_hardware_errors.get_mut(n.chain) {
+                *e += 1;
+            }
+            if let Some(c) = dev.chip(n.chain, n.chip) {
+                c.hardware_errors += 1;
+            }
+            st.hardware_errors += 1;
+            tracing::debug!(
+                device = n.device,
+                chain = n.chain,
+                chip = n.chip,
+                "hardware error: nonce {:08x} does not meet its ticket",
+                n.nonce
+            );
+            return;
+        }
+        let found = ticket.as_f64();
+        let share_difficulty = check.difficulty.as_f64();
+        dev.window.add(second, found);
+        if let Some(w) = dev.chain_windows.get_mut(n.chain) {
+            w.add(second, found);
+        }
+        if let Some(c) = dev.chip(n.chain, n.chip) {
+            c.nonces += 1;
+            c.found_difficulty += found;
+        }
+        dev.best_share = dev.best_share.max(share_difficulty);
+        st.window.add(second, found);
+        st.best_share = st.best_share.max(share_difficulty);
+        if check.meets_network_target {
+            st.found_blocks += 1;
+            tracing::info!(
+                "block found: {}",
+                hex::encode(check.hash.iter().rev().copied().collect::<Vec<u8>>())
+            );
+        }
+        if !(unit.share_target.is_met_by(&check.hash) || check.meets_network_target) {
+            return;
+        }
+        let meta = ShareMeta {
+            device: n.device,
+            chain: n.chain,
+            chip: n.chip,
+            job_difficulty: unit.job.difficulty,
+        };
+        let Some(p) = st.pools.iter_mut().find(|p| p.id == unit.pool_id) else {
+            return;
+        };
+        p.best_share = p.best_share.max(share_difficulty);
+        let current_epoch = p.last_job.as_ref().map(|(_, e, _)| *e);
+        if current_epoch != Some(unit.epoch) {
+            count_reject(&mut p.shares, &meta, "stale (not sent)", true);
+            count_reject(&mut st.totals, &meta, "stale (not sent)", true);
+            return;
+        }
+        let share = Share {
+            job_id: unit.job.job_id.clone(),
+            extranonce2: unit.extranonce2.clone(),
+            ntime: unit.ntime(),
+            nonce: n.nonce,
+            version: n.version,
+        };
+        let cmd = PoolCommand::Submit {
+            share,
+            epoch: unit.epoch,
+            meta: meta.clone(),
+        };
+        if p.commands.try_send(cmd).is_err() {
+            count_reject(&mut p.shares, &meta, "stale (not sent)", true);
+        }
+    }
+
+    fn on_request(&self, r: Request) -> Result<String, String> {
+        let mut st = self.shared.lock();
+        let n = st.pools.len();
+        let check = |i: usize| {
+            if i < n {
+                Ok(i)
+            } else {
+                Err(format!(
+                    "Invalid pool id {i} - range is 0 - {}",
+                    n.saturating_sub(1)
+                ))
+            }
+        };
+        let msg = match r {
+            Request::SwitchPool(i) => {
+                let i = check(i)?;
+                let p = st.pools.remove(i);
+                let url = p.config.url.to_string();
+                st.pools.insert(0, p);
+                st.pools[0].enabled = true;
+                // An operator's choice applies now, without the failback delay.
+                if st.pools[0].ready_since.is_some() {
+                    st.pools[0].ready_since = Some(Instant::now() - Duration::from_secs(86_400));
+                }
+                format!("Switching to pool 0:'{url}'")
+            }
+            Request::EnablePool(i) => {
+                let i = check(i)?;
+                st.pools[i].enabled = true;
+                format!("Enabling pool {i}:'{}'", st.pools[i].config.url)
+            }
+            Request::DisablePool(i) => {
+                let i = check(i)?;
+                st.pools[i].enabled = false;
+                format!("Disabling pool {i}:'{}'", st.pools[i].config.url)
+            }
+            Request::AddPool(config) => {
+                let url = config.url.to_string();
+                let p = self.spawner.spawn(&mut st, config);
+                st.pools.push(p);
+                format!("Added pool {}: '{url}'", st.pools.len() - 1)
+            }
+            Request::RemovePool(i) => {
+                let i = check(i)?;
+                if st.pools.len() == 1 {
+                    return Err("Cannot remove the last pool".into());
+                }
+                let p = st.pools.remove(i);
+                p.task.abort();
+                if st.active == Some(p.id) {
+                    st.active = None;
+                }
+                format!("Removed pool {i}:'{}'", p.config.url)
+            }
+            Request::Restart => {
+                for p in st.pools.iter_mut() {
+                    p.task.abort();
+                    p.connected = false;
+                    p.ready_since = None;
+                    p.last_job = None;
+                }
+                let configs: Vec<(usize, PoolConfig, bool)> = st
+                    .pools
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| (i, p.config.clone(), p.enabled))
+                    .collect();
+                for (i, config, enabled) in configs {
+                    let mut p = self.spawner.spawn(&mut st, config);
+                    p.enabled = enabled;
+                    st.pools[i] = p;
+                }
+                st.active = None;
+                "Restarting pool connections".into()
+            }
+        };
+        drop(st);
+        self.choose_pool(Instant::now());
+        Ok(msg)
+    }
+}
+
+fn count_reject(c: &mut ShareCounts, meta: &ShareMeta, reason: &str, stale: bool) {
+    if stale {
+        c.stale += 1;
+        c.stale_difficulty += meta.job_difficulty;
+    } else {
+        c.rejected += 1;
+        c.rejected_difficulty += meta.job_difficulty;
+    }
+    *c.reject_reasons.entry(reason.to_string()).or_default() += 1;
+}
+
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A hash rate in H/s, for JSON.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Rates {
+    pub h_5s: f64,
+    pub h_1m: f64,
+    pub h_15m: f64,
+    pub h_avg: f64,
+}
+
+impl Rates {
+    fn of(w: &RateWindow, elapsed: f64) -> Rates {
+        Rates {
+            h_5s: w.rate(elapsed, 5).as_hs(),
+            h_1m: w.rate(elapsed, 60).as_hs(),
+            h_15m: w.rate(elapsed, 900).as_hs(),
+            h_avg: w.average(elapsed).as_hs(),
+        }
+    }
+}
+
+/// Everything the miner knows at one moment (the REST API's JSON).
+#[derive(Clone, Debug, Serialize)]
+pub struct Snapshot {
+    pub version: &'static str,
+    pub model: String,
+    pub elapsed_secs: f64,
+    pub started_unix: u64,
+    /// Hash rate in H/s from found difficulty.
+    pub hashrate: Rates,
+    pub found_difficulty: f64,
+    pub accepted: u64,
+    pub rejected: u64,
+    pub stale: u64,
+    pub accepted_difficulty: f64,
+    pub rejected_difficulty: f64,
+    pub stale_difficulty: f64,
+    pub hardware_errors: u64,
+    pub best_share: f64,
+    pub found_blocks: u64,
+    pub pool_switches: u64,
+    /// Index into `pools` of the pool being mined on.
+    pub active_pool: Option<usize>,
+    pub pools: Vec<PoolSnapshot>,
+    pub devices: Vec<DeviceSnapshot>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PoolSnapshot {
+    pub index: usize,
+    pub url: String,
+    pub user: String,
+    /// `Alive`, `Dead` or `Disabled` (cgminer's words).
+    pub status: &'static str,
+    pub active: bool,
+    pub enabled: bool,
+    pub difficulty: f64,
+    pub jobs: u64,
+    pub shares: ShareCounts,
+    pub best_share: f64,
+    pub last_share_time: u64,
+    pub last_share_difficulty: f64,
+    pub bad_input: u64,
+    pub disconnects: u64,
+    pub last_error: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ChainSnapshot {
+    pub index: usize,
+    pub hashrate: Rates,
+    pub hardware_errors: u64,
+    pub board_temp: Option<f64>,
+    pub chip_temp: Option<f64>,
+    pub chips: Vec<ChipStats>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct DeviceSnapshot {
+    pub index: usize,
+    pub info: DeviceInfo,
+    pub hashrate: Rates,
+    /// Hashes counted by the device itself, when it can.
+    pub hashes: Option<u64>,
+    pub hardware_errors: u64,
+    pub shares: ShareCounts,
+    pub best_share: f64,
+    pub fans_rpm: Vec<u32>,
+    pub chains: Vec<ChainSnapshot>,
+}
+
+impl Snapshot {
+    pub(crate) fn of(shared: &Shared) -> Snapshot {
+        let elapsed = shared.elapsed();
+        let st = shared.lock();
+        let active_pool = st
+            .active
+            .and_then(|id| st.pools.iter().position(|p| p.id == id));
+        let pools = st
+            .pools
+            .iter()
+            .enumerate()
+            .map(|(index, p)| PoolSnapshot {
+                index,
+                url: p.config.url.to_string(),
+                user: p.config.user.clone(),
+                status: if !p.enabled {
+                    "Disabled"
+                } else if p.ready_since.is_some() {
+                    "Alive"
+                } else {
+                    "Dead"
+                },
+                active: Some(index) == active_pool,
+                enabled: p.enabled,
+                difficulty: p.difficulty,
+                jobs: p.jobs,
+                shares: p.shares.clone(),
+                best_share: p.best_share,
+                last_share_time: p.last_share_time,
+                last_share_difficulty: p.last_share_difficulty,
+                bad_input: p.bad_input,
+                disconnects: p.disconnects,
+                last_error: p.last_error.clone(),
+            })
+            .collect();
+        let devices = st
+            .devices
+            .iter()
+            .enumerate()
+            .map(|(index, d)| {
+                let t = st.telemetry.get(index).cloned().unwrap_or_default();
+                DeviceSnapshot {
+                    index,
+                    info: shared.devices[index].clone(),
+                    hashrate: Rates::of(&d.window, elapsed),
+                    hashes: t.hashes,
+                    hardware_errors: d.hardware_errors,
+                    shares: d.shares.clone(),
+                    best_share: d.best_share,
+                    fans_rpm: t.fans.iter().map(|f| f.0).collect(),
+                    chains: d
+                        .chips
+                        .iter()
+                        .enumerate()
+                        .map(|(c, chips)| ChainSnapshot {
+                            index: c,
+                            hashrate: Rates::of(&d.chain_windows[c], elapsed),
+                            hardware_errors: d.chain_hardware_errors[c],
+                            board_temp: t.board_temps.get(c).copied().flatten().map(|x| x.0),
+                            chip_temp: t.chip_temps.get(c).copied().flatten().map(|x| x.0),
+                            chips: chips.clone(),
+                        })
+                        .collect(),
+                }
+            })
+            .collect();
+        Snapshot {
+            version: env!("CARGO_PKG_VERSION"),
+            model: shared.model.clone(),
+            elapsed_secs: elapsed,
+            started_unix: shared.started_unix,
+            hashrate: Rates::of(&st.window, elapsed),
+            found_difficulty: st.window.total(),
+            accepted: st.totals.accepted,
+            rejected: st.totals.rejected,
+            stale: st.totals.stale,
+            accepted_difficulty: st.totals.accepted_difficulty,
+            rejected_difficulty: st.totals.rejected_difficulty,
+            stale_difficulty: st.totals.stale_difficulty,
+            hardware_errors: st.hardware_errors,
+            best_share: st.best_share,
+            found_blocks: st.found_blocks,
+            pool_switches: st.pool_switches,
+            active_pool,
+            pools,
+            devices,
+        }
+    }
+
+    /// cgminer's console line.
+    pub fn status_line(&self) -> String {
+        let r = |hs: f64| hashforge_core::HashRate::from_hs(hs).to_string();
+        let pool = match self.active_pool {
+            Some(i) => format!(
+                "pool {i} {} diff {}",
+                self.pools[i].url, self.pools[i].difficulty
+            ),
+            None => "no pool".to_string(),
+        };
+        format!(
+            "(5s):{} (1m):{} (15m):{} (avg):{} | A:{} R:{} S:{} HW:{} | best {:.3} | {pool}",
+            r(self.hashrate.h_5s),
+            r(self.hashrate.h_1m),
+            r(self.hashrate.h_15m),
+            r(self.hashrate.h_avg),
+            self.accepted,
+            self.rejected,
+            self.stale,
+            self.hardware_errors,
+            self.best_share,
+        )
+    }
+}

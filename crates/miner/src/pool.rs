@@ -1,0 +1,352 @@
+//! One pool connection: the `stratum` crate's [`ClientSession`] over a tokio `TcpStream`,
+//! reconnecting for as long as the pool is configured.
+//!
+//! Nothing from the pool is trusted: a line too long, garbage, a difficulty that is no
+//! number or absurd, a job without an id, a connection cut mid-line, are logged, counted
+//! (as [`PoolEventKind::BadInput`]) and answered by recycling the connection.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hashforge_stratum::{
+    ClientConfig, ClientEvent, ClientSession, FrameError, Job, LineBuffer, Share,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+
+use crate::config::{FailoverConfig, PoolConfig};
+
+/// A share difficulty above this is no pool's (the network's is about 1.5e14 in 2025).
+const MAX_DIFFICULTY: f64 = 1e15;
+/// Garbage lines tolerated on one connection before it is recycled.
+const MAX_STRIKES: u32 = 5;
+
+/// Who found a share, carried to its verdict.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct ShareMeta {
+    pub device: usize,
+    pub chain: usize,
+    pub chip: usize,
+    /// The difficulty the job was sent under (what the share is worth to the pool).
+    pub job_difficulty: f64,
+}
+
+pub(crate) enum PoolCommand {
+    Submit {
+        share: Share,
+        epoch: u64,
+        meta: ShareMeta,
+    },
+}
+
+#[derive(Debug)]
+pub(crate) struct PoolEvent {
+    pub pool: u64,
+    pub kind: PoolEventKind,
+}
+
+#[derive(Debug)]
+pub(crate) enum PoolEventKind {
+    Connected,
+    Ready,
+    Job {
+        job: Arc<Job>,
+        epoch: u64,
+        received: Instant,
+    },
+    Difficulty(f64),
+    Accepted(ShareMeta),
+    Rejected {
+        meta: ShareMeta,
+        reason: String,
+        stale: bool,
+    },
+    TimedOut(ShareMeta),
+    /// A share for a job a clean notify had already replaced: not sent.
+    StaleDropped(ShareMeta),
+    BadInput(String),
+    Down(String),
+}
+
+pub(crate) struct PoolTask {
+    pub id: u64,
+    pub config: PoolConfig,
+    pub failover: FailoverConfig,
+    pub events: mpsc::Sender<PoolEvent>,
+    pub commands: mpsc::Receiver<PoolCommand>,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl PoolTask {
+    async fn emit(&self, kind: PoolEventKind) {
+        let _ = self
+            .events
+            .send(PoolEvent {
+                pool: self.id,
+                kind,
+            })
+            .await;
+    }
+
+    pub async fn run(mut self) {
+        let max_retry =
+            FailoverConfig::secs(self.failover.max_retry_secs).max(Duration::from_millis(50));
+        let mut backoff = Duration::from_millis(100).min(max_retry);
+        let mut epoch = 0u64;
+        loop {
+            if *self.shutdown.borrow() {
+                return;
+            }
+            let addr = (self.config.url.host.clone(), self.config.url.port);
+            let connect_timeout = FailoverConfig::secs(self.failover.connect_timeout_secs);
+            let reason = match tokio::time::timeout(connect_timeout, TcpStream::connect(addr)).await
+            {
+                Ok(Ok(stream)) => {
+                    let _ = stream.set_nodelay(true);
+                    self.emit(PoolEventKind::Connected).await;
+                    let (reason, was_ready) = self.connection(stream, &mut epoch).await;
+                    if was_ready {
+                        backoff = Duration::from_millis(100).min(max_retry);
+                    }
+                    reason
+                }
+                Ok(Err(e)) => format!("cannot connect: {e}"),
+                Err(_) => format!("cannot connect: no answer within {connect_timeout:?}"),
+            };
+            if *self.shutdown.borrow() {
+                return;
+            }
+            tracing::warn!(pool = %self.config.url, "{reason}; retrying in {backoff:?}");
+            self.emit(PoolEventKind::Down(reason)).await;
+            // Shares queued for a dead connection are stale.
+            while let Ok(PoolCommand::Submit { meta, .. }) = self.commands.try_recv() {
+                self.emit(PoolEventKind::StaleDropped(meta)).await;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = self.shutdown.changed() => return,
+            }
+            backoff = (backoff * 2).min(max_retry);
+        }
+    }
+
+    /// Runs one connection until it ends; returns why, and whether it got ready.
+    async fn connection(&mut self, stream: TcpStream, epoch: &mut u64) -> (String, bool) {
+        let (mut rd, mut wr) = stream.into_split();
+        let mut config = ClientConfig::new(self.config.user.clone(), self.config.password.clone());
+        config.submit_timeout = Duration::from_secs(30);
+        let mut session = ClientSession::new(config);
+        let mut lines = LineBuffer::default();
+        let mut buf = vec![0u8; 8192];
+        let mut strikes = 0u32;
+        let mut ready = false;
+        let mut in_flight: HashMap<(String, Vec<u8>, u32, u32), ShareMeta> = HashMap::new();
+        // A new connection never sends shares for an old one's jobs.
+        *epoch += 1;
+        let stall = FailoverConfig::secs(self.failover.stall_secs).max(Duration::from_millis(100));
+        let mut last_heard = Instant::now();
+        loop {
+            while let Some(line) = session.poll_transmit() {
+                let mut bytes = line.into_bytes();
+                bytes.push(b'\n');
+                if let Err(e) = wr.write_all(&bytes).await {
+                    return (format!("write failed: {e}"), ready);
+                }
+            }
+            let deadline = session
+                .next_timeout()
+                .map_or(last_heard + stall, |t| t.min(last_heard + stall));
+            tokio::select! {
+                read = rd.read(&mut buf) => {
+                    let n = match read {
+                        Ok(0) if lines.pending() > 0 => {
+                            self.emit(PoolEventKind::BadInput("connection closed in the middle of a line".into())).await;
+                            return ("the pool closed the connection mid-line".into(), ready);
+                        }
+                        Ok(0) => return ("the pool closed the connection".into(), ready),
+                        Ok(n) => n,
+                        Err(e) => return (format!("read failed: {e}"), ready),
+                    };
+                    last_heard = Instant::now();
+                    lines.push(&buf[..n]);
+                    while let Some(line) = lines.next_line() {
+                        let line = match line {
+                            Ok(l) => l,
+                            Err(FrameError::TooLong { max }) => {
+                                self.emit(PoolEventKind::BadInput(format!("line longer than {max} bytes"))).await;
+                                return (format!("the pool sent a line longer than {max} bytes"), ready);
+                            }
+                            Err(e) => {
+                                strikes += 1;
+                                self.emit(PoolEventKind::BadInput(e.to_string())).await;
+                                continue;
+                            }
+                        };
+                        let received = Instant::now();
+                        for event in session.handle_line(&line) {
+                            match self.on_event(event, epoch, received, &mut in_flight, &mut ready).await {
+                                Ok(()) => {}
+                                Err(Strike::One) => strikes += 1,
+                                Err(Strike::Out(why)) => return (why, ready),
+                            }
+                        }
+                    }
+                    if strikes >= MAX_STRIKES {
+                        return (format!("{strikes} bad lines from the pool"), ready);
+                    }
+                }
+                cmd = self.commands.recv() => {
+                    let Some(PoolCommand::Submit { share, epoch: share_epoch, meta }) = cmd else {
+                        return ("pool removed".into(), ready);
+                    };
+                    if share_epoch != *epoch {
+                        self.emit(PoolEventKind::StaleDropped(meta)).await;
+                        continue;
+                    }
+                    let key = (share.job_id.clone(), share.extranonce2.clone(), share.nonce, share.version);
+                    match session.submit(share, Instant::now()) {
+                        Ok(()) => { in_flight.insert(key, meta); }
+                        Err(e) => {
+                            tracing::debug!(pool = %self.config.url, "share not sent: {e}");
+                            self.emit(PoolEventKind::StaleDropped(meta)).await;
+                        }
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline.into()) => {
+                    if last_heard.elapsed() >= stall {
+                        return (format!("nothing from the pool for {stall:?}"), ready);
+                    }
+                    for event in session.handle_timeout(Instant::now()) {
+                        let _ = self.on_event(event, epoch, Instant::now(), &mut in_flight, &mut ready).await;
+                    }
+                }
+                _ = self.shutdown.changed() => return ("shutting down".into(), ready),
+            }
+        }
+    }
+
+    async fn on_event(
+        &self,
+        event: ClientEvent,
+        epoch: &mut u64,
+        received: Instant,
+        in_flight: &mut HashMap<(String, Vec<u8>, u32, u32), ShareMeta>,
+        ready: &mut bool,
+    ) -> Result<(), Strike> {
+        let key = |s: &Share| (s.job_id.clone(), s.extranonce2.clone(), s.nonce, s.version);
+        match event {
+            ClientEvent::Configured { version_mask } => {
+                tracing::debug!(pool = %self.config.url, "version rolling: {version_mask:08x?}");
+            }
+            ClientEvent::Subscribed {
+                extranonce2_size, ..
+            } => {
+                if extranonce2_size == 0 || extranonce2_size > 32 {
+                    self.emit(PoolEventKind::BadInput(format!(
+                        "extranonce2 size {extranonce2_size}"
+                    )))
+                    .await;
+                    return Err(Strike::Out(format!(
+                        "the pool asked for an extranonce2 of {extranonce2_size} bytes"
+                    )));
+                }
+            }
+            ClientEvent::Authorized { ok: true, .. } => {
+                *ready = true;
+                tracing::info!(pool = %self.config.url, user = %self.config.user, "authorized");
+                self.emit(PoolEventKind::Ready).await;
+            }
+            ClientEvent::Authorized { ok: false, error } => {
+                let why = error.map_or_else(|| "refused".to_string(), |e| e.message);
+                return Err(Strike::Out(format!(
+                    "the pool refused user `{}`: {why}",
+                    self.config.user
+                )));
+            }
+            ClientEvent::Job(job) => {
+                if job.job_id.is_empty() || job.job_id.len() > 128 {
+                    self.emit(PoolEventKind::BadInput(
+                        "a job with an empty or huge id".into(),
+                    ))
+                    .await;
+                    return Err(Strike::One);
+                }
+                if !sane_difficulty(job.difficulty) {
+                    self.emit(PoolEventKind::BadInput(format!(
+                        "job difficulty {}",
+                        job.difficulty
+                    )))
+                    .await;
+                    return Err(Strike::Out(format!(
+                        "the pool set an absurd difficulty ({})",
+                        job.difficulty
+                    )));
+                }
+                if job.clean_jobs {
+                    *epoch += 1;
+                }
+                self.emit(PoolEventKind::Job {
+                    job,
+                    epoch: *epoch,
+                    received,
+                })
+                .await;
+            }
+            ClientEvent::DifficultyChanged(d) => {
+                if !sane_difficulty(d) {
+                    self.emit(PoolEventKind::BadInput(format!("difficulty {d}")))
+                        .await;
+                    return Err(Strike::Out(format!(
+                        "the pool set an absurd difficulty ({d})"
+                    )));
+                }
+                self.emit(PoolEventKind::Difficulty(d)).await;
+            }
+            ClientEvent::ExtranonceChanged { .. } | ClientEvent::VersionMaskChanged(_) => {}
+            ClientEvent::Reconnect { .. } => {
+                // Following a pool's redirect elsewhere is a way to steal hashrate; reconnect
+                // to the configured address instead.
+                return Err(Strike::Out("the pool asked for a reconnect".into()));
+            }
+            ClientEvent::Message(m) => tracing::info!(pool = %self.config.url, "pool says: {m}"),
+            ClientEvent::ShareAccepted(share) => {
+                if let Some(meta) = in_flight.remove(&key(&share)) {
+                    self.emit(PoolEventKind::Accepted(meta)).await;
+                }
+            }
+            ClientEvent::ShareRejected { share, error } => {
+                if let Some(meta) = in_flight.remove(&key(&share)) {
+                    let stale = error.code == 21;
+                    self.emit(PoolEventKind::Rejected {
+                        meta,
+                        reason: error.message,
+                        stale,
+                    })
+                    .await;
+                }
+            }
+            ClientEvent::ShareTimedOut(share) => {
+                if let Some(meta) = in_flight.remove(&key(&share)) {
+                    self.emit(PoolEventKind::TimedOut(meta)).await;
+                }
+            }
+            ClientEvent::ProtocolError(e) => {
+                tracing::warn!(pool = %self.config.url, "bad input from the pool: {e}");
+                self.emit(PoolEventKind::BadInput(e)).await;
+                return Err(Strike::One);
+            }
+        }
+        Ok(())
+    }
+}
+
+enum Strike {
+    One,
+    Out(String),
+}
+
+fn sane_difficulty(d: f64) -> bool {
+    d.is_finite() && d > 0.0 && d <= MAX_DIFFICULTY
+}

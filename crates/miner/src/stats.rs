@@ -1,0 +1,146 @@
+//! Counters and hash rates. Rates come from found difficulty, as cgminer's do: a nonce at
+//! difficulty d stands for d x 2^32 hashes on average, whatever the hardware claims.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use hashforge_core::HashRate;
+use serde::Serialize;
+
+/// 2^32 hashes per difficulty-1 nonce.
+const HASHES_PER_DIFF1: f64 = 4_294_967_296.0;
+
+/// Found difficulty per second over the last 15 minutes.
+#[derive(Clone, Debug, Default)]
+pub struct RateWindow {
+    /// (second since start, difficulty found in it), oldest first.
+    buckets: VecDeque<(u64, f64)>,
+    total: f64,
+}
+
+const WINDOW_KEEP: u64 = 15 * 60;
+
+impl RateWindow {
+    pub fn add(&mut self, second: u64, difficulty: f64) {
+        self.total += difficulty;
+        match self.buckets.back_mut() {
+            Some((s, d)) if *s == second => *d += difficulty,
+            _ => self.buckets.push_back((second, difficulty)),
+        }
+        while self
+            .buckets
+            .front()
+            .is_some_and(|(s, _)| *s + WINDOW_KEEP < second)
+        {
+            self.buckets.pop_front();
+        }
+    }
+
+    /// The rate over the last `window` seconds (or since the start, if shorter), at
+    /// `elapsed` seconds (fractional) since the start.
+    pub fn rate(&self, elapsed: f64, window: u64) -> HashRate {
+        if elapsed <= 0.0 {
+            return HashRate::ZERO;
+        }
+        let now = elapsed as u64;
+        let span = (window as f64).min(elapsed).max(1e-3);
+        let from = now.saturating_sub(window);
+        let found: f64 = self
+            .buckets
+            .iter()
+            .filter(|(s, _)| *s >= from)
+            .map(|(_, d)| d)
+            .sum();
+        HashRate::from_hs(found * HASHES_PER_DIFF1 / span)
+    }
+
+    /// The rate since the start.
+    pub fn average(&self, elapsed: f64) -> HashRate {
+        if elapsed <= 0.0 {
+            return HashRate::ZERO;
+        }
+        HashRate::from_hs(self.total * HASHES_PER_DIFF1 / elapsed)
+    }
+
+    /// All difficulty found since the start.
+    pub fn total(&self) -> f64 {
+        self.total
+    }
+}
+
+/// Shares as a pool judged them.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ShareCounts {
+    pub accepted: u64,
+    pub rejected: u64,
+    /// Rejected as stale by the pool (job not found), or dropped here because a clean job
+    /// made them stale before they could be sent.
+    pub stale: u64,
+    pub accepted_difficulty: f64,
+    pub rejected_difficulty: f64,
+    pub stale_difficulty: f64,
+    /// Rejections by the pool's reason.
+    pub reject_reasons: BTreeMap<String, u64>,
+}
+
+/// One chip's record.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ChipStats {
+    pub nonces: u64,
+    pub hardware_errors: u64,
+    pub found_difficulty: f64,
+}
+
+/// A device's record.
+#[derive(Clone, Debug, Default)]
+pub struct DeviceStats {
+    pub window: RateWindow,
+    pub hardware_errors: u64,
+    pub shares: ShareCounts,
+    pub best_share: f64,
+    /// Per chain.
+    pub chain_windows: Vec<RateWindow>,
+    pub chain_hardware_errors: Vec<u64>,
+    /// Per chain, per chip.
+    pub chips: Vec<Vec<ChipStats>>,
+}
+
+impl DeviceStats {
+    pub fn new(chains: &[usize]) -> DeviceStats {
+        DeviceStats {
+            chips: chains
+                .iter()
+                .map(|n| vec![ChipStats::default(); *n])
+                .collect(),
+            chain_windows: vec![RateWindow::default(); chains.len()],
+            chain_hardware_errors: vec![0; chains.len()],
+            ..DeviceStats::default()
+        }
+    }
+
+    pub fn chip(&mut self, chain: usize, chip: usize) -> Option<&mut ChipStats> {
+        self.chips.get_mut(chain)?.get_mut(chip)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_come_from_found_difficulty() {
+        let mut w = RateWindow::default();
+        for s in 0..60 {
+            w.add(s, 1.0);
+        }
+        // one difficulty-1 nonce per second is 2^32 H/s
+        let r = w.rate(60.0, 60).as_hs();
+        assert!((r / HASHES_PER_DIFF1 - 1.0).abs() < 0.05, "{r}");
+        assert!((w.average(60.0).as_hs() / HASHES_PER_DIFF1 - 1.0).abs() < 1e-9);
+        // nothing found for the last 5 s
+        assert_eq!(w.rate(70.0, 5).as_hs(), 0.0);
+        // 15 minutes later the old buckets are gone
+        w.add(2000, 2.0);
+        assert_eq!(w.buckets.len(), 1);
+        assert_eq!(w.total(), 62.0);
+    }
+}
