@@ -167,6 +167,7 @@ pub async fn run<L: Link>(
     let mut chain = Chain::new(link, cfg.chain.clone());
     let enumeration = chain.enumerate(&cfg.bring_up).await?;
     let started = Instant::now();
+    let mut hashing_seconds = 0.0;
     if enumeration.found > 0 {
         chain.bring_up(&cfg.bring_up).await?;
         let total = Duration::from_secs_f64(cfg.seconds.max(0.0));
@@ -202,9 +203,10 @@ pub async fn run<L: Link>(
         }
         chain.request_health().await?;
         chain
-            .pump_until_quiet(Duration::from_millis(150), Duration::from_secs(2))
+            .pump_until_quiet(Duration::from_millis(150), Duration::from_millis(500))
             .await?;
         while chain.driver_mut().poll_event().is_some() {}
+        hashing_seconds = t0.elapsed().as_secs_f64();
         let (n, hw) = totals(chain.driver().chips());
         progress(Progress {
             elapsed: cfg.seconds,
@@ -213,8 +215,9 @@ pub async fn run<L: Link>(
             hardware_errors: hw,
         });
     }
+    // The chips hash until the last reply is read, a little past `cfg.seconds`.
     let seconds = if enumeration.found > 0 {
-        cfg.seconds
+        hashing_seconds
     } else {
         started.elapsed().as_secs_f64()
     };

@@ -45,6 +45,7 @@ pub struct BoardHandle {
     board: usize,
     faults: mpsc::UnboundedSender<Fault>,
     slot: Arc<BoardSlot>,
+    pool: PoolHandle,
     view: Arc<Mutex<BoardView>>,
     task: JoinHandle<()>,
 }
@@ -72,6 +73,9 @@ impl BoardHandle {
 impl Drop for BoardHandle {
     fn drop(&mut self) {
         self.task.abort();
+        // The aborted task may not be dropped until its runtime runs again: stop the
+        // pool hashing for this board now.
+        self.slot.set_work(None, &self.pool);
     }
 }
 
@@ -105,6 +109,7 @@ where
         board,
         faults: ftx,
         slot,
+        pool: pool.clone(),
         view,
         task,
     }
