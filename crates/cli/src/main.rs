@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod board;
 mod header;
+mod pool;
 
 #[derive(Parser)]
 #[command(
@@ -34,6 +35,12 @@ enum Command {
         /// The header as 160 hex digits.
         hex: String,
     },
+    /// Run a Stratum V1 pool on your own bitcoind, or on an embedded regtest chain (the
+    /// default, for demos and tests).
+    Pool(Box<pool::PoolArgs>),
+    /// The embedded regtest chain.
+    #[command(subcommand)]
+    Chain(pool::ChainCommand),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +52,8 @@ fn main() -> ExitCode {
             Err(message) => Err(message),
         },
         Command::Header { hex } => header::run(&hex).map(|report| print!("{report}")),
+        Command::Pool(args) => pool::run(*args),
+        Command::Chain(cmd) => pool::chain(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -53,4 +62,14 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Logs to stderr; `RUST_LOG` overrides the default level (info).
+pub(crate) fn logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

@@ -93,6 +93,9 @@ pub enum RejectReason {
     BadNtime,
     VersionBitsOutsideMask,
     BadExtranonce2Size,
+    /// The pool could not take the share (its ledger is unavailable): the miner keeps it
+    /// and is not paid for a share nobody recorded.
+    PoolError(String),
 }
 
 impl RejectReason {
@@ -120,6 +123,7 @@ impl RejectReason {
                 "Version bits outside the negotiated mask".into()
             }
             RejectReason::BadExtranonce2Size => "Invalid extranonce2 size".into(),
+            RejectReason::PoolError(why) => format!("Pool error, share not recorded: {why}"),
         }
     }
 
@@ -135,6 +139,7 @@ impl RejectReason {
             RejectReason::BadNtime => "bad-ntime",
             RejectReason::VersionBitsOutsideMask => "bad-version-bits",
             RejectReason::BadExtranonce2Size => "bad-extranonce2",
+            RejectReason::PoolError(_) => "pool-error",
         }
     }
 }

@@ -1,0 +1,800 @@
+//! The share ledger: every accepted share and every block, durable before the miner hears
+//! `true`, and the PPLNS payouts computed from them.
+//!
+//! One code path, one schema and one set of migrations serve SQLite (the default: one file
+//! in WAL mode with `synchronous=NORMAL`, whose commits survive the process being killed,
+//! though not the machine losing power) and PostgreSQL, through `sqlx::AnyPool` and portable
+//! SQL with `$n` placeholders.
+//!
+//! Writes go through one writer task that commits whatever has queued up in one transaction
+//! (group commit); [`Ledger::record_share`] resolves only after its share's transaction has
+//! committed. The writer assigns each new share the next `seq`, the order PPLNS walks, so
+//! one database has one writing pool process. Reads go straight to the connection pool.
+//!
+//! The ledger knows rows, not sockets: it never sees a miner, only what the server accepted.
+
+mod migrate;
+mod pplns;
+mod writer;
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::{Arc, Once};
+use std::time::Duration;
+
+use serde::Serialize;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Executor, Row};
+use tokio::sync::{mpsc, oneshot};
+
+use writer::{Command, Writer};
+
+/// Commands that may wait for the writer before callers feel back-pressure.
+const QUEUE: usize = 65_536;
+/// Longest worker name or job id the ledger stores, in bytes.
+const MAX_NAME: usize = 1024;
+/// Shares read per query while PPLNS walks back through the window.
+const PPLNS_PAGE: i64 = 10_000;
+
+/// Why the ledger could not do what was asked.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error(
+        "unsupported database URL `{0}`: use sqlite:///path/to/pool.db, sqlite:path or postgres://user:password@host/database"
+    )]
+    UnsupportedUrl(String),
+    #[error("database: {0}")]
+    Database(Arc<sqlx::Error>),
+    #[error("cannot create the database's directory {path}: {message}")]
+    CreateDir { path: String, message: String },
+    #[error("ledger migration {name} failed: {message}")]
+    Migration { name: &'static str, message: String },
+    #[error(
+        "the database's ledger schema is at version {found}, newer than this hashforge knows ({known}); run a newer hashforge or use another database"
+    )]
+    SchemaTooNew { found: i64, known: i64 },
+    #[error("invalid {what}: {why}")]
+    Invalid { what: &'static str, why: String },
+    #[error("unknown block {0}")]
+    UnknownBlock(String),
+    #[error(
+        "the share that found block {0} is not in the ledger: record it (is_block = true) before computing its PPLNS payout"
+    )]
+    BlockShareMissing(String),
+    #[error(
+        "the ledger writer has stopped (the ledger was closed, or the writer failed: see the log); nothing more can be recorded"
+    )]
+    WriterStopped,
+}
+
+impl From<sqlx::Error> for LedgerError {
+    fn from(e: sqlx::Error) -> LedgerError {
+        LedgerError::Database(Arc::new(e))
+    }
+}
+
+/// An accepted share, as the server hands it to the ledger.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ShareRecord {
+    pub worker: String,
+    pub job_id: String,
+    pub height: u64,
+    /// Credited difficulty: the difficulty of the job the share was sent under.
+    pub difficulty: f64,
+    /// The difficulty the share's hash actually reached.
+    pub share_difficulty: f64,
+    /// SHA-256d of the header, internal byte order (as `hashforge_stratum::ShareCheck`
+    /// gives it). Stored in display order, so a block's share carries the block's hash.
+    #[serde(serialize_with = "serialize_hash")]
+    pub hash: [u8; 32],
+    pub is_block: bool,
+    /// Unix time, milliseconds.
+    pub time_ms: i64,
+}
+
+impl ShareRecord {
+    /// The hash in display hex (byte-reversed), the key the ledger stores it under.
+    pub fn hash_hex(&self) -> String {
+        display_hex(&self.hash)
+    }
+
+    fn validate(&self) -> Result<(), LedgerError> {
+        check_name("worker", &self.worker)?;
+        check_name("job id", &self.job_id)?;
+        check_u64("share height", self.height)?;
+        for (what, d) in [
+            ("share difficulty", self.difficulty),
+            ("share hash difficulty", self.share_difficulty),
+        ] {
+            if !d.is_finite() || d < 0.0 {
+                return Err(invalid(
+                    what,
+                    format!("{d} is not a finite non-negative number"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A share as stored, with the order the ledger gave it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StoredShare {
+    pub seq: u64,
+    #[serde(flatten)]
+    pub share: ShareRecord,
+}
+
+/// A block the pool found.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct BlockRecord {
+    /// Block hash, display hex (as explorers and bitcoind show it).
+    pub hash: String,
+    pub height: u64,
+    pub worker: String,
+    pub reward_sats: u64,
+    /// Unix time, milliseconds.
+    pub time_ms: i64,
+    pub status: BlockStatus,
+}
+
+impl BlockRecord {
+    fn validate(&mut self) -> Result<(), LedgerError> {
+        self.hash = normalize_block_hash(&self.hash)?;
+        check_name("worker", &self.worker)?;
+        check_u64("block height", self.height)?;
+        check_u64("block reward", self.reward_sats)?;
+        self.status.validate()
+    }
+}
+
+/// What became of a block after the pool submitted it. Stored as text: `submitted`,
+/// `accepted`, or `rejected: <reason>`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BlockStatus {
+    Submitted,
+    Accepted,
+    Rejected(String),
+}
+
+impl BlockStatus {
+    fn validate(&self) -> Result<(), LedgerError> {
+        match self {
+            BlockStatus::Rejected(reason) => check_text("rejection reason", reason),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl fmt::Display for BlockStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BlockStatus::Submitted => f.write_str("submitted"),
+            BlockStatus::Accepted => f.write_str("accepted"),
+            BlockStatus::Rejected(reason) => write!(f, "rejected: {reason}"),
+        }
+    }
+}
+
+impl FromStr for BlockStatus {
+    type Err = LedgerError;
+
+    fn from_str(s: &str) -> Result<BlockStatus, LedgerError> {
+        match s {
+            "submitted" => Ok(BlockStatus::Submitted),
+            "accepted" => Ok(BlockStatus::Accepted),
+            _ => match s.strip_prefix("rejected: ") {
+                Some(reason) => Ok(BlockStatus::Rejected(reason.to_owned())),
+                None => Err(invalid(
+                    "block status",
+                    format!("`{s}` is not one the ledger writes"),
+                )),
+            },
+        }
+    }
+}
+
+/// One worker's cut of one block.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PayoutRow {
+    /// Display hex.
+    pub block_hash: String,
+    pub worker: String,
+    pub amount_sats: u64,
+    /// Difficulty units of the window credited to this worker.
+    pub difficulty: f64,
+    /// The block share's time, Unix milliseconds.
+    pub time_ms: i64,
+}
+
+/// The PPLNS payout of one block.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PayoutSet {
+    pub block_hash: String,
+    pub reward_sats: u64,
+    /// Window size, difficulty units.
+    pub window: f64,
+    pub fee: f64,
+    /// One row per worker owed at least one satoshi, by worker name.
+    pub rows: Vec<PayoutRow>,
+    /// What stays with the pool: the fee, rounding, and the part of a window the pool's
+    /// history could not fill.
+    pub pool_sats: u64,
+    /// Difficulty units the shares covered (the window size once the pool has that much
+    /// history).
+    pub credited: f64,
+}
+
+/// Accepted work per worker since a point in time.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct WorkerStats {
+    pub worker: String,
+    pub shares: u64,
+    /// Sum of credited difficulty: hashrate is `difficulty_sum * 2^32 / seconds`.
+    pub difficulty_sum: f64,
+    /// Unix milliseconds.
+    pub last_share_ms: i64,
+    pub best_share_difficulty: f64,
+}
+
+impl WorkerStats {
+    /// Hashes per second over `seconds`.
+    pub fn hashrate(&self, seconds: f64) -> f64 {
+        self.difficulty_sum * 4_294_967_296.0 / seconds
+    }
+}
+
+/// The ledger. Cheap to clone: clones share one connection pool and one writer.
+#[derive(Clone)]
+pub struct Ledger {
+    pool: AnyPool,
+    tx: mpsc::Sender<Command>,
+}
+
+impl fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ledger").finish_non_exhaustive()
+    }
+}
+
+impl Ledger {
+    /// Opens (creating if missing) and migrates the ledger at `url`:
+    /// `sqlite:///path/to/pool.db`, `sqlite:path`, or `postgres://user:pass@host/db`.
+    pub async fn open(url: &str) -> Result<Ledger, LedgerError> {
+        static DRIVERS: Once = Once::new();
+        DRIVERS.call_once(sqlx::any::install_default_drivers);
+
+        let (url, sqlite) = connect_url(url)?;
+        let options = AnyConnectOptions::from_str(&url)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(if sqlite { 4 } else { 8 })
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if sqlite {
+                        // WAL persists in the file; `synchronous` is per connection.
+                        // NORMAL: a commit is in the WAL (the OS's cache) when it returns,
+                        // so it survives a killed process; only a checkpoint fsyncs.
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA synchronous = NORMAL").await?;
+                        if let Ok(p) = std::env::var("HF_PRAGMA") { for q in p.split(';') { conn.execute(q).await?; } }
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
+        migrate::run(&pool).await?;
+        let last: Option<i64> = sqlx::query("SELECT MAX(seq) FROM shares")
+            .fetch_one(&pool)
+            .await?
+            .try_get(0)?;
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(Writer::new(pool.clone(), rx, last.map_or(0, |s| s + 1)).run());
+        Ok(Ledger { pool, tx })
+    }
+
+    /// Records an accepted share; resolves once it is committed. A share whose hash is
+    /// already recorded counts as recorded (and is not counted twice).
+    pub async fn record_share(&self, share: ShareRecord) -> Result<(), LedgerError> {
+        share.validate()?;
+        self.send(|reply| Command::Share(share, reply)).await
+    }
+
+    /// Records a found block; durable before it returns. A block already recorded keeps
+    /// its first record (change its status with [`Ledger::set_block_status`]).
+    pub async fn record_block(&self, mut block: BlockRecord) -> Result<(), LedgerError> {
+        block.validate()?;
+        self.send(|reply| Command::Block(block, reply)).await
+    }
+
+    pub async fn set_block_status(
+        &self,
+        hash: &str,
+        status: BlockStatus,
+    ) -> Result<(), LedgerError> {
+        let hash = normalize_block_hash(hash)?;
+        status.validate()?;
+        self.send(|reply| Command::Status(hash, status, reply))
+            .await
+    }
+
+    async fn send(
+        &self,
+        command: impl FnOnce(writer::Reply) -> Command,
+    ) -> Result<(), LedgerError> {
+        let (reply, done) = oneshot::channel();
+        self.tx
+            .send(command(reply))
+            .await
+            .map_err(|_| LedgerError::WriterStopped)?;
+        done.await.map_err(|_| LedgerError::WriterStopped)?
+    }
+
+    /// The PPLNS payout of a block: the shares in the last `window` difficulty units up to
+    /// and including the block's own share (by `seq`) each earn
+    /// `(1 - fee) * reward * d_i / window`, the share straddling the window's edge only for
+    /// its part inside. Amounts are summed per worker and rounded down to whole satoshis;
+    /// what is left stays with the pool. Stored once per block: a second call returns the
+    /// stored payout, whatever its arguments.
+    ///
+    /// The block's share must be recorded first (its `record_share` has resolved).
+    pub async fn pplns(
+        &self,
+        block_hash: &str,
+        reward_sats: u64,
+        window: f64,
+        fee: f64,
+    ) -> Result<PayoutSet, LedgerError> {
+        let block_hash = normalize_block_hash(block_hash)?;
+        check_u64("block reward", reward_sats)?;
+        if !(window.is_finite() && window > 0.0) {
+            return Err(invalid(
+                "PPLNS window",
+                format!("{window} is not a positive number of difficulty units"),
+            ));
+        }
+        if !(0.0..=1.0).contains(&fee) {
+            return Err(invalid("pool fee", format!("{fee} is not between 0 and 1")));
+        }
+        if let Some(stored) = self.stored_payout(&block_hash).await? {
+            return Ok(stored);
+        }
+        let found = sqlx::query("SELECT seq, time_ms FROM shares WHERE hash = $1")
+            .bind(block_hash.as_str())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| LedgerError::BlockShareMissing(block_hash.clone()))?;
+        let (block_seq, time_ms): (i64, i64) = (found.try_get(0)?, found.try_get(1)?);
+
+        // Shares up to the block's are never rewritten, so the walk needs no transaction.
+        let mut w = pplns::Window::new(window);
+        let mut below = block_seq + 1;
+        'walk: loop {
+            let page = sqlx::query(
+                "SELECT seq, worker, difficulty FROM shares WHERE seq < $1 ORDER BY seq DESC LIMIT $2",
+            )
+            .bind(below)
+            .bind(PPLNS_PAGE)
+            .fetch_all(&self.pool)
+            .await?;
+            let full_page = page.len() as i64 == PPLNS_PAGE;
+            for row in &page {
+                below = row.try_get(0)?;
+                let worker: String = row.try_get(1)?;
+                if w.push(&worker, row.try_get(2)?) {
+                    break 'walk;
+                }
+            }
+            if !full_page {
+                break;
+            }
+        }
+        let (split, pool_sats) = w.split(reward_sats, fee);
+        let set = PayoutSet {
+            rows: split
+                .into_iter()
+                .map(|(worker, amount_sats, difficulty)| PayoutRow {
+                    block_hash: block_hash.clone(),
+                    worker,
+                    amount_sats,
+                    difficulty,
+                    time_ms,
+                })
+                .collect(),
+            block_hash,
+            reward_sats,
+            window,
+            fee,
+            pool_sats,
+            credited: w.covered(),
+        };
+
+        let mut tx = self.pool.begin().await?;
+        // Writing first takes SQLite's write lock up front (a read-then-write transaction
+        // could not upgrade after the writer commits) and makes a concurrent call for the
+        // same block wait, then find the payout stored.
+        let claimed = sqlx::query(
+            "INSERT INTO payout_blocks (block_hash, reward_sats, window_units, fee, pool_sats, last_share_seq, credited, time_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (block_hash) DO NOTHING",
+        )
+        .bind(set.block_hash.as_str())
+        .bind(reward_sats as i64)
+        .bind(window)
+        .bind(fee)
+        .bind(pool_sats as i64)
+        .bind(block_seq)
+        .bind(set.credited)
+        .bind(time_ms)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if claimed == 0 {
+            tx.rollback().await?;
+            return self
+                .stored_payout(&set.block_hash)
+                .await?
+                .ok_or_else(|| LedgerError::UnknownBlock(set.block_hash.clone()));
+        }
+        for row in &set.rows {
+            sqlx::query(
+                "INSERT INTO payouts (block_hash, worker, amount_sats, difficulty, time_ms) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(row.block_hash.as_str())
+            .bind(row.worker.as_str())
+            .bind(row.amount_sats as i64)
+            .bind(row.difficulty)
+            .bind(row.time_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(set)
+    }
+
+    async fn stored_payout(&self, block_hash: &str) -> Result<Option<PayoutSet>, LedgerError> {
+        let Some(head) = sqlx::query(
+            "SELECT reward_sats, window_units, fee, pool_sats, credited FROM payout_blocks WHERE block_hash = $1",
+        )
+        .bind(block_hash)
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let rows = sqlx::query(
+            "SELECT block_hash, worker, amount_sats, difficulty, time_ms FROM payouts WHERE block_hash = $1 ORDER BY worker",
+        )
+        .bind(block_hash)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(Some(PayoutSet {
+            block_hash: block_hash.to_owned(),
+            reward_sats: head.try_get::<i64, _>(0)? as u64,
+            window: head.try_get(1)?,
+            fee: head.try_get(2)?,
+            pool_sats: head.try_get::<i64, _>(3)? as u64,
+            credited: head.try_get(4)?,
+            rows: rows.iter().map(payout_row).collect::<Result<_, _>>()?,
+        }))
+    }
+
+    /// Accepted work per worker from `since_ms` (Unix milliseconds) on, by worker name.
+    pub async fn workers(&self, since_ms: i64) -> Result<Vec<WorkerStats>, LedgerError> {
+        let rows = sqlx::query(
+            "SELECT worker, COUNT(*), SUM(difficulty), MAX(time_ms), MAX(share_difficulty) \
+             FROM shares WHERE time_ms >= $1 GROUP BY worker ORDER BY worker",
+        )
+        .bind(since_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(WorkerStats {
+                    worker: r.try_get(0)?,
+                    shares: r.try_get::<i64, _>(1)? as u64,
+                    difficulty_sum: r.try_get(2)?,
+                    last_share_ms: r.try_get(3)?,
+                    best_share_difficulty: r.try_get(4)?,
+                })
+            })
+            .collect()
+    }
+
+    /// The newest `limit` blocks, newest first.
+    pub async fn blocks(&self, limit: u32) -> Result<Vec<BlockRecord>, LedgerError> {
+        let rows = sqlx::query(
+            "SELECT hash, height, worker, reward_sats, time_ms, status FROM blocks \
+             ORDER BY time_ms DESC, height DESC, hash LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(BlockRecord {
+                    hash: r.try_get(0)?,
+                    height: r.try_get::<i64, _>(1)? as u64,
+                    worker: r.try_get(2)?,
+                    reward_sats: r.try_get::<i64, _>(3)? as u64,
+                    time_ms: r.try_get(4)?,
+                    status: r.try_get::<String, _>(5)?.parse()?,
+                })
+            })
+            .collect()
+    }
+
+    /// The newest `limit` payout rows, newest block first.
+    pub async fn payouts(&self, limit: u32) -> Result<Vec<PayoutRow>, LedgerError> {
+        let rows = sqlx::query(
+            "SELECT block_hash, worker, amount_sats, difficulty, time_ms FROM payouts \
+             ORDER BY time_ms DESC, block_hash, worker LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(payout_row).collect()
+    }
+
+    /// The share with this hash (internal byte order), if recorded.
+    pub async fn share(&self, hash: &[u8; 32]) -> Result<Option<StoredShare>, LedgerError> {
+        let row = sqlx::query(
+            "SELECT seq, worker, job_id, height, difficulty, share_difficulty, \
+             CASE WHEN is_block THEN 1 ELSE 0 END, time_ms FROM shares WHERE hash = $1",
+        )
+        .bind(display_hex(hash))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(StoredShare {
+                seq: r.try_get::<i64, _>(0)? as u64,
+                share: ShareRecord {
+                    worker: r.try_get(1)?,
+                    job_id: r.try_get(2)?,
+                    height: r.try_get::<i64, _>(3)? as u64,
+                    difficulty: r.try_get(4)?,
+                    share_difficulty: r.try_get(5)?,
+                    hash: *hash,
+                    is_block: r.try_get::<i64, _>(6)? != 0,
+                    time_ms: r.try_get(7)?,
+                },
+            })
+        })
+        .transpose()
+    }
+
+    /// Shares recorded, all time.
+    pub async fn share_count(&self) -> Result<u64, LedgerError> {
+        let n: i64 = sqlx::query("SELECT COUNT(*) FROM shares")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
+        Ok(n as u64)
+    }
+
+    /// Writes everything already queued, stops the writer and closes the connections.
+    /// Other clones' later calls fail with [`LedgerError::WriterStopped`] (writes) or a
+    /// closed-pool error (reads).
+    pub async fn close(self) {
+        let (done, stopped) = oneshot::channel();
+        if self.tx.send(Command::Close(done)).await.is_ok() {
+            let _ = stopped.await;
+        }
+        self.pool.close().await;
+    }
+}
+
+fn payout_row(r: &AnyRow) -> Result<PayoutRow, LedgerError> {
+    Ok(PayoutRow {
+        block_hash: r.try_get(0)?,
+        worker: r.try_get(1)?,
+        amount_sats: r.try_get::<i64, _>(2)? as u64,
+        difficulty: r.try_get(3)?,
+        time_ms: r.try_get(4)?,
+    })
+}
+
+/// The URL to connect with, and whether it is SQLite. SQLite files (and their directory)
+/// are created if missing.
+fn connect_url(url: &str) -> Result<(String, bool), LedgerError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok((url.to_owned(), false));
+    }
+    let Some(rest) = url.strip_prefix("sqlite:") else {
+        return Err(LedgerError::UnsupportedUrl(redact(url)));
+    };
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let (path, params) = rest.split_once('?').unwrap_or((rest, ""));
+    if path.is_empty() {
+        return Err(LedgerError::UnsupportedUrl(url.to_owned()));
+    }
+    if path != ":memory:" {
+        if let Some(dir) = std::path::Path::new(path)
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir).map_err(|e| LedgerError::CreateDir {
+                path: dir.display().to_string(),
+                message: e.to_string(),
+            })?;
+        }
+    }
+    let params = if params.split('&').any(|p| p.starts_with("mode=")) {
+        params.to_owned()
+    } else if params.is_empty() {
+        "mode=rwc".to_owned()
+    } else {
+        format!("{params}&mode=rwc")
+    };
+    Ok((format!("sqlite://{path}?{params}"), true))
+}
+
+/// A URL with its password masked, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => match url[scheme + 3..at].split_once(':') {
+            Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+            None => url.to_owned(),
+        },
+        _ => url.to_owned(),
+    }
+}
+
+/// Display hex of a hash held in internal byte order.
+fn display_hex(hash: &[u8; 32]) -> String {
+    let mut reversed = *hash;
+    reversed.reverse();
+    hex::encode(reversed)
+}
+
+fn normalize_block_hash(hash: &str) -> Result<String, LedgerError> {
+    if hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(hash.to_ascii_lowercase())
+    } else {
+        Err(invalid(
+            "block hash",
+            format!("`{}` is not 64 hex digits", hash.escape_debug()),
+        ))
+    }
+}
+
+fn check_name(what: &'static str, s: &str) -> Result<(), LedgerError> {
+    if s.len() > MAX_NAME {
+        return Err(invalid(
+            what,
+            format!("{} bytes is longer than {MAX_NAME}", s.len()),
+        ));
+    }
+    check_text(what, s)
+}
+
+/// PostgreSQL's TEXT cannot hold NUL, so neither database gets one.
+fn check_text(what: &'static str, s: &str) -> Result<(), LedgerError> {
+    if s.contains('\0') {
+        return Err(invalid(what, "contains a NUL character".into()));
+    }
+    Ok(())
+}
+
+/// Both databases store BIGINT, which is signed.
+fn check_u64(what: &'static str, v: u64) -> Result<(), LedgerError> {
+    if i64::try_from(v).is_err() {
+        return Err(invalid(
+            what,
+            format!("{v} is larger than the ledger can store"),
+        ));
+    }
+    Ok(())
+}
+
+fn invalid(what: &'static str, why: String) -> LedgerError {
+    LedgerError::Invalid { what, why }
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn serialize_hash<S: serde::Serializer>(hash: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&display_hex(hash))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_urls_create_the_file_and_keep_their_parameters() {
+        let dir = std::env::temp_dir().join(format!("hashforge-ledger-url-{}", std::process::id()));
+        let db = dir.join("sub").join("pool.db");
+        let (url, sqlite) = connect_url(&format!("sqlite://{}", db.display())).unwrap();
+        assert!(sqlite);
+        assert_eq!(url, format!("sqlite://{}?mode=rwc", db.display()));
+        assert!(db.parent().unwrap().is_dir());
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            connect_url("sqlite:pool.db").unwrap().0,
+            "sqlite://pool.db?mode=rwc"
+        );
+        assert_eq!(
+            connect_url("sqlite:pool.db?mode=ro").unwrap().0,
+            "sqlite://pool.db?mode=ro"
+        );
+        assert!(!connect_url("postgres://u:p@h/db").unwrap().1);
+    }
+
+    #[test]
+    fn a_bad_url_is_refused_without_its_password() {
+        let e = connect_url("mysql://user:secret@host/db")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("mysql://user:***@host/db"), "{e}");
+        assert!(!e.contains("secret"));
+    }
+
+    #[test]
+    fn block_status_round_trips_through_text() {
+        for s in [
+            BlockStatus::Submitted,
+            BlockStatus::Accepted,
+            BlockStatus::Rejected("bad-txnmrklroot: x".into()),
+        ] {
+            assert_eq!(s.to_string().parse::<BlockStatus>().unwrap(), s);
+        }
+        assert!("lost".parse::<BlockStatus>().is_err());
+    }
+
+    #[test]
+    fn share_hashes_are_stored_in_display_order() {
+        let mut hash = [0u8; 32];
+        hash[0] = 0xab;
+        hash[31] = 0x01;
+        let hex = display_hex(&hash);
+        assert!(hex.starts_with("01") && hex.ends_with("ab"), "{hex}");
+    }
+
+    #[test]
+    fn hostile_values_are_refused_before_the_writer_sees_them() {
+        let share = ShareRecord {
+            worker: "w".into(),
+            job_id: "1".into(),
+            height: 1,
+            difficulty: 1.0,
+            share_difficulty: 2.0,
+            hash: [0; 32],
+            is_block: false,
+            time_ms: 0,
+        };
+        assert!(share.validate().is_ok());
+        for bad in [
+            ShareRecord {
+                worker: "a\0b".into(),
+                ..share.clone()
+            },
+            ShareRecord {
+                worker: "x".repeat(MAX_NAME + 1),
+                ..share.clone()
+            },
+            ShareRecord {
+                difficulty: f64::NAN,
+                ..share.clone()
+            },
+            ShareRecord {
+                share_difficulty: -1.0,
+                ..share.clone()
+            },
+            ShareRecord {
+                height: u64::MAX,
+                ..share.clone()
+            },
+        ] {
+            assert!(
+                matches!(bad.validate(), Err(LedgerError::Invalid { .. })),
+                "{bad:?}"
+            );
+        }
+    }
+}

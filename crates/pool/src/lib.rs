@@ -1,0 +1,339 @@
+//! The pool daemon: block templates from the operator's own bitcoind (or an embedded regtest
+//! chain), jobs, a Stratum V1 server with per-connection vardiff, a durable share ledger
+//! (SQLite or PostgreSQL), PPLNS payouts, and an HTTP API with Prometheus metrics.
+//!
+//! The pool never trusts a miner's bytes: every line goes through
+//! `hashforge_stratum::ServerSession`, which checks every share; the pool only decides who
+//! may authorize, records what was accepted (durably, before the miner hears `true`), and
+//! submits blocks (before anything else happens to them).
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), hashforge_pool::PoolError> {
+//! let pool = hashforge_pool::Pool::start(hashforge_pool::PoolConfig::default()).await?;
+//! println!("mine on {}", pool.stratum_url());
+//! pool.wait().await;
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod bitcoind;
+pub mod chain;
+pub mod config;
+pub mod jobs;
+pub mod ledger;
+mod server;
+pub mod stats;
+pub mod template;
+pub mod testing;
+pub mod vardiff;
+
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bitcoin::{Address, Network, ScriptBuf};
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
+
+pub use config::{PoolConfig, SourceConfig};
+use jobs::JobFactory;
+use ledger::Ledger;
+use stats::Stats;
+use template::{SourceError, TemplateSource};
+
+/// Why the pool could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    #[error("template source: {0}")]
+    Source(#[from] SourceError),
+    #[error("ledger: {0}")]
+    Ledger(#[from] ledger::LedgerError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("--payout-address {address}: {reason}")]
+    PayoutAddress { address: String, reason: String },
+    #[error("a pool on {0} needs --payout-address (or --solo, where each miner's username is its address)")]
+    NoPayout(Network),
+}
+
+/// What every connection task and the API share.
+pub(crate) struct Shared {
+    config: PoolConfig,
+    source: Arc<dyn TemplateSource>,
+    network: Network,
+    /// The pool-mode payout.
+    payout: ScriptBuf,
+    jobs: JobFactory,
+    /// Bumped for each new job generation.
+    generation: watch::Sender<u64>,
+    /// Asks the template task to look for a new tip now (after a block was found here).
+    kick: Notify,
+    ledger: Ledger,
+    stats: Stats,
+    extranonce1: AtomicU32,
+    source_status: Mutex<String>,
+    started: Instant,
+}
+
+impl Shared {
+    fn next_extranonce1(&self) -> [u8; 4] {
+        self.extranonce1
+            .fetch_add(1, Ordering::Relaxed)
+            .to_be_bytes()
+    }
+
+    fn set_status(&self, status: String) {
+        *self.source_status.lock().unwrap_or_else(|p| p.into_inner()) = status;
+    }
+
+    pub(crate) fn status(&self) -> String {
+        self.source_status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// A running pool.
+pub struct Pool {
+    shared: Arc<Shared>,
+    stratum: SocketAddr,
+    http: Option<SocketAddr>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Pool {
+    /// Opens the ledger and the template source, binds the listeners and starts serving.
+    pub async fn start(config: PoolConfig) -> Result<Pool, PoolError> {
+        let source: Arc<dyn TemplateSource> = match &config.source {
+            SourceConfig::Embedded => Arc::new(chain::EmbeddedChain::open(&config.data_dir)?),
+            SourceConfig::Bitcoind { url, auth } => {
+                Arc::new(connect_bitcoind(url, auth.clone()).await?)
+            }
+        };
+        let network = source.network();
+        let payout = payout_script(&config, network)?;
+        let database = config.database_url();
+        let ledger = Ledger::open(&database).await?;
+        let listener =
+            TcpListener::bind(config.stratum)
+                .await
+                .map_err(|source| PoolError::Listen {
+                    addr: config.stratum,
+                    source,
+                })?;
+        let stratum = listener.local_addr().map_err(|source| PoolError::Listen {
+            addr: config.stratum,
+            source,
+        })?;
+        let tag = config.tag.as_bytes().to_vec();
+        let shared = Arc::new(Shared {
+            jobs: JobFactory::new(tag, 4 + config.extranonce2_size),
+            generation: watch::channel(0).0,
+            kick: Notify::new(),
+            ledger,
+            stats: Stats::default(),
+            extranonce1: AtomicU32::new(rand_seed()),
+            source_status: Mutex::new("starting".into()),
+            started: Instant::now(),
+            config,
+            source,
+            network,
+            payout,
+        });
+        tracing::info!("templates from {}", shared.source.describe());
+        tracing::info!("ledger: {}", redact(&database));
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let mut tasks = vec![
+            tokio::spawn(template_loop(Arc::clone(&shared), shutdown_rx.clone())),
+            tokio::spawn(server::accept_loop(
+                Arc::clone(&shared),
+                listener,
+                shutdown_rx.clone(),
+            )),
+        ];
+        let mut http = None;
+        if let Some(addr) = shared.config.http {
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|source| PoolError::Listen { addr, source })?;
+            http = Some(
+                listener
+                    .local_addr()
+                    .map_err(|source| PoolError::Listen { addr, source })?,
+            );
+            tasks.push(tokio::spawn(api::serve(
+                Arc::clone(&shared),
+                listener,
+                shutdown_rx,
+            )));
+        }
+        tracing::info!("stratum on {}", server::describe_listener(stratum));
+        Ok(Pool {
+            shared,
+            stratum,
+            http,
+            shutdown,
+            tasks,
+        })
+    }
+
+    pub fn stratum_addr(&self) -> SocketAddr {
+        self.stratum
+    }
+    pub fn stratum_url(&self) -> String {
+        server::describe_listener(self.stratum)
+    }
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http
+    }
+    /// What the templates come from, as said in logs and the API.
+    pub fn source(&self) -> String {
+        self.shared.source.describe()
+    }
+
+    /// Runs until [`Pool::stop`] (or forever).
+    pub async fn wait(self) {
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+
+    /// Stops accepting, closes connections, flushes the ledger.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        self.shared.ledger.clone().close().await;
+    }
+}
+
+fn rand_seed() -> u32 {
+    // Distinct extranonce1 ranges across restarts; uniqueness within a run comes from the
+    // counter.
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() ^ (d.as_secs() as u32).rotate_left(16))
+        .unwrap_or(0)
+}
+
+fn redact(url: &str) -> String {
+    match url.split_once('@') {
+        Some((head, tail)) => match head.rsplit_once(':') {
+            Some((user, _)) if user.contains("://") => format!("{user}:***@{tail}"),
+            _ => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+async fn connect_bitcoind(
+    url: &str,
+    auth: bitcoind::RpcAuth,
+) -> Result<bitcoind::Bitcoind, SourceError> {
+    let mut delay = Duration::from_millis(500);
+    loop {
+        match bitcoind::Bitcoind::connect(url, auth.clone()).await {
+            Ok(b) => return Ok(b),
+            Err(e @ (SourceError::Unauthorized | SourceError::Malformed { .. })) => return Err(e),
+            Err(e) => {
+                tracing::warn!("{e}; retrying in {delay:?}");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+fn payout_script(config: &PoolConfig, network: Network) -> Result<ScriptBuf, PoolError> {
+    match &config.payout_address {
+        Some(a) => {
+            let bad = |reason: String| PoolError::PayoutAddress {
+                address: a.clone(),
+                reason,
+            };
+            Ok(Address::from_str(a)
+                .map_err(|e| bad(e.to_string()))?
+                .require_network(network)
+                .map_err(|_| bad(format!("not an address on {network}")))?
+                .script_pubkey())
+        }
+        // Test coins only: an anyone-can-spend output, as Bitcoin Core's own regtest tests use.
+        None if network == Network::Regtest => {
+            if !config.solo {
+                tracing::warn!("no --payout-address: regtest block rewards go to an anyone-can-spend (OP_TRUE) output");
+            }
+            Ok(ScriptBuf::from_bytes(vec![0x51]))
+        }
+        None if config.solo => Ok(ScriptBuf::new()),
+        None => Err(PoolError::NoPayout(network)),
+    }
+}
+
+/// Watches the tip (every 100 ms, or at once when kicked), refreshes templates every
+/// `refresh` seconds, and keeps serving the last good job while the source is unwell.
+async fn template_loop(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    let mut tip = None;
+    let mut refreshed = Instant::now();
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let result = match shared.source.best_block().await {
+            Ok(best) if Some(best) != tip => shared
+                .source
+                .template()
+                .await
+                .map(|t| (t, true, Some(best)))
+                .map_err(Some),
+            Ok(_) if refreshed.elapsed() >= shared.config.refresh => shared
+                .source
+                .template()
+                .await
+                .map(|t| (t, false, None))
+                .map_err(Some),
+            Ok(_) => {
+                backoff = Duration::from_millis(100);
+                Err(None)
+            }
+            Err(e) => Err(Some(e)),
+        };
+        match result {
+            Ok((template, clean, best)) => {
+                if let Some(best) = best {
+                    tip = Some(best);
+                    tracing::info!(height = template.height, "new tip {best}: clean jobs");
+                }
+                refreshed = Instant::now();
+                shared.set_status("ok".into());
+                let generation = shared.jobs.set_template(Arc::new(template), clean);
+                shared.generation.send_replace(generation);
+            }
+            Err(None) => {}
+            Err(Some(e)) => {
+                if shared.status() != e.to_string() {
+                    tracing::warn!("{e}; serving the last job meanwhile");
+                }
+                shared.set_status(e.to_string());
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+        let wait = if shared.status() == "ok" {
+            Duration::from_millis(100)
+        } else {
+            backoff
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shared.kick.notified() => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}

@@ -1,0 +1,357 @@
+//! The Stratum V1 server on tokio: one task per connection around a `ServerSession`.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bitcoin::{Address, ScriptBuf};
+use hashforge_stratum::{
+    FrameError, LineBuffer, RejectReason, ServerConfig, ServerEvent, ServerSession, ShareCandidate,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use crate::jobs::PoolJob;
+use crate::ledger::{BlockRecord, BlockStatus, ShareRecord};
+use crate::vardiff::Vardiff;
+use crate::Shared;
+
+/// Accepts connections until `shutdown` flips.
+pub(crate) async fn accept_loop(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    if shared.stats.pool().connections >= shared.config.max_connections as u64 {
+                        tracing::warn!(%peer, "connection limit reached; refusing");
+                        continue;
+                    }
+                    let _ = stream.set_nodelay(true);
+                    let shared = Arc::clone(&shared);
+                    let shutdown = shutdown.clone();
+                    tokio::spawn(async move {
+                        shared.stats.connected();
+                        let why = serve(&shared, stream, shutdown).await;
+                        shared.stats.disconnected();
+                        tracing::debug!(%peer, "disconnected: {why}");
+                    });
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+struct Conn<'a> {
+    shared: &'a Shared,
+    session: ServerSession,
+    vardiff: Vardiff,
+    payout: Option<ScriptBuf>,
+    sent: VecDeque<Arc<PoolJob>>,
+    generation: u64,
+}
+
+impl Conn<'_> {
+    /// Sends the current job (if any and if the miner may have one).
+    fn send_job(&mut self) {
+        let Some(payout) = self.payout.clone() else {
+            return;
+        };
+        match self.shared.jobs.job_for(&payout) {
+            Ok(Some(job)) => self.push_job(job),
+            Ok(None) => {}
+            Err(e) => tracing::error!("cannot build a job: {e}"),
+        }
+    }
+
+    fn push_job(&mut self, job: Arc<PoolJob>) {
+        if job.server_job.clean_jobs {
+            self.sent.clear();
+        }
+        if self.sent.len() >= 16 {
+            self.sent.pop_front();
+        }
+        self.session.notify(Arc::clone(&job.server_job));
+        self.sent.push_back(job);
+    }
+
+    /// A new difficulty, and the current work again under a new id so it applies now.
+    fn apply_difficulty(&mut self, d: f64) {
+        self.session.set_difficulty(d);
+        if let Some(last) = self.sent.back() {
+            let again = Arc::new(last.renamed(self.shared.jobs.next_job_id()));
+            self.push_job(again);
+        }
+    }
+
+    fn authorize(&mut self, user: &str) -> Result<(), String> {
+        if self.shared.config.solo {
+            let address = user.split('.').next().unwrap_or_default();
+            let script = Address::from_str(address)
+                .map_err(|e| format!("`{address}` is not a bitcoin address ({e}); solo mining pays the address in the username"))?
+                .require_network(self.shared.network)
+                .map_err(|_| format!("`{address}` is not an address on {}", self.shared.network))?
+                .script_pubkey();
+            self.payout = Some(script);
+        } else {
+            self.payout = Some(self.shared.payout.clone());
+        }
+        Ok(())
+    }
+
+    async fn share(&mut self, c: ShareCandidate) {
+        // A block first, before anything else happens to it.
+        let payout = if c.is_block() {
+            self.submit_block(&c).await
+        } else {
+            None
+        };
+        let record = ShareRecord {
+            worker: c.worker.clone(),
+            job_id: c.job.job_id.clone(),
+            height: u64::from(
+                self.sent
+                    .iter()
+                    .find(|j| j.server_job.job_id == c.job.job_id)
+                    .map_or(0, |j| j.template.height),
+            ),
+            difficulty: c.job_difficulty,
+            share_difficulty: c.check.difficulty.as_f64(),
+            hash: c.check.hash,
+            is_block: c.is_block(),
+            time_ms: now_ms(),
+        };
+        match self.shared.ledger.record_share(record).await {
+            Ok(()) => {
+                self.session.accept(c.id.clone());
+                self.shared.stats.accepted(
+                    &c.worker,
+                    c.job_difficulty,
+                    c.check.difficulty.as_f64(),
+                );
+                // PPLNS walks back from the block's own share, so it comes after the share.
+                if let Some((hash, reward, window)) = payout {
+                    if let Err(e) = self
+                        .shared
+                        .ledger
+                        .pplns(&hash, reward, window, self.shared.config.pool_fee)
+                        .await
+                    {
+                        tracing::error!(%hash, "PPLNS payout computation failed: {e}");
+                    }
+                }
+                if let Some(d) = self.vardiff.on_share(Instant::now()) {
+                    self.apply_difficulty(d);
+                }
+            }
+            Err(e) => {
+                tracing::error!(
+                    "ledger: {e}; refusing the share so the miner is not told it was paid"
+                );
+                let reason = RejectReason::PoolError("ledger unavailable".into());
+                self.session.reject(c.id.clone(), &reason);
+                self.shared.stats.rejected(Some(&c.worker), reason.name());
+            }
+        }
+    }
+
+    /// Submits the block a share makes; returns what PPLNS needs when the pool (not solo)
+    /// found an accepted block.
+    async fn submit_block(&mut self, c: &ShareCandidate) -> Option<(String, u64, f64)> {
+        let job = self
+            .sent
+            .iter()
+            .find(|j| j.server_job.job_id == c.job.job_id)
+            .cloned()?;
+        let block = match job.block(c) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(
+                    "a share met the network target but the block cannot be built: {e}"
+                );
+                return None;
+            }
+        };
+        let hash = block.block_hash().to_string();
+        let result = self.shared.source.submit_block(&block).await;
+        let status = match &result {
+            Ok(()) => {
+                tracing::info!(%hash, height = job.template.height, worker = %c.worker, "BLOCK FOUND and accepted by {}", self.shared.source.describe());
+                BlockStatus::Accepted
+            }
+            Err(e) => {
+                tracing::warn!(%hash, height = job.template.height, worker = %c.worker, "block refused: {e}");
+                BlockStatus::Rejected(e.to_string())
+            }
+        };
+        self.shared.stats.block(&c.worker, result.is_ok());
+        let record = BlockRecord {
+            hash: hash.clone(),
+            height: u64::from(job.template.height),
+            worker: c.worker.clone(),
+            reward_sats: job.template.coinbase_value,
+            time_ms: now_ms(),
+            status,
+        };
+        if let Err(e) = self.shared.ledger.record_block(record).await {
+            tracing::error!(%hash, "could not record the block in the ledger: {e}");
+        }
+        if result.is_err() {
+            return None;
+        }
+        self.shared.kick.notify_one();
+        let window = self.shared.config.pplns_window * network_difficulty(&job);
+        (!self.shared.config.solo).then_some((hash, job.template.coinbase_value, window))
+    }
+}
+
+fn network_difficulty(job: &PoolJob) -> f64 {
+    job.template
+        .bits
+        .to_target()
+        .map(|t| t.difficulty().as_f64())
+        .unwrap_or(1.0)
+}
+
+/// Serves one miner until it leaves, misbehaves, or the pool stops; returns why it ended.
+async fn serve(
+    shared: &Shared,
+    mut stream: TcpStream,
+    mut shutdown: watch::Receiver<bool>,
+) -> String {
+    let cfg = &shared.config;
+    let now = Instant::now();
+    let vardiff = Vardiff::new(cfg.vardiff, cfg.start_difficulty, now);
+    let mut session_config = ServerConfig::new(shared.next_extranonce1().to_vec());
+    session_config.extranonce2_size = cfg.extranonce2_size;
+    session_config.start_difficulty = vardiff.difficulty();
+    let mut conn = Conn {
+        shared,
+        session: ServerSession::new(session_config),
+        vardiff,
+        payout: None,
+        sent: VecDeque::new(),
+        generation: 0,
+    };
+    let mut jobs = shared.generation.subscribe();
+    let mut framing = LineBuffer::default();
+    let mut buf = [0u8; 2048];
+    let handshake_deadline = now + cfg.handshake_timeout;
+    let mut last_heard = now;
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let mut out = String::new();
+        while let Some(line) = conn.session.poll_transmit() {
+            out.push_str(&line);
+            out.push('\n');
+        }
+        if !out.is_empty() && stream.write_all(out.as_bytes()).await.is_err() {
+            return "write failed".into();
+        }
+        if conn.session.reject_streak() > cfg.max_reject_streak {
+            return format!("{} invalid shares in a row", conn.session.reject_streak());
+        }
+        tokio::select! {
+            read = stream.read(&mut buf) => {
+                let n = match read {
+                    Ok(0) => return "closed by the miner".into(),
+                    Ok(n) => n,
+                    Err(e) => return format!("read: {e}"),
+                };
+                last_heard = Instant::now();
+                framing.push(&buf[..n]);
+                while let Some(line) = framing.next_line() {
+                    let line = match line {
+                        Ok(l) => l,
+                        Err(FrameError::TooLong { max }) => return format!("line longer than {max} bytes"),
+                        Err(e @ FrameError::NotUtf8 { .. }) => {
+                            tracing::debug!("{e}");
+                            continue;
+                        }
+                    };
+                    match conn.session.handle_line(&line) {
+                        Some(ServerEvent::AuthorizeRequest { id, user, .. }) => {
+                            let first = !conn.session.is_authorized();
+                            match conn.authorize(&user) {
+                                Ok(()) => {
+                                    conn.session.authorize(id, &user, true);
+                                    if first {
+                                        conn.generation = *jobs.borrow_and_update();
+                                        conn.send_job();
+                                    }
+                                }
+                                Err(why) => {
+                                    tracing::info!(%user, "authorization refused: {why}");
+                                    conn.session.authorize(id, &user, false);
+                                }
+                            }
+                        }
+                        Some(ServerEvent::Share(c)) => conn.share(*c).await,
+                        Some(ServerEvent::Rejected { worker, reason, .. }) => {
+                            shared.stats.rejected(worker.as_deref(), reason.name());
+                        }
+                        Some(ServerEvent::SuggestDifficulty(d)) => {
+                            if let Some(d) = conn.vardiff.suggest(d, Instant::now()) {
+                                conn.apply_difficulty(d);
+                            }
+                        }
+                        Some(ServerEvent::Configured { minimum_difficulty: Some(d), .. }) => {
+                            if let Some(d) = conn.vardiff.suggest(d, Instant::now()) {
+                                conn.apply_difficulty(d);
+                            }
+                        }
+                        Some(ServerEvent::BadLine(bad)) => tracing::debug!("bad line: {bad}"),
+                        _ => {}
+                    }
+                }
+            }
+            changed = jobs.changed(), if conn.session.is_authorized() => {
+                if changed.is_err() {
+                    return "pool stopping".into();
+                }
+                conn.generation = *jobs.borrow_and_update();
+                conn.send_job();
+            }
+            _ = tick.tick() => {
+                let now = Instant::now();
+                if !conn.session.is_authorized() && now > handshake_deadline {
+                    return "no subscribe and authorize in time".into();
+                }
+                if now.duration_since(last_heard) > cfg.idle_timeout {
+                    return "idle".into();
+                }
+                if conn.session.is_authorized() {
+                    if let Some(d) = conn.vardiff.tick(now) {
+                        conn.apply_difficulty(d);
+                    }
+                }
+            }
+            _ = shutdown.changed() => return "pool stopping".into(),
+        }
+    }
+}
+
+/// The address the Stratum listener is bound to, for logs.
+pub(crate) fn describe_listener(addr: SocketAddr) -> String {
+    format!("stratum+tcp://{addr}")
+}

@@ -1,0 +1,793 @@
+//! The share ledger against real databases: a SQLite file, and PostgreSQL when
+//! `HASHFORGE_TEST_POSTGRES` names one (`.ci/run` starts one; under `CI=true` its absence
+//! fails the PostgreSQL tests instead of skipping them). Each PostgreSQL test runs in a
+//! schema of its own, dropped when it passes.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use hashforge_pool::ledger::{
+    BlockRecord, BlockStatus, Ledger, LedgerError, PayoutRow, ShareRecord,
+};
+use sqlx::{Connection, Executor, Row};
+
+const POSTGRES_ENV: &str = "HASHFORGE_TEST_POSTGRES";
+/// Set in the SIGKILL test's child process: the database URL it writes to.
+const CHILD_ENV: &str = "HASHFORGE_LEDGER_SIGKILL_CHILD";
+
+static NEXT_DB: AtomicU32 = AtomicU32::new(0);
+
+fn unique(name: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "hf_{name}_{}_{}_{nanos}",
+        std::process::id(),
+        NEXT_DB.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A database for one test, removed when the test passes.
+struct TestDb {
+    url: String,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    File(PathBuf),
+    Schema { admin_url: String, schema: String },
+}
+
+impl TestDb {
+    fn sqlite(name: &str) -> TestDb {
+        let dir = std::env::temp_dir().join(unique(name));
+        TestDb {
+            url: format!("sqlite://{}", dir.join("pool.db").display()),
+            cleanup: Cleanup::File(dir),
+        }
+    }
+
+    async fn postgres(name: &str) -> TestDb {
+        let admin_url = match std::env::var(POSTGRES_ENV) {
+            Ok(url) => url,
+            Err(_) => panic!(
+                "{POSTGRES_ENV} is not set: PostgreSQL ledger tests need a postgres:// URL to an empty database (.ci/run sets one up)"
+            ),
+        };
+        sqlx::any::install_default_drivers();
+        let schema = unique(name);
+        let mut conn = sqlx::AnyConnection::connect(&admin_url).await.unwrap();
+        conn.execute(format!("CREATE SCHEMA {schema}").as_str())
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+        let sep = if admin_url.contains('?') { '&' } else { '?' };
+        TestDb {
+            url: format!("{admin_url}{sep}options[search_path]={schema}"),
+            cleanup: Cleanup::Schema { admin_url, schema },
+        }
+    }
+
+    async fn remove(self) {
+        match self.cleanup {
+            Cleanup::File(dir) => std::fs::remove_dir_all(dir).unwrap(),
+            Cleanup::Schema { admin_url, schema } => {
+                let mut conn = sqlx::AnyConnection::connect(&admin_url).await.unwrap();
+                conn.execute(format!("DROP SCHEMA {schema} CASCADE").as_str())
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+}
+
+/// Whether the PostgreSQL tests run: yes with the URL, no without it, and a failure
+/// without it under CI, so a CI that lost its database cannot pass by skipping.
+fn postgres_enabled() -> bool {
+    if std::env::var_os(POSTGRES_ENV).is_some() {
+        return true;
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("CI=true but {POSTGRES_ENV} is unset: the PostgreSQL ledger tests must run in CI");
+    }
+    eprintln!("skipping: set {POSTGRES_ENV}=postgres://... to run the PostgreSQL ledger tests");
+    false
+}
+
+/// Runs one check against SQLite and one against PostgreSQL.
+macro_rules! both_databases {
+    ($($check:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $check() {
+                    let db = super::TestDb::sqlite(stringify!($check));
+                    super::$check(&db.url).await;
+                    db.remove().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $check() {
+                    if !super::postgres_enabled() {
+                        return;
+                    }
+                    let db = super::TestDb::postgres(stringify!($check)).await;
+                    super::$check(&db.url).await;
+                    db.remove().await;
+                }
+            )*
+        }
+    };
+}
+
+both_databases!(
+    shares_and_blocks_read_back,
+    concurrent_shares_are_batched_and_counted_once,
+    duplicates_count_once,
+    pplns_pays_the_window_up_to_the_block,
+    pplns_straddles_the_edge_and_is_idempotent,
+    pplns_needs_the_block_share,
+    everything_survives_a_reopen,
+    bad_values_are_refused_and_the_writer_goes_on,
+    closing_stops_the_writer_with_a_clear_error,
+    dollar_placeholders_repeat_and_reorder,
+    a_database_error_reaches_the_caller,
+);
+
+fn hash(n: u64) -> [u8; 32] {
+    let mut h = [0u8; 32];
+    h[..8].copy_from_slice(&n.to_le_bytes());
+    h[31] = 0x5a;
+    h
+}
+
+fn display(h: &[u8; 32]) -> String {
+    let mut r = *h;
+    r.reverse();
+    hex::encode(r)
+}
+
+fn share(worker: &str, n: u64, difficulty: f64) -> ShareRecord {
+    ShareRecord {
+        worker: worker.into(),
+        job_id: format!("{:x}", n % 7),
+        height: 100 + n % 3,
+        difficulty,
+        share_difficulty: difficulty * 1.5 + n as f64,
+        hash: hash(n),
+        is_block: false,
+        time_ms: 1_700_000_000_000 + n as i64,
+    }
+}
+
+fn block_share(worker: &str, n: u64, difficulty: f64) -> ShareRecord {
+    ShareRecord {
+        is_block: true,
+        ..share(worker, n, difficulty)
+    }
+}
+
+fn block(share: &ShareRecord, reward_sats: u64) -> BlockRecord {
+    BlockRecord {
+        hash: display(&share.hash),
+        height: share.height,
+        worker: share.worker.clone(),
+        reward_sats,
+        time_ms: share.time_ms,
+        status: BlockStatus::Submitted,
+    }
+}
+
+async fn shares_and_blocks_read_back(url: &str) {
+    let ledger = Ledger::open(url).await.unwrap();
+    let a = share("alice.rig1", 1, 1024.0);
+    let b = block_share("bob", 2, 2048.0);
+    ledger.record_share(a.clone()).await.unwrap();
+    ledger.record_share(b.clone()).await.unwrap();
+    assert_eq!(ledger.share_count().await.unwrap(), 2);
+
+    let stored_a = ledger.share(&a.hash).await.unwrap().unwrap();
+    let stored_b = ledger.share(&b.hash).await.unwrap().unwrap();
+    assert_eq!(stored_a.share, a);
+    assert_eq!(stored_b.share, b);
+    assert!(stored_a.seq < stored_b.seq);
+    assert!(ledger.share(&hash(99)).await.unwrap().is_none());
+
+    let mut found = block(&b, 312_500_000);
+    // Upper-case hex from a caller is the same block.
+    found.hash = found.hash.to_uppercase();
+    ledger.record_block(found.clone()).await.unwrap();
+    found.hash = found.hash.to_lowercase();
+    assert_eq!(ledger.blocks(10).await.unwrap(), vec![found.clone()]);
+    ledger
+        .set_block_status(&found.hash, BlockStatus::Rejected("bad-txnmrklroot".into()))
+        .await
+        .unwrap();
+    assert_eq!(
+        ledger.blocks(10).await.unwrap()[0].status,
+        BlockStatus::Rejected("bad-txnmrklroot".into())
+    );
+    // A replayed record does not overwrite the status.
+    ledger.record_block(found.clone()).await.unwrap();
+    assert_eq!(
+        ledger.blocks(10).await.unwrap()[0].status,
+        BlockStatus::Rejected("bad-txnmrklroot".into())
+    );
+    ledger
+        .set_block_status(&found.hash, BlockStatus::Accepted)
+        .await
+        .unwrap();
+    assert_eq!(
+        ledger.blocks(10).await.unwrap()[0].status,
+        BlockStatus::Accepted
+    );
+    let unknown = display(&hash(77));
+    assert!(matches!(
+        ledger.set_block_status(&unknown, BlockStatus::Accepted).await,
+        Err(LedgerError::UnknownBlock(h)) if h == unknown
+    ));
+
+    let stats = ledger.workers(0).await.unwrap();
+    assert_eq!(stats.len(), 2);
+    assert_eq!(stats[0].worker, "alice.rig1");
+    assert_eq!(stats[0].shares, 1);
+    assert_eq!(stats[0].difficulty_sum, 1024.0);
+    assert_eq!(stats[0].last_share_ms, a.time_ms);
+    assert_eq!(stats[0].best_share_difficulty, a.share_difficulty);
+    assert_eq!(stats[1].worker, "bob");
+    // Only shares from `since_ms` on.
+    let recent = ledger.workers(b.time_ms).await.unwrap();
+    assert_eq!(
+        recent.iter().map(|w| w.worker.as_str()).collect::<Vec<_>>(),
+        ["bob"]
+    );
+    ledger.close().await;
+}
+
+async fn concurrent_shares_are_batched_and_counted_once(url: &str) {
+    let ledger = Ledger::open(url).await.unwrap();
+    let tasks: Vec<_> = (0..50u64)
+        .map(|t| {
+            let ledger = ledger.clone();
+            tokio::spawn(async move {
+                for i in 0..200u64 {
+                    // Every fourth share is also sent by another task: a replay.
+                    let n = if i % 4 == 0 {
+                        i
+                    } else {
+                        t * 1000 + i + 1_000_000
+                    };
+                    ledger
+                        .record_share(share(&format!("w{t}"), n, 1.0))
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    // 50 tasks x 150 own shares, plus 50 shares every task sends.
+    assert_eq!(ledger.share_count().await.unwrap(), 50 * 150 + 50);
+    let credited: f64 = ledger
+        .workers(0)
+        .await
+        .unwrap()
+        .iter()
+        .map(|w| w.difficulty_sum)
+        .sum();
+    assert_eq!(credited, (50 * 150 + 50) as f64);
+    ledger.close().await;
+}
+
+async fn duplicates_count_once(url: &str) {
+    let ledger = Ledger::open(url).await.unwrap();
+    let s = share("alice", 1, 8.0);
+    ledger.record_share(s.clone()).await.unwrap();
+    // The same hash again, even under another worker's name, is already recorded.
+    ledger.record_share(s.clone()).await.unwrap();
+    ledger
+        .record_share(ShareRecord {
+            worker: "mallory".into(),
+            ..s.clone()
+        })
+        .await
+        .unwrap();
+    // Replays racing each other inside one batch.
+    let racing: Vec<_> = (0..20)
+        .map(|_| {
+            let ledger = ledger.clone();
+            tokio::spawn(async move { ledger.record_share(share("carol", 2, 8.0)).await })
+        })
+        .collect();
+    for r in racing {
+        r.await.unwrap().unwrap();
+    }
+    assert_eq!(ledger.share_count().await.unwrap(), 2);
+    let stats = ledger.workers(0).await.unwrap();
+    assert_eq!(
+        stats
+            .iter()
+            .map(|w| (w.worker.as_str(), w.shares, w.difficulty_sum))
+            .collect::<Vec<_>>(),
+        [("alice", 1, 8.0), ("carol", 1, 8.0)]
+    );
+    assert_eq!(
+        ledger.share(&s.hash).await.unwrap().unwrap().share.worker,
+        "alice"
+    );
+    ledger.close().await;
+}
+
+fn amounts(rows: &[PayoutRow]) -> Vec<(&str, u64)> {
+    rows.iter()
+        .map(|r| (r.worker.as_str(), r.amount_sats))
+        .collect()
+}
+
+async fn pplns_pays_the_window_up_to_the_block(url: &str) {
+    let ledger = Ledger::open(url).await.unwrap();
+    // Oldest first. The window (10 units) reaches back exactly to the first share.
+    let history = [("a", 3.0), ("b", 2.0), ("a", 2.0), ("c", 1.0)];
+    for (n, (w, d)) in history.iter().enumerate() {
+        ledger.record_share(share(w, n as u64, *d)).await.unwrap();
+    }
+    let found = block_share("b", 10, 2.0);
+    ledger.record_share(found.clone()).await.unwrap();
+    // Shares after the block's own are not in its window.
+    ledger.record_share(share("late", 11, 100.0)).await.unwrap();
+    ledger
+        .record_block(block(&found, 5_000_000_000))
+        .await
+        .unwrap();
+
+    let set = ledger
+        .pplns(&display(&found.hash), 5_000_000_000, 10.0, 0.02)
+        .await
+        .unwrap();
+    // 0.98 * 5e9 = 4.9e9 split 5:4:1 over 10 units.
+    assert_eq!(
+        amounts(&set.rows),
+        [
+            ("a", 2_450_000_000),
+            ("b", 1_960_000_000),
+            ("c", 490_000_000)
+        ]
+    );
+    assert_eq!(set.pool_sats, 100_000_000);
+    assert_eq!(set.credited, 10.0);
+    assert_eq!(
+        set.rows.iter().map(|r| r.difficulty).collect::<Vec<_>>(),
+        [5.0, 4.0, 1.0]
+    );
+    assert!(set
+        .rows
+        .iter()
+        .all(|r| r.time_ms == found.time_ms && r.block_hash == set.block_hash));
+    let mut listed = ledger.payouts(100).await.unwrap();
+    listed.sort_by(|x, y| x.worker.cmp(&y.worker));
+    assert_eq!(listed, set.rows);
+    ledger.close().await;
+}
+
+async fn pplns_straddles_the_edge_and_is_idempotent(url: &str) {
+    let ledger = Ledger::open(url).await.unwrap();
+    // Oldest first: the window of 10 covers c (4, the block's), b (4) and 2 of a's 4.
+    ledger.record_share(share("old", 0, 50.0)).await.unwrap();
+    ledger.record_share(share("a", 1, 4.0)).await.unwrap();
+    ledger.record_share(share("b", 2, 4.0)).await.unwrap();
+    let found = block_share("c", 3, 4.0);
+    ledger.record_share(found.clone()).await.unwrap();
+    let hash = display(&found.hash);
+
+    let first = ledger.pplns(&hash, 1_000, 10.0, 0.0).await.unwrap();
+    assert_eq!(amounts(&first.rows), [("a", 200), ("b", 400), ("c", 400)]);
+    assert_eq!(first.pool_sats, 0);
+    assert_eq!(first.rows[0].difficulty, 2.0);
+
+    // Same again, and other arguments change nothing: the first payout is final.
+    assert_eq!(ledger.pplns(&hash, 1_000, 10.0, 0.0).await.unwrap(), first);
+    assert_eq!(ledger.pplns(&hash, 9_999, 3.0, 0.5).await.unwrap(), first);
+    assert_eq!(ledger.payouts(100).await.unwrap().len(), 3);
+
+    // A window longer than the pool's history pays only what it covers; rounding down
+    // keeps the remainder with the pool.
+    let second = block_share("d", 4, 1.0);
+    ledger.record_share(second.clone()).await.unwrap();
+    let set = ledger
+        .pplns(&display(&second.hash), 1_000, 300.0, 0.0)
+        .await
+        .unwrap();
+    // Units: old 50, a 4, b 4, c 4, d 1 = 63 of 300.
+    assert_eq!(
+        amounts(&set.rows),
+        [("a", 13), ("b", 13), ("c", 13), ("d", 3), ("old", 166)]
+    );
+    assert_eq!(set.pool_sats, 1_000 - 13 * 3 - 3 - 166);
+    assert_eq!(set.credited, 63.0);
+
+    // Calls racing for one block store it once.
+    let third = block_share("e", 5, 1.0);
+    ledger.record_share(third.clone()).await.unwrap();
+    let racing: Vec<_> = (0..8)
+        .map(|_| {
+            let ledger = ledger.clone();
+            let h = display(&third.hash);
+            tokio::spawn(async move { ledger.pplns(&h, 700, 7.0, 0.0).await.unwrap() })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for r in racing {
+        results.push(r.await.unwrap());
+    }
+    assert!(results.windows(2).all(|p| p[0] == p[1]));
+    // e 1, d 1, c 4 and 1 of b's 4.
+    assert_eq!(
+        amounts(&results[0].rows),
+        [("b", 100), ("c", 400), ("d", 100), ("e", 100)]
+    );
+    // 3 + 5 + 4 rows in all.
+    assert_eq!(ledger.payouts(100).await.unwrap().len(), 12);
+    ledger.close().await;
+}
+
+async fn pplns_needs_the_block_share(url: &str) {
+    let ledger = Ledger::open(url).await.unwrap();
+    ledger.record_share(share("a", 1, 1.0)).await.unwrap();
+    let unknown = display(&hash(5));
+    assert!(matches!(
+        ledger.pplns(&unknown, 1_000, 10.0, 0.0).await,
+        Err(LedgerError::BlockShareMissing(h)) if h == unknown
+    ));
+    let h = display(&hash(1));
+    for (window, fee) in [(0.0, 0.0), (f64::NAN, 0.0), (10.0, -0.1), (10.0, 1.5)] {
+        assert!(matches!(
+            ledger.pplns(&h, 1_000, window, fee).await,
+            Err(LedgerError::Invalid { .. })
+        ));
+    }
+    assert!(matches!(
+        ledger.pplns("not-a-hash", 1_000, 1.0, 0.0).await,
+        Err(LedgerError::Invalid { .. })
+    ));
+    assert!(ledger.payouts(10).await.unwrap().is_empty());
+    ledger.close().await;
+}
+
+async fn everything_survives_a_reopen(url: &str) {
+    let ledger = Ledger::open(url).await.unwrap();
+    for n in 0..100 {
+        ledger.record_share(share("a", n, 2.0)).await.unwrap();
+    }
+    let found = block_share("b", 100, 2.0);
+    ledger.record_share(found.clone()).await.unwrap();
+    ledger.record_block(block(&found, 1_000)).await.unwrap();
+    let paid = ledger
+        .pplns(&display(&found.hash), 1_000, 20.0, 0.0)
+        .await
+        .unwrap();
+    let last_seq = ledger.share(&found.hash).await.unwrap().unwrap().seq;
+    ledger.close().await;
+
+    let ledger = Ledger::open(url).await.unwrap();
+    assert_eq!(ledger.share_count().await.unwrap(), 101);
+    assert_eq!(ledger.blocks(10).await.unwrap(), vec![block(&found, 1_000)]);
+    assert_eq!(
+        ledger.pplns(&paid.block_hash, 1, 1.0, 0.0).await.unwrap(),
+        paid
+    );
+    // New shares continue the order after a reopen.
+    let next = share("c", 200, 1.0);
+    ledger.record_share(next.clone()).await.unwrap();
+    assert!(ledger.share(&next.hash).await.unwrap().unwrap().seq > last_seq);
+    ledger.close().await;
+}
+
+async fn bad_values_are_refused_and_the_writer_goes_on(url: &str) {
+    let ledger = Ledger::open(url).await.unwrap();
+    let bad = [
+        ShareRecord {
+            worker: "nul\0byte".into(),
+            ..share("x", 1, 1.0)
+        },
+        ShareRecord {
+            difficulty: f64::INFINITY,
+            ..share("x", 2, 1.0)
+        },
+        ShareRecord {
+            height: u64::MAX,
+            ..share("x", 3, 1.0)
+        },
+    ];
+    for s in bad {
+        assert!(matches!(
+            ledger.record_share(s).await,
+            Err(LedgerError::Invalid { .. })
+        ));
+    }
+    let mut b = block(&share("x", 4, 1.0), 1);
+    b.hash = "zz".into();
+    assert!(matches!(
+        ledger.record_block(b).await,
+        Err(LedgerError::Invalid { .. })
+    ));
+    // Names with quotes and non-ASCII are data, not SQL.
+    let odd = share("bc1q'; DROP TABLE shares; --.rig✓", 5, 1.0);
+    ledger.record_share(odd.clone()).await.unwrap();
+    assert_eq!(ledger.share(&odd.hash).await.unwrap().unwrap().share, odd);
+    assert_eq!(ledger.share_count().await.unwrap(), 1);
+    ledger.close().await;
+}
+
+async fn closing_stops_the_writer_with_a_clear_error(url: &str) {
+    let ledger = Ledger::open(url).await.unwrap();
+    let other = ledger.clone();
+    // Everything queued before the close is written.
+    let queued: Vec<_> = (0..500)
+        .map(|n| {
+            let ledger = ledger.clone();
+            tokio::spawn(async move { ledger.record_share(share("a", n, 1.0)).await })
+        })
+        .collect();
+    for q in queued {
+        q.await.unwrap().unwrap();
+    }
+    ledger.close().await;
+    let e = other.record_share(share("a", 9999, 1.0)).await.unwrap_err();
+    assert!(matches!(e, LedgerError::WriterStopped));
+    assert!(e.to_string().contains("writer has stopped"));
+    let reopened = Ledger::open(url).await.unwrap();
+    assert_eq!(reopened.share_count().await.unwrap(), 500);
+    reopened.close().await;
+}
+
+/// The ledger's SQL uses `$n` placeholders for both databases; SQLite must bind them by
+/// number, including repeated and out-of-order ones.
+async fn dollar_placeholders_repeat_and_reorder(url: &str) {
+    // Opening installs the drivers.
+    Ledger::open(url).await.unwrap().close().await;
+    let mut conn = sqlx::AnyConnection::connect(url).await.unwrap();
+    let row = sqlx::query(
+        "SELECT CAST($2 AS BIGINT) - CAST($1 AS BIGINT), CAST($2 AS BIGINT) + CAST($2 AS BIGINT)",
+    )
+    .bind(5i64)
+    .bind(7i64)
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(row.try_get::<i64, _>(0).unwrap(), 2);
+    assert_eq!(row.try_get::<i64, _>(1).unwrap(), 14);
+    conn.close().await.unwrap();
+}
+
+async fn a_database_error_reaches_the_caller(url: &str) {
+    let ledger = Ledger::open(url).await.unwrap();
+    ledger.record_share(share("a", 1, 1.0)).await.unwrap();
+    let mut conn = sqlx::AnyConnection::connect(url).await.unwrap();
+    conn.execute("ALTER TABLE shares RENAME TO shares_away")
+        .await
+        .unwrap();
+    let e = ledger.record_share(share("a", 2, 1.0)).await.unwrap_err();
+    assert!(matches!(e, LedgerError::Database(_)), "{e:?}");
+    assert!(e.to_string().contains("shares"), "{e}");
+    // The writer outlives the error and writes again once the database is back.
+    conn.execute("ALTER TABLE shares_away RENAME TO shares")
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    ledger.record_share(share("a", 3, 1.0)).await.unwrap();
+    assert_eq!(ledger.share_count().await.unwrap(), 2);
+    assert!(ledger.share(&hash(2)).await.unwrap().is_none());
+    ledger.close().await;
+}
+
+#[tokio::test]
+async fn sqlite_files_are_in_wal_mode() {
+    let db = TestDb::sqlite("wal");
+    let ledger = Ledger::open(&db.url).await.unwrap();
+    ledger.record_share(share("a", 1, 1.0)).await.unwrap();
+    let mut conn = sqlx::AnyConnection::connect(&db.url).await.unwrap();
+    let mode: String = sqlx::query("PRAGMA journal_mode")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+        .try_get(0)
+        .unwrap();
+    assert_eq!(mode, "wal");
+    conn.close().await.unwrap();
+    ledger.close().await;
+    db.remove().await;
+}
+
+/// Shares/s through `record_share` from many concurrent callers (as the Stratum server
+/// calls it). A measurement, not a check: `cargo test -p hashforge-pool --release --test
+/// ledger -- --ignored --nocapture throughput`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement; prints shares/s"]
+async fn throughput_sqlite() {
+    let db = TestDb::sqlite("throughput");
+    measure(&db.url, "SQLite").await;
+    db.remove().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement; prints shares/s"]
+async fn throughput_postgres() {
+    if !postgres_enabled() {
+        return;
+    }
+    let db = TestDb::postgres("throughput").await;
+    measure(&db.url, "PostgreSQL").await;
+    db.remove().await;
+}
+
+async fn measure(url: &str, name: &str) {
+    const CALLERS: u64 = 1_000;
+    const EACH: u64 = 200;
+    let ledger = Ledger::open(url).await.unwrap();
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..CALLERS)
+        .map(|t| {
+            let ledger = ledger.clone();
+            tokio::spawn(async move {
+                let mut worst = Duration::ZERO;
+                for i in 0..EACH {
+                    let began = Instant::now();
+                    ledger
+                        .record_share(share(&format!("w{t}"), t * EACH + i, 1.0))
+                        .await
+                        .unwrap();
+                    worst = worst.max(began.elapsed());
+                }
+                worst
+            })
+        })
+        .collect();
+    let mut worst = Duration::ZERO;
+    for t in tasks {
+        worst = worst.max(t.await.unwrap());
+    }
+    let elapsed = start.elapsed();
+    assert_eq!(ledger.share_count().await.unwrap(), CALLERS * EACH);
+    println!(
+        "{name}: {} shares from {CALLERS} concurrent callers in {elapsed:.2?}: {:.0} shares/s, slowest record_share {worst:.2?}",
+        CALLERS * EACH,
+        (CALLERS * EACH) as f64 / elapsed.as_secs_f64()
+    );
+    ledger.close().await;
+}
+
+/// SIGKILL mid-load: every share whose `record_share` returned is in the ledger after a
+/// restart. The child is this test binary again, running `sigkill_child` below.
+#[test]
+fn sigkill_keeps_every_acknowledged_share_sqlite() {
+    let db = TestDb::sqlite("sigkill");
+    kill_and_check(&db.url);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(db.remove());
+}
+
+#[test]
+fn sigkill_keeps_every_acknowledged_share_postgres() {
+    if !postgres_enabled() {
+        return;
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let db = rt.block_on(TestDb::postgres("sigkill"));
+    kill_and_check(&db.url);
+    rt.block_on(db.remove());
+}
+
+fn kill_and_check(url: &str) {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "sigkill_child",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, url)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut acked = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    // Kill it in full flight: well after the first batches, with writers still going.
+    while acked.len() < 5_000 {
+        assert!(
+            Instant::now() < deadline,
+            "the child acknowledged only {} shares",
+            acked.len()
+        );
+        let line = lines.next().expect("the child exited early").unwrap();
+        if let Some(n) = line.strip_prefix("ack ") {
+            acked.push(n.parse::<u64>().unwrap());
+        }
+    }
+    child.kill().unwrap(); // SIGKILL on Unix
+    child.wait().unwrap();
+    // Acknowledgements already written before the kill count too.
+    for line in lines {
+        if let Some(n) = line.unwrap().strip_prefix("ack ") {
+            if let Ok(n) = n.parse::<u64>() {
+                acked.push(n);
+            }
+        }
+    }
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let ledger = Ledger::open(url).await.unwrap();
+        for n in &acked {
+            assert!(
+                ledger.share(&hash(*n)).await.unwrap().is_some(),
+                "share {n} was acknowledged but is not in the ledger after SIGKILL"
+            );
+        }
+        let count = ledger.share_count().await.unwrap();
+        assert!(count >= acked.len() as u64, "{count} < {}", acked.len());
+        let block_share = share("finder", 1 << 40, 1.0);
+        assert!(
+            ledger.share(&block_share.hash).await.unwrap().is_some(),
+            "the block's share was acknowledged first and must be there"
+        );
+        assert_eq!(
+            ledger.blocks(10).await.unwrap().len(),
+            1,
+            "a block was lost"
+        );
+        ledger.close().await;
+    });
+}
+
+/// The SIGKILL test's child: records shares from many tasks as fast as it can and prints
+/// `ack N` once share N's `record_share` has returned, until it is killed.
+#[test]
+#[ignore = "run by the sigkill tests in a child process"]
+fn sigkill_child() {
+    let Ok(url) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async move {
+        let ledger = Ledger::open(&url).await.unwrap();
+        let found = share("finder", 1 << 40, 1.0);
+        ledger.record_share(found.clone()).await.unwrap();
+        ledger.record_block(block(&found, 50)).await.unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
+        for t in 0..32u64 {
+            let ledger = ledger.clone();
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                for i in 0.. {
+                    let n = t + 32 * i;
+                    ledger
+                        .record_share(share(&format!("w{t}"), n, 1.0))
+                        .await
+                        .unwrap();
+                    if tx.send(n).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        let mut out = std::io::stdout().lock();
+        while let Some(n) = rx.recv().await {
+            writeln!(out, "ack {n}").unwrap();
+            out.flush().unwrap();
+        }
+    });
+}

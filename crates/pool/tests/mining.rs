@@ -1,0 +1,298 @@
+//! The pool end to end on loopback: real shares from a real Stratum client, real blocks on the
+//! embedded regtest chain, and a bitcoind stand-in serving Bitcoin Core's own template.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bitcoin::{consensus, Address, Block, KnownHrp, ScriptBuf};
+use hashforge_pool::bitcoind::RpcAuth;
+use hashforge_pool::chain::EmbeddedChain;
+use hashforge_pool::testing::mine;
+use hashforge_pool::{Pool, PoolConfig, SourceConfig};
+use serde_json::{json, Value};
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("hashforge-pool-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn config(dir: &std::path::Path) -> PoolConfig {
+    let mut c = PoolConfig {
+        stratum: SocketAddr::from(([127, 0, 0, 1], 0)),
+        http: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+        data_dir: dir.to_path_buf(),
+        start_difficulty: 1e-4,
+        ..PoolConfig::default()
+    };
+    c.vardiff.min = 1e-6;
+    c
+}
+
+async fn http_get(addr: SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default()
+}
+
+fn exported_blocks(dir: &std::path::Path) -> Vec<Block> {
+    EmbeddedChain::export(dir)
+        .unwrap()
+        .lines()
+        .map(|l| consensus::deserialize(&hex::decode(l).unwrap()).unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_miner_finds_real_blocks_on_the_embedded_regtest_chain() {
+    let dir = temp_dir("embedded");
+    let pool = Pool::start(config(&dir)).await.unwrap();
+    assert!(pool.source().contains("REGTEST"));
+    // Every share is a block on regtest (network difficulty ~4.7e-10).
+    let report = mine(
+        pool.stratum_addr(),
+        "alice.rig1",
+        3,
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.accepted.len(), 3, "{report:?}");
+    // A share found on the old job before the clean job (that our own block caused) arrived
+    // is stale; nothing else may be refused.
+    assert!(
+        report.rejected.iter().all(|(_, code)| *code == 21),
+        "{report:?}"
+    );
+
+    let http = pool.http_addr().unwrap();
+    let api: Value = serde_json::from_str(&http_get(http, "/api/pool").await).unwrap();
+    assert_eq!(api["network"], "regtest");
+    assert!(api["live"]["blocks_found"].as_u64().unwrap() >= 3, "{api}");
+    let blocks: Value = serde_json::from_str(&http_get(http, "/api/blocks").await).unwrap();
+    assert!(blocks.as_array().unwrap().len() >= 3, "{blocks}");
+    let metrics = http_get(http, "/metrics").await;
+    assert!(
+        metrics.contains("hashforge_pool_shares_accepted_total 3"),
+        "{metrics}"
+    );
+    assert!(http_get(http, "/").await.contains("REGTEST"));
+    pool.stop().await;
+
+    // The chain on disk: consecutive, proof of work met, BIP 34 heights, paid as configured.
+    let blocks = exported_blocks(&dir);
+    assert!(blocks.len() >= 3);
+    let mut prev =
+        bitcoin::blockdata::constants::genesis_block(bitcoin::Network::Regtest).block_hash();
+    for (i, b) in blocks.iter().enumerate() {
+        assert_eq!(b.header.prev_blockhash, prev);
+        assert!(b.header.validate_pow(b.header.target()).is_ok());
+        let height = bitcoin::script::Builder::new()
+            .push_int(i as i64 + 1)
+            .into_script();
+        assert!(b.txdata[0].input[0]
+            .script_sig
+            .as_bytes()
+            .starts_with(height.as_bytes()));
+        assert!(b.check_merkle_root() && b.check_witness_commitment());
+        assert_eq!(
+            b.txdata[0].output[0].script_pubkey,
+            ScriptBuf::from_bytes(vec![0x51])
+        );
+        prev = b.block_hash();
+    }
+    // Restarting resumes the same chain.
+    let pool = Pool::start(config(&dir)).await.unwrap();
+    let report = mine(
+        pool.stratum_addr(),
+        "alice.rig1",
+        1,
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.accepted.len(), 1);
+    pool.stop().await;
+    assert_eq!(exported_blocks(&dir).len(), blocks.len() + 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn solo_blocks_pay_the_address_in_the_username() {
+    let dir = temp_dir("solo");
+    let mut c = config(&dir);
+    c.solo = true;
+    let pool = Pool::start(c).await.unwrap();
+    let address = Address::p2wsh(&ScriptBuf::from_bytes(vec![0x51]), KnownHrp::Regtest);
+    let report = mine(
+        pool.stratum_addr(),
+        &format!("{address}.laptop"),
+        1,
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.accepted.len(), 1, "{report:?}");
+    let refused = mine(
+        pool.stratum_addr(),
+        "not-an-address.laptop",
+        1,
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    assert_eq!(refused.authorized, Some(false));
+    let mainnet = "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq.x";
+    assert_eq!(
+        mine(pool.stratum_addr(), mainnet, 1, Duration::from_secs(10))
+            .await
+            .unwrap()
+            .authorized,
+        Some(false)
+    );
+    pool.stop().await;
+    let blocks = exported_blocks(&dir);
+    assert_eq!(
+        blocks[0].txdata[0].output[0].script_pubkey,
+        address.script_pubkey()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn gbt_fixture() -> Value {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/fixtures/bitcoind/regtest-gbt-112.json"
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// A stand-in bitcoind answering JSON-RPC with Bitcoin Core's recorded template, checking
+/// the Basic auth and every block it is given.
+async fn fake_bitcoind(submitted: Arc<Mutex<Vec<Block>>>) -> SocketAddr {
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::routing::post;
+    let fixture = gbt_fixture();
+    let app = axum::Router::new().route(
+        "/",
+        post(move |headers: HeaderMap, body: axum::Json<Value>| {
+            let fixture = fixture.clone();
+            let submitted = Arc::clone(&submitted);
+            async move {
+                // "user:pass" in base64.
+                if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some("Basic dXNlcjpwYXNz") {
+                    return (StatusCode::UNAUTHORIZED, axum::Json(json!(null)));
+                }
+                let gbt = &fixture["getblocktemplate"];
+                let result = match body["method"].as_str().unwrap_or_default() {
+                    "getblockchaininfo" => json!({"chain": "regtest", "blocks": 111, "initialblockdownload": false}),
+                    "getbestblockhash" => json!(gbt["previousblockhash"]),
+                    "getblocktemplate" => {
+                        assert_eq!(body["params"][0]["rules"], json!(["segwit"]));
+                        gbt.clone()
+                    }
+                    "submitblock" => {
+                        let raw = hex::decode(body["params"][0].as_str().unwrap()).unwrap();
+                        let block: Block = consensus::deserialize(&raw).unwrap();
+                        let ok = block.check_merkle_root() && block.check_witness_commitment() && block.header.validate_pow(block.header.target()).is_ok();
+                        submitted.lock().unwrap().push(block);
+                        if ok { json!(null) } else { json!("bad-block") }
+                    }
+                    other => return (StatusCode::OK, axum::Json(json!({"result": null, "error": {"code": -32601, "message": format!("Method not found: {other}")}, "id": body["id"]}))),
+                };
+                (StatusCode::OK, axum::Json(json!({"result": result, "error": null, "id": body["id"]})))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocks_from_a_bitcoind_template_carry_its_transactions_and_are_submitted() {
+    let submitted = Arc::new(Mutex::new(Vec::new()));
+    let rpc = fake_bitcoind(Arc::clone(&submitted)).await;
+    let dir = temp_dir("bitcoind");
+    let mut c = config(&dir);
+    c.source = SourceConfig::Bitcoind {
+        url: format!("http://{rpc}/"),
+        auth: RpcAuth::UserPass {
+            user: "user".into(),
+            password: "pass".into(),
+        },
+    };
+    let address = Address::p2wsh(&ScriptBuf::from_bytes(vec![0x51]), KnownHrp::Regtest);
+    c.payout_address = Some(address.to_string());
+    let pool = Pool::start(c).await.unwrap();
+    assert!(pool.source().contains("bitcoind"));
+    let report = mine(pool.stratum_addr(), "bob", 1, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(report.accepted.len(), 1, "{report:?}");
+    pool.stop().await;
+    let blocks = submitted.lock().unwrap().clone();
+    assert_eq!(blocks.len(), 1);
+    let b = &blocks[0];
+    let fixture = gbt_fixture();
+    assert_eq!(
+        b.txdata.len(),
+        1 + fixture["getblocktemplate"]["transactions"]
+            .as_array()
+            .unwrap()
+            .len()
+    );
+    assert_eq!(b.bip34_block_height().unwrap(), 112);
+    assert_eq!(b.txdata[0].output[0].script_pubkey, address.script_pubkey());
+    assert_eq!(b.txdata[0].output[0].value.to_sat(), 5_000_630_000);
+
+    // Wrong credentials: a clear error, not a hang.
+    let mut c = config(&temp_dir("badauth"));
+    c.source = SourceConfig::Bitcoind {
+        url: format!("http://{rpc}/"),
+        auth: RpcAuth::UserPass {
+            user: "user".into(),
+            password: "nope".into(),
+        },
+    };
+    let err = Pool::start(c).await.err().expect("refused");
+    assert!(err.to_string().contains("credentials"), "{err}");
+}
+
+#[test]
+fn bitcoind_template_112_becomes_the_block_bitcoin_core_accepted_byte_for_byte() {
+    use hashforge_core::Header;
+    use hashforge_pool::jobs::JobFactory;
+    use hashforge_pool::template::Template;
+    let fixture = gbt_fixture();
+    let template = Arc::new(Template::from_gbt(&fixture["getblocktemplate"]).unwrap());
+    // The fixture's coinbase: no extranonce space, the tag "/hashforge-fixture/", OP_TRUE.
+    let factory = JobFactory::new(b"/hashforge-fixture/".to_vec(), 0);
+    let job = factory
+        .build(
+            Arc::clone(&template),
+            ScriptBuf::from_bytes(vec![0x51]),
+            "1".into(),
+            true,
+        )
+        .unwrap();
+    let parts = &job.server_job.parts;
+    let header: Header = parts.header(&[], &[], template.time, 0, template.version);
+    let coinbase = job.coinbase.transaction(&[]).unwrap();
+    let block =
+        hashforge_core::assemble_block(&header, coinbase, template.transactions.clone()).unwrap();
+    assert_eq!(
+        consensus::encode::serialize_hex(&block),
+        fixture["block"]["block_hex"].as_str().unwrap()
+    );
+}
