@@ -176,7 +176,7 @@ pub(crate) fn parse_request(bytes: &[u8]) -> Result<ApiRequest, Reply> {
         .unwrap_or(bytes.len());
     let text = String::from_utf8_lossy(&bytes[..end]);
     let text = text.trim();
-    if text.starts_with('{') {
+    if looks_json(text) {
         let v: Value = serde_json::from_str(text)
             .map_err(|_| Reply::error(code::INVALID_JSON, "Invalid JSON"))?;
         let command = v
@@ -211,6 +211,10 @@ pub(crate) fn parse_request(bytes: &[u8]) -> Result<ApiRequest, Reply> {
     }
 }
 
+fn looks_json(text: &str) -> bool {
+    text.starts_with('{') || text.starts_with('[')
+}
+
 fn split_commands(c: &str) -> Vec<String> {
     c.split('+')
         .map(|s| s.trim().to_ascii_lowercase())
@@ -238,7 +242,8 @@ fn may_write(shared: &Shared, peer: IpAddr, token: Option<&str>) -> bool {
 pub(crate) async fn answer(shared: &Shared, peer: IpAddr, bytes: &[u8]) -> String {
     let req = match parse_request(bytes) {
         Ok(r) => r,
-        Err(reply) => return reply.json(),
+        Err(reply) if looks_json(String::from_utf8_lossy(bytes).trim()) => return reply.json(),
+        Err(reply) => return reply.text(),
     };
     let write = may_write(shared, peer, req.token.as_deref());
     if req.commands.len() == 1 {

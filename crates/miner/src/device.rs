@@ -222,7 +222,14 @@ fn cpu_thread(
     ticket: Difficulty,
     hashes: &AtomicU64,
 ) {
-    while let Some((unit, control)) = ctx.feed.next_unit(worker, Duration::from_millis(100)) {
+    loop {
+        let Some((unit, control)) = ctx.feed.next_unit(worker, Duration::from_millis(100)) else {
+            if ctx.feed.is_shutdown() {
+                return;
+            }
+            // No pool to mine on right now: wait for one.
+            continue;
+        };
         let ticket = if unit.share_difficulty.as_f64() < ticket.as_f64() {
             unit.share_difficulty
         } else {

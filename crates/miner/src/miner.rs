@@ -473,9 +473,7 @@ impl Manager {
                 stale,
             } => {
                 tracing::info!(pool = %p.config.url, "share rejected: {reason}");
-                for counts in [&mut p.shares] {
-                    count_reject(counts, &meta, &reason, stale);
-                }
+                count_reject(&mut p.shares, &meta, &reason, stale);
                 count_reject(&mut st.totals, &meta, &reason, stale);
                 if let Some(d) = st.devices.get_mut(meta.device) {
                     count_reject(&mut d.shares, &meta, &reason, stale);
@@ -535,7 +533,7 @@ impl Manager {
             .active
             .and_then(|id| st.pools.iter().position(|p| p.id == id));
         let active_ok = active_pos.is_some_and(|i| healthy(&st.pools[i]));
-        let best = st.pools.iter().position(|p| healthy(p));
+        let best = st.pools.iter().position(healthy);
         let choice = match (active_ok, active_pos, best) {
             (true, Some(a), Some(b)) if b < a => {
                 let since = st.pools[b].ready_since.expect("healthy");

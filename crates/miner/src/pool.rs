@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use hashforge_stratum::message::{parse_server_line, MessageError};
 use hashforge_stratum::{
     ClientConfig, ClientEvent, ClientSession, FrameError, Job, LineBuffer, Share,
 };
@@ -185,6 +186,24 @@ impl PoolTask {
                             }
                         };
                         let received = Instant::now();
+                        if let Err(bad) = parse_server_line(&line) {
+                            match bad.error {
+                                // Pools add methods of their own: note them and go on.
+                                MessageError::UnknownMethod(m) => {
+                                    self.emit(PoolEventKind::BadInput(format!("unknown method `{m}`"))).await;
+                                }
+                                // Work or a difficulty that cannot be used: a broken pool.
+                                MessageError::InvalidParams { method, reason } => {
+                                    self.emit(PoolEventKind::BadInput(format!("{method}: {reason}"))).await;
+                                    return (format!("the pool sent a bad {method} ({reason})"), ready);
+                                }
+                                e => {
+                                    strikes += 1;
+                                    self.emit(PoolEventKind::BadInput(e.to_string())).await;
+                                }
+                            }
+                            continue;
+                        }
                         for event in session.handle_line(&line) {
                             match self.on_event(event, epoch, received, &mut in_flight, &mut ready).await {
                                 Ok(()) => {}

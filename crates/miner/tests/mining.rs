@@ -1,0 +1,328 @@
+//! The miner against a real Stratum server on loopback: shares accepted, failover and
+//! failback, clean jobs, bad pool input, the cgminer API, REST and metrics.
+
+mod support;
+
+use std::time::Duration;
+
+use hashforge_miner::Miner;
+use serde_json::Value;
+use support::{api, http_get, miner_config, wait_for, Seen, TestPool};
+
+const BOUND: Duration = Duration::from_secs(90);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mines_on_a_pool_and_its_shares_are_accepted() {
+    let pool = TestPool::start(0, 0.002).await;
+    let miner = Miner::start(miner_config(&[(&pool.url(), "alice")]))
+        .await
+        .unwrap();
+    wait_for("3 accepted shares", BOUND, || pool.accepted() >= 3).await;
+    wait_for("the miner to count them", BOUND, || {
+        miner.snapshot().accepted >= 3
+    })
+    .await;
+    let s = miner.snapshot();
+    assert_eq!(s.hardware_errors, 0);
+    assert_eq!(pool.rejected(), Vec::<String>::new());
+    assert_eq!(s.active_pool, Some(0));
+    assert!(s.hashrate.h_avg > 0.0);
+    assert!(s.best_share >= 0.002);
+    assert!(s.devices[0].chains[0].chips[0].nonces > 0);
+    assert!(
+        miner.status_line().contains("A:"),
+        "{}",
+        miner.status_line()
+    );
+
+    // REST, metrics and the page.
+    let http = miner.http_addr().unwrap();
+    let (status, body) = http_get(http, "/api/summary").await;
+    assert!(status.contains("200"), "{status}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert!(v["accepted"].as_u64().unwrap() >= 3);
+    assert_eq!(v["pools"][0]["status"], "Alive");
+    let (_, metrics) = http_get(http, "/metrics").await;
+    assert!(
+        metrics.contains("hashforge_miner_shares_accepted"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("hashforge_miner_hashrate_hs{window=\"5s\"}"),
+        "{metrics}"
+    );
+    let (_, page) = http_get(http, "/").await;
+    assert!(page.contains("<h2>Pools</h2>") && page.contains(&pool.url()));
+    assert!(!page.contains("<script"));
+    miner.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fails_over_to_the_backup_and_comes_back() {
+    let primary = TestPool::start(0, 0.002).await;
+    let port = primary.addr.port();
+    let backup = TestPool::start(0, 0.002).await;
+    let config = miner_config(&[(&primary.url(), "w"), (&backup.url(), "w")]);
+    let miner = Miner::start(config).await.unwrap();
+    wait_for("shares on the primary", BOUND, || primary.accepted() >= 2).await;
+    assert_eq!(
+        backup.accepted(),
+        0,
+        "nothing goes to the backup while the primary is fine"
+    );
+
+    primary.kill();
+    wait_for("shares on the backup", BOUND, || backup.accepted() >= 2).await;
+    assert_eq!(miner.snapshot().active_pool, Some(1));
+
+    // The primary comes back on its port; after the failback delay the miner returns.
+    let primary = TestPool::start(port, 0.002).await;
+    wait_for("shares on the primary again", BOUND, || {
+        primary.accepted() >= 2
+    })
+    .await;
+    let s = miner.snapshot();
+    assert_eq!(s.active_pool, Some(0));
+    assert!(s.pool_switches >= 3, "{}", s.pool_switches);
+    assert!(s.pools[0].disconnects >= 1);
+    miner.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clean_job_abandons_old_work_at_once() {
+    let pool = TestPool::start(0, 0.001).await;
+    let miner = Miner::start(miner_config(&[(&pool.url(), "w")]))
+        .await
+        .unwrap();
+    wait_for("first shares", BOUND, || pool.accepted() >= 2).await;
+    let rounds = 8;
+    for _ in 0..rounds {
+        let before = pool.accepted();
+        pool.new_job(true);
+        wait_for("shares on the new job", BOUND, || {
+            pool.accepted() >= before + 2
+        })
+        .await;
+    }
+    // After the miner answered the ping that followed a clean notify (so it had read the
+    // notify), no share for an older job reached the pool. Shares already on the wire when
+    // the notify went out may arrive stale before the pong; that is the network, not the
+    // miner.
+    let seen = pool.seen.lock().unwrap().clone();
+    let mut clean: Option<u32> = None;
+    let mut after_pong = false;
+    let mut on_the_wire = 0;
+    for (_, s) in &seen {
+        match s {
+            Seen::CleanSent { job_id } => {
+                clean = Some(job_id.parse().unwrap());
+                after_pong = false;
+            }
+            Seen::Pong => after_pong = true,
+            Seen::Accepted { job_id } => {
+                let j: u32 = job_id.parse().unwrap();
+                assert!(
+                    clean.is_none_or(|c| j >= c),
+                    "accepted share for job {j} after clean job {clean:?}"
+                );
+            }
+            Seen::Rejected { reason, .. } => {
+                assert!(
+                    !after_pong && reason == "stale",
+                    "rejected share ({reason}) after the miner read the clean notify"
+                );
+                on_the_wire += 1;
+            }
+            Seen::Connected => {}
+        }
+    }
+    assert!(
+        on_the_wire <= rounds,
+        "{on_the_wire} shares were on the wire at a notify"
+    );
+    let latencies = miner.switch_latencies();
+    assert!(latencies.len() > rounds, "{latencies:?}");
+    miner.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_pool_input_is_counted_the_connection_recycled_and_mining_goes_on() {
+    let pool = TestPool::start(0, 0.002).await;
+    let miner = Miner::start(miner_config(&[(&pool.url(), "w")]))
+        .await
+        .unwrap();
+    wait_for("first shares", BOUND, || pool.accepted() >= 1).await;
+
+    let garbage: Vec<Vec<u8>> = vec![
+        // five lines of garbage: the connection is recycled
+        b"not json\n{\"id\":\n\xff\xfe\n{\"id\":999,\"result\":true,\"error\":null}\n[1,2,3]\n".to_vec(),
+        // a line past 16 KiB
+        vec![b'x'; 20_000],
+        // absurd difficulties
+        b"{\"id\":null,\"method\":\"mining.set_difficulty\",\"params\":[-5]}\n".to_vec(),
+        b"{\"id\":null,\"method\":\"mining.set_difficulty\",\"params\":[1e300]}\n".to_vec(),
+        // notifies with garbage fields and empty job ids
+        b"{\"id\":null,\"method\":\"mining.notify\",\"params\":[\"\",\"zz\",\"\",\"\",[],\"1\",\"2\",\"3\",true]}\n".repeat(5),
+    ];
+    for (i, g) in garbage.iter().enumerate() {
+        let connections = pool.connections();
+        pool.send_raw(g);
+        wait_for(
+            &format!("a new connection after bad input {i}"),
+            BOUND,
+            || pool.connections() > connections,
+        )
+        .await;
+    }
+    // Stopping mid-line.
+    let connections = pool.connections();
+    pool.send_raw(b"{\"id\":null,\"method\":\"mining.no");
+    pool.close_connections();
+    wait_for("a reconnection after a cut line", BOUND, || {
+        pool.connections() > connections
+    })
+    .await;
+
+    let accepted = pool.accepted();
+    wait_for("mining to go on", BOUND, || pool.accepted() >= accepted + 2).await;
+    let s = miner.snapshot();
+    assert!(s.pools[0].bad_input >= 6, "{}", s.pools[0].bad_input);
+    assert!(s.pools[0].disconnects >= 6, "{}", s.pools[0].disconnects);
+    miner.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cgminer_api_answers_like_an_antminer_and_guards_privileged_commands() {
+    let pool = TestPool::start(0, 0.002).await;
+    let backup = TestPool::start(0, 0.002).await;
+    let mut config = miner_config(&[(&pool.url(), "w"), (&backup.url(), "w2")]);
+    config.api.write_token = Some("s3cret".into());
+    let miner = Miner::start(config).await.unwrap();
+    let addr = miner.api_addr().unwrap();
+    wait_for("a share", BOUND, || pool.accepted() >= 1).await;
+
+    let v: Value = serde_json::from_str(&api(addr, r#"{"command":"version"}"#).await).unwrap();
+    assert_eq!(v["STATUS"][0]["STATUS"], "S");
+    assert!(v["VERSION"][0]["Type"]
+        .as_str()
+        .unwrap()
+        .starts_with("Antminer"));
+    assert_eq!(v["id"], 1);
+
+    let v: Value = serde_json::from_str(&api(addr, r#"{"command":"summary"}"#).await).unwrap();
+    let s = &v["SUMMARY"][0];
+    assert!(s["GHS 5s"].is_string());
+    assert!(s["GHS av"].is_number());
+    assert!(s["Accepted"].as_u64().unwrap() >= 1);
+    assert!(s["Elapsed"].is_number());
+
+    let v: Value = serde_json::from_str(&api(addr, r#"{"command":"stats"}"#).await).unwrap();
+    assert!(v["STATS"][0]["Type"].is_string());
+    assert_eq!(v["STATS"][1]["chain_acn1"], 1);
+    assert_eq!(v["STATS"][1]["chain_acs1"], "o");
+    assert!(v["STATS"][1]["chain_rate1"].is_string());
+
+    for (cmd, section) in [
+        ("pools", "POOLS"),
+        ("devs", "DEVS"),
+        ("devdetails", "DEVDETAILS"),
+        ("config", "CONFIG"),
+    ] {
+        let v: Value =
+            serde_json::from_str(&api(addr, &format!(r#"{{"command":"{cmd}"}}"#)).await).unwrap();
+        assert_eq!(v["STATUS"][0]["STATUS"], "S", "{cmd}: {v}");
+        assert!(v[section].is_array(), "{cmd}: {v}");
+    }
+    let v: Value = serde_json::from_str(&api(addr, r#"{"command":"pools"}"#).await).unwrap();
+    assert_eq!(v["POOLS"][0]["Stratum Active"], true);
+    assert_eq!(v["POOLS"][0]["Status"], "Alive");
+    assert_eq!(v["POOLS"][1]["User"], "w2");
+
+    // joined
+    let v: Value =
+        serde_json::from_str(&api(addr, r#"{"command":"summary+pools"}"#).await).unwrap();
+    assert!(
+        v["summary"][0]["SUMMARY"].is_array() && v["pools"][0]["POOLS"].is_array(),
+        "{v}"
+    );
+    // plain text
+    let t = api(addr, "summary|").await;
+    assert!(
+        t.starts_with("STATUS=S,") && t.contains("|SUMMARY,Elapsed="),
+        "{t}"
+    );
+    // garbage
+    for g in [
+        "{\"command\":",
+        "{\"command\":\"nosuchcommand\"}",
+        "{\"parameter\":3}",
+        "[1,2]",
+    ] {
+        let v: Value = serde_json::from_str(&api(addr, g).await)
+            .unwrap_or_else(|_| panic!("an error for `{g}` is JSON"));
+        assert_eq!(v["STATUS"][0]["STATUS"], "E", "{g}: {v}");
+    }
+    for g in ["\u{1}\u{2}hello", "nosuchcommand|", "|||"] {
+        let t = api(addr, g).await;
+        assert!(t.starts_with("STATUS=E,"), "{g}: {t}");
+    }
+
+    // privileged: refused without the token, done with it
+    let v: Value =
+        serde_json::from_str(&api(addr, r#"{"command":"switchpool","parameter":"1"}"#).await)
+            .unwrap();
+    assert_eq!(v["STATUS"][0]["STATUS"], "E");
+    assert_eq!(v["STATUS"][0]["Code"], 45);
+    let t = api(addr, "quit|").await;
+    assert!(t.starts_with("STATUS=E,") && t.contains("Code=45"), "{t}");
+    let v: Value = serde_json::from_str(
+        &api(addr, r#"{"command":"summary+switchpool","parameter":"1"}"#).await,
+    )
+    .unwrap();
+    assert_eq!(v["switchpool"][0]["STATUS"][0]["Code"], 45);
+    let v: Value = serde_json::from_str(
+        &api(
+            addr,
+            r#"{"command":"switchpool","parameter":"1","token":"s3cret"}"#,
+        )
+        .await,
+    )
+    .unwrap();
+    assert_eq!(v["STATUS"][0]["STATUS"], "I", "{v}");
+    wait_for("shares on the pool switched to", BOUND, || {
+        backup.accepted() >= 1
+    })
+    .await;
+    let v: Value = serde_json::from_str(&api(addr, r#"{"command":"pools"}"#).await).unwrap();
+    assert_eq!(
+        v["POOLS"][0]["User"], "w2",
+        "the chosen pool moved to the top: {v}"
+    );
+    let v: Value = serde_json::from_str(
+        &api(
+            addr,
+            r#"{"command":"switchpool","parameter":"9","token":"s3cret"}"#,
+        )
+        .await,
+    )
+    .unwrap();
+    assert_eq!(v["STATUS"][0]["STATUS"], "E");
+    miner.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn privileged_commands_from_an_allowed_address() {
+    let pool = TestPool::start(0, 0.002).await;
+    let mut config = miner_config(&[(&pool.url(), "w")]);
+    config.api.allow_write = vec!["127.0.0.1".parse().unwrap()];
+    let miner = Miner::start(config).await.unwrap();
+    let addr = miner.api_addr().unwrap();
+    let v: Value = serde_json::from_str(&api(addr, r#"{"command":"privileged"}"#).await).unwrap();
+    assert_eq!(v["STATUS"][0]["STATUS"], "I", "{v}");
+    let v: Value = serde_json::from_str(&api(addr, r#"{"command":"quit"}"#).await).unwrap();
+    assert_eq!(v["STATUS"][0]["Msg"], "BYE");
+    tokio::time::timeout(BOUND, miner.quit_requested())
+        .await
+        .expect("quit is signalled");
+    miner.stop().await;
+}
