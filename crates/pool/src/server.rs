@@ -16,6 +16,7 @@ use tokio::sync::watch;
 
 use crate::jobs::PoolJob;
 use crate::ledger::{BlockRecord, BlockStatus, ShareRecord};
+use crate::template::SourceError;
 use crate::vardiff::Vardiff;
 use crate::Shared;
 
@@ -197,6 +198,12 @@ impl Conn<'_> {
             Ok(()) => {
                 tracing::info!(%hash, height = job.template.height, worker = %c.worker, "BLOCK FOUND and accepted by {}", self.shared.source.describe());
                 BlockStatus::Accepted
+            }
+            // Another block on the same parent won the race (regtest, where half of all
+            // hashes are blocks, sees this all the time): stale, not a fault.
+            Err(SourceError::Rejected(reason)) if reason == "prev-blk-not-found" => {
+                tracing::info!(%hash, height = job.template.height, "stale block: the tip moved first");
+                BlockStatus::Rejected(reason.clone())
             }
             Err(e) => {
                 tracing::warn!(%hash, height = job.template.height, worker = %c.worker, "block refused: {e}");
