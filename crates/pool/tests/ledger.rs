@@ -738,6 +738,10 @@ fn kill_and_check(url: &str) {
         }
         let count = ledger.share_count().await.unwrap();
         assert!(count >= acked.len() as u64, "{count} < {}", acked.len());
+        eprintln!(
+            "killed after {} acknowledged shares; {count} in the ledger",
+            acked.len()
+        );
         let block_share = share("finder", 1 << 40, 1.0);
         assert!(
             ledger.share(&block_share.hash).await.unwrap().is_some(),
