@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod board;
 mod header;
+mod mine;
 mod pool;
 
 #[derive(Parser)]
@@ -38,6 +39,9 @@ enum Command {
     /// Run a Stratum V1 pool on your own bitcoind, or on an embedded regtest chain (the
     /// default, for demos and tests).
     Pool(Box<pool::PoolArgs>),
+    /// Mine: pools with failover, CPU (or BM13xx) devices, the cgminer API fleet tools read,
+    /// REST, Prometheus metrics and a status page.
+    Mine(Box<mine::MineArgs>),
     /// The embedded regtest chain.
     #[command(subcommand)]
     Chain(pool::ChainCommand),
@@ -54,6 +58,7 @@ fn main() -> ExitCode {
         Command::Header { hex } => header::run(&hex).map(|report| print!("{report}")),
         Command::Pool(args) => pool::run(*args),
         Command::Chain(cmd) => pool::chain(cmd),
+        Command::Mine(args) => mine::run(*args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -537,7 +537,9 @@ impl Manager {
         let choice = match (active_ok, active_pos, best) {
             (true, Some(a), Some(b)) if b < a => {
                 let since = st.pools[b].ready_since.expect("healthy");
-                if now.duration_since(since) >= failback {
+                // A pool that never failed (it was only slower to answer at start) is
+                // taken at once; one that came back must prove itself first.
+                if st.pools[b].disconnects == 0 || now.duration_since(since) >= failback {
                     Some(b)
                 } else {
                     Some(a)
