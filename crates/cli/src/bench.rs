@@ -17,6 +17,36 @@ pub enum BenchCommand {
     /// SHA-256d nonce scanning: MH/s per backend and thread count, against each backend's
     /// roofline (raw compressions per second / compressions a nonce needs).
     Sha256d(Sha256dArgs),
+    /// A Stratum V1 load generator: many connections submitting valid shares (found before
+    /// the clock starts), reply latency, new-tip notify fan-out, and the pool's memory per
+    /// connection. Without --target it starts its own `hashforge pool` on a temporary
+    /// regtest chain.
+    Pool(PoolBenchArgs),
+}
+
+#[derive(Args)]
+pub struct PoolBenchArgs {
+    /// Any Stratum V1 pool to load instead of a fresh hashforge pool (it must allow a share
+    /// difficulty of about 1e-10, and accept the worker names `load.N`).
+    #[arg(long, value_name = "HOST:PORT")]
+    target: Option<std::net::SocketAddr>,
+    /// Concurrent connections (each needs a file descriptor here and in the pool: raise
+    /// `ulimit -n` for tens of thousands).
+    #[arg(long, default_value_t = 1000)]
+    connections: usize,
+    /// Shares each connection submits.
+    #[arg(long, default_value_t = 20)]
+    shares: usize,
+    /// Shares each connection keeps in flight.
+    #[arg(long, default_value_t = 4)]
+    window: usize,
+    /// Open loop: submit this many shares per second in total (reply latency at a given
+    /// load) instead of as fast as possible (throughput).
+    #[arg(long, value_name = "SHARES_PER_SEC")]
+    rate: Option<f64>,
+    /// One JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -41,6 +71,7 @@ pub struct Sha256dArgs {
 pub fn run(cmd: BenchCommand) -> Result<(), String> {
     match cmd {
         BenchCommand::Sha256d(args) => sha256d(args),
+        BenchCommand::Pool(args) => pool(args),
     }
 }
 
@@ -206,4 +237,137 @@ fn roofline(scanner: &Scanner, threads: usize, duration: Duration, quiet: bool) 
     });
     bar.finish_and_clear();
     total / compressions_per_nonce() / 1e6
+}
+
+/// Resident memory of a process, KiB (Linux).
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn pool(args: PoolBenchArgs) -> Result<(), String> {
+    use hashforge_pool::loadgen::{run, LoadConfig};
+    use std::sync::{Arc, Mutex};
+    if args.connections == 0 || args.shares == 0 || args.window == 0 {
+        return Err("--connections, --shares and --window must be at least 1".into());
+    }
+    if let Some(r) = args.rate.filter(|r| !(r.is_finite() && *r > 0.0)) {
+        return Err(format!(
+            "--rate must be a positive number of shares per second, got {r}"
+        ));
+    }
+    let mut child = None;
+    let target = match args.target {
+        Some(t) => t,
+        None => {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map_err(|e| e.to_string())?
+                .port();
+            let dir =
+                std::env::temp_dir().join(format!("hashforge-bench-pool-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+            let c = std::process::Command::new(exe)
+                .args([
+                    "pool",
+                    "--stratum",
+                    &format!("127.0.0.1:{port}"),
+                    "--min-difficulty",
+                    "1e-10",
+                    "--start-difficulty",
+                    "1e-10",
+                ])
+                .arg("--data-dir")
+                .arg(&dir)
+                .env("RUST_LOG", "warn")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .map_err(|e| format!("cannot start hashforge pool: {e}"))?;
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                if Instant::now() > deadline {
+                    return Err("the pool did not start listening within 30 s".into());
+                }
+                thread::sleep(Duration::from_millis(50));
+            }
+            child = Some((c, dir));
+            std::net::SocketAddr::from(([127, 0, 0, 1], port))
+        }
+    };
+    let pid = child.as_ref().map(|(c, _)| c.id());
+    let rss_idle = pid.and_then(rss_kib);
+    let rss_connected = Arc::new(Mutex::new(None));
+    let bar = if args.json {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(args.connections as u64)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{msg:>30} [{bar:30}] {pos}/{len}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    let (bar2, rss2) = (bar.clone(), Arc::clone(&rss_connected));
+    let config = LoadConfig {
+        target,
+        connections: args.connections,
+        shares_per_connection: args.shares,
+        window: args.window,
+        timeout: Duration::from_secs(120),
+        rate: args.rate,
+    };
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    let report = runtime.block_on(run(config, move |phase, n| {
+        bar2.set_message(phase.to_string());
+        bar2.set_position(n as u64);
+        if phase == "submitting" {
+            *rss2.lock().unwrap_or_else(|p| p.into_inner()) = pid.and_then(rss_kib);
+        }
+    }));
+    bar.finish_and_clear();
+    let per_conn_kib = match (
+        rss_idle,
+        *rss_connected.lock().unwrap_or_else(|p| p.into_inner()),
+    ) {
+        (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64 / args.connections as f64),
+        _ => None,
+    };
+    if let Some((mut c, dir)) = child {
+        let _ = c.kill();
+        let _ = c.wait();
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    if args.json {
+        let mut v = serde_json::to_value(&report).expect("plain struct");
+        v["pool_kib_per_connection"] = serde_json::json!(per_conn_kib);
+        println!("{v}");
+    } else {
+        println!(
+            "{} connections ({} failed) to {target}",
+            report.connections, report.connect_failures
+        );
+        println!(
+            "shares: {} sent, {} accepted, {} rejected in {:.2} s: {:.0} shares/s",
+            report.shares_sent,
+            report.accepted,
+            report.rejected,
+            report.seconds,
+            report.shares_per_second
+        );
+        println!(
+            "reply latency: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            report.latency_ms_p50, report.latency_ms_p99, report.latency_ms_max
+        );
+        println!(
+            "new-tip notify reached {} connections: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            report.fanout_reached, report.fanout_ms_p50, report.fanout_ms_p99, report.fanout_ms_max
+        );
+        if let Some(k) = per_conn_kib {
+            println!("pool memory per connection: {k:.1} KiB");
+        }
+    }
+    Ok(())
 }

@@ -10,6 +10,7 @@ mod board;
 mod header;
 mod mine;
 mod pool;
+mod up;
 
 #[derive(Parser)]
 #[command(
@@ -45,6 +46,8 @@ enum Command {
     /// The embedded regtest chain.
     #[command(subcommand)]
     Chain(pool::ChainCommand),
+    /// Everything on one machine: a pool on an embedded regtest chain and a miner on it.
+    Up(Box<up::UpArgs>),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
         Command::Header { hex } => header::run(&hex).map(|report| print!("{report}")),
         Command::Pool(args) => pool::run(*args),
         Command::Chain(cmd) => pool::chain(cmd),
+        Command::Up(args) => up::run(*args),
         Command::Mine(args) => mine::run(*args),
     };
     match result {

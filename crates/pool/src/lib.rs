@@ -22,6 +22,7 @@ pub mod chain;
 pub mod config;
 pub mod jobs;
 pub mod ledger;
+pub mod loadgen;
 mod server;
 pub mod stats;
 pub mod template;

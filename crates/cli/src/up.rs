@@ -1,0 +1,124 @@
+//! `hashforge up`: everything on one laptop: a pool on an embedded regtest chain, and a miner
+//! mining real regtest blocks on it, all on loopback, with the pages to look at.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use hashforge_miner::{DeviceSpec, Miner, MinerConfig, PoolConfig as MinerPool};
+use hashforge_pool::{Pool, PoolConfig};
+
+#[derive(Args, Debug)]
+pub struct UpArgs {
+    /// Where the embedded chain and the ledger live.
+    #[arg(long, value_name = "DIR", default_value = "hashforge-up")]
+    data_dir: PathBuf,
+    /// The pool's Stratum port.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:3333")]
+    stratum: SocketAddr,
+    /// The pool's status page and API.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8080")]
+    pool_http: SocketAddr,
+    /// The miner's status page, REST API and /metrics.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8081")]
+    miner_http: SocketAddr,
+    /// The miner's cgminer API (what pyasic and fleet tools read).
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:4028")]
+    api: SocketAddr,
+    /// The miner's devices (repeatable): cpu[:threads], emulated:<profile>.
+    #[arg(long = "device", value_name = "DEVICE", default_value = "cpu")]
+    devices: Vec<String>,
+    /// Stop after this many seconds (default: run until Ctrl-C).
+    #[arg(long, value_name = "SECS")]
+    seconds: Option<u64>,
+}
+
+pub fn run(args: UpArgs) -> Result<(), String> {
+    crate::logging();
+    let devices = args
+        .devices
+        .iter()
+        .map(|d| {
+            d.parse::<DeviceSpec>()
+                .map_err(|e| format!("--device {d}: {e}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let runtime = tokio::runtime::Runtime::new()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    runtime.block_on(async {
+        let mut pool_config = PoolConfig {
+            stratum: args.stratum,
+            http: Some(args.pool_http),
+            data_dir: args.data_dir.clone(),
+            // A CPU finds difficulty-1 shares every minute or two; start low, vardiff does
+            // the rest.
+            start_difficulty: 1.0 / 1024.0,
+            ..PoolConfig::default()
+        };
+        pool_config.vardiff.min = 1.0 / 1_048_576.0;
+        let pool = Pool::start(pool_config)
+            .await
+            .map_err(|e| format!("pool: {e}"))?;
+        let mut miner_config = MinerConfig {
+            devices,
+            ..MinerConfig::default()
+        };
+        miner_config.pools.push(MinerPool {
+            url: format!("stratum+tcp://{}", pool.stratum_addr())
+                .parse()
+                .map_err(|e| format!("{e}"))?,
+            user: "hashforge-up.rig1".into(),
+            password: "x".into(),
+        });
+        miner_config.api.listen = Some(args.api);
+        miner_config.http.listen = Some(args.miner_http);
+        let miner = Miner::start(miner_config)
+            .await
+            .map_err(|e| format!("miner: {e}"))?;
+        eprintln!();
+        eprintln!("hashforge is up, mining an embedded REGTEST chain (test coins, not mainnet)");
+        eprintln!(
+            "  pool:   {}   page http://{}/",
+            pool.stratum_url(),
+            pool.http_addr().expect("configured")
+        );
+        if let Some(http) = miner.http_addr() {
+            eprintln!("  miner:  page http://{http}/");
+        }
+        if let Some(api) = miner.api_addr() {
+            eprintln!(
+                "  cgminer API on {api}   (echo '{{\"command\":\"summary\"}}' | nc {} {})",
+                api.ip(),
+                api.port()
+            );
+        }
+        eprintln!(
+            "  blocks: hashforge chain export --data-dir {}",
+            args.data_dir.display()
+        );
+        eprintln!("  Ctrl-C stops everything.");
+        eprintln!();
+        let stop = async {
+            match args.seconds {
+                Some(s) => tokio::time::sleep(Duration::from_secs(s)).await,
+                None => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        };
+        tokio::pin!(stop);
+        let mut status = tokio::time::interval(Duration::from_secs(5));
+        status.tick().await;
+        loop {
+            tokio::select! {
+                _ = &mut stop => break,
+                _ = status.tick() => eprintln!("{}", miner.status_line()),
+            }
+        }
+        eprintln!("stopping");
+        miner.stop().await;
+        pool.stop().await;
+        Ok(())
+    })
+}
