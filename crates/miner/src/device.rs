@@ -93,7 +93,7 @@ pub struct DeviceContext {
 /// A device could not be started.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum DeviceError {
-    #[error("device kind `{0}` is not available yet: the BM13xx chain driver and emulator are still being built; use --device cpu[:threads] for now")]
+    #[error("device `{0}` is not available yet: BM13xx chains (emulated and serial) are not wired into the miner yet; use --device cpu[:threads] for now")]
     NotAvailableYet(String),
     #[error("device {device}: {why}")]
     Failed { device: String, why: String },
