@@ -27,6 +27,11 @@ pub struct MineArgs {
     /// What hashes: cpu[:threads], emulated:<profile> or serial:<path>:<chip>; repeatable.
     #[arg(long, value_name = "DEVICE")]
     device: Vec<DeviceSpec>,
+    /// A fault for emulated machines, repeatable, the syntax of `board test --fault`
+    /// (dead-chip:N, silent-chip:N, bad-nonces:N:RATE, crc-errors:RATE, hot-chip:N,
+    /// lost-domain:FIRST:COUNT, failed-fan[:N], lost-board[:N]).
+    #[arg(long = "fault", value_name = "KIND:ARGS")]
+    fault: Vec<String>,
     /// The cgminer API (what fleet tools read) [default: 127.0.0.1:4028].
     #[arg(long, value_name = "HOST:PORT")]
     api: Option<SocketAddr>,
@@ -84,6 +89,9 @@ impl MineArgs {
                 .collect();
         } else if !self.user.is_empty() || !self.password.is_empty() {
             return Err("--user and --password go with --pool stratum+tcp://host:port".into());
+        }
+        if !self.fault.is_empty() {
+            config.faults = self.fault;
         }
         if !self.device.is_empty() {
             config.devices = self.device;

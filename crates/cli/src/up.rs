@@ -26,9 +26,17 @@ pub struct UpArgs {
     /// The miner's cgminer API (what pyasic and fleet tools read).
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:4028")]
     api: SocketAddr,
-    /// The miner's devices (repeatable): cpu[:threads], emulated:<profile>.
-    #[arg(long = "device", value_name = "DEVICE", default_value = "cpu")]
+    /// The miner's devices (repeatable): emulated:<profile>[:board] (s21pro, s21, t21, s19xp,
+    /// bitaxe-gamma: BM13xx chains driven byte for byte, hashing on this CPU) or cpu[:threads].
+    #[arg(
+        long = "device",
+        value_name = "DEVICE",
+        default_value = "emulated:s21pro"
+    )]
     devices: Vec<String>,
+    /// Faults for emulated machines (repeatable): dead-chip:N, bad-nonces:N:RATE, ...
+    #[arg(long = "fault", value_name = "KIND:ARGS")]
+    faults: Vec<String>,
     /// Stop after this many seconds (default: run until Ctrl-C).
     #[arg(long, value_name = "SECS")]
     seconds: Option<u64>,
@@ -62,6 +70,7 @@ pub fn run(args: UpArgs) -> Result<(), String> {
             .map_err(|e| format!("pool: {e}"))?;
         let mut miner_config = MinerConfig {
             devices,
+            faults: args.faults.clone(),
             ..MinerConfig::default()
         };
         miner_config.pools.push(MinerPool {

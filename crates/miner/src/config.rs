@@ -38,6 +38,10 @@ pub struct MinerConfig {
     /// Devices to mine with (`cpu[:threads]`, `emulated:<profile>`, `serial:<path>:<chip>`).
     #[serde(default = "default_devices")]
     pub devices: Vec<DeviceSpec>,
+    /// Faults injected into emulated machines (`dead-chip:N`, `bad-nonces:N:RATE`, ...: the
+    /// syntax of `hashforge board test --fault`).
+    #[serde(default)]
+    pub faults: Vec<String>,
     #[serde(default)]
     pub api: ApiConfig,
     #[serde(default)]
@@ -55,6 +59,7 @@ impl Default for MinerConfig {
         MinerConfig {
             pools: Vec::new(),
             devices: default_devices(),
+            faults: Vec::new(),
             api: ApiConfig::default(),
             http: HttpConfig::default(),
             failover: FailoverConfig::default(),

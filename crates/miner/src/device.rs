@@ -93,8 +93,6 @@ pub struct DeviceContext {
 /// A device could not be started.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum DeviceError {
-    #[error("device `{0}` is not available yet: BM13xx chains (emulated and serial) are not wired into the miner yet; use --device cpu[:threads] for now")]
-    NotAvailableYet(String),
     #[error("device {device}: {why}")]
     Failed { device: String, why: String },
 }
@@ -110,13 +108,22 @@ pub trait Device: Send + Sync {
     fn stop(&mut self);
 }
 
-/// Builds the device a spec names.
-pub fn open(spec: &DeviceSpec) -> Result<Box<dyn Device>, DeviceError> {
+/// Builds the device a spec names; `faults` apply to emulated machines.
+pub fn open(
+    spec: &DeviceSpec,
+    faults: &[hashforge_asic::Fault],
+) -> Result<Box<dyn Device>, DeviceError> {
     match spec {
         DeviceSpec::Cpu { threads } => Ok(Box::new(CpuDevice::new(
             threads.unwrap_or_else(default_threads),
         ))),
-        other => Err(DeviceError::NotAvailableYet(other.to_string())),
+        DeviceSpec::Emulated { profile } => Ok(Box::new(crate::chain::ChainDevice::emulated(
+            profile,
+            faults.to_vec(),
+        )?)),
+        DeviceSpec::Serial { path, chip } => {
+            Ok(Box::new(crate::chain::ChainDevice::serial(path, chip)?))
+        }
     }
 }
 

@@ -25,6 +25,7 @@
 #![forbid(unsafe_code)]
 
 mod cgminer;
+mod chain;
 pub mod config;
 pub mod device;
 pub mod feed;

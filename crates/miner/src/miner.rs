@@ -134,10 +134,21 @@ impl Miner {
     /// API and (if configured) HTTP. Returns once everything listens.
     pub async fn start(config: MinerConfig) -> Result<MinerHandle, StartError> {
         config.validate()?;
+        let faults = config
+            .faults
+            .iter()
+            .map(|f| {
+                f.parse::<hashforge_asic::Fault>()
+                    .map_err(|e| device::DeviceError::Failed {
+                        device: "emulated".into(),
+                        why: format!("--fault {f}: {e}"),
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let mut devices: Vec<Box<dyn Device>> = config
             .devices
             .iter()
-            .map(device::open)
+            .map(|d| device::open(d, &faults))
             .collect::<Result<_, _>>()?;
         let infos: Vec<DeviceInfo> = devices.iter().map(|d| d.info()).collect();
         let model = config

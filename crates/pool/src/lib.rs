@@ -208,11 +208,16 @@ impl Pool {
         }
     }
 
-    /// Stops accepting, closes connections, flushes the ledger.
+    /// Stops accepting, closes connections (each finishes the line it is on), then flushes
+    /// and closes the ledger.
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
         for t in self.tasks {
             let _ = t.await;
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.shared.stats.pool().connections > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
         self.shared.ledger.clone().close().await;
     }

@@ -267,7 +267,8 @@ impl ServerSession {
     pub fn extranonce1(&self) -> &[u8] {
         &self.config.extranonce1
     }
-    /// Shares refused in a row; the pool drops a connection whose streak grows too long.
+    /// Shares refused in a row (stale ones aside); the pool drops a connection whose streak
+    /// grows too long.
     pub fn reject_streak(&self) -> u32 {
         self.reject_streak
     }
@@ -466,7 +467,10 @@ impl ServerSession {
         job_id: Option<String>,
         reason: RejectReason,
     ) -> ServerEvent {
-        self.reject_streak += 1;
+        // A stale share is a race with a new block, not misbehaviour.
+        if reason != RejectReason::UnknownJob {
+            self.reject_streak += 1;
+        }
         self.reject(id, &reason);
         ServerEvent::Rejected {
             worker,

@@ -1,0 +1,344 @@
+//! BM13xx chains as a miner device: emulated machines (the `asic` crate's hash-board
+//! emulator on in-memory links) and real chains on a serial port, both driven by the `asic`
+//! crate's chain driver, byte for byte.
+//!
+//! One tokio task per chain: enumerate, bring up, then feed it work units (a new header
+//! every second, or at once when the job changes), map each returned job id back to its
+//! unit, and hand every nonce to the miner, which re-hashes it (a wrong one is a hardware
+//! error of that chip).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hashforge_asic::emulator::{EmulatedMachine, HashPool};
+use hashforge_asic::profile::{EmulatedSpec, MachineProfile};
+use hashforge_asic::shell::{open_serial, BringUp, Chain, Link};
+use hashforge_asic::{ChainConfig, ChainEvent, ChipFamily, Fault};
+use hashforge_core::{Difficulty, HashRate};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::device::{
+    Celsius, Device, DeviceContext, DeviceError, DeviceInfo, FoundNonce, Telemetry,
+};
+use crate::feed::WorkUnit;
+
+/// Emulated chips report at difficulty 2^-16 (an emulator-only register): at CPU speed
+/// that is several hundred nonces a second, enough for any pool difficulty a CPU meets.
+const EMULATOR_TICKET_SHIFT: u32 = 16;
+/// A new header this often even without a new job (fresh ntime, and the chips never run
+/// dry).
+const JOB_INTERVAL: Duration = Duration::from_secs(1);
+const HEALTH_INTERVAL: Duration = Duration::from_secs(2);
+
+enum Source {
+    Emulated {
+        spec: EmulatedSpec,
+        faults: Vec<Fault>,
+    },
+    Serial {
+        path: String,
+        family: ChipFamily,
+    },
+}
+
+/// A machine of BM13xx chains.
+pub struct ChainDevice {
+    source: Source,
+    name: String,
+    model: String,
+    chains: Vec<usize>,
+    ticket: Difficulty,
+    nominal: HashRate,
+    hash_pool: Option<HashPool>,
+    machine: Arc<Mutex<Option<EmulatedMachine>>>,
+    telemetry: Arc<Mutex<Telemetry>>,
+    stop: Arc<AtomicBool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl ChainDevice {
+    /// An emulated machine (`s21pro`, `s21pro:0` for one board, ...) with `faults`.
+    pub fn emulated(spec: &str, faults: Vec<Fault>) -> Result<ChainDevice, DeviceError> {
+        let spec: EmulatedSpec = spec.parse().map_err(|e| DeviceError::Failed {
+            device: format!("emulated:{spec}"),
+            why: format!("{e}"),
+        })?;
+        let p: MachineProfile = spec.profile;
+        let boards = spec.boards();
+        Ok(ChainDevice {
+            name: format!(
+                "emulated {} ({} board(s) x {} {})",
+                p.model,
+                boards.len(),
+                p.chips_per_board,
+                p.chip.name()
+            ),
+            model: p.model.to_string(),
+            chains: vec![p.chips_per_board; boards.len()],
+            ticket: Difficulty::new(2f64.powi(-(EMULATOR_TICKET_SHIFT as i32))).expect("positive"),
+            nominal: HashRate::from_ths(p.nominal_ths * boards.len() as f64 / p.boards as f64),
+            source: Source::Emulated { spec, faults },
+            hash_pool: None,
+            machine: Arc::new(Mutex::new(None)),
+            telemetry: Arc::default(),
+            stop: Arc::default(),
+            tasks: Vec::new(),
+        })
+    }
+
+    /// A real chain of `chip` chips on a serial port (a Bitaxe-class board).
+    pub fn serial(path: &str, chip: &str) -> Result<ChainDevice, DeviceError> {
+        let family: ChipFamily = chip.parse().map_err(|e| DeviceError::Failed {
+            device: format!("serial:{path}:{chip}"),
+            why: format!("{e}"),
+        })?;
+        Ok(ChainDevice {
+            name: format!("{} chain on {path}", family.name()),
+            model: format!("hashforge {} board", family.name()),
+            chains: vec![1],
+            ticket: Difficulty::new(256.0).expect("positive"),
+            nominal: HashRate::from_ghs(
+                family.default_mhz() * f64::from(family.small_cores()) / 1000.0,
+            ),
+            source: Source::Serial {
+                path: path.to_string(),
+                family,
+            },
+            hash_pool: None,
+            machine: Arc::new(Mutex::new(None)),
+            telemetry: Arc::default(),
+            stop: Arc::default(),
+            tasks: Vec::new(),
+        })
+    }
+}
+
+impl Device for ChainDevice {
+    fn info(&self) -> DeviceInfo {
+        DeviceInfo {
+            kind: match self.source {
+                Source::Emulated { .. } => "emulated",
+                Source::Serial { .. } => "serial",
+            },
+            name: self.name.clone(),
+            model: self.model.clone(),
+            chains: self.chains.clone(),
+            ticket_difficulty: self.ticket,
+            nominal_rate: self.nominal,
+        }
+    }
+
+    fn start(&mut self, ctx: DeviceContext) -> Result<(), DeviceError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| DeviceError::Failed {
+            device: self.name.clone(),
+            why: "chains run on the miner's tokio runtime".into(),
+        })?;
+        *self.telemetry.lock().unwrap_or_else(|p| p.into_inner()) = Telemetry {
+            board_temps: vec![None; self.chains.len()],
+            chip_temps: vec![None; self.chains.len()],
+            fans: Vec::new(),
+            hashes: None,
+        };
+        match &self.source {
+            Source::Emulated { spec, faults } => {
+                let pool = HashPool::per_core();
+                let boards = spec.boards();
+                let (machine, links) = runtime.block_on_or_enter(|| {
+                    EmulatedMachine::spawn(spec.profile, &boards, faults, &pool.handle())
+                });
+                *self.machine.lock().unwrap_or_else(|p| p.into_inner()) = Some(machine);
+                self.hash_pool = Some(pool);
+                for (i, link) in links.into_iter().enumerate() {
+                    let mut config =
+                        ChainConfig::new(spec.profile.chip, spec.profile.chips_per_board);
+                    config.ticket_difficulty = 1;
+                    config.emulator_ticket_shift = Some(EMULATOR_TICKET_SHIFT);
+                    config.fast_baud = false;
+                    let task = run_chain(
+                        Chain::new(link, config),
+                        BringUp::EMULATED,
+                        i,
+                        ctx.clone(),
+                        self.ticket,
+                        Arc::clone(&self.telemetry),
+                        Arc::clone(&self.stop),
+                    );
+                    self.tasks.push(runtime.spawn(task));
+                }
+            }
+            Source::Serial { path, family } => {
+                let port = open_serial(path).map_err(|e| DeviceError::Failed {
+                    device: self.name.clone(),
+                    why: e.to_string(),
+                })?;
+                let config = ChainConfig::new(*family, 1);
+                let task = run_chain(
+                    Chain::new(port, config),
+                    BringUp::REAL,
+                    0,
+                    ctx,
+                    self.ticket,
+                    Arc::clone(&self.telemetry),
+                    Arc::clone(&self.stop),
+                );
+                self.tasks.push(runtime.spawn(task));
+            }
+        }
+        Ok(())
+    }
+
+    fn telemetry(&self) -> Telemetry {
+        let mut t = self
+            .telemetry
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(m) = self
+            .machine
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            t.hashes = Some(m.boards.iter().map(|b| b.hashes()).sum());
+        }
+        t
+    }
+
+    fn stop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+        self.machine
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        self.hash_pool.take();
+    }
+}
+
+/// Runs `f` inside the runtime's context (the emulator spawns its board tasks there).
+trait EnterExt {
+    fn block_on_or_enter<T>(&self, f: impl FnOnce() -> T) -> T;
+}
+
+impl EnterExt for tokio::runtime::Handle {
+    fn block_on_or_enter<T>(&self, f: impl FnOnce() -> T) -> T {
+        let _guard = self.enter();
+        f()
+    }
+}
+
+async fn run_chain<L: Link>(
+    mut chain: Chain<L>,
+    timing: BringUp,
+    index: usize,
+    ctx: DeviceContext,
+    ticket: Difficulty,
+    telemetry: Arc<Mutex<Telemetry>>,
+    stop: Arc<AtomicBool>,
+) {
+    let found = match chain.enumerate(&timing).await {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::error!(chain = index, "enumeration failed: {e}");
+            return;
+        }
+    };
+    if found.found < chain.driver().config().expected_chips {
+        tracing::warn!(
+            chain = index,
+            "chain found only {} of {} chips (first missing: {:?})",
+            found.found,
+            chain.driver().config().expected_chips,
+            found.first_missing
+        );
+    }
+    if let Err(e) = chain.bring_up(&timing).await {
+        tracing::error!(chain = index, "bring-up failed: {e}");
+        return;
+    }
+    let worker = ctx.feed.add_worker();
+    let mut units: HashMap<u8, Arc<WorkUnit>> = HashMap::new();
+    let mut next_health = Instant::now() + HEALTH_INTERVAL;
+    while !stop.load(Ordering::Relaxed) && !ctx.feed.is_shutdown() {
+        let Some((unit, control)) = ctx.feed.next_unit(worker, Duration::ZERO) else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let Ok(job_id) = chain.send_job(&unit.header).await else {
+            tracing::error!(chain = index, "link lost");
+            return;
+        };
+        units.insert(job_id, Arc::clone(&unit));
+        let until = Instant::now() + JOB_INTERVAL;
+        while Instant::now() < until
+            && !control.is_stopped()
+            && ctx.feed.generation() == unit.generation
+        {
+            let deadline = (Instant::now() + Duration::from_millis(50)).min(until);
+            let event = match chain.next_event(deadline).await {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::error!(chain = index, "link: {e}");
+                    return;
+                }
+            };
+            let (chip, job, version, nonce) = match event {
+                Some(ChainEvent::Nonce(f)) => (f.chip, f.job_id, f.version, f.nonce),
+                // The driver found it wrong; the miner's own re-check counts it against the chip.
+                Some(ChainEvent::HardwareError {
+                    chip,
+                    job_id,
+                    nonce,
+                }) => (
+                    chip,
+                    job_id,
+                    units.get(&job_id).map_or(0, |u| u.job.parts.version),
+                    nonce,
+                ),
+                _ => continue,
+            };
+            let Some(unit) = units.get(&job).cloned() else {
+                continue;
+            };
+            let found = FoundNonce {
+                device: ctx.index,
+                chain: index,
+                chip,
+                unit,
+                version,
+                nonce,
+                ticket_difficulty: ticket,
+            };
+            if ctx.nonces.send(found).await.is_err() {
+                return;
+            }
+        }
+        if Instant::now() >= next_health {
+            next_health = Instant::now() + HEALTH_INTERVAL;
+            let _ = chain.request_health().await;
+            let temps: Vec<f64> = chain
+                .driver()
+                .chips()
+                .iter()
+                .filter_map(|c| c.temperature)
+                .collect();
+            let hottest = temps
+                .iter()
+                .copied()
+                .fold(None, |m: Option<f64>, t| Some(m.map_or(t, |m| m.max(t))));
+            let mut t = telemetry.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(slot) = t.chip_temps.get_mut(index) {
+                *slot = hottest.map(Celsius);
+            }
+            if let Some(slot) = t.board_temps.get_mut(index) {
+                *slot = (!temps.is_empty())
+                    .then(|| Celsius(temps.iter().sum::<f64>() / temps.len() as f64));
+            }
+        }
+    }
+}
