@@ -268,7 +268,7 @@ fn payout_script(config: &PoolConfig, network: Network) -> Result<ScriptBuf, Poo
                 reason,
             };
             Ok(Address::from_str(a)
-                .map_err(|e| bad(e.to_string()))?
+                .map_err(|e| bad(format!("not a bitcoin address ({e})")))?
                 .require_network(network)
                 .map_err(|_| bad(format!("not an address on {network}")))?
                 .script_pubkey())
