@@ -35,11 +35,6 @@ pub(crate) trait Word: Copy {
     const LANES: usize;
     unsafe fn splat(x: u32) -> Self;
     unsafe fn add(self, o: Self) -> Self;
-    /// Adds a scalar read from memory, which AVX-512 folds into a broadcast operand.
-    #[inline(always)]
-    unsafe fn add_mem(self, x: &u32) -> Self {
-        self.add(Self::splat(*x))
-    }
     unsafe fn big_s0(self) -> Self;
     unsafe fn big_s1(self) -> Self;
     unsafe fn small_s0(self) -> Self;
@@ -118,15 +113,6 @@ impl Word for u32 {
 unsafe fn round<V: Word>(s: &mut [V; 8], kw: V) {
     let [a, b, c, d, e, f, g, h] = *s;
     let t1 = h.add(kw).add(e.big_s1()).add(V::ch(e, f, g));
-    let t2 = a.big_s0().add(V::maj(a, b, c));
-    *s = [t1.add(t2), a, b, c, d.add(t1), e, f, g];
-}
-
-/// A round whose `K + W` is one scalar for all lanes.
-#[inline(always)]
-unsafe fn round_mem<V: Word>(s: &mut [V; 8], kw: &u32) {
-    let [a, b, c, d, e, f, g, h] = *s;
-    let t1 = h.add_mem(kw).add(e.big_s1()).add(V::ch(e, f, g));
     let t2 = a.big_s0().add(V::maj(a, b, c));
     *s = [t1.add(t2), a, b, c, d.add(t1), e, f, g];
 }
@@ -488,7 +474,8 @@ pub(crate) unsafe fn sha256d_version_lanes<V: Word>(
     let mut s = [p.a4_base.add(nv), a, b, c, p.e4_base.add(nv), e, f, g];
     let mut i = 4;
     while i < 64 {
-        round_mem(&mut s, kw.get(i, j));
+        // A scalar loaded from memory: AVX-512 folds the splat into the add as a broadcast.
+        round(&mut s, V::splat(*kw.get(i, j)));
         i += 1;
     }
     let mut h1 = s;
