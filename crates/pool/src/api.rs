@@ -49,7 +49,7 @@ fn pool_json(s: &Shared) -> Value {
         "height": template.as_ref().map(|t| t.height),
         "network_difficulty": template.as_ref().and_then(|t| t.bits.to_target().ok()).map(|t| t.difficulty().as_f64()),
         "solo": s.config.solo,
-        "uptime_secs": s.started.elapsed().as_secs(),
+        "uptime_secs": live.uptime_secs as u64,
         "live": live,
     })
 }
@@ -59,7 +59,7 @@ async fn pool(State(s): State<Arc<Shared>>) -> Json<Value> {
 }
 
 async fn workers(State(s): State<Arc<Shared>>) -> Response {
-    let since = now_ms() - 10 * 60 * 1000;
+    let since = crate::now_ms() - 10 * 60 * 1000;
     match s.ledger.workers(since).await {
         Ok(recorded) => {
             Json(json!({"live": s.stats.workers(), "last_10_minutes": recorded})).into_response()
@@ -85,13 +85,6 @@ async fn payouts(State(s): State<Arc<Shared>>, Query(q): Query<Limit>) -> Respon
         Ok(p) => Json(json!(p)).into_response(),
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("ledger: {e}")).into_response(),
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// Prometheus text exposition, rendered from the pool's own counters (no global recorder,

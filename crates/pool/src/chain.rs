@@ -12,7 +12,6 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bitcoin::block::Header;
 use bitcoin::blockdata::constants::genesis_block;
@@ -54,10 +53,7 @@ pub struct EmbeddedChain {
 }
 
 fn now() -> u32 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as u32)
-        .unwrap_or(0)
+    (crate::now_ms() / 1000) as u32
 }
 
 fn reject(reason: &str) -> SourceError {

@@ -80,7 +80,6 @@ pub(crate) struct Shared {
     stats: Stats,
     extranonce1: AtomicU32,
     source_status: Mutex<String>,
-    started: Instant,
 }
 
 impl Shared {
@@ -144,7 +143,6 @@ impl Pool {
             stats: Stats::default(),
             extranonce1: AtomicU32::new(rand_seed()),
             source_status: Mutex::new("starting".into()),
-            started: Instant::now(),
             config,
             source,
             network,
@@ -216,11 +214,18 @@ impl Pool {
             let _ = t.await;
         }
         let deadline = Instant::now() + Duration::from_secs(5);
-        while self.shared.stats.pool().connections > 0 && Instant::now() < deadline {
+        while self.shared.stats.connections() > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         self.shared.ledger.clone().close().await;
     }
+}
+
+/// Unix time in milliseconds (the ledger's and the API's clock).
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 fn rand_seed() -> u32 {

@@ -7,12 +7,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hashforge_core::Difficulty;
-use hashforge_sha256d::{Scanner, Work};
-use hashforge_stratum::{ClientConfig, ClientEvent, ClientSession, Job, LineBuffer, Share};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use hashforge_sha256d::Scanner;
+use hashforge_stratum::{ClientConfig, ClientEvent, Job, Share};
 use tokio::sync::{watch, Barrier};
+
+use crate::testing::{scan_job, Connection};
 
 /// What to throw at the pool.
 #[derive(Clone, Debug)]
@@ -66,46 +65,6 @@ struct ConnResult {
     fanout_ms: Option<f64>,
 }
 
-struct Conn {
-    stream: TcpStream,
-    session: ClientSession,
-    framing: LineBuffer,
-    buf: Vec<u8>,
-}
-
-impl Conn {
-    async fn flush(&mut self) -> std::io::Result<()> {
-        let mut out = String::new();
-        while let Some(l) = self.session.poll_transmit() {
-            out.push_str(&l);
-            out.push('\n');
-        }
-        if !out.is_empty() {
-            self.stream.write_all(out.as_bytes()).await?;
-        }
-        Ok(())
-    }
-
-    /// Reads until at least one event arrives (or the connection ends).
-    async fn events(&mut self) -> std::io::Result<Vec<ClientEvent>> {
-        loop {
-            self.flush().await?;
-            let n = self.stream.read(&mut self.buf).await?;
-            if n == 0 {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
-            }
-            self.framing.push(&self.buf[..n]);
-            let mut events = Vec::new();
-            while let Some(Ok(line)) = self.framing.next_line() {
-                events.extend(self.session.handle_line(&line));
-            }
-            if !events.is_empty() {
-                return Ok(events);
-            }
-        }
-    }
-}
-
 /// Shares of `job` that meet its difficulty but not the network target (so the pool sees
 /// plain shares, not blocks), and one that is a block when `block` is set.
 fn find_shares(job: &Job, en2_seed: u64, count: usize, block: bool) -> (Vec<Share>, Option<Share>) {
@@ -113,28 +72,13 @@ fn find_shares(job: &Job, en2_seed: u64, count: usize, block: bool) -> (Vec<Shar
     let seed = en2_seed.to_le_bytes();
     let n = en2.len().min(8);
     en2[..n].copy_from_slice(&seed[..n]);
-    let header = job.header(&en2, job.parts.ntime, 0, job.parts.version);
-    let share_target = Difficulty::new(job.difficulty)
-        .map(Difficulty::to_target)
-        .unwrap_or_default();
     let network = job.parts.nbits.to_target().ok();
     let scanner = Scanner::detect();
     let (mut shares, mut found_block) = (Vec::new(), None);
     let mut start = 0u32;
     while shares.len() < count || (block && found_block.is_none()) {
-        let Ok(work) = Work::new(header.to_bytes(), share_target).with_nonces(start, 256) else {
-            break;
-        };
-        for hit in scanner.scan(&work) {
-            let share = Share {
-                job_id: job.job_id.clone(),
-                extranonce2: en2.clone(),
-                ntime: job.parts.ntime,
-                nonce: hit.nonce,
-                version: hit.version,
-            };
-            let is_block = network.is_some_and(|t| t.is_met_by(&hit.hash));
-            if is_block {
+        for (share, hash) in scan_job(&scanner, job, &en2, start, 256) {
+            if network.is_some_and(|t| t.is_met_by(&hash)) {
                 if block && found_block.is_none() {
                     found_block = Some(share);
                 }
@@ -176,16 +120,10 @@ pub async fn run(
             (go_rx.clone(), block_rx.clone(), Arc::clone(&block_go));
         tasks.push(tokio::spawn(async move {
             let setup = async {
-                let stream = TcpStream::connect(cfg.target).await?;
                 let mut client = ClientConfig::new(format!("load.{i}"), "x");
                 client.version_rolling_mask = None;
                 client.submit_timeout = cfg.timeout;
-                let mut conn = Conn {
-                    stream,
-                    session: ClientSession::new(client),
-                    framing: LineBuffer::default(),
-                    buf: vec![0; 1024],
-                };
+                let mut conn = Connection::open(cfg.target, client).await?;
                 let job = loop {
                     if let Some(j) = conn.events().await?.into_iter().find_map(|e| {
                         if let ClientEvent::Job(j) = e {

@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bitcoin::{Address, ScriptBuf};
 use hashforge_stratum::{
@@ -30,7 +30,7 @@ pub(crate) async fn accept_loop(
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    if shared.stats.pool().connections >= shared.config.max_connections as u64 {
+                    if shared.stats.connections() >= shared.config.max_connections as u64 {
                         tracing::warn!(%peer, "connection limit reached; refusing");
                         continue;
                     }
@@ -55,20 +55,12 @@ pub(crate) async fn accept_loop(
     }
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 struct Conn<'a> {
     shared: &'a Shared,
     session: ServerSession,
     vardiff: Vardiff,
     payout: Option<ScriptBuf>,
     sent: VecDeque<Arc<PoolJob>>,
-    generation: u64,
 }
 
 impl Conn<'_> {
@@ -121,25 +113,24 @@ impl Conn<'_> {
 
     async fn share(&mut self, c: ShareCandidate) {
         // A block first, before anything else happens to it.
-        let payout = if c.is_block() {
-            self.submit_block(&c).await
-        } else {
-            None
+        let job = self
+            .sent
+            .iter()
+            .find(|j| j.server_job.job_id == c.job.job_id)
+            .cloned();
+        let payout = match &job {
+            Some(job) if c.is_block() => self.submit_block(&c, job).await,
+            _ => None,
         };
         let record = ShareRecord {
             worker: c.worker.clone(),
             job_id: c.job.job_id.clone(),
-            height: u64::from(
-                self.sent
-                    .iter()
-                    .find(|j| j.server_job.job_id == c.job.job_id)
-                    .map_or(0, |j| j.template.height),
-            ),
+            height: u64::from(job.as_ref().map_or(0, |j| j.template.height)),
             difficulty: c.job_difficulty,
             share_difficulty: c.check.difficulty.as_f64(),
             hash: c.check.hash,
             is_block: c.is_block(),
-            time_ms: now_ms(),
+            time_ms: crate::now_ms(),
         };
         match self.shared.ledger.record_share(record).await {
             Ok(()) => {
@@ -177,12 +168,11 @@ impl Conn<'_> {
 
     /// Submits the block a share makes; returns what PPLNS needs when the pool (not solo)
     /// found an accepted block.
-    async fn submit_block(&mut self, c: &ShareCandidate) -> Option<(String, u64, f64)> {
-        let job = self
-            .sent
-            .iter()
-            .find(|j| j.server_job.job_id == c.job.job_id)
-            .cloned()?;
+    async fn submit_block(
+        &mut self,
+        c: &ShareCandidate,
+        job: &PoolJob,
+    ) -> Option<(String, u64, f64)> {
         let block = match job.block(c) {
             Ok(b) => b,
             Err(e) => {
@@ -216,7 +206,7 @@ impl Conn<'_> {
             height: u64::from(job.template.height),
             worker: c.worker.clone(),
             reward_sats: job.template.coinbase_value,
-            time_ms: now_ms(),
+            time_ms: crate::now_ms(),
             status,
         };
         if let Err(e) = self.shared.ledger.record_block(record).await {
@@ -226,7 +216,7 @@ impl Conn<'_> {
             return None;
         }
         self.shared.kick.notify_one();
-        let window = self.shared.config.pplns_window * network_difficulty(&job);
+        let window = self.shared.config.pplns_window * network_difficulty(job);
         (!self.shared.config.solo).then_some((hash, job.template.coinbase_value, window))
     }
 }
@@ -257,7 +247,6 @@ async fn serve(
         vardiff,
         payout: None,
         sent: VecDeque::new(),
-        generation: 0,
     };
     let mut jobs = shared.generation.subscribe();
     let mut framing = LineBuffer::default();
@@ -303,7 +292,7 @@ async fn serve(
                                 Ok(()) => {
                                     conn.session.authorize(id, &user, true);
                                     if first {
-                                        conn.generation = *jobs.borrow_and_update();
+                                        jobs.borrow_and_update();
                                         conn.send_job();
                                     }
                                 }
@@ -336,7 +325,7 @@ async fn serve(
                 if changed.is_err() {
                     return "pool stopping".into();
                 }
-                conn.generation = *jobs.borrow_and_update();
+                jobs.borrow_and_update();
                 conn.send_job();
             }
             _ = tick.tick() => {

@@ -91,6 +91,11 @@ impl Stats {
         i.connections_total += 1;
     }
 
+    /// Open connections.
+    pub fn connections(&self) -> u64 {
+        self.lock().connections
+    }
+
     pub fn disconnected(&self) {
         let mut i = self.lock();
         i.connections = i.connections.saturating_sub(1);

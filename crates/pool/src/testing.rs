@@ -21,6 +21,93 @@ pub struct MinerReport {
     pub events: Vec<String>,
 }
 
+/// A Stratum client connection: a `ClientSession` over a TCP stream.
+pub struct Connection {
+    stream: TcpStream,
+    pub session: ClientSession,
+    framing: LineBuffer,
+    buf: Vec<u8>,
+}
+
+impl Connection {
+    pub async fn open(
+        addr: std::net::SocketAddr,
+        config: ClientConfig,
+    ) -> std::io::Result<Connection> {
+        Ok(Connection {
+            stream: TcpStream::connect(addr).await?,
+            session: ClientSession::new(config),
+            framing: LineBuffer::default(),
+            buf: vec![0; 4096],
+        })
+    }
+
+    /// Sends what the session has queued.
+    pub async fn flush(&mut self) -> std::io::Result<()> {
+        let mut out = String::new();
+        while let Some(l) = self.session.poll_transmit() {
+            out.push_str(&l);
+            out.push('\n');
+        }
+        if !out.is_empty() {
+            self.stream.write_all(out.as_bytes()).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends what is queued, then reads until at least one event arrives; the end of the
+    /// stream is an `UnexpectedEof` error.
+    pub async fn events(&mut self) -> std::io::Result<Vec<ClientEvent>> {
+        loop {
+            self.flush().await?;
+            let n = self.stream.read(&mut self.buf).await?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            self.framing.push(&self.buf[..n]);
+            let mut events = Vec::new();
+            while let Some(Ok(line)) = self.framing.next_line() {
+                events.extend(self.session.handle_line(&line));
+            }
+            if !events.is_empty() {
+                return Ok(events);
+            }
+        }
+    }
+}
+
+/// Shares of `job` (extranonce2 `en2`, the job's own version) at the job's difficulty among
+/// `count` nonces from `start`, in nonce order, each with its hash.
+pub fn scan_job(
+    scanner: &Scanner,
+    job: &Job,
+    en2: &[u8],
+    start: u32,
+    count: u64,
+) -> Vec<(Share, [u8; 32])> {
+    let header = job.header(en2, job.parts.ntime, 0, job.parts.version);
+    let target = Difficulty::new(job.difficulty)
+        .map(Difficulty::to_target)
+        .unwrap_or_default();
+    let Ok(work) = Work::new(header.to_bytes(), target).with_nonces(start, count) else {
+        return Vec::new();
+    };
+    let mut hits = scanner.scan(&work);
+    hits.sort_by_key(|h| h.nonce);
+    hits.into_iter()
+        .map(|h| {
+            let share = Share {
+                job_id: job.job_id.clone(),
+                extranonce2: en2.to_vec(),
+                ntime: job.parts.ntime,
+                nonce: h.nonce,
+                version: h.version,
+            };
+            (share, h.hash)
+        })
+        .collect()
+}
+
 /// Mines on `addr` as `user` until `shares` were accepted or `limit` passed.
 pub async fn mine(
     addr: std::net::SocketAddr,
@@ -28,59 +115,53 @@ pub async fn mine(
     shares: usize,
     limit: Duration,
 ) -> std::io::Result<MinerReport> {
-    let mut stream = TcpStream::connect(addr).await?;
     let mut config = ClientConfig::new(user, "x");
     config.submit_timeout = Duration::from_secs(10);
-    let mut session = ClientSession::new(config);
-    let mut framing = LineBuffer::default();
+    let mut conn = Connection::open(addr, config).await?;
     let mut report = MinerReport::default();
-    let mut buf = [0u8; 4096];
     let deadline = Instant::now() + limit;
     let mut job: Option<Arc<Job>> = None;
     let mut next_nonce = 0u32;
     let scanner = Scanner::detect();
     while report.accepted.len() < shares && Instant::now() < deadline {
-        let mut out = String::new();
-        while let Some(line) = session.poll_transmit() {
-            out.push_str(&line);
-            out.push('\n');
-        }
-        if !out.is_empty() {
-            stream.write_all(out.as_bytes()).await?;
-        }
         // Find one share on the current job if there is one, else wait for the pool.
         if let Some(j) = job
             .clone()
-            .filter(|_| session.is_ready() && session.shares_in_flight() == 0)
+            .filter(|_| conn.session.is_ready() && conn.session.shares_in_flight() == 0)
         {
-            if let Some(share) = find_share(&scanner, &j, &mut next_nonce) {
-                let _ = session.submit(share, Instant::now());
+            let en2 = vec![0u8; j.extranonce2_size];
+            let found = scan_job(&scanner, &j, &en2, next_nonce, 1 << 20)
+                .into_iter()
+                .next();
+            next_nonce = found
+                .as_ref()
+                .map_or(next_nonce.wrapping_add(1 << 20), |(s, _)| {
+                    s.nonce.wrapping_add(1)
+                });
+            if let Some((share, _)) = found {
+                let _ = conn.session.submit(share, Instant::now());
                 continue;
             }
         }
-        let n = match tokio::time::timeout(Duration::from_millis(200), stream.read(&mut buf)).await
-        {
-            Ok(Ok(0)) => break,
-            Ok(Ok(n)) => n,
+        let events = match tokio::time::timeout(Duration::from_millis(200), conn.events()).await {
+            Ok(Ok(events)) => events,
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
             Ok(Err(e)) => return Err(e),
             Err(_) => continue,
         };
-        framing.push(&buf[..n]);
-        while let Some(Ok(line)) = framing.next_line() {
-            for event in session.handle_line(&line) {
-                match event {
-                    ClientEvent::Job(j) => {
-                        report.jobs += 1;
-                        next_nonce = 0;
-                        job = Some(j);
-                    }
-                    ClientEvent::Authorized { ok, .. } => report.authorized = Some(ok),
-                    ClientEvent::ShareAccepted(s) => report.accepted.push(s),
-                    ClientEvent::ShareRejected { share, error } => {
-                        report.rejected.push((share, error.code))
-                    }
-                    other => report.events.push(format!("{other:?}")),
+        for event in events {
+            match event {
+                ClientEvent::Job(j) => {
+                    report.jobs += 1;
+                    next_nonce = 0;
+                    job = Some(j);
                 }
+                ClientEvent::Authorized { ok, .. } => report.authorized = Some(ok),
+                ClientEvent::ShareAccepted(s) => report.accepted.push(s),
+                ClientEvent::ShareRejected { share, error } => {
+                    report.rejected.push((share, error.code))
+                }
+                other => report.events.push(format!("{other:?}")),
             }
         }
         if report.authorized == Some(false) {
@@ -88,27 +169,4 @@ pub async fn mine(
         }
     }
     Ok(report)
-}
-
-/// Scans up to 2^20 nonces of `job` from `next` for a share at its difficulty.
-fn find_share(scanner: &Scanner, job: &Job, next: &mut u32) -> Option<Share> {
-    let en2 = vec![0u8; job.extranonce2_size];
-    let header = job.header(&en2, job.parts.ntime, 0, job.parts.version);
-    let target = Difficulty::new(job.difficulty).ok()?.to_target();
-    let mut work = Work::new(header.to_bytes(), target)
-        .with_nonces(*next, 1 << 20)
-        .ok()?;
-    if job.version_mask != 0 {
-        work = work.with_versions(job.version_mask, 0, 1).ok()?;
-    }
-    *next = next.wrapping_add(1 << 20);
-    let hit = scanner.scan(&work).into_iter().min_by_key(|h| h.nonce)?;
-    *next = hit.nonce.wrapping_add(1);
-    Some(Share {
-        job_id: job.job_id.clone(),
-        extranonce2: en2,
-        ntime: job.parts.ntime,
-        nonce: hit.nonce,
-        version: hit.version,
-    })
 }

@@ -4,7 +4,8 @@
 
 use sqlx::{AnyPool, Row};
 
-use super::{now_ms, LedgerError};
+use super::LedgerError;
+use crate::now_ms;
 
 /// One schema change. Versions are dense and start at 1; a file is never edited once
 /// released, only followed by a new one.

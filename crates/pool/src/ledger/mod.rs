@@ -697,12 +697,6 @@ fn invalid(what: &'static str, why: String) -> LedgerError {
     LedgerError::Invalid { what, why }
 }
 
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 fn serialize_hash<S: serde::Serializer>(hash: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&display_hex(hash))
 }
