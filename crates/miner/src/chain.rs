@@ -146,9 +146,11 @@ impl Device for ChainDevice {
             Source::Emulated { spec, faults } => {
                 let pool = HashPool::per_core();
                 let boards = spec.boards();
-                let (machine, links) = runtime.block_on_or_enter(|| {
+                // The emulator spawns its board tasks on the miner's runtime.
+                let (machine, links) = {
+                    let _guard = runtime.enter();
                     EmulatedMachine::spawn(spec.profile, &boards, faults, &pool.handle())
-                });
+                };
                 *self.machine.lock().unwrap_or_else(|p| p.into_inner()) = Some(machine);
                 self.hash_pool = Some(pool);
                 for (i, link) in links.into_iter().enumerate() {
@@ -217,18 +219,6 @@ impl Device for ChainDevice {
             .unwrap_or_else(|p| p.into_inner())
             .take();
         self.hash_pool.take();
-    }
-}
-
-/// Runs `f` inside the runtime's context (the emulator spawns its board tasks there).
-trait EnterExt {
-    fn block_on_or_enter<T>(&self, f: impl FnOnce() -> T) -> T;
-}
-
-impl EnterExt for tokio::runtime::Handle {
-    fn block_on_or_enter<T>(&self, f: impl FnOnce() -> T) -> T {
-        let _guard = self.enter();
-        f()
     }
 }
 
