@@ -41,9 +41,9 @@ impl RateWindow {
         if elapsed <= 0.0 {
             return HashRate::ZERO;
         }
-        let now = elapsed as u64;
-        let span = (window as f64).min(elapsed).max(1e-3);
-        let from = now.saturating_sub(window);
+        let from = (elapsed as u64).saturating_sub(window);
+        // The buckets counted run from second `from` to now, the current one partly.
+        let span = (elapsed - from as f64).max(1e-3);
         let found: f64 = self
             .buckets
             .iter()
@@ -138,6 +138,14 @@ mod tests {
         assert!((w.average(60.0).as_hs() / HASHES_PER_DIFF1 - 1.0).abs() < 1e-9);
         // nothing found for the last 5 s
         assert_eq!(w.rate(70.0, 5).as_hs(), 0.0);
+        // Mid-second: the current bucket is partly filled and the span is partly over.
+        let mut steady = RateWindow::default();
+        for s in 0..60 {
+            steady.add(s, 1.0);
+        }
+        steady.add(60, 0.9);
+        let r = steady.rate(60.9, 5).as_hs();
+        assert!((r / HASHES_PER_DIFF1 - 1.0).abs() < 1e-9, "{r}");
         // 15 minutes later the old buckets are gone
         w.add(2000, 2.0);
         assert_eq!(w.buckets.len(), 1);
