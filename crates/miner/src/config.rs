@@ -1,12 +1,12 @@
 //! The miner's configuration: TOML on disk, the same fields from the command line.
 //!
 //! ```toml
+//! devices = ["cpu:2"]   # top-level keys come before any [section] or [[pool]]
+//!
 //! [[pool]]
 //! url = "stratum+tcp://127.0.0.1:3333"
 //! user = "bc1q...worker"
 //! password = "x"
-//!
-//! devices = ["cpu:2"]   # before any [section]
 //!
 //! [api]
 //! listen = "127.0.0.1:4028"

@@ -687,10 +687,9 @@ impl Manager {
                 let url = p.config.url.to_string();
                 st.pools.insert(0, p);
                 st.pools[0].enabled = true;
-                // An operator's choice applies now, without the failback delay.
-                if st.pools[0].ready_since.is_some() {
-                    st.pools[0].ready_since = Some(Instant::now() - Duration::from_secs(86_400));
-                }
+                // An operator's choice applies now, without the failback delay: with no active
+                // pool, choose_pool takes the first healthy one, which is this one if it is.
+                st.active = None;
                 format!("Switching to pool 0:'{url}'")
             }
             Request::EnablePool(i) => {
