@@ -13,7 +13,6 @@ use axum::http::header;
 use axum::response::{Html, IntoResponse, Json};
 use axum::routing::get;
 use axum::Router;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusRecorder};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -21,7 +20,6 @@ use crate::miner::{Shared, Snapshot};
 
 struct Http {
     shared: Arc<Shared>,
-    recorder: PrometheusRecorder,
 }
 
 pub(crate) async fn serve(
@@ -29,10 +27,7 @@ pub(crate) async fn serve(
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let state = Arc::new(Http {
-        shared,
-        recorder: PrometheusBuilder::new().build_recorder(),
-    });
+    let state = Arc::new(Http { shared });
     let app = Router::new()
         .route("/", get(page))
         .route("/api/summary", get(summary))
@@ -60,67 +55,118 @@ async fn devices(State(h): State<Arc<Http>>) -> impl IntoResponse {
 }
 
 async fn metrics_text(State(h): State<Arc<Http>>) -> impl IntoResponse {
-    let s = Snapshot::of(&h.shared);
-    metrics::with_local_recorder(&h.recorder, || record(&s));
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        h.recorder.handle().render(),
+        render_metrics(&Snapshot::of(&h.shared)),
     )
 }
 
-/// Sets every gauge from a snapshot (the snapshot is the truth; metrics mirror it).
-fn record(s: &Snapshot) {
-    metrics::gauge!("hashforge_miner_uptime_seconds").set(s.elapsed_secs);
-    for (window, v) in [
+/// Prometheus text exposition rendered from one snapshot, so a pool that was removed or
+/// moved (switchpool, removepool) leaves no stale series behind.
+fn render_metrics(s: &Snapshot) -> String {
+    let mut out = String::new();
+    let mut family = |name: &str, samples: &[(String, f64)]| {
+        let _ = writeln!(out, "# TYPE {name} gauge");
+        for (labels, v) in samples {
+            let _ = writeln!(out, "{name}{labels} {v}");
+        }
+    };
+    let label = |pairs: &[(&str, &str)]| -> String {
+        if pairs.is_empty() {
+            return String::new();
+        }
+        let inner: Vec<String> = pairs
+            .iter()
+            .map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"")))
+            .collect();
+        format!("{{{}}}", inner.join(","))
+    };
+    let one = |v: f64| vec![(String::new(), v)];
+    family("hashforge_miner_uptime_seconds", &one(s.elapsed_secs));
+    let windows = [
         ("5s", s.hashrate.h_5s),
         ("1m", s.hashrate.h_1m),
         ("15m", s.hashrate.h_15m),
         ("avg", s.hashrate.h_avg),
-    ] {
-        metrics::gauge!("hashforge_miner_hashrate_hs", "window" => window).set(v);
+    ];
+    family(
+        "hashforge_miner_hashrate_hs",
+        &windows.map(|(w, v)| (label(&[("window", w)]), v)),
+    );
+    family("hashforge_miner_shares_accepted", &one(s.accepted as f64));
+    family("hashforge_miner_shares_rejected", &one(s.rejected as f64));
+    family("hashforge_miner_shares_stale", &one(s.stale as f64));
+    family(
+        "hashforge_miner_hardware_errors",
+        &one(s.hardware_errors as f64),
+    );
+    family("hashforge_miner_best_share", &one(s.best_share));
+    family("hashforge_miner_found_blocks", &one(s.found_blocks as f64));
+    type PoolValue = fn(&crate::miner::PoolSnapshot) -> f64;
+    let pool_gauges: [(&str, PoolValue); 6] = [
+        ("hashforge_miner_pool_up", |p| {
+            f64::from(u8::from(p.status == "Alive"))
+        }),
+        ("hashforge_miner_pool_active", |p| {
+            f64::from(u8::from(p.active))
+        }),
+        ("hashforge_miner_pool_accepted", |p| {
+            p.shares.accepted as f64
+        }),
+        ("hashforge_miner_pool_rejected", |p| {
+            p.shares.rejected as f64
+        }),
+        ("hashforge_miner_pool_stale", |p| p.shares.stale as f64),
+        ("hashforge_miner_pool_difficulty", |p| p.difficulty),
+    ];
+    for (name, value) in pool_gauges {
+        let samples: Vec<(String, f64)> = s
+            .pools
+            .iter()
+            .map(|p| {
+                (
+                    label(&[("pool", &p.index.to_string()), ("url", &p.url)]),
+                    value(p),
+                )
+            })
+            .collect();
+        family(name, &samples);
     }
-    metrics::gauge!("hashforge_miner_shares_accepted").set(s.accepted as f64);
-    metrics::gauge!("hashforge_miner_shares_rejected").set(s.rejected as f64);
-    metrics::gauge!("hashforge_miner_shares_stale").set(s.stale as f64);
-    metrics::gauge!("hashforge_miner_hardware_errors").set(s.hardware_errors as f64);
-    metrics::gauge!("hashforge_miner_best_share").set(s.best_share);
-    metrics::gauge!("hashforge_miner_found_blocks").set(s.found_blocks as f64);
-    for p in &s.pools {
-        let pool = p.index.to_string();
-        let url = p.url.clone();
-        metrics::gauge!("hashforge_miner_pool_up", "pool" => pool.clone(), "url" => url.clone())
-            .set(f64::from(u8::from(p.status == "Alive")));
-        metrics::gauge!("hashforge_miner_pool_active", "pool" => pool.clone(), "url" => url.clone())
-            .set(f64::from(u8::from(p.active)));
-        metrics::gauge!("hashforge_miner_pool_accepted", "pool" => pool.clone(), "url" => url.clone())
-            .set(p.shares.accepted as f64);
-        metrics::gauge!("hashforge_miner_pool_rejected", "pool" => pool.clone(), "url" => url.clone())
-            .set(p.shares.rejected as f64);
-        metrics::gauge!("hashforge_miner_pool_stale", "pool" => pool.clone(), "url" => url.clone())
-            .set(p.shares.stale as f64);
-        metrics::gauge!("hashforge_miner_pool_difficulty", "pool" => pool, "url" => url)
-            .set(p.difficulty);
-    }
+    let mut device_rate = Vec::new();
+    let mut device_hw = Vec::new();
+    let mut chain_rate = Vec::new();
+    let mut chip_temp = Vec::new();
+    let mut fans = Vec::new();
     for d in &s.devices {
         let dev = d.index.to_string();
-        metrics::gauge!("hashforge_miner_device_hashrate_hs", "device" => dev.clone(), "window" => "5s")
-            .set(d.hashrate.h_5s);
-        metrics::gauge!("hashforge_miner_device_hardware_errors", "device" => dev.clone())
-            .set(d.hardware_errors as f64);
+        device_rate.push((
+            label(&[("device", &dev), ("window", "5s")]),
+            d.hashrate.h_5s,
+        ));
+        device_hw.push((label(&[("device", &dev)]), d.hardware_errors as f64));
         for c in &d.chains {
             let chain = c.index.to_string();
-            metrics::gauge!("hashforge_miner_chain_hashrate_hs", "device" => dev.clone(), "chain" => chain.clone())
-                .set(c.hashrate.h_5s);
+            chain_rate.push((
+                label(&[("device", &dev), ("chain", &chain)]),
+                c.hashrate.h_5s,
+            ));
             if let Some(t) = c.chip_temp {
-                metrics::gauge!("hashforge_miner_chip_temperature_celsius", "device" => dev.clone(), "chain" => chain.clone())
-                    .set(t);
+                chip_temp.push((label(&[("device", &dev), ("chain", &chain)]), t));
             }
         }
         for (i, f) in d.fans_rpm.iter().enumerate() {
-            metrics::gauge!("hashforge_miner_fan_rpm", "device" => dev.clone(), "fan" => i.to_string())
-                .set(f64::from(*f));
+            fans.push((
+                label(&[("device", &dev), ("fan", &i.to_string())]),
+                f64::from(*f),
+            ));
         }
     }
+    family("hashforge_miner_device_hashrate_hs", &device_rate);
+    family("hashforge_miner_device_hardware_errors", &device_hw);
+    family("hashforge_miner_chain_hashrate_hs", &chain_rate);
+    family("hashforge_miner_chip_temperature_celsius", &chip_temp);
+    family("hashforge_miner_fan_rpm", &fans);
+    out
 }
 
 fn esc(s: &str) -> String {

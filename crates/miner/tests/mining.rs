@@ -280,6 +280,8 @@ async fn cgminer_api_answers_like_an_antminer_and_guards_privileged_commands() {
     )
     .unwrap();
     assert_eq!(v["switchpool"][0]["STATUS"][0]["Code"], 45);
+    // A scrape before the switch: series from then must not outlive the reordering.
+    let _ = http_get(miner.http_addr().unwrap(), "/metrics").await;
     let v: Value = serde_json::from_str(
         &api(
             addr,
@@ -297,6 +299,18 @@ async fn cgminer_api_answers_like_an_antminer_and_guards_privileged_commands() {
     assert_eq!(
         v["POOLS"][0]["User"], "w2",
         "the chosen pool moved to the top: {v}"
+    );
+    // Metrics follow the reordered pools: one series per pool, one of them active.
+    let (_, metrics) = http_get(miner.http_addr().unwrap(), "/metrics").await;
+    let active: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("hashforge_miner_pool_active{"))
+        .collect();
+    assert_eq!(active.len(), 2, "{metrics}");
+    assert_eq!(
+        active.iter().filter(|l| l.ends_with(" 1")).count(),
+        1,
+        "{metrics}"
     );
     let v: Value = serde_json::from_str(
         &api(
