@@ -56,10 +56,7 @@ impl BoardTestConfig {
     /// nonces a second per chip at CPU speed), a fast ramp and no baud switch.
     pub fn emulated(spec: &EmulatedSpec, seconds: f64) -> BoardTestConfig {
         let p = spec.profile;
-        let mut chain = ChainConfig::new(p.chip, p.chips_per_board);
-        chain.ticket_difficulty = 1;
-        chain.emulator_ticket_shift = Some(20);
-        chain.fast_baud = false;
+        let chain = ChainConfig::emulated(p.chip, p.chips_per_board, 20);
         BoardTestConfig {
             chain,
             chips_per_domain: p.chips_per_domain,

@@ -49,6 +49,17 @@ impl ChainConfig {
         }
     }
 
+    /// An emulated chain: ticket difficulty 1 lowered by 2^-`ticket_shift` through the
+    /// emulator-only register, no baud switch (the link is in memory).
+    pub fn emulated(family: ChipFamily, expected_chips: usize, ticket_shift: u32) -> ChainConfig {
+        ChainConfig {
+            ticket_difficulty: 1,
+            emulator_ticket_shift: Some(ticket_shift),
+            fast_baud: false,
+            ..ChainConfig::new(family, expected_chips)
+        }
+    }
+
     /// The share target the chips report at.
     pub fn ticket_target(&self) -> Target {
         let pow = 63 - self.ticket_difficulty.max(1).leading_zeros();

@@ -24,11 +24,7 @@ fn pool() -> PoolHandle {
 }
 
 fn emulated_config(p: MachineProfile) -> ChainConfig {
-    let mut c = ChainConfig::new(p.chip, p.chips_per_board);
-    c.ticket_difficulty = 1;
-    c.emulator_ticket_shift = Some(20);
-    c.fast_baud = false;
-    c
+    ChainConfig::emulated(p.chip, p.chips_per_board, 20)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

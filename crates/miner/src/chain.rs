@@ -16,7 +16,7 @@ use hashforge_asic::emulator::{EmulatedMachine, HashPool};
 use hashforge_asic::profile::{EmulatedSpec, MachineProfile};
 use hashforge_asic::shell::{open_serial, BringUp, Chain, Link};
 use hashforge_asic::{ChainConfig, ChainEvent, ChipFamily, Fault};
-use hashforge_core::{Difficulty, HashRate};
+use hashforge_core::HashRate;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -40,7 +40,6 @@ enum Source {
     },
     Serial {
         path: String,
-        family: ChipFamily,
     },
 }
 
@@ -50,7 +49,8 @@ pub struct ChainDevice {
     name: String,
     model: String,
     chains: Vec<usize>,
-    ticket: Difficulty,
+    /// Every chain's driver settings; the ticket and the nominal rate come from them.
+    config: ChainConfig,
     nominal: HashRate,
     hash_pool: Option<HashPool>,
     machine: Arc<Mutex<Option<EmulatedMachine>>>,
@@ -78,7 +78,7 @@ impl ChainDevice {
             ),
             model: p.model.to_string(),
             chains: vec![p.chips_per_board; boards.len()],
-            ticket: Difficulty::new(2f64.powi(-(EMULATOR_TICKET_SHIFT as i32))).expect("positive"),
+            config: ChainConfig::emulated(p.chip, p.chips_per_board, EMULATOR_TICKET_SHIFT),
             nominal: HashRate::from_ths(p.nominal_ths * boards.len() as f64 / p.boards as f64),
             source: Source::Emulated { spec, faults },
             hash_pool: None,
@@ -99,13 +99,10 @@ impl ChainDevice {
             name: format!("{} chain on {path}", family.name()),
             model: format!("hashforge {} board", family.name()),
             chains: vec![1],
-            ticket: Difficulty::new(256.0).expect("positive"),
-            nominal: HashRate::from_ghs(
-                family.default_mhz() * f64::from(family.small_cores()) / 1000.0,
-            ),
+            config: ChainConfig::new(family, 1),
+            nominal: HashRate::from_hs(family.expected_hs(family.default_mhz())),
             source: Source::Serial {
                 path: path.to_string(),
-                family,
             },
             hash_pool: None,
             machine: Arc::new(Mutex::new(None)),
@@ -126,7 +123,7 @@ impl Device for ChainDevice {
             name: self.name.clone(),
             model: self.model.clone(),
             chains: self.chains.clone(),
-            ticket_difficulty: self.ticket,
+            ticket_difficulty: self.config.ticket(),
             nominal_rate: self.nominal,
         }
     }
@@ -154,35 +151,27 @@ impl Device for ChainDevice {
                 *self.machine.lock().unwrap_or_else(|p| p.into_inner()) = Some(machine);
                 self.hash_pool = Some(pool);
                 for (i, link) in links.into_iter().enumerate() {
-                    let mut config =
-                        ChainConfig::new(spec.profile.chip, spec.profile.chips_per_board);
-                    config.ticket_difficulty = 1;
-                    config.emulator_ticket_shift = Some(EMULATOR_TICKET_SHIFT);
-                    config.fast_baud = false;
                     let task = run_chain(
-                        Chain::new(link, config),
+                        Chain::new(link, self.config.clone()),
                         BringUp::EMULATED,
                         i,
                         ctx.clone(),
-                        self.ticket,
                         Arc::clone(&self.telemetry),
                         Arc::clone(&self.stop),
                     );
                     self.tasks.push(runtime.spawn(task));
                 }
             }
-            Source::Serial { path, family } => {
+            Source::Serial { path } => {
                 let port = open_serial(path).map_err(|e| DeviceError::Failed {
                     device: self.name.clone(),
                     why: e.to_string(),
                 })?;
-                let config = ChainConfig::new(*family, 1);
                 let task = run_chain(
-                    Chain::new(port, config),
+                    Chain::new(port, self.config.clone()),
                     BringUp::REAL,
                     0,
                     ctx,
-                    self.ticket,
                     Arc::clone(&self.telemetry),
                     Arc::clone(&self.stop),
                 );
@@ -227,7 +216,6 @@ async fn run_chain<L: Link>(
     timing: BringUp,
     index: usize,
     ctx: DeviceContext,
-    ticket: Difficulty,
     telemetry: Arc<Mutex<Telemetry>>,
     stop: Arc<AtomicBool>,
 ) {
@@ -302,7 +290,7 @@ async fn run_chain<L: Link>(
                 unit,
                 version,
                 nonce,
-                ticket_difficulty: ticket,
+                ticket_difficulty: chain.driver().config().ticket(),
             };
             if ctx.nonces.send(found).await.is_err() {
                 return;
