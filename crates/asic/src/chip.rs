@@ -94,6 +94,20 @@ impl ChipFamily {
         self != ChipFamily::Bm1397
     }
 
+    /// Whether the chain driver can mine with this family. BM1397 takes midstate jobs,
+    /// which the frame codec encodes but the driver does not send yet (nor does the
+    /// emulator hash them).
+    pub fn check_drivable(self) -> Result<(), String> {
+        if self.takes_full_header() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} chains take midstate jobs, which hashforge's chain driver does not send yet; BM1366, BM1368 and BM1370 work",
+                self.name()
+            ))
+        }
+    }
+
     /// Length in bytes of every chip-to-host frame, preamble and CRC included.
     pub fn reply_len(self) -> usize {
         if self == ChipFamily::Bm1397 {

@@ -84,6 +84,7 @@ pub fn run(cmd: BoardCommand) -> Result<ExitCode, String> {
     for run in 1..=args.repeat.max(1) {
         match (&args.serial, &args.emulated, &pool) {
             (Some(path), _, _) => {
+                args.chip.check_drivable()?;
                 let cfg = BoardTestConfig::real(args.chip, args.chips, args.seconds);
                 let label = format!("{} chain of {} on {path}", args.chip, args.chips);
                 let bar = progress_bar(args.json, &label, run, args.repeat);

@@ -95,6 +95,10 @@ impl ChainDevice {
             device: format!("serial:{path}:{chip}"),
             why: format!("{e}"),
         })?;
+        family.check_drivable().map_err(|why| DeviceError::Failed {
+            device: format!("serial:{path}:{chip}"),
+            why,
+        })?;
         Ok(ChainDevice {
             name: format!("{} chain on {path}", family.name()),
             model: format!("hashforge {} board", family.name()),
