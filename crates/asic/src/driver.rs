@@ -70,6 +70,11 @@ impl ChainConfig {
             .unwrap_or(Target::DIFF1)
     }
 
+    /// Whether this chain is the hashforge emulator (it has the emulator-only registers).
+    pub fn is_emulated(&self) -> bool {
+        self.emulator_ticket_shift.is_some()
+    }
+
     /// The ticket difficulty as a number (below 1 on emulated chains).
     pub fn ticket(&self) -> Difficulty {
         self.ticket_target().difficulty()
@@ -412,7 +417,10 @@ impl ChainDriver {
                 match chip {
                     None => self.anomalies.wrong_address += 1,
                     Some(i) => match register {
-                        addr::ANALOG_MUX => {
+                        // The emulator answers the analog mux with its die temperature in
+                        // hundredths of a degree; a real chip's sensor path is not decoded
+                        // here, so real chains report no temperature rather than a wrong one.
+                        addr::ANALOG_MUX if self.config.is_emulated() => {
                             let t = temperature_of(value);
                             let c = &mut self.chips[i];
                             c.temperature = (t > 0.0).then_some(t);

@@ -30,7 +30,7 @@
 //!    chip position, address, core, small core, job id, full rolled version, nonce and
 //!    hash — already checked against the ticket, so the miner only compares the hash with
 //!    the pool's target; [`ChainEvent::HardwareError`] for a wrong nonce.
-//! 5. `chain.request_health()` reads temperatures and error counts into
+//! 5. `chain.request_health()` reads error counts (and, on emulated chains, temperatures) into
 //!    [`ChipStats`] (`chain.driver().chips()`: nonces, hardware errors, duplicates,
 //!    difficulty-1 shares and [`ChipStats::hashrate`]); `chain.driver().link_stats()`
 //!    and `anomalies()` count CRC errors, garbage, unknown jobs and chips.

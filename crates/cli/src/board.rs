@@ -15,7 +15,7 @@ use serde::Serialize;
 #[derive(Subcommand)]
 pub enum BoardCommand {
     /// Test a hash board: enumerate its chips, send known work to every chip, check every
-    /// nonce, read temperatures, and name the bad positions. Exit code 0 only on a pass.
+    /// nonce, read temperatures (emulated boards), and name the bad positions. Exit code 0 only on a pass.
     Test(TestArgs),
 }
 
