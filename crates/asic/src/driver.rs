@@ -13,6 +13,7 @@ use crate::frame::{Command, Dest, FullJob, LinkStats, Reply, ReplyDecoder};
 use crate::registers::{
     addr, divider_for_baud, misc_control_bytes, temperature_of, ticket_mask_bytes,
     version_mask_bytes, ChipIdValue, Pll, RegisterError, FAST_BAUD_BM136X, FAST_UART_1MBAUD,
+    MAX_EMULATOR_TICKET_SHIFT,
 };
 
 /// How a chain is brought up.
@@ -64,7 +65,9 @@ impl ChainConfig {
     pub fn ticket_target(&self) -> Target {
         let pow = 63 - self.ticket_difficulty.max(1).leading_zeros();
         let d = (1u64 << pow) as f64
-            / f64::from(1u32 << self.emulator_ticket_shift.unwrap_or(0).min(31));
+            // The chips clamp the shift the same way; judging at a lower ticket than they
+            // report at would undercount every nonce.
+            / f64::from(1u32 << self.emulator_ticket_shift.unwrap_or(0).min(MAX_EMULATOR_TICKET_SHIFT));
         Difficulty::new(d)
             .map(Target::from_difficulty)
             .unwrap_or(Target::DIFF1)
