@@ -411,6 +411,9 @@ impl Manager {
     ) {
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Pool health is judged every tick; telemetry (device locks, sysfs) every 2 s, which
+        // is as often as chains read their temperatures.
+        let mut ticks = 0u32;
         loop {
             tokio::select! {
                 Some(e) = pool_events.recv() => self.on_pool_event(e),
@@ -419,7 +422,10 @@ impl Manager {
                     let _ = reply.send(self.on_request(r));
                 }
                 _ = tick.tick() => {
-                    self.refresh_telemetry();
+                    if ticks.is_multiple_of(8) {
+                        self.refresh_telemetry();
+                    }
+                    ticks = ticks.wrapping_add(1);
                     self.choose_pool(Instant::now());
                 }
                 _ = shutdown.changed() => return,

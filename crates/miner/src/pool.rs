@@ -186,7 +186,9 @@ impl PoolTask {
                             }
                         };
                         let received = Instant::now();
-                        if let Err(bad) = parse_server_line(&line) {
+                        let msg = match parse_server_line(&line) {
+                            Ok(msg) => msg,
+                            Err(bad) => {
                             match bad.error {
                                 // Pools add methods of their own: note them and go on.
                                 MessageError::UnknownMethod(m) => {
@@ -203,8 +205,9 @@ impl PoolTask {
                                 }
                             }
                             continue;
-                        }
-                        for event in session.handle_line(&line) {
+                            }
+                        };
+                        for event in session.handle_message(msg) {
                             match self.on_event(event, epoch, received, &mut in_flight, &mut ready).await {
                                 Ok(()) => {}
                                 Err(Strike::One) => strikes += 1,

@@ -283,9 +283,17 @@ impl ClientSession {
     /// Reads one line from the server.
     pub fn handle_line(&mut self, line: &str) -> Vec<ClientEvent> {
         match parse_server_line(line) {
-            Ok(FromServer::Call { id, call }) => self.handle_call(id, call),
-            Ok(FromServer::Response(r)) => self.handle_response(r),
+            Ok(msg) => self.handle_message(msg),
             Err(BadMessage { error, .. }) => vec![ClientEvent::ProtocolError(error.to_string())],
+        }
+    }
+
+    /// Takes a message already parsed (a caller that wants the typed parse error of a bad
+    /// line parses it itself with `message::parse_server_line`, once).
+    pub fn handle_message(&mut self, msg: FromServer) -> Vec<ClientEvent> {
+        match msg {
+            FromServer::Call { id, call } => self.handle_call(id, call),
+            FromServer::Response(r) => self.handle_response(r),
         }
     }
 
