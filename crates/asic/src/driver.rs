@@ -4,7 +4,7 @@
 
 use std::collections::{HashSet, VecDeque};
 
-use hashforge_core::{Difficulty, HashRate, Target};
+use hashforge_core::{rolled_version, Difficulty, HashRate, Target, VersionMask};
 use hashforge_sha256d::sha256d_header;
 use serde::Serialize;
 
@@ -463,15 +463,21 @@ impl ChainDriver {
             self.anomalies.unknown_job += 1;
             return;
         };
-        let version = if self.config.family.takes_full_header() {
-            (entry.job.version & !entry.version_mask)
-                | ((u32::from(version_bits) << 13) & entry.version_mask)
+        // BM1366/68/70 return the rolled bits 13..28; bits outside the job's mask are the
+        // chip's error, like a wrong nonce.
+        let rolled = if self.config.family.takes_full_header() {
+            rolled_version(
+                entry.job.version,
+                u32::from(version_bits) << 13,
+                VersionMask(entry.version_mask),
+            )
         } else {
-            entry.job.version
+            Ok(entry.job.version)
         };
+        let version = rolled.unwrap_or(entry.job.version);
         let header = entry.job.header_with(version, nonce);
         let hash = sha256d_header(&header);
-        if !entry.ticket.is_met_by(&hash) {
+        if rolled.is_err() || !entry.ticket.is_met_by(&hash) {
             self.chips[chip].hardware_errors += 1;
             self.push_event(ChainEvent::HardwareError {
                 chip,
