@@ -8,14 +8,15 @@ use std::time::{Duration, Instant};
 
 use bitcoin::{Address, ScriptBuf};
 use hashforge_stratum::{
-    FrameError, LineBuffer, RejectReason, ServerConfig, ServerEvent, ServerSession, ShareCandidate,
+    FrameError, Id, LineBuffer, RejectReason, ServerConfig, ServerEvent, ServerSession,
+    ShareCandidate,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::jobs::PoolJob;
-use crate::ledger::{BlockRecord, BlockStatus, ShareRecord};
+use crate::ledger::{BlockRecord, BlockStatus, LedgerError, Pending, ShareRecord};
 use crate::template::SourceError;
 use crate::vardiff::Vardiff;
 use crate::Shared;
@@ -61,6 +62,20 @@ struct Conn<'a> {
     vardiff: Vardiff,
     payout: Option<ScriptBuf>,
     sent: VecDeque<Arc<PoolJob>>,
+    /// Shares queued in the ledger, oldest first (the writer commits in queue order).
+    in_flight: VecDeque<InFlight>,
+}
+
+/// Most shares one connection may have waiting for the ledger before it stops reading.
+const MAX_IN_FLIGHT: usize = 64;
+
+/// A share whose ledger commit the miner's answer waits for.
+struct InFlight {
+    id: Id,
+    worker: String,
+    job_difficulty: f64,
+    share_difficulty: f64,
+    commit: Pending,
 }
 
 impl Conn<'_> {
@@ -111,8 +126,12 @@ impl Conn<'_> {
         Ok(())
     }
 
+    /// Takes an accepted candidate to the ledger. A plain share is queued and the
+    /// connection goes on reading; its `true` goes out when the commit lands
+    /// ([`Conn::committed`]). A block is submitted first, before anything else happens to
+    /// it, and its share is then recorded in line, because its PPLNS payout walks back from
+    /// that share.
     async fn share(&mut self, c: ShareCandidate) {
-        // A block first, before anything else happens to it.
         let job = self
             .sent
             .iter()
@@ -132,38 +151,79 @@ impl Conn<'_> {
             is_block: c.is_block(),
             time_ms: crate::now_ms(),
         };
-        match self.shared.ledger.record_share(record).await {
+        // A miner that submits faster than the ledger commits waits here, not in memory.
+        while self.in_flight.len() >= MAX_IN_FLIGHT {
+            self.settle_oldest().await;
+        }
+        let commit = match self.shared.ledger.queue_share(record).await {
+            Ok(commit) => commit,
+            Err(e) => {
+                self.refuse_unrecorded(c.id, &c.worker, &e);
+                return;
+            }
+        };
+        self.in_flight.push_back(InFlight {
+            id: c.id,
+            worker: c.worker,
+            job_difficulty: c.job_difficulty,
+            share_difficulty: c.check.difficulty.as_f64(),
+            commit,
+        });
+        if let Some((hash, reward, window)) = payout {
+            // PPLNS walks back from the block's own share, so it waits for that commit.
+            self.settle_all().await;
+            if let Err(e) = self
+                .shared
+                .ledger
+                .pplns(&hash, reward, window, self.shared.config.pool_fee)
+                .await
+            {
+                tracing::error!(%hash, "PPLNS payout computation failed: {e}");
+            }
+        }
+    }
+
+    /// Answers the oldest share in flight once its commit is known.
+    async fn settle_oldest(&mut self) {
+        if let Some(share) = self.in_flight.front_mut() {
+            let result = (&mut share.commit).await;
+            self.committed(result);
+        }
+    }
+
+    async fn settle_all(&mut self) {
+        while !self.in_flight.is_empty() {
+            self.settle_oldest().await;
+        }
+    }
+
+    /// The ledger answered for the oldest share in flight: `true` only now that it is
+    /// durable; a ledger failure refuses it so the miner is not told it was paid.
+    fn committed(&mut self, result: Result<(), LedgerError>) {
+        let Some(share) = self.in_flight.pop_front() else {
+            return;
+        };
+        match result {
             Ok(()) => {
-                self.session.accept(c.id.clone());
+                self.session.accept(share.id);
                 self.shared.stats.accepted(
-                    &c.worker,
-                    c.job_difficulty,
-                    c.check.difficulty.as_f64(),
+                    &share.worker,
+                    share.job_difficulty,
+                    share.share_difficulty,
                 );
-                // PPLNS walks back from the block's own share, so it comes after the share.
-                if let Some((hash, reward, window)) = payout {
-                    if let Err(e) = self
-                        .shared
-                        .ledger
-                        .pplns(&hash, reward, window, self.shared.config.pool_fee)
-                        .await
-                    {
-                        tracing::error!(%hash, "PPLNS payout computation failed: {e}");
-                    }
-                }
                 if let Some(d) = self.vardiff.on_share(Instant::now()) {
                     self.apply_difficulty(d);
                 }
             }
-            Err(e) => {
-                tracing::error!(
-                    "ledger: {e}; refusing the share so the miner is not told it was paid"
-                );
-                let reason = RejectReason::PoolError("ledger unavailable".into());
-                self.session.reject(c.id.clone(), &reason);
-                self.shared.stats.rejected(Some(&c.worker), reason.name());
-            }
+            Err(e) => self.refuse_unrecorded(share.id, &share.worker, &e),
         }
+    }
+
+    fn refuse_unrecorded(&mut self, id: Id, worker: &str, e: &LedgerError) {
+        tracing::error!("ledger: {e}; refusing the share so the miner is not told it was paid");
+        let reason = RejectReason::PoolError("ledger unavailable".into());
+        self.session.reject(id, &reason);
+        self.shared.stats.rejected(Some(worker), reason.name());
     }
 
     /// Submits the block a share makes; returns what PPLNS needs when the pool (not solo)
@@ -187,6 +247,8 @@ impl Conn<'_> {
         let status = match &result {
             Ok(()) => {
                 tracing::info!(%hash, height = job.template.height, worker = %c.worker, "BLOCK FOUND and accepted by {}", self.shared.source.describe());
+                // Every miner moves to the new tip now; the ledger record can follow.
+                self.shared.kick.notify_one();
                 BlockStatus::Accepted
             }
             // Another block on the same parent won the race (regtest, where half of all
@@ -215,7 +277,6 @@ impl Conn<'_> {
         if result.is_err() {
             return None;
         }
-        self.shared.kick.notify_one();
         let window = self.shared.config.pplns_window * network_difficulty(job);
         (!self.shared.config.solo).then_some((hash, job.template.coinbase_value, window))
     }
@@ -247,6 +308,7 @@ async fn serve(
         vardiff,
         payout: None,
         sent: VecDeque::new(),
+        in_flight: VecDeque::new(),
     };
     let mut jobs = shared.generation.subscribe();
     let mut framing = LineBuffer::default();
@@ -255,31 +317,31 @@ async fn serve(
     let mut last_heard = now;
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
+    let why = 'serve: loop {
         let mut out = String::new();
         while let Some(line) = conn.session.poll_transmit() {
             out.push_str(&line);
             out.push('\n');
         }
         if !out.is_empty() && stream.write_all(out.as_bytes()).await.is_err() {
-            return "write failed".into();
+            break 'serve "write failed".into();
         }
         if conn.session.reject_streak() > cfg.max_reject_streak {
-            return format!("{} invalid shares in a row", conn.session.reject_streak());
+            break 'serve format!("{} invalid shares in a row", conn.session.reject_streak());
         }
         tokio::select! {
             read = stream.read(&mut buf) => {
                 let n = match read {
-                    Ok(0) => return "closed by the miner".into(),
+                    Ok(0) => break 'serve "closed by the miner".into(),
                     Ok(n) => n,
-                    Err(e) => return format!("read: {e}"),
+                    Err(e) => break 'serve format!("read: {e}"),
                 };
                 last_heard = Instant::now();
                 framing.push(&buf[..n]);
                 while let Some(line) = framing.next_line() {
                     let line = match line {
                         Ok(l) => l,
-                        Err(FrameError::TooLong { max }) => return format!("line longer than {max} bytes"),
+                        Err(FrameError::TooLong { max }) => break 'serve format!("line longer than {max} bytes"),
                         Err(e @ FrameError::NotUtf8 { .. }) => {
                             tracing::debug!("{e}");
                             continue;
@@ -321,9 +383,11 @@ async fn serve(
                     }
                 }
             }
+            result = async { (&mut conn.in_flight.front_mut().expect("guarded").commit).await },
+                if !conn.in_flight.is_empty() => conn.committed(result),
             changed = jobs.changed(), if conn.session.is_authorized() => {
                 if changed.is_err() {
-                    return "pool stopping".into();
+                    break 'serve "pool stopping".into();
                 }
                 jobs.borrow_and_update();
                 conn.send_job();
@@ -331,10 +395,10 @@ async fn serve(
             _ = tick.tick() => {
                 let now = Instant::now();
                 if !conn.session.is_authorized() && now > handshake_deadline {
-                    return "no subscribe and authorize in time".into();
+                    break 'serve "no subscribe and authorize in time".into();
                 }
                 if now.duration_since(last_heard) > cfg.idle_timeout {
-                    return "idle".into();
+                    break 'serve "idle".into();
                 }
                 if conn.session.is_authorized() {
                     if let Some(d) = conn.vardiff.tick(now) {
@@ -342,9 +406,13 @@ async fn serve(
                     }
                 }
             }
-            _ = shutdown.changed() => return "pool stopping".into(),
+            _ = shutdown.changed() => break 'serve "pool stopping".into(),
         }
-    }
+    };
+    // Shares already queued are committed whatever happens to the socket; wait for them so
+    // the pool's counts include them.
+    conn.settle_all().await;
+    why
 }
 
 /// The address the Stratum listener is bound to, for logs.

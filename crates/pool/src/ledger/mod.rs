@@ -258,6 +258,23 @@ impl fmt::Debug for Ledger {
     }
 }
 
+/// A queued write: resolves once its transaction committed (or failed).
+#[derive(Debug)]
+pub struct Pending(oneshot::Receiver<Result<(), LedgerError>>);
+
+impl std::future::Future for Pending {
+    type Output = Result<(), LedgerError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|r| r.unwrap_or(Err(LedgerError::WriterStopped)))
+    }
+}
+
 impl Ledger {
     /// Opens (creating if missing) and migrates the ledger at `url`:
     /// `sqlite:///path/to/pool.db`, `sqlite:path`, or `postgres://user:pass@host/db`.
@@ -303,8 +320,16 @@ impl Ledger {
     /// Records an accepted share; resolves once it is committed. A share whose hash is
     /// already recorded counts as recorded (and is not counted twice).
     pub async fn record_share(&self, share: ShareRecord) -> Result<(), LedgerError> {
+        self.queue_share(share).await?.await
+    }
+
+    /// Queues a share for the writer and returns at once (or when the queue has room):
+    /// the returned [`Pending`] resolves once the share is committed. The writer commits in
+    /// queue order, so one caller's pending shares resolve in the order it queued them. A
+    /// Stratum connection uses this to keep reading while its shares are being written.
+    pub async fn queue_share(&self, share: ShareRecord) -> Result<Pending, LedgerError> {
         share.validate()?;
-        self.send(|reply| Command::Share(share, reply)).await
+        self.queue(|reply| Command::Share(share, reply)).await
     }
 
     /// Records a found block; durable before it returns. A block already recorded keeps
@@ -329,12 +354,19 @@ impl Ledger {
         &self,
         command: impl FnOnce(writer::Reply) -> Command,
     ) -> Result<(), LedgerError> {
+        self.queue(command).await?.await
+    }
+
+    async fn queue(
+        &self,
+        command: impl FnOnce(writer::Reply) -> Command,
+    ) -> Result<Pending, LedgerError> {
         let (reply, done) = oneshot::channel();
         self.tx
             .send(command(reply))
             .await
             .map_err(|_| LedgerError::WriterStopped)?;
-        done.await.map_err(|_| LedgerError::WriterStopped)?
+        Ok(Pending(done))
     }
 
     /// The PPLNS payout of a block: the shares in the last `window` difficulty units up to
