@@ -264,24 +264,11 @@ pub fn judge(
     let per_domain = cfg.chips_per_domain.max(1);
     let valid: u64 = stats.iter().map(|c| c.nonces).sum();
     let hw_total: u64 = stats.iter().map(|c| c.hardware_errors).sum();
-    // Each chip's share of the work is the width of its address range.
-    let widths: Vec<f64> = stats
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            let next = stats.get(i + 1).map_or(256.0, |n| f64::from(n.address));
-            (next - f64::from(c.address)) / 256.0
-        })
-        .collect();
-    // Expected nonces from the chips that are working: total over their share.
-    let working_share: f64 = stats
-        .iter()
-        .zip(&widths)
-        .filter(|(c, _)| c.nonces > 0)
-        .map(|(_, w)| w)
-        .sum();
-    let per_share = if working_share > 0.0 {
-        valid as f64 / working_share
+    // Chips split the work evenly (each hashes one address step of the nonce space), so
+    // each working chip should find an even share of what the working chips found.
+    let working = stats.iter().filter(|c| c.nonces > 0).count();
+    let per_chip = if working > 0 {
+        valid as f64 / working as f64
     } else {
         0.0
     };
@@ -300,7 +287,7 @@ pub fn judge(
                     verdict: Verdict::Missing,
                 };
             };
-            let expected_nonces = per_share * widths[position];
+            let expected_nonces = per_chip;
             let returned = c.nonces + c.hardware_errors;
             let verdict = if c
                 .max_temperature
@@ -479,4 +466,69 @@ pub async fn run_emulated(
     let report = run(link, &cfg, progress).await;
     drop(machine);
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chip::chip_addresses;
+
+    /// A healthy S21 Pro board's bench run: every chip answered, ran at 80 C and found
+    /// `nonces[i]` nonces, the split a real board's chips give.
+    fn judged(nonces: &[u64]) -> BoardReport {
+        let spec: EmulatedSpec = "s21pro:0".parse().unwrap();
+        let cfg = BoardTestConfig::emulated(&spec, 10.0);
+        let n = cfg.chain.expected_chips;
+        assert_eq!(nonces.len(), n);
+        let stats: Vec<ChipStats> = chip_addresses(n)
+            .into_iter()
+            .zip(nonces)
+            .enumerate()
+            .map(|(position, (address, &nonces))| ChipStats {
+                position,
+                address,
+                nonces,
+                max_temperature: Some(80.0),
+                ..ChipStats::default()
+            })
+            .collect();
+        let enumeration = Enumeration {
+            expected: n,
+            found: n,
+            chip_ids: vec![0x1370; n],
+            first_missing: None,
+        };
+        judge(
+            &cfg,
+            enumeration,
+            &stats,
+            LinkStats::default(),
+            Anomalies::default(),
+            10.0,
+        )
+    }
+
+    #[test]
+    fn a_board_whose_chips_split_the_work_evenly_passes() {
+        // Chip 64 owns one address step like every other chip, not fields 192..=255.
+        let r = judged(&[300; 65]);
+        assert!(r.passed, "{:#?}", r.suspects);
+        assert!(r.chips.iter().all(|c| c.expected_nonces == 300.0));
+    }
+
+    #[test]
+    fn a_chip_far_below_an_even_share_is_named() {
+        let mut nonces = [300; 65];
+        nonces[64] = 40;
+        nonces[12] = 0;
+        let r = judged(&nonces);
+        assert!(!r.passed);
+        let bad: Vec<(usize, Verdict)> = r
+            .chips
+            .iter()
+            .filter(|c| !c.verdict.passes())
+            .map(|c| (c.position, c.verdict))
+            .collect();
+        assert_eq!(bad, [(12, Verdict::NoNonces), (64, Verdict::LowNonces)]);
+    }
 }

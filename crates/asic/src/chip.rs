@@ -187,24 +187,32 @@ impl NonceOrigin {
     }
 }
 
-/// The addresses firmwares give a chain of `count` chips: `i x (256 / count)`.
+/// The address step firmwares give a chain of `count` chips: `256 / count`, rounded down
+/// (3 on a 65-chip S21 Pro board).
+pub fn address_interval(count: usize) -> usize {
+    (256 / count.max(1)).max(1)
+}
+
+/// The addresses firmwares give a chain of `count` chips: `i x address_interval(count)`.
 pub fn chip_addresses(count: usize) -> Vec<u8> {
-    if count == 0 {
-        return Vec::new();
-    }
-    let step = (256 / count).max(1);
+    let step = address_interval(count);
     (0..count.min(256)).map(|i| (i * step) as u8).collect()
 }
 
-/// The chip (index into `addresses`, sorted ascending) whose address range holds an
-/// address field: the chip with the greatest address not above it. The last chip's
-/// range runs to 255, so every field has an owner.
+/// The chip (index into `addresses`, the chain's addresses ascending, as
+/// [`chip_addresses`] gives them) whose nonces carry an address field. Each chip owns one
+/// address step from its address, as a chip's share of the nonce space is (firmwares read
+/// the chip as `field / interval`). When the step does not divide 256 the fields past the
+/// last chip's range belong to no chip (195..=255 on 65 chips): a nonce carrying one is
+/// no chip's.
 pub fn owner_of_field(addresses: &[u8], field: u8) -> Option<usize> {
-    match addresses.binary_search(&field) {
-        Ok(i) => Some(i),
-        Err(0) => None,
-        Err(i) => Some(i - 1),
-    }
+    let i = match addresses.binary_search(&field) {
+        Ok(i) => i,
+        Err(0) => return None,
+        Err(i) => i - 1,
+    };
+    let offset = usize::from(field - addresses[i]);
+    (offset < address_interval(addresses.len())).then_some(i)
 }
 
 #[cfg(test)]
@@ -248,13 +256,22 @@ mod tests {
     }
 
     #[test]
-    fn every_address_field_has_one_owner() {
+    fn each_chip_owns_one_address_step_and_the_rest_no_chip() {
         let a = chip_addresses(65);
-        assert_eq!(a[1], 3);
-        assert_eq!(a[64], 192);
-        assert_eq!(owner_of_field(&a, 0), Some(0));
-        assert_eq!(owner_of_field(&a, 5), Some(1));
-        assert_eq!(owner_of_field(&a, 255), Some(64));
+        assert_eq!((a[1], a[64]), (3, 192));
+        let owners: Vec<Option<usize>> = (0..=255).map(|f| owner_of_field(&a, f)).collect();
+        for chip in 0..65 {
+            let fields = owners.iter().filter(|&&o| o == Some(chip)).count();
+            assert_eq!(fields, 3, "chip {chip}");
+        }
+        assert_eq!(owners[5], Some(1));
+        assert_eq!(owners[194], Some(64));
+        assert!(owners[195..].iter().all(Option::is_none));
+        // A chain whose step divides 256 leaves no field unowned.
+        let a = chip_addresses(64);
+        assert!((0..=255).all(|f| owner_of_field(&a, f) == Some(usize::from(f) / 4)));
         assert_eq!(chip_addresses(1), [0]);
+        assert_eq!(owner_of_field(&[0], 255), Some(0));
+        assert_eq!(owner_of_field(&[], 0), None);
     }
 }

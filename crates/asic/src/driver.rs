@@ -524,3 +524,63 @@ impl ChainDriver {
         self.anomalies
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A driver that enumerated and addressed `n` BM1370 chips and sent one job.
+    fn running_chain(n: usize) -> (ChainDriver, u8) {
+        let family = ChipFamily::Bm1370;
+        let mut d = ChainDriver::new(ChainConfig::new(family, n));
+        d.start_enumeration();
+        let id = Reply::Register {
+            value: ChipIdValue {
+                chip_id: family.chip_id(),
+                core_byte: 0,
+                address: 0,
+            }
+            .to_bytes(),
+            address: 0,
+            register: addr::CHIP_ID,
+            extra: [0, 0],
+        }
+        .to_bytes(family);
+        d.receive(&id.repeat(n));
+        d.address_and_configure().unwrap();
+        let job_id = d.send_job(&[0x5A; 80]);
+        (d, job_id)
+    }
+
+    /// A nonce reply whose nonce carries `field` in its address bits.
+    fn nonce_from_field(field: u8, job_id: u8) -> Vec<u8> {
+        let be = (u32::from(field) << 17) | (5 << 25) | 0x1234;
+        Reply::Nonce {
+            nonce: be.swap_bytes(),
+            midstate: 0,
+            job_byte: ChipFamily::Bm1370.job_byte(job_id, 3),
+            version_bits: 0,
+        }
+        .to_bytes(ChipFamily::Bm1370)
+    }
+
+    #[test]
+    fn a_nonce_past_the_last_chips_step_is_an_unknown_chip() {
+        let (mut d, job) = running_chain(65);
+        assert_eq!(d.chips().len(), 65);
+        // 65 chips are 3 fields apart: chip 64 owns 192..=194, 195..=255 are no chip's.
+        d.receive(&nonce_from_field(200, job));
+        d.receive(&nonce_from_field(255, job));
+        assert_eq!(d.anomalies().unknown_chip, 2);
+        assert!(d.chips().iter().all(|c| c.nonces + c.hardware_errors == 0));
+        // A field inside chip 64's step is chip 64's (a random nonce misses the ticket:
+        // its hardware error).
+        d.receive(&nonce_from_field(194, job));
+        assert_eq!(d.anomalies().unknown_chip, 2);
+        assert_eq!(d.chips()[64].hardware_errors, 1);
+        assert!(matches!(
+            d.poll_event(),
+            Some(ChainEvent::HardwareError { chip: 64, .. })
+        ));
+    }
+}

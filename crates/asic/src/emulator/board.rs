@@ -49,6 +49,8 @@ struct EmuChip {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct BoardStats {
     pub nonces_sent: u64,
+    /// Hits no chip reported: their address field is no chip's share of the nonce space,
+    /// or that chip is not hashing (past a break, silent, unpowered, protected).
     pub nonces_dropped: u64,
     pub stale_hits: u64,
     pub corrupted_frames: u64,
@@ -62,6 +64,9 @@ pub struct BoardEmulator {
     chips: Vec<EmuChip>,
     /// Chips before the first dead one (0 when the board is lost).
     reachable: usize,
+    /// The chip whose share of the nonce space each address field is, by field: the
+    /// addresses change only on bring-up, hits arrive by the thousand a second.
+    field_owners: [Option<usize>; 256],
     decoder: CommandDecoder,
     out: Vec<u8>,
     jobs: Vec<Option<FullJob>>,
@@ -98,6 +103,7 @@ impl BoardEmulator {
             profile,
             chips: vec![chip; n],
             reachable: n,
+            field_owners: [None; 256],
             decoder: CommandDecoder::new(),
             out: Vec::with_capacity(4096),
             jobs: vec![None; 128],
@@ -114,6 +120,7 @@ impl BoardEmulator {
         for f in faults {
             b.inject(*f, board);
         }
+        b.route_fields();
         b
     }
 
@@ -273,10 +280,12 @@ impl BoardEmulator {
                 for c in &mut self.chips {
                     c.address = None;
                 }
+                self.route_fields();
             }
             Command::SetAddress { address } => {
                 if let Some(i) = (0..self.reachable).find(|&i| self.chips[i].address.is_none()) {
                     self.chips[i].address = Some(address);
+                    self.route_fields();
                 }
             }
             Command::ReadRegister { dest, register } => {
@@ -360,9 +369,28 @@ impl BoardEmulator {
         }
     }
 
+    /// Gives each address field to the chip whose share of the nonce space it is, as
+    /// real chips split it: one address step from each chip's address. Chips past a
+    /// break keep their addresses (and their share, which nobody hashes); the fields past
+    /// the last chip's step are nobody's.
+    fn route_fields(&mut self) {
+        let mut by_address: Vec<(u8, usize)> = self
+            .chips
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| c.address.map(|a| (a, i)))
+            .collect();
+        by_address.sort_unstable();
+        let addresses: Vec<u8> = by_address.iter().map(|&(a, _)| a).collect();
+        for (field, owner) in (0..=u8::MAX).zip(self.field_owners.iter_mut()) {
+            *owner = owner_of_field(&addresses, field).map(|k| by_address[k].1);
+        }
+    }
+
     /// A hit the pool found for `generation` (a real nonce of the newest job's header).
-    /// The chip whose address range holds the nonce's address field reports it, unless
-    /// that chip is not hashing.
+    /// The chip whose share of the nonce space holds the nonce's address field reports
+    /// it, unless that chip is not hashing; a field that is no chip's share is dropped
+    /// (the pool hashes the whole space, the chips only their shares).
     pub fn on_hit(&mut self, generation: u64, version: u32, nonce: u32) {
         let Some(work) = &self.work else { return };
         if generation != work.generation {
@@ -371,17 +399,11 @@ impl BoardEmulator {
         }
         let job_id = work.job_id;
         let mask = work.version_mask;
-        let mut addresses: Vec<(u8, usize)> = (0..self.reachable)
-            .filter_map(|i| self.chips[i].address.map(|a| (a, i)))
-            .collect();
-        addresses.sort_unstable();
-        let sorted: Vec<u8> = addresses.iter().map(|(a, _)| *a).collect();
         let origin = NonceOrigin::of(nonce);
-        let Some(k) = owner_of_field(&sorted, origin.address_field) else {
+        let Some(chip) = self.field_owners[usize::from(origin.address_field)] else {
             self.stats.nonces_dropped += 1;
             return;
         };
-        let chip = addresses[k].1;
         if !self.is_hashing(chip) {
             self.stats.nonces_dropped += 1;
             return;
@@ -408,5 +430,57 @@ impl BoardEmulator {
     /// How many chips answer enumeration.
     pub fn reachable(&self) -> usize {
         self.reachable
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chip::chip_addresses;
+
+    /// Board 0 of `profile`, addressed the way the driver addresses it, with one job.
+    fn addressed(profile: &str, faults: &[Fault]) -> BoardEmulator {
+        let profile: MachineProfile = profile.parse().unwrap();
+        let mut b = BoardEmulator::new(profile, 0, faults);
+        let mut bytes = Command::ChainInactive.to_bytes();
+        for address in chip_addresses(b.reachable()) {
+            bytes.extend(Command::SetAddress { address }.to_bytes());
+        }
+        bytes.extend(Command::Job(FullJob::from_header(0, &[0; 80])).to_bytes());
+        b.receive(&bytes);
+        b
+    }
+
+    /// Hits on every nonce of 0..2^16, which carries each address field 256 times.
+    fn hit_every_field(b: &mut BoardEmulator) {
+        let generation = b.generation();
+        for nonce in 0..1u32 << 16 {
+            b.on_hit(generation, 0x2000_0000, nonce);
+        }
+    }
+
+    #[test]
+    fn a_65_chip_board_splits_the_nonce_space_evenly() {
+        let mut b = addressed("s21pro", &[]);
+        hit_every_field(&mut b);
+        // Each chip reports its own 3 fields; fields 195..=255 are no chip's.
+        assert!(b.chips.iter().all(|c| c.nonces == 3 * 256));
+        assert_eq!(b.stats().nonces_sent, 195 * 256);
+        assert_eq!(b.stats().nonces_dropped, 61 * 256);
+    }
+
+    #[test]
+    fn chips_past_a_break_report_nothing_and_the_rest_split_evenly() {
+        let mut b = addressed("s21pro", &[Fault::DeadChip { chip: 33 }]);
+        hit_every_field(&mut b);
+        // The driver addresses the 33 chips that answer 7 fields apart (231 fields).
+        assert!(b.chips[..33].iter().all(|c| c.nonces == 7 * 256));
+        assert!(b.chips[33..].iter().all(|c| c.nonces == 0));
+        // A chain that breaks while running keeps its addresses: chips before the break
+        // keep their share, nobody takes over the lost chips'.
+        b.inject(Fault::DeadChip { chip: 10 }, 0);
+        hit_every_field(&mut b);
+        assert!(b.chips[..10].iter().all(|c| c.nonces == 2 * 7 * 256));
+        assert!(b.chips[10..33].iter().all(|c| c.nonces == 7 * 256));
     }
 }

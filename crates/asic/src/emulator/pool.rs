@@ -5,8 +5,10 @@
 //! rolled versions (a full AVX-512 vector of version lanes) by a run of nonces, walk
 //! the whole nonce space of each version block, and send every hit back with the job's
 //! generation. The chips' own parts of the nonce space are the address fields in the
-//! nonce (see [`crate::chip::NonceOrigin`]): a piece covers every chip's part evenly, and
-//! the board hands each hit to the chip that owns it.
+//! nonce (see [`crate::chip::NonceOrigin`]), one address step each: a piece covers every
+//! chip's part evenly, and the board hands each hit to the chip that owns it. When the
+//! step does not divide 256 (65 chips: 3) the fields past the last chip's part are hashed
+//! too, since they are interleaved with the others nonce by nonce, and dropped.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
