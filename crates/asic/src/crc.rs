@@ -16,15 +16,20 @@ pub fn crc5(data: &[u8]) -> u8 {
 /// last byte (bit 7 is the job flag), so that the CRC5 over the whole reply, last byte
 /// included, comes out as 0. Returns the 5 bits that go in the low bits of the last byte.
 pub fn crc5_reply(body: &[u8], flags: u8) -> u8 {
-    let mut crc = crc5(body);
-    for bit in (5..8).rev() {
-        let feedback = ((flags >> bit) & 1) ^ ((crc >> 4) & 1);
-        crc = (crc << 1) & 0x1F;
-        if feedback == 1 {
-            crc ^= 0x05;
-        }
+    (5..8)
+        .rev()
+        .fold(crc5(body), |crc, bit| crc5_step(crc, (flags >> bit) & 1))
+}
+
+/// The CRC5 register after one more input bit (0 or 1).
+fn crc5_step(crc: u8, bit: u8) -> u8 {
+    let feedback = bit ^ ((crc >> 4) & 1);
+    let shifted = (crc << 1) & 0x1F;
+    if feedback == 1 {
+        shifted ^ 0x05
+    } else {
+        shifted
     }
-    crc
 }
 
 /// One byte's worth of the bitwise CRC5, tabulated: `TABLE[(crc << 3) ^ byte]` steps the
@@ -54,17 +59,11 @@ const CRC5_TABLE: [u8; 256] = {
 /// The straightforward bit-at-a-time CRC5 the table is checked against.
 #[cfg(test)]
 fn crc5_bitwise(data: &[u8]) -> u8 {
-    let mut crc: u8 = 0x1F;
-    for &byte in data {
-        for bit in (0..8).rev() {
-            let feedback = ((byte >> bit) & 1) ^ ((crc >> 4) & 1);
-            crc = (crc << 1) & 0x1F;
-            if feedback == 1 {
-                crc ^= 0x05;
-            }
-        }
-    }
-    crc
+    data.iter().fold(0x1F, |crc, &byte| {
+        (0..8)
+            .rev()
+            .fold(crc, |crc, bit| crc5_step(crc, (byte >> bit) & 1))
+    })
 }
 
 /// CRC-16/CCITT-FALSE: polynomial 0x1021, initial value 0xFFFF, no reflection, no final
