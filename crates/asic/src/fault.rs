@@ -30,10 +30,15 @@ pub enum Fault {
     LostBoard { board: usize },
 }
 
+impl Fault {
+    /// Every kind's `KIND:ARGS` form, for errors and help texts.
+    pub const SYNTAX: &'static str = "dead-chip:N, silent-chip:N, bad-nonces:N:RATE, crc-errors:RATE, hot-chip:N, lost-domain:FIRST:COUNT, failed-fan[:N], lost-board[:N]";
+}
+
 /// Why a fault spec could not be read.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum FaultSpecError {
-    #[error("unknown fault `{0}`; expected one of dead-chip:N, silent-chip:N, bad-nonces:N:RATE, crc-errors:RATE, hot-chip:N, lost-domain:FIRST:COUNT, failed-fan[:N], lost-board[:N]")]
+    #[error("unknown fault `{0}`; expected one of {syntax}", syntax = Fault::SYNTAX)]
     UnknownKind(String),
     #[error("fault `{spec}` needs {expected} (e.g. `{example}`)")]
     Arguments {
@@ -107,19 +112,17 @@ impl FromStr for Fault {
                 }),
             }
         };
+        let one_chip = |example: &'static str| {
+            want(1, "a chip number", example)?;
+            index(args[0])
+        };
         match kind.as_str() {
-            "dead-chip" => {
-                want(1, "a chip number", "dead-chip:12")?;
-                Ok(Fault::DeadChip {
-                    chip: index(args[0])?,
-                })
-            }
-            "silent-chip" => {
-                want(1, "a chip number", "silent-chip:12")?;
-                Ok(Fault::SilentChip {
-                    chip: index(args[0])?,
-                })
-            }
+            "dead-chip" => Ok(Fault::DeadChip {
+                chip: one_chip("dead-chip:12")?,
+            }),
+            "silent-chip" => Ok(Fault::SilentChip {
+                chip: one_chip("silent-chip:12")?,
+            }),
             "bad-nonces" => {
                 want(2, "a chip number and a rate", "bad-nonces:12:0.2")?;
                 Ok(Fault::BadNonces {
@@ -133,12 +136,9 @@ impl FromStr for Fault {
                     rate: rate(args[0])?,
                 })
             }
-            "hot-chip" => {
-                want(1, "a chip number", "hot-chip:30")?;
-                Ok(Fault::HotChip {
-                    chip: index(args[0])?,
-                })
-            }
+            "hot-chip" => Ok(Fault::HotChip {
+                chip: one_chip("hot-chip:30")?,
+            }),
             "lost-domain" => {
                 want(2, "a first chip and a chip count", "lost-domain:20:5")?;
                 let count = index(args[1])?;
@@ -213,5 +213,23 @@ mod tests {
         ));
         assert!("lost-domain:3:0".parse::<Fault>().is_err());
         assert!("lost-board:1:2".parse::<Fault>().is_err());
+    }
+
+    #[test]
+    fn the_syntax_names_every_kind_once() {
+        let mut kinds = std::collections::HashSet::new();
+        for form in Fault::SYNTAX.split(", ") {
+            let spec = form
+                .replace(['[', ']'], "")
+                .replace("RATE", "0.5")
+                .replace("FIRST", "2")
+                .replace("COUNT", "3")
+                .replace(":N", ":1");
+            let fault: Fault = spec.parse().unwrap_or_else(|e| panic!("{form}: {e}"));
+            assert!(kinds.insert(std::mem::discriminant(&fault)), "{form} twice");
+        }
+        assert_eq!(kinds.len(), 8, "a kind is missing from Fault::SYNTAX");
+        let e = "melted-chip:1".parse::<Fault>().unwrap_err().to_string();
+        assert!(e.ends_with(Fault::SYNTAX), "{e}");
     }
 }
