@@ -240,6 +240,21 @@ fn roofline(scanner: &Scanner, threads: usize, duration: Duration, quiet: bool) 
 }
 
 /// Resident memory of a process, KiB (Linux).
+/// CPU seconds used so far by (the pool, the load generator), when each knows.
+type CpuMark = (Option<f64>, Option<f64>);
+
+/// CPU seconds (user + system) a process has used: `/proc/PID/stat` fields 14 and 15, in
+/// clock ticks of 1/100 s (Linux's USER_HZ on every architecture hashforge runs on).
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; the fields after it are plain.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some((user + system) as f64 / 100.0)
+}
+
 fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
@@ -300,6 +315,10 @@ fn pool(args: PoolBenchArgs) -> Result<(), String> {
     let pid = child.as_ref().map(|(c, _)| c.id());
     let rss_idle = pid.and_then(rss_kib);
     let rss_connected = Arc::new(Mutex::new(None));
+    // CPU seconds of (the pool, this generator) when submitting starts, when it ends and
+    // the new tip is triggered, and at the end: what each side spent on each phase.
+    let cpu_marks: Arc<Mutex<Vec<CpuMark>>> = Arc::default();
+    let me = std::process::id();
     let bar = if args.json {
         ProgressBar::hidden()
     } else {
@@ -310,7 +329,11 @@ fn pool(args: PoolBenchArgs) -> Result<(), String> {
             .expect("valid template")
             .progress_chars("=> "),
     );
-    let (bar2, rss2) = (bar.clone(), Arc::clone(&rss_connected));
+    let (bar2, rss2, marks2) = (
+        bar.clone(),
+        Arc::clone(&rss_connected),
+        Arc::clone(&cpu_marks),
+    );
     let config = LoadConfig {
         target,
         connections: args.connections,
@@ -326,7 +349,22 @@ fn pool(args: PoolBenchArgs) -> Result<(), String> {
         if phase == "submitting" {
             *rss2.lock().unwrap_or_else(|p| p.into_inner()) = pid.and_then(rss_kib);
         }
+        if phase != "connecting and finding shares" {
+            let mark = (pid.and_then(cpu_seconds), cpu_seconds(me));
+            marks2.lock().unwrap_or_else(|p| p.into_inner()).push(mark);
+        }
     }));
+    let mut marks = std::mem::take(&mut *cpu_marks.lock().unwrap_or_else(|p| p.into_inner()));
+    marks.push((pid.and_then(cpu_seconds), cpu_seconds(me)));
+    // (pool, generator) CPU seconds spent submitting, then on the new tip.
+    let spent = |from: usize, pick: fn(&CpuMark) -> Option<f64>| {
+        Some(pick(marks.get(from + 1)?)? - pick(marks.get(from)?)?)
+    };
+    let pool_cpu_submit = spent(0, |m| m.0);
+    let gen_cpu_submit = spent(0, |m| m.1);
+    let pool_cpu_fanout = spent(1, |m| m.0);
+    let gen_cpu_fanout = spent(1, |m| m.1);
+    let pool_us_per_share = pool_cpu_submit.map(|c| c * 1e6 / (report.accepted.max(1)) as f64);
     bar.finish_and_clear();
     let per_conn_kib = match (
         rss_idle,
@@ -343,6 +381,11 @@ fn pool(args: PoolBenchArgs) -> Result<(), String> {
     if args.json {
         let mut v = serde_json::to_value(&report).expect("plain struct");
         v["pool_kib_per_connection"] = serde_json::json!(per_conn_kib);
+        v["pool_cpu_s_submitting"] = serde_json::json!(pool_cpu_submit);
+        v["generator_cpu_s_submitting"] = serde_json::json!(gen_cpu_submit);
+        v["pool_cpu_us_per_share"] = serde_json::json!(pool_us_per_share);
+        v["pool_cpu_s_new_tip"] = serde_json::json!(pool_cpu_fanout);
+        v["generator_cpu_s_new_tip"] = serde_json::json!(gen_cpu_fanout);
         println!("{v}");
     } else {
         println!(
@@ -367,6 +410,14 @@ fn pool(args: PoolBenchArgs) -> Result<(), String> {
         );
         if let Some(k) = per_conn_kib {
             println!("pool memory per connection: {k:.1} KiB");
+        }
+        if let (Some(p), Some(g), Some(us)) = (pool_cpu_submit, gen_cpu_submit, pool_us_per_share) {
+            println!(
+                "CPU while submitting: pool {p:.2} s ({us:.1} us per accepted share), generator {g:.2} s"
+            );
+        }
+        if let (Some(p), Some(g)) = (pool_cpu_fanout, gen_cpu_fanout) {
+            println!("CPU for the new tip: pool {p:.2} s, generator {g:.2} s");
         }
     }
     Ok(())

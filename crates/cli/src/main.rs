@@ -12,6 +12,9 @@ mod mine;
 mod pool;
 mod up;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "hashforge",

@@ -301,6 +301,8 @@ impl Ledger {
                         conn.execute("PRAGMA cache_size = -65536").await?;
                         conn.execute("PRAGMA wal_autocheckpoint = 16384").await?;
                         conn.execute("PRAGMA journal_size_limit = 67108864").await?;
+                        // Statement journals and sort spills in memory, not in temp files.
+                        conn.execute("PRAGMA temp_store = MEMORY").await?;
                     }
                     Ok(())
                 })
@@ -313,7 +315,7 @@ impl Ledger {
             .await?
             .try_get(0)?;
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(Writer::new(pool.clone(), rx, last.map_or(0, |s| s + 1)).run());
+        tokio::spawn(Writer::new(pool.clone(), rx, last.map_or(0, |s| s + 1), sqlite).run());
         Ok(Ledger { pool, tx })
     }
 
