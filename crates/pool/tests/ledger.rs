@@ -140,6 +140,7 @@ both_databases!(
     closing_stops_the_writer_with_a_clear_error,
     dollar_placeholders_repeat_and_reorder,
     a_database_error_reaches_the_caller,
+    awkward_values_read_back_exactly,
 );
 
 fn hash(n: u64) -> [u8; 32] {
@@ -250,6 +251,74 @@ async fn shares_and_blocks_read_back(url: &str) {
         ["bob"]
     );
     ledger.close().await;
+}
+
+/// Shares reach the database as one JSON parameter per batch: every float comes back as
+/// the same `f64`, and names with quotes, backslashes, control characters and non-ASCII
+/// come back as they went in.
+async fn awkward_values_read_back_exactly(url: &str) {
+    let ledger = Ledger::open(url).await.unwrap();
+    let floats = [
+        1e-10,
+        0.1 + 0.2,
+        1.0 / 3.0,
+        f64::MIN_POSITIVE,
+        5e-324,
+        1.7976931348623157e308,
+        123_456_789.123_456_78,
+        0.0,
+    ];
+    let names = [
+        "a\"quoted\"\\worker",
+        "tab\there\nnewline",
+        "ünïcødé.矿工",
+        "emoji.⛏️",
+        "\u{1}\u{1f}",
+        "x",
+        "'; DROP TABLE shares; --",
+        "",
+    ];
+    let mut pending = Vec::new();
+    for (i, (d, name)) in floats.iter().zip(names).enumerate() {
+        let mut s = share(name, 1_000 + i as u64, *d);
+        s.share_difficulty = d * 0.5;
+        s.job_id = format!("{name}/job");
+        s.height = i64::MAX as u64 - i as u64;
+        s.time_ms = i64::MIN + i as i64;
+        pending.push(s.clone());
+        // Queued together, so they share a batch.
+        pending.push(s);
+    }
+    let queued: Vec<_> = queue_all_then_wait(&ledger, &pending).await;
+    assert!(queued.iter().all(Result::is_ok), "{queued:?}");
+    for s in pending.iter().step_by(2) {
+        let stored = ledger.share(&s.hash).await.unwrap().unwrap();
+        assert_eq!(&stored.share, s);
+        assert_eq!(
+            stored.share.difficulty.to_bits(),
+            s.difficulty.to_bits(),
+            "{}",
+            s.difficulty
+        );
+    }
+    assert_eq!(ledger.share_count().await.unwrap(), floats.len() as u64);
+    ledger.close().await;
+}
+
+/// Queues every share before awaiting any, so they are written as one batch.
+async fn queue_all_then_wait(
+    ledger: &Ledger,
+    shares: &[ShareRecord],
+) -> Vec<Result<(), hashforge_pool::ledger::LedgerError>> {
+    let mut queued = Vec::new();
+    for s in shares {
+        queued.push(ledger.queue_share(s.clone()).await.unwrap());
+    }
+    let mut results = Vec::new();
+    for q in queued {
+        results.push(q.await);
+    }
+    results
 }
 
 async fn concurrent_shares_are_batched_and_counted_once(url: &str) {
