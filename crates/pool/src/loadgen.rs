@@ -233,7 +233,9 @@ pub async fn run(
                     break;
                 }
             }
-            Some(r)
+            // The connection stays open until every connection has been timed: closing it
+            // now would load the pool with disconnects while others still wait.
+            Some((r, conn))
         }));
     }
     ready.wait().await;
@@ -249,9 +251,11 @@ pub async fn run(
         ..LoadReport::default()
     };
     let (mut latencies, mut fanout) = (Vec::new(), Vec::new());
+    let mut open = Vec::with_capacity(tasks.len());
     for t in tasks {
         match t.await.ok().flatten() {
-            Some(r) => {
+            Some((r, conn)) => {
+                open.push(conn);
                 report.shares_sent += r.sent;
                 report.accepted += r.accepted;
                 report.rejected += r.rejected;
@@ -271,5 +275,6 @@ pub async fn run(
     report.fanout_ms_p50 = percentile(&fanout, 0.5);
     report.fanout_ms_p99 = percentile(&fanout, 0.99);
     report.fanout_ms_max = fanout.last().copied().unwrap_or(0.0);
+    drop(open);
     report
 }

@@ -232,8 +232,9 @@ impl Writer {
 /// Copies SQLite's WAL into the database file in the background, at most every
 /// [`CHECKPOINT_EVERY`] while the writer writes, so that the writer's own checkpoint (when
 /// the WAL reaches `wal_autocheckpoint` pages, which then also lets the WAL start over)
-/// finds little left to copy. Left to the writer alone, each checkpoint copied 64 MiB of
-/// random index pages in the middle of a commit: 50-130 ms with every miner waiting.
+/// finds little left to copy and little to fsync. Left to the writer alone, each checkpoint
+/// copied 64 MiB of random index pages in the middle of a commit: 50-130 ms with every
+/// miner waiting.
 /// PASSIVE never waits for the writer nor blocks it. Ends with the writer.
 async fn checkpointer(pool: AnyPool, mut batches: watch::Receiver<()>) {
     while batches.changed().await.is_ok() {
@@ -253,7 +254,7 @@ async fn checkpointer(pool: AnyPool, mut batches: watch::Receiver<()>) {
     }
 }
 
-const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// `[[hash, seq, worker, job_id, height, difficulty, share_difficulty, is_block, time_ms],
 /// ...]`: the rows of [`INSERT_SHARES_SQLITE`] / [`INSERT_SHARES_POSTGRES`]. Floats are
