@@ -265,6 +265,7 @@ pub async fn run(
             None => report.connect_failures += 1,
         }
     }
+    progress("timed", config.connections);
     latencies.sort_by(f64::total_cmp);
     fanout.sort_by(f64::total_cmp);
     report.shares_per_second = report.accepted as f64 / seconds.max(1e-9);

@@ -313,17 +313,16 @@ async fn serve(
     let mut jobs = shared.generation.subscribe();
     let mut framing = LineBuffer::default();
     let mut buf = [0u8; 2048];
+    // Reused for every write, so a new job costs this connection no allocation.
+    let mut out = Vec::new();
     let handshake_deadline = now + cfg.handshake_timeout;
     let mut last_heard = now;
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let why = 'serve: loop {
-        let mut out = String::new();
-        while let Some(line) = conn.session.poll_transmit() {
-            out.push_str(&line);
-            out.push('\n');
-        }
-        if !out.is_empty() && stream.write_all(out.as_bytes()).await.is_err() {
+        out.clear();
+        conn.session.transmit_into(&mut out);
+        if !out.is_empty() && stream.write_all(&out).await.is_err() {
             break 'serve "write failed".into();
         }
         if conn.session.reject_streak() > cfg.max_reject_streak {

@@ -220,8 +220,25 @@ pub struct ServerSession {
     difficulty_sent: bool,
     jobs: VecDeque<SentJob>,
     seen: HashSet<[u8; 32]>,
-    outbox: VecDeque<String>,
+    outbox: VecDeque<Outgoing>,
     reject_streak: u32,
+}
+
+/// A line waiting to be sent: most are this session's own, but a job's notify line is
+/// rendered once and shared by every connection that sends it.
+#[derive(Debug)]
+enum Outgoing {
+    Own(String),
+    Job(Arc<ServerJob>),
+}
+
+impl Outgoing {
+    fn as_str(&self) -> &str {
+        match self {
+            Outgoing::Own(line) => line,
+            Outgoing::Job(job) => job.notify_line(),
+        }
+    }
 }
 
 impl ServerSession {
@@ -243,7 +260,19 @@ impl ServerSession {
 
     /// The next line to send (without newline).
     pub fn poll_transmit(&mut self) -> Option<String> {
-        self.outbox.pop_front()
+        self.outbox.pop_front().map(|line| match line {
+            Outgoing::Own(line) => line,
+            Outgoing::Job(job) => job.notify_line().to_string(),
+        })
+    }
+
+    /// Appends everything there is to send to `out`, newline-terminated, as it goes on the
+    /// wire: the same lines as [`ServerSession::poll_transmit`], without a copy of each.
+    pub fn transmit_into(&mut self, out: &mut Vec<u8>) {
+        for line in self.outbox.drain(..) {
+            out.extend_from_slice(line.as_str().as_bytes());
+            out.push(b'\n');
+        }
     }
 
     pub fn is_subscribed(&self) -> bool {
@@ -274,7 +303,7 @@ impl ServerSession {
     }
 
     fn reply(&mut self, r: Response) {
-        self.outbox.push_back(r.to_line());
+        self.outbox.push_back(Outgoing::Own(r.to_line()));
     }
 
     fn reply_error(&mut self, id: Id, code: ErrorCode, message: String) {
@@ -384,8 +413,9 @@ impl ServerSession {
     pub fn set_difficulty(&mut self, difficulty: f64) {
         self.difficulty = difficulty;
         self.difficulty_sent = true;
-        self.outbox
-            .push_back(ServerCall::SetDifficulty(difficulty).to_line(&Id::Null));
+        self.outbox.push_back(Outgoing::Own(
+            ServerCall::SetDifficulty(difficulty).to_line(&Id::Null),
+        ));
     }
 
     /// Sends a job (preceded by the difficulty, the first time). A clean job makes every
@@ -401,7 +431,7 @@ impl ServerSession {
         while self.jobs.len() >= self.config.max_jobs.max(1) {
             self.jobs.pop_front();
         }
-        self.outbox.push_back(job.notify_line().to_string());
+        self.outbox.push_back(Outgoing::Job(Arc::clone(&job)));
         self.jobs.push_back(SentJob {
             job,
             difficulty: self.difficulty,
@@ -415,20 +445,21 @@ impl ServerSession {
         port: Option<u16>,
         wait_seconds: Option<u64>,
     ) {
-        self.outbox.push_back(
+        self.outbox.push_back(Outgoing::Own(
             ServerCall::Reconnect {
                 host,
                 port,
                 wait_seconds,
             }
             .to_line(&Id::Null),
-        );
+        ));
     }
 
     /// Sends `client.show_message`.
     pub fn show_message(&mut self, text: &str) {
-        self.outbox
-            .push_back(ServerCall::ShowMessage(text.to_string()).to_line(&Id::Null));
+        self.outbox.push_back(Outgoing::Own(
+            ServerCall::ShowMessage(text.to_string()).to_line(&Id::Null),
+        ));
     }
 
     /// Sends `mining.set_extranonce` if the miner subscribed to it; returns whether it did.
@@ -439,13 +470,13 @@ impl ServerSession {
         }
         self.config.extranonce1 = extranonce1.clone();
         self.config.extranonce2_size = extranonce2_size;
-        self.outbox.push_back(
+        self.outbox.push_back(Outgoing::Own(
             ServerCall::SetExtranonce {
                 extranonce1,
                 extranonce2_size,
             }
             .to_line(&Id::Null),
-        );
+        ));
         true
     }
 
