@@ -296,15 +296,16 @@ impl Ledger {
                         conn.execute("PRAGMA journal_mode = WAL").await?;
                         conn.execute("PRAGMA synchronous = NORMAL").await?;
                         // Latency over peak throughput. The writer's own checkpoint (each
-                        // 2048 pages = 8 MiB of WAL) finds little to copy because the
-                        // background checkpointer (writer.rs) ran within the last 20 ms, so
-                        // the fsyncs in the commit path stay short. Measured with `bench
-                        // pool` (19,900 connections, 20k shares/s, 10 s): reply p99 ~16 ms,
-                        // against ~40 ms with checkpoints every 64 MiB; saturated ledger
-                        // throughput falls from ~62k to ~44k shares/s, still twice the
-                        // target. An 8 MiB page cache measured as well as 64 MiB.
+                        // 1024 pages = 4 MiB of WAL) finds little to copy or fsync because
+                        // the background checkpointer (writer.rs) ran within the last 20 ms.
+                        // `bench pool`, 19,900 connections at 20k shares/s for 15 s, reply
+                        // p99 by WAL pages per writer checkpoint: 512: 75 ms; 1024: 14-19
+                        // ms; 2048: 18-19 ms; 8192: 28 ms; 16384: 37 ms. Saturated ledger
+                        // throughput falls from ~62k (16384, no background) to ~44k
+                        // shares/s, twice the target. An 8 MiB page cache measured as well
+                        // as 64 MiB.
                         conn.execute("PRAGMA cache_size = -8192").await?;
-                        conn.execute("PRAGMA wal_autocheckpoint = 2048").await?;
+                        conn.execute("PRAGMA wal_autocheckpoint = 1024").await?;
                         conn.execute("PRAGMA journal_size_limit = 67108864").await?;
                         // Statement journals and sort spills in memory, not in temp files.
                         conn.execute("PRAGMA temp_store = MEMORY").await?;
