@@ -1,6 +1,6 @@
 //! Pool difficulty: how many times harder than difficulty 1 a target is.
 
-use crate::hashrate::HashRate;
+use crate::hashrate::{HashRate, HASHES_PER_DIFF1_SHARE};
 use crate::target::Target;
 use crate::u256::U256;
 
@@ -23,10 +23,6 @@ pub enum DifficultyError {
     #[error("difficulty must be greater than zero, got {0}")]
     NotPositive(f64),
 }
-
-/// 2^32: the expected number of hashes per difficulty-1 share (to within 1 part in 65536,
-/// the convention every pool uses).
-const HASHES_PER_DIFF1_SHARE: f64 = 4_294_967_296.0;
 
 impl Difficulty {
     /// Difficulty 1: the target 0xFFFF x 2^208.

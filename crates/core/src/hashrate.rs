@@ -1,5 +1,9 @@
 //! Hash rates.
 
+/// 2^32: the expected number of hashes per difficulty-1 share (to within 1 part in 65536,
+/// the convention every pool and miner uses).
+pub(crate) const HASHES_PER_DIFF1_SHARE: f64 = 4_294_967_296.0;
+
 /// A hash rate in hashes (SHA-256d of an 80-byte header) per second.
 #[derive(Clone, Copy, PartialEq, PartialOrd, Debug, Default)]
 pub struct HashRate(f64);
@@ -42,6 +46,18 @@ impl HashRate {
     pub fn from_hashes_in(hashes: u64, seconds: f64) -> HashRate {
         if seconds > 0.0 {
             HashRate(hashes as f64 / seconds)
+        } else {
+            HashRate::ZERO
+        }
+    }
+
+    /// The rate that finds shares worth `difficulty_sum` (the sum of their difficulties) in
+    /// `seconds`: a share at difficulty d stands for d x 2^32 hashes on average, whatever the
+    /// hardware claims. This is how pools and cgminer measure a miner. Zero when `seconds`
+    /// is not positive.
+    pub fn from_diff1_shares(difficulty_sum: f64, seconds: f64) -> HashRate {
+        if seconds > 0.0 {
+            HashRate(difficulty_sum * HASHES_PER_DIFF1_SHARE / seconds)
         } else {
             HashRate::ZERO
         }
@@ -145,5 +161,31 @@ mod tests {
             .into_iter()
             .sum();
         assert_eq!(total, HashRate::from_mhs(3.0));
+    }
+
+    #[test]
+    fn rates_from_found_difficulty() {
+        // One difficulty-1 share a second is 2^32 H/s.
+        assert_eq!(
+            HashRate::from_diff1_shares(60.0, 60.0).as_hs(),
+            4_294_967_296.0
+        );
+        // 300 shares at difficulty 1024 in 10 minutes: 2.199 TH/s.
+        let r = HashRate::from_diff1_shares(300.0 * 1024.0, 600.0);
+        assert_eq!(r.as_hs(), 300.0 * 1024.0 * 4_294_967_296.0 / 600.0);
+        assert_eq!(r.to_string(), "2.20 TH/s");
+        // Fractional difficulty, as pools set for CPUs.
+        assert_eq!(
+            HashRate::from_diff1_shares(0.5, 2.0).as_hs(),
+            1_073_741_824.0
+        );
+        assert_eq!(HashRate::from_diff1_shares(5.0, 0.0), HashRate::ZERO);
+        assert_eq!(HashRate::from_diff1_shares(5.0, -1.0), HashRate::ZERO);
+        // The inverse of Difficulty::expected_shares_per_second.
+        let d = crate::Difficulty::new(4096.0).unwrap();
+        let rate = HashRate::from_ths(100.0);
+        let per_second = d.expected_shares_per_second(rate);
+        let back = HashRate::from_diff1_shares(per_second * 4096.0 * 3600.0, 3600.0);
+        assert!((back.as_hs() / rate.as_hs() - 1.0).abs() < 1e-12, "{back}");
     }
 }

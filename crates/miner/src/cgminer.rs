@@ -16,6 +16,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use hashforge_core::HashRate;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -363,11 +364,19 @@ async fn command(shared: &Shared, cmd: &str, param: &str, write: bool) -> Reply 
     }
 }
 
-fn ghs(hs: f64) -> f64 {
-    (hs / 1e9 * 100.0).round() / 100.0
+fn ghs(r: HashRate) -> f64 {
+    (r.as_ghs() * 100.0).round() / 100.0
 }
-fn mhs(hs: f64) -> f64 {
-    (hs / 1e6 * 1000.0).round() / 1000.0
+fn mhs(r: HashRate) -> f64 {
+    (r.as_mhs() * 1000.0).round() / 1000.0
+}
+/// Megahashes behind `found_difficulty` worth of nonces (a rate over one second is a count).
+fn total_mh(found_difficulty: f64) -> f64 {
+    HashRate::from_diff1_shares(found_difficulty, 1.0).as_mhs()
+}
+/// bmminer's `GHS 5s`: a string with two decimals.
+fn ghs_text(r: HashRate) -> String {
+    format!("{:.2}", r.as_ghs())
 }
 fn pct(part: f64, whole: f64) -> f64 {
     if whole > 0.0 {
@@ -404,14 +413,14 @@ fn summary(s: &Snapshot) -> Reply {
     let hashes: Option<u64> = s.devices.iter().map(|d| d.hashes).sum();
     let item = Obj::default()
         .with("Elapsed", s.elapsed_secs as u64)
-        .with("GHS 5s", format!("{:.2}", s.hashrate.h_5s / 1e9))
-        .with("GHS av", ghs(s.hashrate.h_avg))
-        .with("GHS 1m", ghs(s.hashrate.h_1m))
-        .with("GHS 15m", ghs(s.hashrate.h_15m))
-        .with("MHS 5s", mhs(s.hashrate.h_5s))
-        .with("MHS 1m", mhs(s.hashrate.h_1m))
-        .with("MHS 15m", mhs(s.hashrate.h_15m))
-        .with("MHS av", mhs(s.hashrate.h_avg))
+        .with("GHS 5s", ghs_text(s.hashrate.last_5s))
+        .with("GHS av", ghs(s.hashrate.average))
+        .with("GHS 1m", ghs(s.hashrate.last_1m))
+        .with("GHS 15m", ghs(s.hashrate.last_15m))
+        .with("MHS 5s", mhs(s.hashrate.last_5s))
+        .with("MHS 1m", mhs(s.hashrate.last_1m))
+        .with("MHS 15m", mhs(s.hashrate.last_15m))
+        .with("MHS av", mhs(s.hashrate.average))
         .with("Found Blocks", s.found_blocks)
         .with("Getworks", s.pools.iter().map(|p| p.jobs).sum::<u64>())
         .with("Accepted", s.accepted)
@@ -432,7 +441,7 @@ fn summary(s: &Snapshot) -> Reply {
         .with("Network Blocks", 0)
         .with(
             "Total MH",
-            hashes.map_or(s.found_difficulty * 4294.967296, |h| h as f64 / 1e6),
+            hashes.map_or(total_mh(s.found_difficulty), |h| h as f64 / 1e6),
         )
         .with(
             "Work Utility",
@@ -550,10 +559,10 @@ fn devs(s: &Snapshot) -> Reply {
                 .with("Enabled", "Y")
                 .with("Status", "Alive")
                 .with("Temperature", c.chip_temp.unwrap_or(0.0))
-                .with("MHS av", mhs(c.hashrate.h_avg))
-                .with("MHS 5s", mhs(c.hashrate.h_5s))
-                .with("MHS 1m", mhs(c.hashrate.h_1m))
-                .with("MHS 15m", mhs(c.hashrate.h_15m));
+                .with("MHS av", mhs(c.hashrate.average))
+                .with("MHS 5s", mhs(c.hashrate.last_5s))
+                .with("MHS 1m", mhs(c.hashrate.last_1m))
+                .with("MHS 15m", mhs(c.hashrate.last_15m));
             let (acc, rej) = if whole {
                 (d.shares.accepted, d.shares.rejected)
             } else {
@@ -564,7 +573,7 @@ fn devs(s: &Snapshot) -> Reply {
             o.push("Hardware Errors", c.hardware_errors);
             o.push("Utility", (acc as f64 / minutes * 100.0).round() / 100.0);
             o.push("Diff1 Work", found);
-            o.push("Total MH", found * 4294.967296);
+            o.push("Total MH", total_mh(found));
             o.push(
                 "Device Hardware%",
                 pct(c.hardware_errors as f64, c.hardware_errors as f64 + found),
@@ -619,8 +628,8 @@ fn stats(shared: &Shared, s: &Snapshot) -> Reply {
         .with("Wait", 0.0)
         .with("Max", 0.0)
         .with("Min", 99999999.0)
-        .with("GHS 5s", format!("{:.2}", s.hashrate.h_5s / 1e9))
-        .with("GHS av", ghs(s.hashrate.h_avg));
+        .with("GHS 5s", ghs_text(s.hashrate.last_5s))
+        .with("GHS av", ghs(s.hashrate.average));
     let all = chains(s);
     let fans: Vec<u32> = s.devices.iter().flat_map(|d| d.fans_rpm.clone()).collect();
     o.push("miner_count", all.len());
@@ -661,10 +670,7 @@ fn stats(shared: &Shared, s: &Snapshot) -> Reply {
         o.push(format!("chain_acn{k}"), c.chips.len());
         o.push(format!("chain_acs{k}"), chip_map(&c.chips));
         o.push(format!("chain_hw{k}"), c.hardware_errors);
-        o.push(
-            format!("chain_rate{k}"),
-            format!("{:.2}", c.hashrate.h_5s / 1e9),
-        );
+        o.push(format!("chain_rate{k}"), ghs_text(c.hashrate.last_5s));
         o.push(
             format!("chain_rateideal{k}"),
             (ideal * 100.0).round() / 100.0,
@@ -673,7 +679,7 @@ fn stats(shared: &Shared, s: &Snapshot) -> Reply {
     o.push("total_rateideal", (total_ideal * 100.0).round() / 100.0);
     o.push("total_freqavg", 0.0);
     o.push("total_acn", total_chips);
-    o.push("total_rate", ghs(s.hashrate.h_5s));
+    o.push("total_rate", ghs(s.hashrate.last_5s));
     o.push("rate_unit", "GH");
     let head = Obj::default()
         .with("BMMiner", BMMINER_VERSION)

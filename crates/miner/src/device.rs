@@ -51,7 +51,7 @@ fn ser_difficulty<S: serde::Serializer>(d: &Difficulty, s: S) -> Result<S::Ok, S
     s.serialize_f64(d.as_f64())
 }
 
-fn ser_rate<S: serde::Serializer>(r: &HashRate, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn ser_rate<S: serde::Serializer>(r: &HashRate, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(r.as_hs())
 }
 

@@ -84,14 +84,14 @@ fn render_metrics(s: &Snapshot) -> String {
     let one = |v: f64| vec![(String::new(), v)];
     family("hashforge_miner_uptime_seconds", &one(s.elapsed_secs));
     let windows = [
-        ("5s", s.hashrate.h_5s),
-        ("1m", s.hashrate.h_1m),
-        ("15m", s.hashrate.h_15m),
-        ("avg", s.hashrate.h_avg),
+        ("5s", s.hashrate.last_5s),
+        ("1m", s.hashrate.last_1m),
+        ("15m", s.hashrate.last_15m),
+        ("avg", s.hashrate.average),
     ];
     family(
         "hashforge_miner_hashrate_hs",
-        &windows.map(|(w, v)| (label(&[("window", w)]), v)),
+        &windows.map(|(w, v)| (label(&[("window", w)]), v.as_hs())),
     );
     family("hashforge_miner_shares_accepted", &one(s.accepted as f64));
     family("hashforge_miner_shares_rejected", &one(s.rejected as f64));
@@ -141,14 +141,14 @@ fn render_metrics(s: &Snapshot) -> String {
         let dev = d.index.to_string();
         device_rate.push((
             label(&[("device", &dev), ("window", "5s")]),
-            d.hashrate.h_5s,
+            d.hashrate.last_5s.as_hs(),
         ));
         device_hw.push((label(&[("device", &dev)]), d.hardware_errors as f64));
         for c in &d.chains {
             let chain = c.index.to_string();
             chain_rate.push((
                 label(&[("device", &dev), ("chain", &chain)]),
-                c.hashrate.h_5s,
+                c.hashrate.last_5s.as_hs(),
             ));
             if let Some(t) = c.chip_temp {
                 chip_temp.push((label(&[("device", &dev), ("chain", &chain)]), t));
@@ -176,10 +176,6 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-fn rate(hs: f64) -> String {
-    hashforge_core::HashRate::from_hs(hs).to_string()
-}
-
 async fn page(State(h): State<Arc<Http>>) -> Html<String> {
     Html(render_page(&Snapshot::of(&h.shared)))
 }
@@ -204,10 +200,10 @@ th{{background:#f3f3f3}}.chip{{display:inline-block;width:1.4em;text-align:cente
         "<table><tr><th>5 s</th><th>1 min</th><th>15 min</th><th>average</th><th>accepted</th>\
 <th>rejected</th><th>stale</th><th>HW errors</th><th>best share</th><th>blocks</th></tr>\
 <tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.4}</td><td>{}</td></tr></table>",
-        rate(s.hashrate.h_5s),
-        rate(s.hashrate.h_1m),
-        rate(s.hashrate.h_15m),
-        rate(s.hashrate.h_avg),
+        s.hashrate.last_5s,
+        s.hashrate.last_1m,
+        s.hashrate.last_15m,
+        s.hashrate.average,
         s.accepted,
         s.rejected,
         s.stale,
@@ -239,7 +235,7 @@ th{{background:#f3f3f3}}.chip{{display:inline-block;width:1.4em;text-align:cente
             o,
             "<h3>{} &middot; {} (5 s) &middot; HW errors {}</h3>",
             esc(&d.info.name),
-            rate(d.hashrate.h_5s),
+            d.hashrate.last_5s,
             d.hardware_errors
         );
         for c in &d.chains {
@@ -247,7 +243,7 @@ th{{background:#f3f3f3}}.chip{{display:inline-block;width:1.4em;text-align:cente
                 o,
                 "<p>chain {} &middot; {} &middot; chip temp {}</p><div>",
                 c.index,
-                rate(c.hashrate.h_5s),
+                c.hashrate.last_5s,
                 c.chip_temp
                     .map_or("-".to_string(), |t| format!("{t:.1} &deg;C"))
             );

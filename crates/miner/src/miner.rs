@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use hashforge_core::{Difficulty, Header};
+use hashforge_core::{Difficulty, HashRate, Header};
 use hashforge_stratum::{check_header, Job, Share};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch, Notify};
@@ -771,22 +771,27 @@ pub(crate) fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// A hash rate in H/s, for JSON.
+/// Hash rates from found difficulty over the usual windows (JSON: H/s, as `h_5s` ...).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct Rates {
-    pub h_5s: f64,
-    pub h_1m: f64,
-    pub h_15m: f64,
-    pub h_avg: f64,
+    #[serde(rename = "h_5s", serialize_with = "crate::device::ser_rate")]
+    pub last_5s: HashRate,
+    #[serde(rename = "h_1m", serialize_with = "crate::device::ser_rate")]
+    pub last_1m: HashRate,
+    #[serde(rename = "h_15m", serialize_with = "crate::device::ser_rate")]
+    pub last_15m: HashRate,
+    /// Since the start.
+    #[serde(rename = "h_avg", serialize_with = "crate::device::ser_rate")]
+    pub average: HashRate,
 }
 
 impl Rates {
     fn of(w: &RateWindow, elapsed: f64) -> Rates {
         Rates {
-            h_5s: w.rate(elapsed, 5).as_hs(),
-            h_1m: w.rate(elapsed, 60).as_hs(),
-            h_15m: w.rate(elapsed, 900).as_hs(),
-            h_avg: w.average(elapsed).as_hs(),
+            last_5s: w.rate(elapsed, 5),
+            last_1m: w.rate(elapsed, 60),
+            last_15m: w.rate(elapsed, 900),
+            average: w.average(elapsed),
         }
     }
 }
@@ -798,7 +803,7 @@ pub struct Snapshot {
     pub model: String,
     pub elapsed_secs: f64,
     pub started_unix: u64,
-    /// Hash rate in H/s from found difficulty.
+    /// Hash rates from found difficulty.
     pub hashrate: Rates,
     pub found_difficulty: f64,
     pub accepted: u64,
@@ -952,7 +957,6 @@ impl Snapshot {
 
     /// cgminer's console line.
     pub fn status_line(&self) -> String {
-        let r = |hs: f64| hashforge_core::HashRate::from_hs(hs).to_string();
         let pool = match self.active_pool {
             Some(i) => format!(
                 "pool {i} {} diff {}",
@@ -962,10 +966,10 @@ impl Snapshot {
         };
         format!(
             "(5s):{} (1m):{} (15m):{} (avg):{} | A:{} R:{} S:{} HW:{} | best {:.3} | {pool}",
-            r(self.hashrate.h_5s),
-            r(self.hashrate.h_1m),
-            r(self.hashrate.h_15m),
-            r(self.hashrate.h_avg),
+            self.hashrate.last_5s,
+            self.hashrate.last_1m,
+            self.hashrate.last_15m,
+            self.hashrate.average,
             self.accepted,
             self.rejected,
             self.stale,

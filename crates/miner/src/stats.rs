@@ -6,9 +6,6 @@ use std::collections::{BTreeMap, VecDeque};
 use hashforge_core::HashRate;
 use serde::Serialize;
 
-/// 2^32 hashes per difficulty-1 nonce.
-const HASHES_PER_DIFF1: f64 = 4_294_967_296.0;
-
 /// Found difficulty per second over the last 15 minutes.
 #[derive(Clone, Debug, Default)]
 pub struct RateWindow {
@@ -50,15 +47,12 @@ impl RateWindow {
             .filter(|(s, _)| *s >= from)
             .map(|(_, d)| d)
             .sum();
-        HashRate::from_hs(found * HASHES_PER_DIFF1 / span)
+        HashRate::from_diff1_shares(found, span)
     }
 
     /// The rate since the start.
     pub fn average(&self, elapsed: f64) -> HashRate {
-        if elapsed <= 0.0 {
-            return HashRate::ZERO;
-        }
-        HashRate::from_hs(self.total * HASHES_PER_DIFF1 / elapsed)
+        HashRate::from_diff1_shares(self.total, elapsed)
     }
 
     /// All difficulty found since the start.
@@ -126,6 +120,9 @@ impl DeviceStats {
 mod tests {
     use super::*;
 
+    /// One difficulty-1 nonce per second.
+    const ONE_PER_SECOND: f64 = 4_294_967_296.0;
+
     #[test]
     fn rates_come_from_found_difficulty() {
         let mut w = RateWindow::default();
@@ -134,8 +131,8 @@ mod tests {
         }
         // one difficulty-1 nonce per second is 2^32 H/s
         let r = w.rate(60.0, 60).as_hs();
-        assert!((r / HASHES_PER_DIFF1 - 1.0).abs() < 0.05, "{r}");
-        assert!((w.average(60.0).as_hs() / HASHES_PER_DIFF1 - 1.0).abs() < 1e-9);
+        assert!((r / ONE_PER_SECOND - 1.0).abs() < 0.05, "{r}");
+        assert!((w.average(60.0).as_hs() / ONE_PER_SECOND - 1.0).abs() < 1e-9);
         // nothing found for the last 5 s
         assert_eq!(w.rate(70.0, 5).as_hs(), 0.0);
         // Mid-second: the current bucket is partly filled and the span is partly over.
@@ -145,7 +142,7 @@ mod tests {
         }
         steady.add(60, 0.9);
         let r = steady.rate(60.9, 5).as_hs();
-        assert!((r / HASHES_PER_DIFF1 - 1.0).abs() < 1e-9, "{r}");
+        assert!((r / ONE_PER_SECOND - 1.0).abs() < 1e-9, "{r}");
         // 15 minutes later the old buckets are gone
         w.add(2000, 2.0);
         assert_eq!(w.buckets.len(), 1);

@@ -13,7 +13,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use hashforge_core::Target;
+use hashforge_core::{HashRate, Target};
 use hashforge_miner::{DeviceSpec, Miner};
 use hashforge_sha256d::{Control, Scanner, Work};
 use support::{miner_config, wait_for, TestPool};
@@ -71,7 +71,7 @@ async fn rate_and_clean_switch_latency() {
     let elapsed = start.elapsed().as_secs_f64();
     let accepted = pool.accepted() - accepted0;
     let hashes = miner.snapshot().devices[0].hashes.unwrap() - hashes0;
-    let from_shares = accepted as f64 * difficulty * 4_294_967_296.0 / elapsed;
+    let from_shares = HashRate::from_diff1_shares(accepted as f64 * difficulty, elapsed).as_hs();
     let counted = hashes as f64 / elapsed;
     let mut lat = miner.switch_latencies();
     lat.sort();

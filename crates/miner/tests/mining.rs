@@ -26,7 +26,7 @@ async fn mines_on_a_pool_and_its_shares_are_accepted() {
     assert_eq!(s.hardware_errors, 0);
     assert_eq!(pool.rejected(), Vec::<String>::new());
     assert_eq!(s.active_pool, Some(0));
-    assert!(s.hashrate.h_avg > 0.0);
+    assert!(s.hashrate.average > hashforge_core::HashRate::ZERO);
     assert!(s.best_share >= 0.002);
     assert!(s.devices[0].chains[0].chips[0].nonces > 0);
     assert!(
