@@ -4,7 +4,7 @@
 //! REST, Prometheus metrics and a status page.
 //!
 //! Data flows one way: pool job ([`hashforge_stratum::Job`]) -> [`WorkUnit`] (one
-//! extranonce2, never shared) -> [`Device`] -> [`FoundNonce`] -> re-hash and judge ->
+//! extranonce2 and ntime, never shared) -> [`Device`] -> [`FoundNonce`] -> re-hash and judge ->
 //! share -> pool. Stratum is the `stratum` crate's sans-I/O `ClientSession` inside a tokio
 //! task per pool; this crate writes no Stratum of its own and validates no blocks.
 //!

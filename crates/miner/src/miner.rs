@@ -659,7 +659,7 @@ impl Manager {
         let share = Share {
             job_id: unit.job.job_id.clone(),
             extranonce2: unit.extranonce2.clone(),
-            ntime: unit.ntime(),
+            ntime: unit.ntime,
             nonce: n.nonce,
             version: n.version,
         };

@@ -143,7 +143,7 @@ impl PoolTask {
         let mut buf = vec![0u8; 8192];
         let mut strikes = 0u32;
         let mut ready = false;
-        let mut in_flight: HashMap<(String, Vec<u8>, u32, u32), ShareMeta> = HashMap::new();
+        let mut in_flight: HashMap<ShareKey, ShareMeta> = HashMap::new();
         // A new connection never sends shares for an old one's jobs.
         *epoch += 1;
         let stall = FailoverConfig::secs(self.failover.stall_secs).max(Duration::from_millis(100));
@@ -227,7 +227,7 @@ impl PoolTask {
                         self.emit(PoolEventKind::StaleDropped(meta)).await;
                         continue;
                     }
-                    let key = (share.job_id.clone(), share.extranonce2.clone(), share.nonce, share.version);
+                    let key = share_key(&share);
                     match session.submit(share, Instant::now()) {
                         Ok(()) => { in_flight.insert(key, meta); }
                         Err(e) => {
@@ -254,10 +254,9 @@ impl PoolTask {
         event: ClientEvent,
         epoch: &mut u64,
         received: Instant,
-        in_flight: &mut HashMap<(String, Vec<u8>, u32, u32), ShareMeta>,
+        in_flight: &mut HashMap<ShareKey, ShareMeta>,
         ready: &mut bool,
     ) -> Result<(), Strike> {
-        let key = |s: &Share| (s.job_id.clone(), s.extranonce2.clone(), s.nonce, s.version);
         match event {
             ClientEvent::Configured { version_mask } => {
                 tracing::debug!(pool = %self.config.url, "version rolling: {version_mask:08x?}");
@@ -334,12 +333,12 @@ impl PoolTask {
             }
             ClientEvent::Message(m) => tracing::info!(pool = %self.config.url, "pool says: {m}"),
             ClientEvent::ShareAccepted(share) => {
-                if let Some(meta) = in_flight.remove(&key(&share)) {
+                if let Some(meta) = in_flight.remove(&share_key(&share)) {
                     self.emit(PoolEventKind::Accepted(meta)).await;
                 }
             }
             ClientEvent::ShareRejected { share, error } => {
-                if let Some(meta) = in_flight.remove(&key(&share)) {
+                if let Some(meta) = in_flight.remove(&share_key(&share)) {
                     let stale = error.code == 21;
                     self.emit(PoolEventKind::Rejected {
                         meta,
@@ -350,7 +349,7 @@ impl PoolTask {
                 }
             }
             ClientEvent::ShareTimedOut(share) => {
-                if let Some(meta) = in_flight.remove(&key(&share)) {
+                if let Some(meta) = in_flight.remove(&share_key(&share)) {
                     self.emit(PoolEventKind::TimedOut(meta)).await;
                 }
             }
@@ -362,6 +361,21 @@ impl PoolTask {
         }
         Ok(())
     }
+}
+
+/// What tells a share's verdict apart from another's: (job, extranonce2, ntime, nonce,
+/// version). The ntime is part of it because the feed rolls ntime when a job's
+/// extranonce2s run out.
+type ShareKey = (String, Vec<u8>, u32, u32, u32);
+
+fn share_key(s: &Share) -> ShareKey {
+    (
+        s.job_id.clone(),
+        s.extranonce2.clone(),
+        s.ntime,
+        s.nonce,
+        s.version,
+    )
 }
 
 enum Strike {
