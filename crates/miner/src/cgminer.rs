@@ -409,7 +409,8 @@ fn version_item(shared: &Shared) -> Obj {
 
 fn summary(s: &Snapshot) -> Reply {
     let minutes = (s.elapsed_secs / 60.0).max(1.0 / 60.0);
-    let diff_total = s.accepted_difficulty + s.rejected_difficulty + s.stale_difficulty;
+    let diff_total =
+        s.shares.accepted_difficulty + s.shares.rejected_difficulty + s.shares.stale_difficulty;
     let hashes: Option<u64> = s.devices.iter().map(|d| d.hashes).sum();
     let item = Obj::default()
         .with("Elapsed", s.elapsed_secs as u64)
@@ -423,21 +424,21 @@ fn summary(s: &Snapshot) -> Reply {
         .with("MHS av", mhs(s.hashrate.average))
         .with("Found Blocks", s.found_blocks)
         .with("Getworks", s.pools.iter().map(|p| p.jobs).sum::<u64>())
-        .with("Accepted", s.accepted)
-        .with("Rejected", s.rejected)
+        .with("Accepted", s.shares.accepted)
+        .with("Rejected", s.shares.rejected)
         .with("Hardware Errors", s.hardware_errors)
         .with(
             "Utility",
-            (s.accepted as f64 / minutes * 100.0).round() / 100.0,
+            (s.shares.accepted as f64 / minutes * 100.0).round() / 100.0,
         )
         .with("Discarded", 0)
-        .with("Stale", s.stale)
+        .with("Stale", s.shares.stale)
         .with(
             "Get Failures",
             s.pools.iter().map(|p| p.disconnects).sum::<u64>(),
         )
         .with("Local Work", 0)
-        .with("Remote Failures", 0)
+        .with("Remote Failures", s.shares.lost)
         .with("Network Blocks", 0)
         .with(
             "Total MH",
@@ -447,9 +448,9 @@ fn summary(s: &Snapshot) -> Reply {
             "Work Utility",
             (s.found_difficulty / minutes * 100.0).round() / 100.0,
         )
-        .with("Difficulty Accepted", s.accepted_difficulty)
-        .with("Difficulty Rejected", s.rejected_difficulty)
-        .with("Difficulty Stale", s.stale_difficulty)
+        .with("Difficulty Accepted", s.shares.accepted_difficulty)
+        .with("Difficulty Rejected", s.shares.rejected_difficulty)
+        .with("Difficulty Stale", s.shares.stale_difficulty)
         .with("Best Share", s.best_share)
         .with(
             "Device Hardware%",
@@ -458,9 +459,15 @@ fn summary(s: &Snapshot) -> Reply {
                 (s.hardware_errors as f64) + s.found_difficulty.max(0.0),
             ),
         )
-        .with("Device Rejected%", pct(s.rejected_difficulty, diff_total))
-        .with("Pool Rejected%", pct(s.rejected_difficulty, diff_total))
-        .with("Pool Stale%", pct(s.stale_difficulty, diff_total))
+        .with(
+            "Device Rejected%",
+            pct(s.shares.rejected_difficulty, diff_total),
+        )
+        .with(
+            "Pool Rejected%",
+            pct(s.shares.rejected_difficulty, diff_total),
+        )
+        .with("Pool Stale%", pct(s.shares.stale_difficulty, diff_total))
         .with("Last getwork", unix_now());
     Reply::ok(code::SUMMARY, "Summary", "SUMMARY", vec![item])
 }
@@ -487,7 +494,8 @@ fn pools(s: &Snapshot) -> Reply {
                 .with("Discarded", 0)
                 .with("Stale", p.shares.stale)
                 .with("Get Failures", p.disconnects)
-                .with("Remote Failures", 0)
+                // Shares sent without a verdict (cgminer: submits that failed).
+                .with("Remote Failures", p.shares.lost)
                 .with("User", p.user.clone())
                 .with("Last Share Time", p.last_share_time)
                 .with("Diff", format_diff(p.difficulty))

@@ -93,9 +93,20 @@ fn render_metrics(s: &Snapshot) -> String {
         "hashforge_miner_hashrate_hs",
         &windows.map(|(w, v)| (label(&[("window", w)]), v.as_hs())),
     );
-    family("hashforge_miner_shares_accepted", &one(s.accepted as f64));
-    family("hashforge_miner_shares_rejected", &one(s.rejected as f64));
-    family("hashforge_miner_shares_stale", &one(s.stale as f64));
+    family(
+        "hashforge_miner_shares_accepted",
+        &one(s.shares.accepted as f64),
+    );
+    family(
+        "hashforge_miner_shares_rejected",
+        &one(s.shares.rejected as f64),
+    );
+    family("hashforge_miner_shares_stale", &one(s.shares.stale as f64));
+    family("hashforge_miner_shares_lost", &one(s.shares.lost as f64));
+    family(
+        "hashforge_miner_shares_in_flight",
+        &one(s.shares.in_flight as f64),
+    );
     family(
         "hashforge_miner_hardware_errors",
         &one(s.hardware_errors as f64),
@@ -103,7 +114,7 @@ fn render_metrics(s: &Snapshot) -> String {
     family("hashforge_miner_best_share", &one(s.best_share));
     family("hashforge_miner_found_blocks", &one(s.found_blocks as f64));
     type PoolValue = fn(&crate::miner::PoolSnapshot) -> f64;
-    let pool_gauges: [(&str, PoolValue); 6] = [
+    let pool_gauges: [(&str, PoolValue); 7] = [
         ("hashforge_miner_pool_up", |p| {
             f64::from(u8::from(p.status == "Alive"))
         }),
@@ -117,6 +128,7 @@ fn render_metrics(s: &Snapshot) -> String {
             p.shares.rejected as f64
         }),
         ("hashforge_miner_pool_stale", |p| p.shares.stale as f64),
+        ("hashforge_miner_pool_lost", |p| p.shares.lost as f64),
         ("hashforge_miner_pool_difficulty", |p| p.difficulty),
     ];
     for (name, value) in pool_gauges {
@@ -204,9 +216,9 @@ th{{background:#f3f3f3}}.chip{{display:inline-block;width:1.4em;text-align:cente
         s.hashrate.last_1m,
         s.hashrate.last_15m,
         s.hashrate.average,
-        s.accepted,
-        s.rejected,
-        s.stale,
+        s.shares.accepted,
+        s.shares.rejected,
+        s.shares.stale,
         s.hardware_errors,
         s.best_share,
         s.found_blocks

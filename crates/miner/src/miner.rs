@@ -1,6 +1,7 @@
 //! The miner: pool connections, failover, dispatch, nonce checking and the books, as one
 //! tokio task that owns the state; the API and HTTP servers read snapshots of it.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -14,8 +15,8 @@ use tokio::task::JoinHandle;
 use crate::config::{ApiConfig, ConfigError, FailoverConfig, MinerConfig, PoolConfig};
 use crate::device::{self, Device, DeviceContext, DeviceError, DeviceInfo, FoundNonce, Telemetry};
 use crate::feed::WorkFeed;
-use crate::pool::{PoolCommand, PoolEvent, PoolEventKind, PoolTask, ShareMeta};
-use crate::stats::{ChipStats, DeviceStats, RateWindow, ShareCounts};
+use crate::pool::{PoolCommand, PoolEvent, PoolEventKind, PoolTask};
+use crate::stats::{ChipStats, DeviceStats, RateWindow, ShareCounts, ShareOutcome};
 
 /// Why the miner did not start.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +46,23 @@ pub(crate) enum Request {
 
 pub(crate) type Reply = oneshot::Sender<Result<String, String>>;
 
+/// Who found a share, kept until the share's book is closed.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct ShareMeta {
+    pub device: usize,
+    pub chain: usize,
+    pub chip: usize,
+    /// The difficulty the job was sent under (what the share is worth to the pool).
+    pub job_difficulty: f64,
+}
+
+/// A share handed to a pool's task and not settled yet.
+struct Pending {
+    meta: ShareMeta,
+    /// The task wrote it to the pool (its verdict is due).
+    sent: bool,
+}
+
 pub(crate) struct PoolState {
     pub id: u64,
     pub config: PoolConfig,
@@ -55,6 +73,9 @@ pub(crate) struct PoolState {
     pub difficulty: f64,
     pub jobs: u64,
     pub shares: ShareCounts,
+    /// Shares handed to the pool's task that it has not settled, by id. A task that is
+    /// aborted (pool removed, restarted) settles nothing more: these are settled for it.
+    pending: HashMap<u64, Pending>,
     pub best_share: f64,
     pub last_share_time: u64,
     pub last_share_difficulty: f64,
@@ -72,12 +93,45 @@ pub(crate) struct State {
     pub devices: Vec<DeviceStats>,
     pub telemetry: Vec<Telemetry>,
     pub window: RateWindow,
+    /// Every pool's shares together, the pools removed since the start included.
     pub totals: ShareCounts,
     pub hardware_errors: u64,
     pub best_share: f64,
     pub found_blocks: u64,
     pub pool_switches: u64,
     next_pool_id: u64,
+    next_share_id: u64,
+}
+
+impl State {
+    /// Books what became of a share found for `pool` in its pool's, the totals' and its
+    /// device's counts: the one place share counters change, so the books cannot disagree.
+    fn record(&mut self, pool: u64, meta: &ShareMeta, outcome: &ShareOutcome) {
+        if let Some(p) = self.pools.iter_mut().find(|p| p.id == pool) {
+            p.shares.record(meta.job_difficulty, outcome);
+        }
+        self.totals.record(meta.job_difficulty, outcome);
+        if let Some(d) = self.devices.get_mut(meta.device) {
+            d.shares.record(meta.job_difficulty, outcome);
+        }
+    }
+
+    /// Settles everything `pool`'s task still holds, before the task is aborted: sent
+    /// shares are lost, queued ones were never sent.
+    fn abandon_pending(&mut self, pool: u64) {
+        let Some(p) = self.pools.iter_mut().find(|p| p.id == pool) else {
+            return;
+        };
+        let pending: Vec<Pending> = p.pending.drain().map(|(_, v)| v).collect();
+        for Pending { meta, sent } in pending {
+            let outcome = if sent {
+                ShareOutcome::Lost
+            } else {
+                ShareOutcome::Stale
+            };
+            self.record(pool, &meta, &outcome);
+        }
+    }
 }
 
 pub(crate) struct Shared {
@@ -189,6 +243,7 @@ impl Miner {
                 found_blocks: 0,
                 pool_switches: 0,
                 next_pool_id: 0,
+                next_share_id: 0,
             }),
             feed: Arc::clone(&feed),
             devices: infos,
@@ -382,6 +437,7 @@ impl PoolSpawner {
             difficulty: 1.0,
             jobs: 0,
             shares: ShareCounts::default(),
+            pending: HashMap::new(),
             best_share: 0.0,
             last_share_time: 0,
             last_share_difficulty: 0.0,
@@ -471,40 +527,23 @@ impl Manager {
                 }
             }
             PoolEventKind::Difficulty(d) => p.difficulty = d,
-            PoolEventKind::Accepted(meta) => {
-                p.shares.accepted += 1;
-                p.shares.accepted_difficulty += meta.job_difficulty;
-                p.last_share_time = secs;
-                p.last_share_difficulty = meta.job_difficulty;
-                st.totals.accepted += 1;
-                st.totals.accepted_difficulty += meta.job_difficulty;
-                if let Some(d) = st.devices.get_mut(meta.device) {
-                    d.shares.accepted += 1;
-                    d.shares.accepted_difficulty += meta.job_difficulty;
+            PoolEventKind::Share { id, outcome } => {
+                let Some(pending) = p.pending.get_mut(&id) else {
+                    // Settled already: its task was aborted.
+                    return;
+                };
+                let meta = pending.meta.clone();
+                match outcome {
+                    ShareOutcome::Sent => pending.sent = true,
+                    _ => {
+                        p.pending.remove(&id);
+                    }
                 }
-                return;
-            }
-            PoolEventKind::Rejected {
-                meta,
-                reason,
-                stale,
-            } => {
-                tracing::info!(pool = %p.config.url, "share rejected: {reason}");
-                count_reject(&mut p.shares, &meta, &reason, stale);
-                count_reject(&mut st.totals, &meta, &reason, stale);
-                if let Some(d) = st.devices.get_mut(meta.device) {
-                    count_reject(&mut d.shares, &meta, &reason, stale);
+                if outcome == ShareOutcome::Accepted {
+                    p.last_share_time = secs;
+                    p.last_share_difficulty = meta.job_difficulty;
                 }
-                return;
-            }
-            PoolEventKind::TimedOut(meta) => {
-                count_reject(&mut p.shares, &meta, "no answer", false);
-                count_reject(&mut st.totals, &meta, "no answer", false);
-                return;
-            }
-            PoolEventKind::StaleDropped(meta) => {
-                count_reject(&mut p.shares, &meta, "stale (not sent)", true);
-                count_reject(&mut st.totals, &meta, "stale (not sent)", true);
+                st.record(e.pool, &meta, &outcome);
                 return;
             }
             PoolEventKind::BadInput(what) => {
@@ -646,14 +685,15 @@ impl Manager {
             chip: n.chip,
             job_difficulty: unit.job.difficulty,
         };
+        let id = st.next_share_id;
+        st.next_share_id += 1;
         let Some(p) = st.pools.iter_mut().find(|p| p.id == unit.pool_id) else {
             return;
         };
         p.best_share = p.best_share.max(share_difficulty);
         let current_epoch = p.last_job.as_ref().map(|(_, e, _)| *e);
         if current_epoch != Some(unit.epoch) {
-            count_reject(&mut p.shares, &meta, "stale (not sent)", true);
-            count_reject(&mut st.totals, &meta, "stale (not sent)", true);
+            st.record(unit.pool_id, &meta, &ShareOutcome::Stale);
             return;
         }
         let share = Share {
@@ -666,10 +706,12 @@ impl Manager {
         let cmd = PoolCommand::Submit {
             share,
             epoch: unit.epoch,
-            meta: meta.clone(),
+            id,
         };
-        if p.commands.try_send(cmd).is_err() {
-            count_reject(&mut p.shares, &meta, "stale (not sent)", true);
+        if p.commands.try_send(cmd).is_ok() {
+            p.pending.insert(id, Pending { meta, sent: false });
+        } else {
+            st.record(unit.pool_id, &meta, &ShareOutcome::Stale);
         }
     }
 
@@ -719,29 +761,34 @@ impl Manager {
                 if st.pools.len() == 1 {
                     return Err("Cannot remove the last pool".into());
                 }
+                let id = st.pools[i].id;
+                st.pools[i].task.abort();
+                st.abandon_pending(id);
                 let p = st.pools.remove(i);
-                p.task.abort();
                 if st.active == Some(p.id) {
                     st.active = None;
                 }
                 format!("Removed pool {i}:'{}'", p.config.url)
             }
             Request::Restart => {
-                for p in st.pools.iter_mut() {
+                let ids: Vec<u64> = st.pools.iter().map(|p| p.id).collect();
+                for p in &st.pools {
                     p.task.abort();
-                    p.connected = false;
-                    p.ready_since = None;
-                    p.last_job = None;
                 }
-                let configs: Vec<(usize, PoolConfig, bool)> = st
+                for id in ids {
+                    st.abandon_pending(id);
+                }
+                let configs: Vec<(usize, PoolConfig, bool, ShareCounts)> = st
                     .pools
                     .iter()
                     .enumerate()
-                    .map(|(i, p)| (i, p.config.clone(), p.enabled))
+                    .map(|(i, p)| (i, p.config.clone(), p.enabled, p.shares.clone()))
                     .collect();
-                for (i, config, enabled) in configs {
+                for (i, config, enabled, shares) in configs {
                     let mut p = self.spawner.spawn(&mut st, config);
                     p.enabled = enabled;
+                    // The same pool: its book goes on (and still adds up to the totals).
+                    p.shares = shares;
                     st.pools[i] = p;
                 }
                 st.active = None;
@@ -752,17 +799,6 @@ impl Manager {
         self.choose_pool(Instant::now());
         Ok(msg)
     }
-}
-
-fn count_reject(c: &mut ShareCounts, meta: &ShareMeta, reason: &str, stale: bool) {
-    if stale {
-        c.stale += 1;
-        c.stale_difficulty += meta.job_difficulty;
-    } else {
-        c.rejected += 1;
-        c.rejected_difficulty += meta.job_difficulty;
-    }
-    *c.reject_reasons.entry(reason.to_string()).or_default() += 1;
 }
 
 pub(crate) fn unix_now() -> u64 {
@@ -806,12 +842,8 @@ pub struct Snapshot {
     /// Hash rates from found difficulty.
     pub hashrate: Rates,
     pub found_difficulty: f64,
-    pub accepted: u64,
-    pub rejected: u64,
-    pub stale: u64,
-    pub accepted_difficulty: f64,
-    pub rejected_difficulty: f64,
-    pub stale_difficulty: f64,
+    /// Every pool's shares together (the pools removed since the start included).
+    pub shares: ShareCounts,
     pub hardware_errors: u64,
     pub best_share: f64,
     pub found_blocks: u64,
@@ -939,12 +971,7 @@ impl Snapshot {
             started_unix: shared.started_unix,
             hashrate: Rates::of(&st.window, elapsed),
             found_difficulty: st.window.total(),
-            accepted: st.totals.accepted,
-            rejected: st.totals.rejected,
-            stale: st.totals.stale,
-            accepted_difficulty: st.totals.accepted_difficulty,
-            rejected_difficulty: st.totals.rejected_difficulty,
-            stale_difficulty: st.totals.stale_difficulty,
+            shares: st.totals.clone(),
             hardware_errors: st.hardware_errors,
             best_share: st.best_share,
             found_blocks: st.found_blocks,
@@ -970,9 +997,9 @@ impl Snapshot {
             self.hashrate.last_1m,
             self.hashrate.last_15m,
             self.hashrate.average,
-            self.accepted,
-            self.rejected,
-            self.stale,
+            self.shares.accepted,
+            self.shares.rejected,
+            self.shares.stale,
             self.hardware_errors,
             self.best_share,
         )

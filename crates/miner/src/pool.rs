@@ -5,7 +5,7 @@
 //! number or absurd, a job without an id, a connection cut mid-line, are logged, counted
 //! (as [`PoolEventKind::BadInput`]) and answered by recycling the connection.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,28 +18,17 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 
 use crate::config::{FailoverConfig, PoolConfig};
+use crate::stats::ShareOutcome;
 
 /// A share difficulty above this is no pool's (the network's is about 1.5e14 in 2025).
 const MAX_DIFFICULTY: f64 = 1e15;
 /// Garbage lines tolerated on one connection before it is recycled.
 const MAX_STRIKES: u32 = 5;
 
-/// Who found a share, carried to its verdict.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct ShareMeta {
-    pub device: usize,
-    pub chain: usize,
-    pub chip: usize,
-    /// The difficulty the job was sent under (what the share is worth to the pool).
-    pub job_difficulty: f64,
-}
-
 pub(crate) enum PoolCommand {
-    Submit {
-        share: Share,
-        epoch: u64,
-        meta: ShareMeta,
-    },
+    /// Send `share` if the connection is still at `epoch`; `id` names it in the events that
+    /// say what became of it.
+    Submit { share: Share, epoch: u64, id: u64 },
 }
 
 #[derive(Debug)]
@@ -58,15 +47,13 @@ pub(crate) enum PoolEventKind {
         received: Instant,
     },
     Difficulty(f64),
-    Accepted(ShareMeta),
-    Rejected {
-        meta: ShareMeta,
-        reason: String,
-        stale: bool,
+    /// What became of the share the miner submitted as `id`: `Sent`, then one verdict; or
+    /// `Stale` alone when it was never sent. A connection that ends reports its shares
+    /// still in flight as `Lost` before its `Down`.
+    Share {
+        id: u64,
+        outcome: ShareOutcome,
     },
-    TimedOut(ShareMeta),
-    /// A share for a job a clean notify had already replaced: not sent.
-    StaleDropped(ShareMeta),
     BadInput(String),
     Down(String),
 }
@@ -81,6 +68,10 @@ pub(crate) struct PoolTask {
 }
 
 impl PoolTask {
+    async fn share(&self, id: u64, outcome: ShareOutcome) {
+        self.emit(PoolEventKind::Share { id, outcome }).await;
+    }
+
     async fn emit(&self, kind: PoolEventKind) {
         let _ = self
             .events
@@ -107,9 +98,19 @@ impl PoolTask {
                 Ok(Ok(stream)) => {
                     let _ = stream.set_nodelay(true);
                     self.emit(PoolEventKind::Connected).await;
-                    let (reason, was_ready) = self.connection(stream, &mut epoch).await;
+                    let mut in_flight = InFlight::new();
+                    let (reason, was_ready) =
+                        self.connection(stream, &mut epoch, &mut in_flight).await;
                     if was_ready {
                         backoff = Duration::from_millis(100).min(max_retry);
+                    }
+                    // No answer will come for what the connection still had in flight.
+                    let lost: Vec<u64> = in_flight.into_values().flatten().collect();
+                    if !lost.is_empty() {
+                        tracing::warn!(pool = %self.config.url, "{} share(s) in flight lost with the connection", lost.len());
+                    }
+                    for id in lost {
+                        self.share(id, ShareOutcome::Lost).await;
                     }
                     reason
                 }
@@ -122,8 +123,8 @@ impl PoolTask {
             tracing::warn!(pool = %self.config.url, "{reason}; retrying in {backoff:?}");
             self.emit(PoolEventKind::Down(reason)).await;
             // Shares queued for a dead connection are stale.
-            while let Ok(PoolCommand::Submit { meta, .. }) = self.commands.try_recv() {
-                self.emit(PoolEventKind::StaleDropped(meta)).await;
+            while let Ok(PoolCommand::Submit { id, .. }) = self.commands.try_recv() {
+                self.share(id, ShareOutcome::Stale).await;
             }
             tokio::select! {
                 _ = tokio::time::sleep(backoff) => {}
@@ -134,7 +135,12 @@ impl PoolTask {
     }
 
     /// Runs one connection until it ends; returns why, and whether it got ready.
-    async fn connection(&mut self, stream: TcpStream, epoch: &mut u64) -> (String, bool) {
+    async fn connection(
+        &mut self,
+        stream: TcpStream,
+        epoch: &mut u64,
+        in_flight: &mut InFlight,
+    ) -> (String, bool) {
         let (mut rd, mut wr) = stream.into_split();
         let mut config = ClientConfig::new(self.config.user.clone(), self.config.password.clone());
         config.submit_timeout = Duration::from_secs(30);
@@ -143,7 +149,6 @@ impl PoolTask {
         let mut buf = vec![0u8; 8192];
         let mut strikes = 0u32;
         let mut ready = false;
-        let mut in_flight: HashMap<ShareKey, ShareMeta> = HashMap::new();
         // A new connection never sends shares for an old one's jobs.
         *epoch += 1;
         let stall = FailoverConfig::secs(self.failover.stall_secs).max(Duration::from_millis(100));
@@ -208,7 +213,7 @@ impl PoolTask {
                             }
                         };
                         for event in session.handle_message(msg) {
-                            match self.on_event(event, epoch, received, &mut in_flight, &mut ready).await {
+                            match self.on_event(event, epoch, received, in_flight, &mut ready).await {
                                 Ok(()) => {}
                                 Err(Strike::One) => strikes += 1,
                                 Err(Strike::Out(why)) => return (why, ready),
@@ -220,19 +225,22 @@ impl PoolTask {
                     }
                 }
                 cmd = self.commands.recv() => {
-                    let Some(PoolCommand::Submit { share, epoch: share_epoch, meta }) = cmd else {
+                    let Some(PoolCommand::Submit { share, epoch: share_epoch, id }) = cmd else {
                         return ("pool removed".into(), ready);
                     };
                     if share_epoch != *epoch {
-                        self.emit(PoolEventKind::StaleDropped(meta)).await;
+                        self.share(id, ShareOutcome::Stale).await;
                         continue;
                     }
                     let key = share_key(&share);
                     match session.submit(share, Instant::now()) {
-                        Ok(()) => { in_flight.insert(key, meta); }
+                        Ok(()) => {
+                            in_flight.entry(key).or_default().push_back(id);
+                            self.share(id, ShareOutcome::Sent).await;
+                        }
                         Err(e) => {
                             tracing::debug!(pool = %self.config.url, "share not sent: {e}");
-                            self.emit(PoolEventKind::StaleDropped(meta)).await;
+                            self.share(id, ShareOutcome::Stale).await;
                         }
                     }
                 }
@@ -241,7 +249,7 @@ impl PoolTask {
                         return (format!("nothing from the pool for {stall:?}"), ready);
                     }
                     for event in session.handle_timeout(Instant::now()) {
-                        let _ = self.on_event(event, epoch, Instant::now(), &mut in_flight, &mut ready).await;
+                        let _ = self.on_event(event, epoch, Instant::now(), in_flight, &mut ready).await;
                     }
                 }
                 _ = self.shutdown.changed() => return ("shutting down".into(), ready),
@@ -254,7 +262,7 @@ impl PoolTask {
         event: ClientEvent,
         epoch: &mut u64,
         received: Instant,
-        in_flight: &mut HashMap<ShareKey, ShareMeta>,
+        in_flight: &mut InFlight,
         ready: &mut bool,
     ) -> Result<(), Strike> {
         match event {
@@ -333,24 +341,21 @@ impl PoolTask {
             }
             ClientEvent::Message(m) => tracing::info!(pool = %self.config.url, "pool says: {m}"),
             ClientEvent::ShareAccepted(share) => {
-                if let Some(meta) = in_flight.remove(&share_key(&share)) {
-                    self.emit(PoolEventKind::Accepted(meta)).await;
+                if let Some(id) = take(in_flight, &share) {
+                    self.share(id, ShareOutcome::Accepted).await;
                 }
             }
             ClientEvent::ShareRejected { share, error } => {
-                if let Some(meta) = in_flight.remove(&share_key(&share)) {
-                    let stale = error.code == 21;
-                    self.emit(PoolEventKind::Rejected {
-                        meta,
-                        reason: error.message,
-                        stale,
-                    })
-                    .await;
+                if let Some(id) = take(in_flight, &share) {
+                    tracing::info!(pool = %self.config.url, "share rejected: {}", error.message);
+                    let reason = error.message;
+                    self.share(id, ShareOutcome::Rejected { reason }).await;
                 }
             }
             ClientEvent::ShareTimedOut(share) => {
-                if let Some(meta) = in_flight.remove(&share_key(&share)) {
-                    self.emit(PoolEventKind::TimedOut(meta)).await;
+                if let Some(id) = take(in_flight, &share) {
+                    tracing::warn!(pool = %self.config.url, "no answer to a share within the submit timeout");
+                    self.share(id, ShareOutcome::Lost).await;
                 }
             }
             ClientEvent::ProtocolError(e) => {
@@ -367,6 +372,21 @@ impl PoolTask {
 /// version). The ntime is part of it because the feed rolls ntime when a job's
 /// extranonce2s run out.
 type ShareKey = (String, Vec<u8>, u32, u32, u32);
+
+/// The ids of the shares a connection sent and has no verdict for, by share; a device that
+/// reports one nonce twice sends two, answered in order.
+type InFlight = HashMap<ShareKey, VecDeque<u64>>;
+
+/// The id of the oldest share in flight that `share` answers.
+fn take(in_flight: &mut InFlight, share: &Share) -> Option<u64> {
+    let key = share_key(share);
+    let ids = in_flight.get_mut(&key)?;
+    let id = ids.pop_front();
+    if ids.is_empty() {
+        in_flight.remove(&key);
+    }
+    id
+}
 
 fn share_key(s: &Share) -> ShareKey {
     (

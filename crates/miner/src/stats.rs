@@ -61,19 +61,91 @@ impl RateWindow {
     }
 }
 
-/// Shares as a pool judged them.
-#[derive(Clone, Debug, Default, Serialize)]
+/// One book of shares: a pool's, a device's, or the miner's totals.
+///
+/// Every share found for a pool is counted once, as `stale` (never sent) or as `sent`; every
+/// sent share ends as exactly one of `accepted`, `rejected` or `lost` and is `in_flight` until
+/// then, so `sent == accepted + rejected + lost + in_flight` always holds. Counters change only
+/// through [`ShareCounts::record`].
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct ShareCounts {
+    /// Submitted on the pool's connection.
+    pub sent: u64,
     pub accepted: u64,
+    /// Refused by the pool, whatever its reason (stale ones included; see `reject_reasons`).
     pub rejected: u64,
-    /// Rejected as stale by the pool (job not found), or dropped here because a clean job
-    /// made them stale before they could be sent.
+    /// Sent, but no verdict will come: the pool did not answer in time, or the connection
+    /// ended first. The pool may or may not have credited them.
+    pub lost: u64,
+    /// Sent, verdict pending.
+    pub in_flight: u64,
+    /// Found for the pool but never sent: a clean job or a new connection had made its job
+    /// stale first, or the connection could not take it (cgminer's `Stale`).
     pub stale: u64,
     pub accepted_difficulty: f64,
     pub rejected_difficulty: f64,
+    pub lost_difficulty: f64,
     pub stale_difficulty: f64,
     /// Rejections by the pool's reason.
     pub reject_reasons: BTreeMap<String, u64>,
+}
+
+/// What became of a share found for a pool, as [`ShareCounts::record`] books it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ShareOutcome {
+    /// Submitted on the pool's connection; its verdict is pending.
+    Sent,
+    /// The pool's verdicts on a sent share.
+    Accepted,
+    Rejected {
+        reason: String,
+    },
+    /// Sent, but no verdict will come (no answer in time, or the connection ended first).
+    Lost,
+    /// Never sent.
+    Stale,
+}
+
+impl ShareCounts {
+    /// Books `outcome` for a share of `difficulty` (the difficulty its job was sent under).
+    /// A verdict must follow that share's `Sent`.
+    pub fn record(&mut self, difficulty: f64, outcome: &ShareOutcome) {
+        let mut settle = || {
+            debug_assert!(self.in_flight > 0, "a verdict for a share never sent");
+            self.in_flight = self.in_flight.saturating_sub(1);
+        };
+        match outcome {
+            ShareOutcome::Sent => {
+                self.sent += 1;
+                self.in_flight += 1;
+            }
+            ShareOutcome::Accepted => {
+                settle();
+                self.accepted += 1;
+                self.accepted_difficulty += difficulty;
+            }
+            ShareOutcome::Rejected { reason } => {
+                settle();
+                self.rejected += 1;
+                self.rejected_difficulty += difficulty;
+                *self.reject_reasons.entry(reason.clone()).or_default() += 1;
+            }
+            ShareOutcome::Lost => {
+                settle();
+                self.lost += 1;
+                self.lost_difficulty += difficulty;
+            }
+            ShareOutcome::Stale => {
+                self.stale += 1;
+                self.stale_difficulty += difficulty;
+            }
+        }
+    }
+
+    /// `sent == accepted + rejected + lost + in_flight`.
+    pub fn adds_up(&self) -> bool {
+        self.sent == self.accepted + self.rejected + self.lost + self.in_flight
+    }
 }
 
 /// One chip's record.
@@ -147,5 +219,29 @@ mod tests {
         w.add(2000, 2.0);
         assert_eq!(w.buckets.len(), 1);
         assert_eq!(w.total(), 62.0);
+    }
+
+    #[test]
+    fn every_sent_share_ends_once_and_is_in_flight_until_then() {
+        let mut c = ShareCounts::default();
+        for _ in 0..4 {
+            c.record(2.0, &ShareOutcome::Sent);
+        }
+        c.record(2.0, &ShareOutcome::Accepted);
+        c.record(
+            2.0,
+            &ShareOutcome::Rejected {
+                reason: "duplicate".into(),
+            },
+        );
+        c.record(2.0, &ShareOutcome::Lost);
+        c.record(2.0, &ShareOutcome::Stale);
+        assert!(c.adds_up(), "{c:?}");
+        assert_eq!((c.sent, c.in_flight, c.stale), (4, 1, 1));
+        assert_eq!(c.reject_reasons["duplicate"], 1);
+        assert_eq!(c.lost_difficulty, 2.0);
+        c.record(2.0, &ShareOutcome::Accepted);
+        assert_eq!((c.in_flight, c.accepted_difficulty), (0, 4.0));
+        assert!(c.adds_up());
     }
 }

@@ -19,7 +19,7 @@ async fn mines_on_a_pool_and_its_shares_are_accepted() {
         .unwrap();
     wait_for("3 accepted shares", BOUND, || pool.accepted() >= 3).await;
     wait_for("the miner to count them", BOUND, || {
-        miner.snapshot().accepted >= 3
+        miner.snapshot().shares.accepted >= 3
     })
     .await;
     let s = miner.snapshot();
@@ -40,7 +40,7 @@ async fn mines_on_a_pool_and_its_shares_are_accepted() {
     let (status, body) = http_get(http, "/api/summary").await;
     assert!(status.contains("200"), "{status}");
     let v: Value = serde_json::from_str(&body).unwrap();
-    assert!(v["accepted"].as_u64().unwrap() >= 3);
+    assert!(v["shares"]["accepted"].as_u64().unwrap() >= 3);
     assert_eq!(v["pools"][0]["status"], "Alive");
     let (_, metrics) = http_get(http, "/metrics").await;
     assert!(
@@ -88,6 +88,86 @@ async fn fails_over_to_the_backup_and_comes_back() {
     miner.stop().await;
 }
 
+/// The books a person reads (per pool, per device, in total) agree: every share sent is
+/// accepted, rejected, lost or still in flight, and none vanishes with a connection that
+/// dies or that the operator restarts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn share_books_add_up_when_connections_end_with_shares_in_flight() {
+    let primary = TestPool::start(0, 0.002).await;
+    let backup = TestPool::start(0, 0.002).await;
+    let mut config = miner_config(&[(&primary.url(), "w"), (&backup.url(), "w")]);
+    config.api.allow_write = vec!["127.0.0.1".parse().unwrap()];
+    let miner = Miner::start(config).await.unwrap();
+    wait_for("shares on the primary", BOUND, || primary.accepted() >= 2).await;
+    primary.hold_answers(true);
+    wait_for("shares the primary leaves unanswered", BOUND, || {
+        primary.held() >= 3
+    })
+    .await;
+    primary.kill();
+    wait_for("shares on the backup", BOUND, || backup.accepted() >= 2).await;
+    wait_for("the dead connection's shares to be settled", BOUND, || {
+        miner.snapshot().pools[0].shares.in_flight == 0
+    })
+    .await;
+
+    assert!(miner.snapshot().pools[0].shares.lost >= 3);
+
+    // A restart aborts the connection tasks: what the backup left unanswered is lost too.
+    backup.hold_answers(true);
+    wait_for("shares the backup leaves unanswered", BOUND, || {
+        backup.held() >= 2
+    })
+    .await;
+    backup.hold_answers(false);
+    let lost_before = miner.snapshot().pools[1].shares.lost;
+    let v: Value =
+        serde_json::from_str(&api(miner.api_addr().unwrap(), r#"{"command":"restart"}"#).await)
+            .unwrap();
+    assert_eq!(v["STATUS"][0]["STATUS"], "I", "{v}");
+    let accepted = backup.accepted();
+    wait_for("shares on the backup after the restart", BOUND, || {
+        backup.accepted() >= accepted + 2
+    })
+    .await;
+    let s = miner.snapshot();
+    let restarted = &s.pools[1].shares;
+    assert!(
+        restarted.lost >= lost_before + 2,
+        "shares in flight at the restart: {restarted:?}"
+    );
+    let books = s
+        .pools
+        .iter()
+        .map(|p| (format!("pool {}", p.url), &p.shares))
+        .chain(s.devices.iter().map(|d| (d.info.name.clone(), &d.shares)))
+        .chain([("totals".to_string(), &s.shares)]);
+    for (who, b) in books {
+        assert_eq!(
+            b.sent,
+            b.accepted + b.rejected + b.lost + b.in_flight,
+            "{who}: {b:?}"
+        );
+    }
+    let counts = |b: &hashforge_miner::stats::ShareCounts| {
+        [b.sent, b.accepted, b.rejected, b.lost, b.in_flight, b.stale]
+    };
+    let add = |x: [u64; 6], y: [u64; 6]| std::array::from_fn(|i| x[i] + y[i]);
+    let over_pools = s.pools.iter().map(|p| counts(&p.shares)).fold([0; 6], add);
+    let over_devices = s
+        .devices
+        .iter()
+        .map(|d| counts(&d.shares))
+        .fold([0; 6], add);
+    assert_eq!(over_pools, counts(&s.shares), "totals against the pools");
+    assert_eq!(
+        over_devices,
+        counts(&s.shares),
+        "totals against the devices"
+    );
+    miner.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_clean_job_abandons_old_work_at_once() {
     let pool = TestPool::start(0, 0.001).await;
@@ -125,7 +205,7 @@ async fn a_clean_job_abandons_old_work_at_once() {
                 );
                 on_the_wire += 1;
             }
-            Seen::Connected => {}
+            Seen::Connected | Seen::Held => {}
         }
     }
     assert!(

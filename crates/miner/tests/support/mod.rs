@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -33,6 +33,8 @@ pub enum Seen {
     /// The miner answered that ping: everything it sends from now on was sent after it
     /// had read the clean notify.
     Pong,
+    /// A share arrived while answers were held: it gets no verdict.
+    Held,
 }
 
 #[derive(Clone, Debug)]
@@ -48,6 +50,7 @@ pub struct TestPool {
     out: broadcast::Sender<Out>,
     current: Arc<Mutex<Arc<ServerJob>>>,
     next_job: AtomicU32,
+    hold: Arc<AtomicBool>,
     task: JoinHandle<()>,
     pub difficulty: f64,
 }
@@ -78,10 +81,12 @@ impl TestPool {
         let (out, _) = broadcast::channel(256);
         let seen = Arc::new(Mutex::new(Vec::new()));
         let current = Arc::new(Mutex::new(Arc::new(ServerJob::new("1", parts(1), true))));
+        let hold = Arc::new(AtomicBool::new(false));
         let task = {
             let out = out.clone();
             let seen = Arc::clone(&seen);
             let current = Arc::clone(&current);
+            let hold = Arc::clone(&hold);
             tokio::spawn(async move {
                 let en1 = AtomicU32::new(1);
                 let mut conns = Vec::new();
@@ -93,8 +98,9 @@ impl TestPool {
                     let rx = out.subscribe();
                     let seen = Arc::clone(&seen);
                     let current = Arc::clone(&current);
+                    let hold = Arc::clone(&hold);
                     conns.push(AbortOnDrop(tokio::spawn(connection(
-                        stream, id, difficulty, rx, seen, current,
+                        stream, id, difficulty, rx, seen, current, hold,
                     ))));
                 }
             })
@@ -105,6 +111,7 @@ impl TestPool {
             out,
             current,
             next_job: AtomicU32::new(2),
+            hold,
             task,
             difficulty,
         }
@@ -126,6 +133,21 @@ impl TestPool {
     /// Writes raw bytes to every connection.
     pub fn send_raw(&self, bytes: &[u8]) {
         let _ = self.out.send(Out::Raw(bytes.to_vec()));
+    }
+
+    /// While `hold` is set, shares get no answer (the pool records them as [`Seen::Held`]).
+    pub fn hold_answers(&self, hold: bool) {
+        self.hold.store(hold, Ordering::SeqCst);
+    }
+
+    /// Shares that got no answer because answers were held.
+    pub fn held(&self) -> usize {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, s)| matches!(s, Seen::Held))
+            .count()
     }
 
     /// Closes every connection (the listener stays).
@@ -181,6 +203,7 @@ async fn connection(
     mut rx: broadcast::Receiver<Out>,
     seen: Arc<Mutex<Vec<(Instant, Seen)>>>,
     current: Arc<Mutex<Arc<ServerJob>>>,
+    hold: Arc<AtomicBool>,
 ) {
     let record = |s: Seen| seen.lock().unwrap().push((Instant::now(), s));
     record(Seen::Connected);
@@ -214,6 +237,9 @@ async fn connection(
                             session.authorize(id, &user, true);
                             let job = Arc::clone(&current.lock().unwrap());
                             session.notify(job);
+                        }
+                        Some(ServerEvent::Share(_)) if hold.load(Ordering::SeqCst) => {
+                            record(Seen::Held);
                         }
                         Some(ServerEvent::Share(c)) => {
                             record(Seen::Accepted { job_id: c.job.job_id.clone() });
