@@ -1005,3 +1005,199 @@ impl Snapshot {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::feed::WorkUnit;
+    use hashforge_core::{CompactTarget, JobParts, StratumPrevHash};
+
+    /// A share (and ticket) difficulty of 2^-20: about one nonce in 4096 meets it.
+    const EASY: f64 = 1.0 / 1_048_576.0;
+    const MASK: u32 = 0x1fff_e000;
+
+    /// A manager with one device of two 2-chip chains and one pool whose task is a
+    /// stand-in: what the manager submits to the pool lands in the receiver.
+    fn manager_and_unit() -> (Manager, mpsc::Receiver<PoolCommand>, Arc<WorkUnit>) {
+        let job = Arc::new(Job {
+            job_id: "1".into(),
+            parts: JobParts {
+                prevhash: StratumPrevHash([1; 32]),
+                coinb1: vec![1, 2, 3],
+                coinb2: vec![4, 5],
+                merkle_branch: vec![],
+                version: 0x2000_0000,
+                nbits: CompactTarget(0x1d00ffff),
+                ntime: 1_700_000_000,
+            },
+            clean_jobs: true,
+            difficulty: EASY,
+            extranonce1: vec![9, 9, 9, 9],
+            extranonce2_size: 4,
+            version_mask: MASK,
+        });
+        let feed = Arc::new(WorkFeed::new());
+        let worker = feed.add_worker();
+        let share_difficulty = Difficulty::new(EASY).unwrap();
+        feed.set_job(
+            0,
+            Arc::clone(&job),
+            1,
+            share_difficulty,
+            true,
+            Instant::now(),
+        );
+        let (unit, _) = feed.next_unit(worker, Duration::ZERO).unwrap();
+        let (commands, submitted) = mpsc::channel(16);
+        let (events, _) = mpsc::channel(16);
+        let (requests, _) = mpsc::channel(1);
+        let (_, shutdown) = watch::channel(false);
+        let info = DeviceInfo {
+            kind: "emulated",
+            name: "test board".into(),
+            model: "test".into(),
+            chains: vec![2, 2],
+            ticket_difficulty: share_difficulty,
+            nominal_rate: HashRate::ZERO,
+        };
+        let pool = PoolState {
+            id: 0,
+            config: PoolConfig {
+                url: "stratum+tcp://127.0.0.1:1".parse().unwrap(),
+                user: "w".into(),
+                password: "x".into(),
+            },
+            enabled: true,
+            connected: true,
+            ready_since: Some(Instant::now()),
+            last_job: Some((job, 1, Instant::now())),
+            difficulty: EASY,
+            jobs: 1,
+            shares: ShareCounts::default(),
+            pending: HashMap::new(),
+            best_share: 0.0,
+            last_share_time: 0,
+            last_share_difficulty: 0.0,
+            bad_input: 0,
+            disconnects: 0,
+            last_error: None,
+            commands,
+            task: tokio::spawn(async {}),
+        };
+        let shared = Arc::new(Shared {
+            started: Instant::now(),
+            started_unix: 0,
+            state: Mutex::new(State {
+                pools: vec![pool],
+                active: Some(0),
+                devices: vec![DeviceStats::new(&info.chains)],
+                telemetry: vec![Telemetry::default()],
+                window: RateWindow::default(),
+                totals: ShareCounts::default(),
+                hardware_errors: 0,
+                best_share: 0.0,
+                found_blocks: 0,
+                pool_switches: 0,
+                next_pool_id: 1,
+                next_share_id: 0,
+            }),
+            feed,
+            devices: vec![info],
+            api: ApiConfig::default(),
+            model: "test".into(),
+            requests,
+            quit: Notify::new(),
+            quit_requested: false.into(),
+        });
+        let manager = Manager {
+            shared,
+            failover: FailoverConfig::default(),
+            spawner: PoolSpawner {
+                failover: FailoverConfig::default(),
+                events,
+                shutdown,
+            },
+            devices: Arc::new(Mutex::new(Vec::new())),
+        };
+        (manager, submitted, unit)
+    }
+
+    /// The first nonce from 0 whose header at `version` does (or does not) meet `EASY`.
+    fn nonce(unit: &WorkUnit, version: u32, meets: bool) -> u32 {
+        let target = Difficulty::new(EASY).unwrap().to_target();
+        (0..u32::MAX)
+            .find(|&n| {
+                let header = Header::from_bytes(&unit.header_for(version, n));
+                check_header(header, target).meets_share_target == meets
+            })
+            .unwrap()
+    }
+
+    fn found(
+        unit: &Arc<WorkUnit>,
+        chain: usize,
+        chip: usize,
+        version: u32,
+        nonce: u32,
+    ) -> FoundNonce {
+        FoundNonce {
+            device: 0,
+            chain,
+            chip,
+            unit: Arc::clone(unit),
+            version,
+            nonce,
+            ticket_difficulty: Difficulty::new(EASY).unwrap(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_bad_nonce_is_its_chips_hardware_error_and_never_reaches_the_pool() {
+        let (manager, mut submitted, unit) = manager_and_unit();
+        let version = unit.job.parts.version;
+
+        // A nonce that does not meet its ticket, from chip 1 of chain 0.
+        manager.on_nonce(found(&unit, 0, 1, version, nonce(&unit, version, false)));
+        // A nonce that meets its ticket, but only with a version bit outside the job's
+        // mask rolled, from chip 0 of chain 1.
+        let outside = version | 1 << 3;
+        assert_eq!(outside & !MASK, 0x2000_0008);
+        manager.on_nonce(found(&unit, 1, 0, outside, nonce(&unit, outside, true)));
+
+        assert!(
+            submitted.try_recv().is_err(),
+            "a bad nonce went to the pool"
+        );
+        {
+            let st = manager.shared.lock();
+            let dev = &st.devices[0];
+            assert_eq!((st.hardware_errors, dev.hardware_errors), (2, 2));
+            assert_eq!(dev.chain_hardware_errors, [1, 1]);
+            let chip_errors: Vec<Vec<u64>> = dev
+                .chips
+                .iter()
+                .map(|c| c.iter().map(|x| x.hardware_errors).collect())
+                .collect();
+            assert_eq!(chip_errors, [[0, 1], [1, 0]]);
+            // Bad nonces add nothing to the rates, the best share or the shares.
+            assert_eq!(st.window.total(), 0.0);
+            assert_eq!(st.best_share, 0.0);
+            assert_eq!(st.totals, ShareCounts::default());
+        }
+        let snapshot = Snapshot::of(&manager.shared);
+        assert_eq!(snapshot.hardware_errors, 2);
+        assert_eq!(snapshot.devices[0].chains[1].chips[0].hardware_errors, 1);
+
+        // A good nonce from the same chip still goes out, with the version it was found at.
+        let rolled = version | 1 << 13;
+        let good = nonce(&unit, rolled, true);
+        manager.on_nonce(found(&unit, 1, 0, rolled, good));
+        let Ok(PoolCommand::Submit { share, .. }) = submitted.try_recv() else {
+            panic!("the good nonce was not submitted");
+        };
+        assert_eq!((share.nonce, share.version), (good, rolled));
+        let st = manager.shared.lock();
+        assert_eq!(st.hardware_errors, 2);
+        assert_eq!(st.devices[0].chips[1][0].nonces, 1);
+    }
+}

@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use hashforge_miner::Miner;
+use hashforge_miner::{DeviceSpec, Miner};
 use serde_json::Value;
 use support::{api, http_get, miner_config, wait_for, Seen, TestPool};
 
@@ -164,6 +164,66 @@ async fn share_books_add_up_when_connections_end_with_shares_in_flight() {
         over_devices,
         counts(&s.shares),
         "totals against the devices"
+    );
+    miner.stop().await;
+}
+
+/// A chip that returns wrong nonces (the emulator flips a bit of half of them, through the
+/// real BM13xx driver) shows up as that chip's hardware errors in every interface, and no
+/// wrong nonce reaches the pool, while the right ones still make shares.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chip_returning_bad_nonces_counts_hardware_errors_and_sends_none() {
+    let pool = TestPool::start(0, 0.002).await;
+    let mut config = miner_config(&[(&pool.url(), "w")]);
+    config.devices = vec![DeviceSpec::Emulated {
+        profile: "bitaxe-gamma".into(),
+    }];
+    config.faults = vec!["bad-nonces:0:0.5".into()];
+    let miner = Miner::start(config).await.unwrap();
+    wait_for("shares from the good nonces", BOUND, || {
+        pool.accepted() >= 2
+    })
+    .await;
+    wait_for("hardware errors", BOUND, || {
+        miner.snapshot().hardware_errors >= 20
+    })
+    .await;
+
+    let s = miner.snapshot();
+    let (device, chain) = (&s.devices[0], &s.devices[0].chains[0]);
+    let chip = &chain.chips[0];
+    assert!(chip.hardware_errors >= 20 && chip.nonces > 0, "{chip:?}");
+    // One chip: its errors are its chain's, its device's and the miner's.
+    assert!(chain.hardware_errors >= chip.hardware_errors);
+    assert_eq!(s.hardware_errors, device.hardware_errors);
+    assert_eq!(device.hardware_errors, chain.hardware_errors);
+    assert_eq!(
+        pool.rejected(),
+        Vec::<String>::new(),
+        "a bad nonce reached the pool"
+    );
+    assert_eq!(s.shares.rejected, 0);
+
+    let addr = miner.api_addr().unwrap();
+    let v: Value = serde_json::from_str(&api(addr, r#"{"command":"stats"}"#).await).unwrap();
+    assert!(v["STATS"][1]["chain_hw1"].as_u64().unwrap() >= 20, "{v}");
+    let v: Value = serde_json::from_str(&api(addr, r#"{"command":"summary"}"#).await).unwrap();
+    assert!(
+        v["SUMMARY"][0]["Hardware Errors"].as_u64().unwrap() >= 20,
+        "{v}"
+    );
+    assert!(
+        v["SUMMARY"][0]["Device Hardware%"].as_f64().unwrap() > 0.0,
+        "{v}"
+    );
+    let (_, body) = http_get(miner.http_addr().unwrap(), "/api/devices").await;
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        v[0]["chains"][0]["chips"][0]["hardware_errors"]
+            .as_u64()
+            .unwrap()
+            >= 20,
+        "{v}"
     );
     miner.stop().await;
 }
