@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use hashforge_core::HashRate;
 use serde::Serialize;
 use tokio::time::Instant;
 
@@ -440,11 +441,7 @@ pub fn judge(
         valid_nonces: valid,
         hardware_errors: hw_total,
         seconds,
-        hashrate_hs: if seconds > 0.0 {
-            diff1 * 4_294_967_296.0 / seconds
-        } else {
-            0.0
-        },
+        hashrate_hs: HashRate::from_diff1_shares(diff1, seconds).as_hs(),
         max_temperature,
         passed,
     }

@@ -132,10 +132,7 @@ pub struct ChipStats {
 impl ChipStats {
     /// Hash rate estimated from the shares found in `seconds`.
     pub fn hashrate(&self, seconds: f64) -> HashRate {
-        if seconds <= 0.0 {
-            return HashRate::from_hs(0.0);
-        }
-        HashRate::from_hs(self.diff1_shares * 4_294_967_296.0 / seconds)
+        HashRate::from_diff1_shares(self.diff1_shares, seconds)
     }
 }
 

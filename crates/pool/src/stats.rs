@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::Instant;
 
+use hashforge_core::HashRate;
 use serde::Serialize;
 
 /// Hash rates are averaged over about this long.
@@ -111,7 +112,7 @@ impl Stats {
             w.accepted_difficulty += difficulty;
             w.best_share = w.best_share.max(share_difficulty);
             w.last_share_secs = Some(t);
-            w.hashrate += difficulty * 4_294_967_296.0 / RATE_WINDOW_SECS;
+            w.hashrate += HashRate::from_diff1_shares(difficulty, RATE_WINDOW_SECS).as_hs();
         };
         update(i.workers.entry(worker.to_string()).or_default());
         update(&mut i.pool);

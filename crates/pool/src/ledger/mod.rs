@@ -241,7 +241,7 @@ pub struct WorkerStats {
 impl WorkerStats {
     /// Hashes per second over `seconds`.
     pub fn hashrate(&self, seconds: f64) -> f64 {
-        self.difficulty_sum * 4_294_967_296.0 / seconds
+        hashforge_core::HashRate::from_diff1_shares(self.difficulty_sum, seconds).as_hs()
     }
 }
 
