@@ -343,7 +343,7 @@ impl WorkFeed {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use hashforge_core::{CompactTarget, JobParts, StratumPrevHash};
 

@@ -1010,7 +1010,7 @@ impl Snapshot {
 mod tests {
     use super::*;
     use crate::feed::WorkUnit;
-    use hashforge_core::{CompactTarget, JobParts, StratumPrevHash};
+    use hashforge_core::CompactTarget;
 
     /// A share (and ticket) difficulty of 2^-20: about one nonce in 4096 meets it.
     const EASY: f64 = 1.0 / 1_048_576.0;
@@ -1019,23 +1019,12 @@ mod tests {
     /// A manager with one device of two 2-chip chains and one pool whose task is a
     /// stand-in: what the manager submits to the pool lands in the receiver.
     fn manager_and_unit() -> (Manager, mpsc::Receiver<PoolCommand>, Arc<WorkUnit>) {
-        let job = Arc::new(Job {
-            job_id: "1".into(),
-            parts: JobParts {
-                prevhash: StratumPrevHash([1; 32]),
-                coinb1: vec![1, 2, 3],
-                coinb2: vec![4, 5],
-                merkle_branch: vec![],
-                version: 0x2000_0000,
-                nbits: CompactTarget(0x1d00ffff),
-                ntime: 1_700_000_000,
-            },
-            clean_jobs: true,
-            difficulty: EASY,
-            extranonce1: vec![9, 9, 9, 9],
-            extranonce2_size: 4,
-            version_mask: MASK,
-        });
+        let mut job = (*crate::feed::tests::job("1", 4)).clone();
+        // A share at EASY is not a block.
+        job.parts.nbits = CompactTarget(0x1d00ffff);
+        job.difficulty = EASY;
+        job.version_mask = MASK;
+        let job = Arc::new(job);
         let feed = Arc::new(WorkFeed::new());
         let worker = feed.add_worker();
         let share_difficulty = Difficulty::new(EASY).unwrap();

@@ -2,14 +2,30 @@
 //! scanner, for the pool's tests and load generation: it connects, finds real shares on
 //! each job and submits them, and records what the pool answered.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use bitcoin::{consensus, Block};
 
 use hashforge_core::Difficulty;
 use hashforge_sha256d::{Scanner, Work};
 use hashforge_stratum::{ClientConfig, ClientEvent, ClientSession, Job, LineBuffer, Share};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+/// The blocks of the embedded chain in `data_dir`, as `hashforge chain export` prints them.
+/// Panics on an unreadable chain: it is for tests.
+pub fn exported_blocks(data_dir: &Path) -> Vec<Block> {
+    crate::chain::EmbeddedChain::export(data_dir)
+        .expect("the embedded chain exports")
+        .lines()
+        .map(|line| {
+            let raw = hex::decode(line).expect("export writes hex");
+            consensus::deserialize(&raw).expect("export writes blocks")
+        })
+        .collect()
+}
 
 /// What a test miner saw.
 #[derive(Debug, Default, Clone)]

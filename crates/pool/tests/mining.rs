@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use bitcoin::{consensus, Address, Block, KnownHrp, ScriptBuf};
 use hashforge_pool::bitcoind::RpcAuth;
-use hashforge_pool::chain::EmbeddedChain;
-use hashforge_pool::testing::mine;
+use hashforge_pool::testing::{exported_blocks, mine};
 use hashforge_pool::{Pool, PoolConfig, SourceConfig};
 use serde_json::{json, Value};
 
@@ -42,14 +41,6 @@ async fn http_get(addr: SocketAddr, path: &str) -> String {
     out.split_once("\r\n\r\n")
         .map(|(_, b)| b.to_string())
         .unwrap_or_default()
-}
-
-fn exported_blocks(dir: &std::path::Path) -> Vec<Block> {
-    EmbeddedChain::export(dir)
-        .unwrap()
-        .lines()
-        .map(|l| consensus::deserialize(&hex::decode(l).unwrap()).unwrap())
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
