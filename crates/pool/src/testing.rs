@@ -50,8 +50,11 @@ impl Connection {
         addr: std::net::SocketAddr,
         config: ClientConfig,
     ) -> std::io::Result<Connection> {
+        let stream = TcpStream::connect(addr).await?;
+        // As a miner does: a submit goes out now, not when the last one's ACK comes back.
+        stream.set_nodelay(true)?;
         Ok(Connection {
-            stream: TcpStream::connect(addr).await?,
+            stream,
             session: ClientSession::new(config),
             framing: LineBuffer::default(),
             buf: vec![0; 4096],
