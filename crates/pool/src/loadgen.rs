@@ -222,16 +222,10 @@ pub async fn run(
             let _ = block_rx.wait_for(Option::is_some).await;
             let t0 = block_rx.borrow().expect("set");
             let fanout_deadline = Instant::now() + cfg.timeout;
-            while let Ok(Ok(events)) =
-                tokio::time::timeout_at(fanout_deadline.into(), conn.events()).await
+            if let Ok(Ok(())) =
+                tokio::time::timeout_at(fanout_deadline.into(), conn.clean_notify()).await
             {
-                if events
-                    .iter()
-                    .any(|e| matches!(e, ClientEvent::Job(j) if j.clean_jobs))
-                {
-                    r.fanout_ms = Some(t0.elapsed().as_secs_f64() * 1e3);
-                    break;
-                }
+                r.fanout_ms = Some(t0.elapsed().as_secs_f64() * 1e3);
             }
             // The connection stays open until every connection has been timed: closing it
             // now would load the pool with disconnects while others still wait.

@@ -95,6 +95,35 @@ impl Connection {
     }
 }
 
+impl Connection {
+    /// Reads until a `mining.notify` with `clean_jobs` arrives, without handing lines to the
+    /// session: the load generator times the new tip with this, and a full parse of every
+    /// notify (a miner's work, on the miner's own hardware) would take CPU from the pool
+    /// under measurement. Sends what is queued first. The end of the stream is an
+    /// `UnexpectedEof` error.
+    pub async fn clean_notify(&mut self) -> std::io::Result<()> {
+        self.flush().await?;
+        loop {
+            while let Some(line) = self.framing.next_line() {
+                if line.is_ok_and(|l| is_clean_notify(&l)) {
+                    return Ok(());
+                }
+            }
+            let n = self.stream.read(&mut self.buf).await?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            self.framing.push(&self.buf[..n]);
+        }
+    }
+}
+
+fn is_clean_notify(line: &str) -> bool {
+    line.contains("mining.notify")
+        && serde_json::from_str::<serde_json::Value>(line)
+            .is_ok_and(|v| v["method"] == "mining.notify" && v["params"][8] == true)
+}
+
 /// Shares of `job` (extranonce2 `en2`, the job's own version) at the job's difficulty among
 /// `count` nonces from `start`, in nonce order, each with its hash.
 pub fn scan_job(
@@ -188,4 +217,28 @@ pub async fn mine(
         }
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_clean_notify;
+
+    #[test]
+    fn a_clean_notify_is_told_from_other_lines() {
+        let notify = |clean: bool| {
+            format!(
+                r#"{{"id":null,"method":"mining.notify","params":["1","00","01","02",[],"20000000","207fffff","6925f3a1",{clean}]}}"#
+            )
+        };
+        assert!(is_clean_notify(&notify(true)));
+        assert!(!is_clean_notify(&notify(false)));
+        // Another pool's key order.
+        assert!(is_clean_notify(
+            r#"{"params":["1","00","01","02",[],"20000000","207fffff","6925f3a1",true],"id":null,"method":"mining.notify"}"#
+        ));
+        assert!(!is_clean_notify(
+            r#"{"id":3,"result":true,"error":null,"note":"mining.notify"}"#
+        ));
+        assert!(!is_clean_notify(r#"{"method":"mining.notify","params":"#));
+    }
 }
