@@ -142,39 +142,29 @@ fn pool_config(dir: &Path, solo: bool) -> PoolConfig {
     c
 }
 
+/// 100 blocks through a pool on the chain in `dir`, by a real Stratum client as `user`.
+async fn mine_100(dir: &Path, solo: bool, user: &str) {
+    let pool = Pool::start(pool_config(dir, solo)).await.unwrap();
+    let report = mine(pool.stratum_addr(), user, 100, Duration::from_secs(300))
+        .await
+        .unwrap();
+    pool.stop().await;
+    assert_eq!(report.accepted.len(), 100, "{report:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bitcoin_core_accepts_every_block_the_pool_mined_across_the_halving() {
     let dir = temp_dir("mined");
     // Mined through the real pool with a real Stratum client: pool mode paying OP_TRUE, then
     // (restarted on the same chain) solo mode paying a taproot address. Blocks come faster than
     // one a second, so most block times are set by median time past, not by the clock.
-    let pool = Pool::start(pool_config(&dir, false)).await.unwrap();
-    let report = mine(
-        pool.stratum_addr(),
-        "alice.rig1",
-        100,
-        Duration::from_secs(300),
-    )
-    .await
-    .unwrap();
-    pool.stop().await;
-    assert_eq!(report.accepted.len(), 100, "{report:?}");
+    mine_100(&dir, false, "alice.rig1").await;
 
     let taproot = ScriptBuf::new_witness_program(
         &WitnessProgram::new(WitnessVersion::V1, &[7u8; 32]).unwrap(),
     );
     let address = Address::from_script(&taproot, Network::Regtest).unwrap();
-    let pool = Pool::start(pool_config(&dir, true)).await.unwrap();
-    let report = mine(
-        pool.stratum_addr(),
-        &format!("{address}.laptop"),
-        100,
-        Duration::from_secs(300),
-    )
-    .await
-    .unwrap();
-    pool.stop().await;
-    assert_eq!(report.accepted.len(), 100, "{report:?}");
+    mine_100(&dir, true, &format!("{address}.laptop")).await;
 
     let blocks = exported_blocks(&dir);
     assert!(blocks.len() >= 200, "{} blocks", blocks.len());
