@@ -427,6 +427,18 @@ impl PoolSpawner {
             commands: rx,
             shutdown: self.shutdown.clone(),
         };
+        PoolState::new(id, config, tx, tokio::spawn(task.run()))
+    }
+}
+
+impl PoolState {
+    /// A pool not yet connected, with nothing counted.
+    fn new(
+        id: u64,
+        config: PoolConfig,
+        commands: mpsc::Sender<PoolCommand>,
+        task: JoinHandle<()>,
+    ) -> PoolState {
         PoolState {
             id,
             config,
@@ -444,8 +456,8 @@ impl PoolSpawner {
             bad_input: 0,
             disconnects: 0,
             last_error: None,
-            commands: tx,
-            task: tokio::spawn(task.run()),
+            commands,
+            task,
         }
     }
 }
@@ -1049,30 +1061,17 @@ mod tests {
             ticket_difficulty: share_difficulty,
             nominal_rate: HashRate::ZERO,
         };
-        let pool = PoolState {
-            id: 0,
-            config: PoolConfig {
-                url: "stratum+tcp://127.0.0.1:1".parse().unwrap(),
-                user: "w".into(),
-                password: "x".into(),
-            },
-            enabled: true,
-            connected: true,
-            ready_since: Some(Instant::now()),
-            last_job: Some((job, 1, Instant::now())),
-            difficulty: EASY,
-            jobs: 1,
-            shares: ShareCounts::default(),
-            pending: HashMap::new(),
-            best_share: 0.0,
-            last_share_time: 0,
-            last_share_difficulty: 0.0,
-            bad_input: 0,
-            disconnects: 0,
-            last_error: None,
-            commands,
-            task: tokio::spawn(async {}),
+        let config = PoolConfig {
+            url: "stratum+tcp://127.0.0.1:1".parse().unwrap(),
+            user: "w".into(),
+            password: "x".into(),
         };
+        let mut pool = PoolState::new(0, config, commands, tokio::spawn(async {}));
+        pool.connected = true;
+        pool.ready_since = Some(Instant::now());
+        pool.last_job = Some((job, 1, Instant::now()));
+        pool.difficulty = EASY;
+        pool.jobs = 1;
         let shared = Arc::new(Shared {
             started: Instant::now(),
             started_unix: 0,
