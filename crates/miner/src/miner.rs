@@ -231,20 +231,10 @@ impl Miner {
         let shared = Arc::new(Shared {
             started: Instant::now(),
             started_unix: now_unix,
-            state: Mutex::new(State {
-                pools: Vec::new(),
-                active: None,
-                devices: infos.iter().map(|i| DeviceStats::new(&i.chains)).collect(),
-                telemetry: devices.iter().map(|d| d.telemetry()).collect(),
-                window: RateWindow::default(),
-                totals: ShareCounts::default(),
-                hardware_errors: 0,
-                best_share: 0.0,
-                found_blocks: 0,
-                pool_switches: 0,
-                next_pool_id: 0,
-                next_share_id: 0,
-            }),
+            state: Mutex::new(State::new(
+                infos.iter().map(|i| DeviceStats::new(&i.chains)).collect(),
+                devices.iter().map(|d| d.telemetry()).collect(),
+            )),
             feed: Arc::clone(&feed),
             devices: infos,
             api: config.api.clone(),
@@ -428,6 +418,26 @@ impl PoolSpawner {
             shutdown: self.shutdown.clone(),
         };
         PoolState::new(id, config, tx, tokio::spawn(task.run()))
+    }
+}
+
+impl State {
+    /// No pools yet and nothing counted, for these devices.
+    fn new(devices: Vec<DeviceStats>, telemetry: Vec<Telemetry>) -> State {
+        State {
+            pools: Vec::new(),
+            active: None,
+            devices,
+            telemetry,
+            window: RateWindow::default(),
+            totals: ShareCounts::default(),
+            hardware_errors: 0,
+            best_share: 0.0,
+            found_blocks: 0,
+            pool_switches: 0,
+            next_pool_id: 0,
+            next_share_id: 0,
+        }
     }
 }
 
@@ -1078,16 +1088,11 @@ mod tests {
             state: Mutex::new(State {
                 pools: vec![pool],
                 active: Some(0),
-                devices: vec![DeviceStats::new(&info.chains)],
-                telemetry: vec![Telemetry::default()],
-                window: RateWindow::default(),
-                totals: ShareCounts::default(),
-                hardware_errors: 0,
-                best_share: 0.0,
-                found_blocks: 0,
-                pool_switches: 0,
                 next_pool_id: 1,
-                next_share_id: 0,
+                ..State::new(
+                    vec![DeviceStats::new(&info.chains)],
+                    vec![Telemetry::default()],
+                )
             }),
             feed,
             devices: vec![info],
