@@ -21,6 +21,13 @@ pub const MAX_COINBASE_SCRIPT_SIG: usize = 100;
 /// `aa21a9ed`.
 const WITNESS_COMMITMENT_PREFIX: [u8; 6] = [0x6a, 0x24, 0xaa, 0x21, 0xa9, 0xed];
 
+/// Whether `script` is a BIP 141 witness commitment as Bitcoin Core looks for one: at least
+/// 38 bytes, starting with OP_RETURN, a 36-byte push and `aa21a9ed`. The commitment itself
+/// is bytes 6..38.
+pub fn is_witness_commitment(script: &[u8]) -> bool {
+    script.len() >= 38 && script[..6] == WITNESS_COMMITMENT_PREFIX
+}
+
 /// Why a coinbase cannot be built as asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CoinbaseError {
@@ -160,7 +167,7 @@ impl CoinbaseSpec {
         let mut outputs = self.outputs.clone();
         if let Some(script) = &self.witness_commitment {
             let bytes = script.as_bytes();
-            if bytes.len() < 38 || bytes[..6] != WITNESS_COMMITMENT_PREFIX {
+            if !is_witness_commitment(bytes) {
                 return Err(CoinbaseError::InvalidWitnessCommitment {
                     script_hex: hex::encode(bytes),
                 });

@@ -32,7 +32,8 @@ mod version_rolling;
 
 pub use block::{assemble_block, BlockError};
 pub use coinbase::{
-    witness_commitment_script, CoinbaseError, CoinbaseSpec, CoinbaseSplit, MAX_COINBASE_SCRIPT_SIG,
+    is_witness_commitment, witness_commitment_script, CoinbaseError, CoinbaseSpec, CoinbaseSplit,
+    MAX_COINBASE_SCRIPT_SIG,
 };
 pub use compact::{CompactError, CompactTarget};
 pub use difficulty::{Difficulty, DifficultyError};

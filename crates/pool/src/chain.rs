@@ -15,9 +15,15 @@ use std::sync::Mutex;
 
 use bitcoin::block::Header;
 use bitcoin::blockdata::constants::genesis_block;
+use bitcoin::blockdata::constants::{MAX_BLOCK_SIGOPS_COST, WITNESS_SCALE_FACTOR};
 use bitcoin::hashes::Hash;
-use bitcoin::{consensus, Block, BlockHash, Network, Sequence, Target, Transaction};
-use hashforge_core::{witness_commitment_script, CompactTarget};
+use bitcoin::locktime::absolute::LOCK_TIME_THRESHOLD;
+use bitcoin::{
+    consensus, Amount, Block, BlockHash, Network, Sequence, Target, Transaction, Weight,
+};
+use hashforge_core::{
+    is_witness_commitment, witness_commitment_script, CompactTarget, MAX_COINBASE_SCRIPT_SIG,
+};
 use tokio::sync::watch;
 
 use crate::template::{SourceError, SourceFuture, Template, TemplateSource};
@@ -28,15 +34,7 @@ pub const REGTEST_BITS: u32 = 0x207f_ffff;
 const HALVING_INTERVAL: u32 = 150;
 /// Bitcoin Core refuses blocks more than two hours ahead of its clock.
 const MAX_FUTURE_SECS: u32 = 2 * 60 * 60;
-/// Bitcoin Core's consensus limits (consensus/amount.h, consensus/consensus.h).
-const MAX_MONEY: u64 = 21_000_000 * 100_000_000;
-const MAX_BLOCK_WEIGHT: u64 = 4_000_000;
-const MAX_BLOCK_SIGOPS_COST: usize = 80_000;
-const WITNESS_SCALE_FACTOR: usize = 4;
-/// Lock times below this are block heights, from it on Unix times.
-const LOCKTIME_THRESHOLD: u32 = 500_000_000;
-/// `OP_RETURN`, a 36-byte push, then BIP 141's commitment header.
-const WITNESS_COMMITMENT_HEADER: [u8; 6] = [0x6a, 0x24, 0xaa, 0x21, 0xa9, 0xed];
+const MAX_BLOCK_WEIGHT: u64 = Weight::MAX_BLOCK.to_wu();
 const FILE_NAME: &str = "regtest-chain.hex";
 
 /// The block subsidy at `height` on regtest, satoshis.
@@ -118,7 +116,7 @@ impl State {
         };
         let value = check_coinbase(coinbase)?;
         let sigops: usize = block.txdata.iter().map(legacy_sigops).sum();
-        if sigops * WITNESS_SCALE_FACTOR > MAX_BLOCK_SIGOPS_COST {
+        if (sigops * WITNESS_SCALE_FACTOR) as i64 > MAX_BLOCK_SIGOPS_COST {
             return Err(reject("bad-blk-sigops"));
         }
         if block.txdata.len() > 1 {
@@ -179,6 +177,7 @@ fn check_coinbase(coinbase: &Transaction) -> Result<u64, SourceError> {
     if coinbase.output.is_empty() {
         return Err(reject("bad-txns-vout-empty"));
     }
+    let max_money = Amount::MAX_MONEY.to_sat();
     let mut total = 0u64;
     for output in &coinbase.output {
         let value = output.value.to_sat();
@@ -186,16 +185,16 @@ fn check_coinbase(coinbase: &Transaction) -> Result<u64, SourceError> {
         if value > i64::MAX as u64 {
             return Err(reject("bad-txns-vout-negative"));
         }
-        if value > MAX_MONEY {
+        if value > max_money {
             return Err(reject("bad-txns-vout-toolarge"));
         }
         // Both at most MAX_MONEY: no overflow.
         total += value;
-        if total > MAX_MONEY {
+        if total > max_money {
             return Err(reject("bad-txns-txouttotal-toolarge"));
         }
     }
-    if !(2..=100).contains(&coinbase.input[0].script_sig.len()) {
+    if !(2..=MAX_COINBASE_SCRIPT_SIG).contains(&coinbase.input[0].script_sig.len()) {
         return Err(reject("bad-cb-length"));
     }
     Ok(total)
@@ -216,7 +215,7 @@ fn legacy_sigops(tx: &Transaction) -> usize {
 /// times: the median time past of the block's parent.
 fn is_final(tx: &Transaction, height: u32, median_time_past: u32) -> bool {
     let lock_time = tx.lock_time.to_consensus_u32();
-    let cutoff = if lock_time < LOCKTIME_THRESHOLD {
+    let cutoff = if lock_time < LOCK_TIME_THRESHOLD {
         height
     } else {
         median_time_past
@@ -234,7 +233,7 @@ fn check_witness(block: &Block) -> Result<(), SourceError> {
         .iter()
         .rev()
         .map(|o| o.script_pubkey.as_bytes())
-        .find(|s| s.len() >= 38 && s[..6] == WITNESS_COMMITMENT_HEADER);
+        .find(|s| is_witness_commitment(s));
     let Some(commitment) = commitment else {
         if block
             .txdata
@@ -381,164 +380,5 @@ impl TemplateSource for EmbeddedChain {
     }
     fn submit_block<'a>(&'a self, block: &'a Block) -> SourceFuture<'a, ()> {
         Box::pin(async move { self.accept(block) })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::atomic::{AtomicU32, Ordering};
-
-    use bitcoin::{absolute, block, Amount, ScriptBuf, TxMerkleNode, TxOut, Witness};
-    use hashforge_core::CoinbaseSpec;
-
-    use super::*;
-
-    fn op_true(sat: u64) -> TxOut {
-        TxOut {
-            value: Amount::from_sat(sat),
-            script_pubkey: ScriptBuf::from_bytes(vec![0x51]),
-        }
-    }
-
-    /// What a fresh chain says to its first block as the pool builds it, changed by `edit`.
-    /// (Core's reasons for each of these: tests/bitcoin_core.rs.)
-    fn first_block(edit: impl FnOnce(&mut Block, &Template)) -> Result<(), SourceError> {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "hashforge-chain-unit-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let chain = EmbeddedChain::open(&dir).unwrap();
-        let t = chain.template_now(now());
-        let spec = CoinbaseSpec {
-            extranonce_size: 4,
-            witness_commitment: t.witness_commitment.clone(),
-            ..CoinbaseSpec::new(t.height, vec![op_true(t.coinbase_value)])
-        };
-        let mut block = Block {
-            header: Header {
-                version: block::Version::from_consensus(t.version as i32),
-                prev_blockhash: t.prev_hash,
-                merkle_root: TxMerkleNode::all_zeros(),
-                time: t.time,
-                bits: bitcoin::CompactTarget::from_consensus(t.bits.0),
-                nonce: 0,
-            },
-            txdata: vec![spec.transaction(&[0; 4]).unwrap()],
-        };
-        edit(&mut block, &t);
-        block.header.merkle_root = block.compute_merkle_root().unwrap();
-        while block.header.validate_pow(block.header.target()).is_err() {
-            block.header.nonce += 1;
-        }
-        let verdict = chain.accept(&block);
-        let _ = std::fs::remove_dir_all(&dir);
-        verdict
-    }
-
-    fn refused(reason: &str) -> Result<(), SourceError> {
-        Err(SourceError::Rejected(reason.into()))
-    }
-
-    #[test]
-    fn the_pools_own_block_is_accepted() {
-        assert_eq!(first_block(|_, _| {}), Ok(()));
-    }
-
-    #[test]
-    fn a_witness_commitment_needs_exactly_one_32_byte_reserved_value() {
-        let no_reserved_value = first_block(|b, _| b.txdata[0].input[0].witness = Witness::new());
-        assert_eq!(no_reserved_value, refused("bad-witness-nonce-size"));
-        let short = first_block(|b, _| {
-            b.txdata[0].input[0].witness = Witness::from_slice(&[[0u8; 31]]);
-        });
-        assert_eq!(short, refused("bad-witness-nonce-size"));
-        let no_commitment = first_block(|b, _| {
-            b.txdata[0].output.pop();
-        });
-        assert_eq!(no_commitment, refused("unexpected-witness"));
-    }
-
-    #[test]
-    fn a_coinbase_needs_an_output() {
-        let verdict = first_block(|b, _| {
-            b.txdata[0].output.clear();
-            b.txdata[0].input[0].witness = Witness::new();
-        });
-        assert_eq!(verdict, refused("bad-txns-vout-empty"));
-    }
-
-    #[test]
-    fn output_values_are_checked_one_by_one_without_wrapping() {
-        // -1 satoshi (as Core reads it) plus subsidy + 1 wraps to exactly the subsidy in u64.
-        let verdict = first_block(|b, t| {
-            b.txdata[0].output[0].value = Amount::from_sat(t.coinbase_value + 1);
-            b.txdata[0].output.insert(0, op_true(u64::MAX));
-        });
-        assert_eq!(verdict, refused("bad-txns-vout-negative"));
-        let verdict = first_block(|b, _| b.txdata[0].output.insert(0, op_true(MAX_MONEY + 1)));
-        assert_eq!(verdict, refused("bad-txns-vout-toolarge"));
-        let verdict = first_block(|b, _| b.txdata[0].output.insert(0, op_true(MAX_MONEY)));
-        assert_eq!(verdict, refused("bad-txns-txouttotal-toolarge"));
-    }
-
-    #[test]
-    fn legacy_sigops_are_limited_to_80000_cost() {
-        // OP_CHECKMULTISIG counts 20 legacy sigops, each costs 4.
-        let sigops = |n: usize| {
-            first_block(move |b, _| {
-                let script = ScriptBuf::from_bytes(vec![0xae; n]);
-                b.txdata[0].output.insert(
-                    0,
-                    TxOut {
-                        value: Amount::ZERO,
-                        script_pubkey: script,
-                    },
-                );
-            })
-        };
-        assert_eq!(sigops(1000), Ok(()));
-        assert_eq!(sigops(1001), refused("bad-blk-sigops"));
-    }
-
-    #[test]
-    fn a_coinbase_with_a_sequence_below_final_obeys_its_lock_time() {
-        let locked = |lock_time: fn(&Template) -> u32, sequence: Sequence| {
-            first_block(move |b, t| {
-                b.txdata[0].lock_time = absolute::LockTime::from_consensus(lock_time(t));
-                b.txdata[0].input[0].sequence = sequence;
-            })
-        };
-        let nonfinal = refused("bad-txns-nonfinal");
-        assert_eq!(locked(|t| t.height, Sequence::ZERO), nonfinal);
-        assert_eq!(locked(|t| t.height - 1, Sequence::ZERO), Ok(()));
-        // Time lock times count against the parent's median time past (BIP 113).
-        assert_eq!(locked(|t| t.min_time - 1, Sequence::ZERO), nonfinal);
-        assert_eq!(locked(|t| t.min_time - 2, Sequence::ZERO), Ok(()));
-        assert_eq!(locked(|t| t.height + 100, Sequence::MAX), Ok(()));
-    }
-
-    #[test]
-    fn a_stripped_block_over_1_mb_is_too_long() {
-        let verdict = first_block(|b, _| {
-            b.txdata[0].output.insert(
-                0,
-                TxOut {
-                    value: Amount::ZERO,
-                    script_pubkey: ScriptBuf::from_bytes(vec![0; 1_000_000]),
-                },
-            );
-        });
-        assert_eq!(verdict, refused("bad-blk-length"));
-    }
-
-    #[test]
-    fn a_version_below_4_is_refused_as_core_words_it() {
-        let verdict = first_block(|b, _| b.header.version = block::Version::from_consensus(3));
-        assert_eq!(verdict, refused("bad-version(0x00000003)"));
-        let negative =
-            first_block(|b, _| b.header.version = block::Version::from_consensus(i32::MIN));
-        assert_eq!(negative, refused("bad-version(0x80000000)"));
     }
 }

@@ -222,8 +222,6 @@ async fn bitcoin_core_accepts_every_block_the_pool_mined_across_the_halving() {
 
 /// The extranonce every candidate block carries.
 const EXTRANONCE: [u8; 12] = [7; 12];
-/// Bitcoin Core's MAX_MONEY, satoshis.
-const MAX_MONEY: u64 = 21_000_000 * 100_000_000;
 
 /// A block on the chain's tip as the pool builds it (template, job, coinbase), changed by
 /// `edit`, then solved. The merkle root is computed after `edit` unless `edit` set one.
@@ -448,16 +446,30 @@ fn cases() -> Vec<Case> {
             },
         ),
         case(
+            "-1 satoshi beside the subsidy + 1 (their u64 sum wraps to the subsidy)",
+            Some("bad-txns-vout-negative"),
+            |b, t| {
+                b.txdata[0].output[0].value = Amount::from_sat(t.coinbase_value + 1);
+                b.txdata[0].output.insert(0, op_true(u64::MAX));
+            },
+        ),
+        case(
             "an output over 21 million BTC",
             Some("bad-txns-vout-toolarge"),
             |b, _| {
-                b.txdata[0].output.insert(0, op_true(MAX_MONEY + 1));
+                b.txdata[0]
+                    .output
+                    .insert(0, op_true(Amount::MAX_MONEY.to_sat() + 1));
             },
         ),
         case(
             "outputs summing over 21 million BTC",
             Some("bad-txns-txouttotal-toolarge"),
-            |b, _| b.txdata[0].output.insert(0, op_true(MAX_MONEY)),
+            |b, _| {
+                b.txdata[0]
+                    .output
+                    .insert(0, op_true(Amount::MAX_MONEY.to_sat()))
+            },
         ),
         case(
             "coinbase with 20,020 legacy sigops",
@@ -491,6 +503,14 @@ fn cases() -> Vec<Case> {
             Some("bad-txns-nonfinal"),
             |b, t| {
                 b.txdata[0].lock_time = absolute::LockTime::from_consensus(t.min_time - 1);
+                b.txdata[0].input[0].sequence = Sequence::ZERO;
+            },
+        ),
+        case(
+            "lock time one second before median time past, sequence not final",
+            None,
+            |b, t| {
+                b.txdata[0].lock_time = absolute::LockTime::from_consensus(t.min_time - 2);
                 b.txdata[0].input[0].sequence = Sequence::ZERO;
             },
         ),
