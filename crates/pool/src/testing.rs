@@ -79,11 +79,7 @@ impl Connection {
     pub async fn events(&mut self) -> std::io::Result<Vec<ClientEvent>> {
         loop {
             self.flush().await?;
-            let n = self.stream.read(&mut self.buf).await?;
-            if n == 0 {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
-            }
-            self.framing.push(&self.buf[..n]);
+            self.read_more().await?;
             let mut events = Vec::new();
             while let Some(Ok(line)) = self.framing.next_line() {
                 events.extend(self.session.handle_line(&line));
@@ -93,9 +89,7 @@ impl Connection {
             }
         }
     }
-}
 
-impl Connection {
     /// Reads until a `mining.notify` with `clean_jobs` arrives, without handing lines to the
     /// session: the load generator times the new tip with this, and a full parse of every
     /// notify (a miner's work, on the miner's own hardware) would take CPU from the pool
@@ -109,12 +103,19 @@ impl Connection {
                     return Ok(());
                 }
             }
-            let n = self.stream.read(&mut self.buf).await?;
-            if n == 0 {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
-            }
-            self.framing.push(&self.buf[..n]);
+            self.read_more().await?;
         }
+    }
+
+    /// One read from the pool into the framing; the end of the stream is an
+    /// `UnexpectedEof` error.
+    async fn read_more(&mut self) -> std::io::Result<()> {
+        let n = self.stream.read(&mut self.buf).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        self.framing.push(&self.buf[..n]);
+        Ok(())
     }
 }
 
