@@ -232,7 +232,7 @@ impl Writer {
 /// Copies SQLite's WAL into the database file in the background, at most every
 /// [`CHECKPOINT_EVERY`] while the writer writes, so that the writer's own checkpoint (when
 /// the WAL reaches `wal_autocheckpoint` pages, which then also lets the WAL start over)
-/// finds little left to copy and little to fsync. Left to the writer alone, each checkpoint
+/// finds little left to copy. Left to the writer alone, each checkpoint
 /// copied 64 MiB of random index pages in the middle of a commit: 50-130 ms with every
 /// miner waiting.
 /// PASSIVE never waits for the writer nor blocks it. Ends with the writer.
