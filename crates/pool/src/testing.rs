@@ -14,6 +14,14 @@ use hashforge_stratum::{ClientConfig, ClientEvent, ClientSession, Job, LineBuffe
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// An empty directory for one test's data: `hashforge-<name>-<pid>` under the system's
+/// temporary directory, cleared of an earlier run's leftovers.
+pub fn fresh_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("hashforge-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
 /// The blocks of the embedded chain in `data_dir`, as `hashforge chain export` prints them.
 /// Panics on an unreadable chain: it is for tests.
 pub fn exported_blocks(data_dir: &Path) -> Vec<Block> {

@@ -22,21 +22,12 @@ use bitcoinkernel::{ChainType, ChainstateManager, Context, ContextBuilder, Log, 
 use hashforge_pool::chain::EmbeddedChain;
 use hashforge_pool::jobs::JobFactory;
 use hashforge_pool::template::{SourceError, Template};
-use hashforge_pool::testing::{exported_blocks, mine};
+use hashforge_pool::testing::{exported_blocks, fresh_dir, mine};
 use hashforge_pool::{Pool, PoolConfig};
 
 /// libbitcoinkernel logs through one global logger, and each `Core` reads its reasons from
 /// it: the tests of this file take turns with Core.
 static CORE: Mutex<()> = Mutex::new(());
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "hashforge-bitcoin-core-{name}-{}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
 
 fn unix_now() -> u32 {
     std::time::SystemTime::now()
@@ -154,7 +145,7 @@ async fn mine_100(dir: &Path, solo: bool, user: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bitcoin_core_accepts_every_block_the_pool_mined_across_the_halving() {
-    let dir = temp_dir("mined");
+    let dir = fresh_dir("bitcoin-core-mined");
     // Mined through the real pool with a real Stratum client: pool mode paying OP_TRUE, then
     // (restarted on the same chain) solo mode paying a taproot address. Blocks come faster than
     // one a second, so most block times are set by median time past, not by the clock.
@@ -531,7 +522,7 @@ fn cases() -> Vec<Case> {
 
 #[test]
 fn bitcoin_core_and_the_embedded_chain_agree_on_each_rule() {
-    let dir = temp_dir("rules");
+    let dir = fresh_dir("bitcoin-core-rules");
     let chain = EmbeddedChain::open(&dir).unwrap();
     let _turn = CORE.lock().unwrap_or_else(|p| p.into_inner());
     let core = Core::start(&dir.join("core"));

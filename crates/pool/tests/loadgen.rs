@@ -6,12 +6,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hashforge_pool::loadgen::{self, LoadConfig};
+use hashforge_pool::testing::fresh_dir;
 use hashforge_pool::{Pool, PoolConfig};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_load_generator_times_every_share_and_the_new_tip_on_every_connection() {
-    let dir = std::env::temp_dir().join(format!("hashforge-loadgen-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = fresh_dir("loadgen");
     let mut config = PoolConfig {
         stratum: "127.0.0.1:0".parse().unwrap(),
         data_dir: dir.clone(),

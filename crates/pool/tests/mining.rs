@@ -7,16 +7,9 @@ use std::time::Duration;
 
 use bitcoin::{consensus, Address, Block, KnownHrp, ScriptBuf};
 use hashforge_pool::bitcoind::RpcAuth;
-use hashforge_pool::testing::{exported_blocks, mine};
+use hashforge_pool::testing::{exported_blocks, fresh_dir, mine};
 use hashforge_pool::{Pool, PoolConfig, SourceConfig};
 use serde_json::{json, Value};
-
-fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("hashforge-pool-test-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
 
 fn config(dir: &std::path::Path) -> PoolConfig {
     let mut c = PoolConfig {
@@ -45,7 +38,7 @@ async fn http_get(addr: SocketAddr, path: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_miner_finds_real_blocks_on_the_embedded_regtest_chain() {
-    let dir = temp_dir("embedded");
+    let dir = fresh_dir("pool-test-embedded");
     let pool = Pool::start(config(&dir)).await.unwrap();
     assert!(pool.source().contains("REGTEST"));
     // Every share is a block on regtest (network difficulty ~4.7e-10).
@@ -119,7 +112,7 @@ async fn a_miner_finds_real_blocks_on_the_embedded_regtest_chain() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn solo_blocks_pay_the_address_in_the_username() {
-    let dir = temp_dir("solo");
+    let dir = fresh_dir("pool-test-solo");
     let mut c = config(&dir);
     c.solo = true;
     let pool = Pool::start(c).await.unwrap();
@@ -214,7 +207,7 @@ async fn fake_bitcoind(submitted: Arc<Mutex<Vec<Block>>>) -> SocketAddr {
 async fn blocks_from_a_bitcoind_template_carry_its_transactions_and_are_submitted() {
     let submitted = Arc::new(Mutex::new(Vec::new()));
     let rpc = fake_bitcoind(Arc::clone(&submitted)).await;
-    let dir = temp_dir("bitcoind");
+    let dir = fresh_dir("pool-test-bitcoind");
     let mut c = config(&dir);
     c.source = SourceConfig::Bitcoind {
         url: format!("http://{rpc}/"),
@@ -248,7 +241,7 @@ async fn blocks_from_a_bitcoind_template_carry_its_transactions_and_are_submitte
     assert_eq!(b.txdata[0].output[0].value.to_sat(), 5_000_630_000);
 
     // Wrong credentials: a clear error, not a hang.
-    let mut c = config(&temp_dir("badauth"));
+    let mut c = config(&fresh_dir("pool-test-badauth"));
     c.source = SourceConfig::Bitcoind {
         url: format!("http://{rpc}/"),
         auth: RpcAuth::UserPass {
