@@ -47,11 +47,9 @@ pub(crate) enum Request {
 pub(crate) type Reply = oneshot::Sender<Result<String, String>>;
 
 /// Who found a share, kept until the share's book is closed.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct ShareMeta {
     pub device: usize,
-    pub chain: usize,
-    pub chip: usize,
     /// The difficulty the job was sent under (what the share is worth to the pool).
     pub job_difficulty: f64,
 }
@@ -554,7 +552,7 @@ impl Manager {
                     // Settled already: its task was aborted.
                     return;
                 };
-                let meta = pending.meta.clone();
+                let meta = pending.meta;
                 match outcome {
                     ShareOutcome::Sent => pending.sent = true,
                     _ => {
@@ -703,8 +701,6 @@ impl Manager {
         }
         let meta = ShareMeta {
             device: n.device,
-            chain: n.chain,
-            chip: n.chip,
             job_difficulty: unit.job.difficulty,
         };
         let id = st.next_share_id;
