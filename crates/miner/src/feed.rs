@@ -19,10 +19,9 @@ use hashforge_core::{Difficulty, Target};
 use hashforge_sha256d::Control;
 use hashforge_stratum::Job;
 
-/// How far past its job's ntime the feed rolls a unit's ntime. cgminer's limit (it stops
-/// rolling after 7000 seconds, short of the 2 hours past which Bitcoin Core refuses a
-/// block), and the window ckpool (and the `stratum` crate's server) accept a share's ntime in.
-pub const MAX_NTIME_ROLL: u32 = 7000;
+/// How far past its job's ntime the feed rolls a unit's ntime: the window a pool accepts a
+/// share's ntime in (cgminer's and ckpool's 7000 s).
+pub const MAX_NTIME_ROLL: u32 = hashforge_stratum::MAX_NTIME_AHEAD;
 
 /// One (extranonce2, ntime) of one job: a device may hash every version and nonce of it.
 #[derive(Debug)]

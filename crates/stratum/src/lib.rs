@@ -39,4 +39,5 @@ pub use framing::{FrameError, LineBuffer, MAX_LINE};
 pub use message::{ErrorCode, Id, StratumError};
 pub use server::{
     RejectReason, ServerConfig, ServerEvent, ServerJob, ServerSession, ShareCandidate,
+    MAX_NTIME_AHEAD,
 };

@@ -30,11 +30,16 @@ pub struct ServerConfig {
     pub version_mask: u32,
     /// Difficulty of the first jobs.
     pub start_difficulty: f64,
-    /// How far past its job's ntime a share's ntime may be (ckpool: 7000 s).
+    /// How far past its job's ntime a share's ntime may be ([`MAX_NTIME_AHEAD`]).
     pub max_ntime_ahead: u32,
     /// Jobs remembered for late shares (older ones are stale).
     pub max_jobs: usize,
 }
+
+/// How far past its job's ntime a share's ntime may be: ckpool's window, and cgminer's
+/// limit for rolling ntime (it stops after 7000 s, short of the 2 hours past which Bitcoin
+/// Core refuses a block). The miner's feed rolls no further.
+pub const MAX_NTIME_AHEAD: u32 = 7000;
 
 impl ServerConfig {
     pub fn new(extranonce1: Vec<u8>) -> ServerConfig {
@@ -43,7 +48,7 @@ impl ServerConfig {
             extranonce2_size: 8,
             version_mask: VersionMask::BIP320.0,
             start_difficulty: 1.0,
-            max_ntime_ahead: 7000,
+            max_ntime_ahead: MAX_NTIME_AHEAD,
             max_jobs: 16,
         }
     }
