@@ -268,7 +268,7 @@ pub fn judge(
     // Chips split the work evenly (each hashes one address step of the nonce space), so
     // each working chip should find an even share of what the working chips found.
     let working = stats.iter().filter(|c| c.nonces > 0).count();
-    let per_chip = if working > 0 {
+    let expected_nonces = if working > 0 {
         valid as f64 / working as f64
     } else {
         0.0
@@ -288,7 +288,6 @@ pub fn judge(
                     verdict: Verdict::Missing,
                 };
             };
-            let expected_nonces = per_chip;
             let returned = c.nonces + c.hardware_errors;
             let verdict = if c
                 .max_temperature

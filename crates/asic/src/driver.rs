@@ -4,7 +4,7 @@
 
 use std::collections::{HashSet, VecDeque};
 
-use hashforge_core::{rolled_version, Difficulty, HashRate, Target, VersionMask};
+use hashforge_core::{rolled_version, Difficulty, Target, VersionMask};
 use hashforge_sha256d::sha256d_header;
 use serde::Serialize;
 
@@ -127,13 +127,6 @@ pub struct ChipStats {
     pub max_temperature: Option<f64>,
     /// Last value of the chip's error-count register.
     pub error_count: Option<u32>,
-}
-
-impl ChipStats {
-    /// Hash rate estimated from the shares found in `seconds`.
-    pub fn hashrate(&self, seconds: f64) -> HashRate {
-        HashRate::from_diff1_shares(self.diff1_shares, seconds)
-    }
 }
 
 /// Chain-level counts of input that made no sense.
