@@ -239,7 +239,6 @@ fn roofline(scanner: &Scanner, threads: usize, duration: Duration, quiet: bool) 
     total / compressions_per_nonce() / 1e6
 }
 
-/// Resident memory of a process, KiB (Linux).
 /// CPU seconds used so far by (the pool, the load generator), when each knows.
 type CpuMark = (Option<f64>, Option<f64>);
 
@@ -255,6 +254,7 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
     Some((user + system) as f64 / 100.0)
 }
 
+/// Resident memory of a process, KiB (Linux).
 fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
@@ -354,9 +354,9 @@ fn pool(args: PoolBenchArgs) -> Result<(), String> {
             marks2.lock().unwrap_or_else(|p| p.into_inner()).push(mark);
         }
     }));
-    let mut marks = std::mem::take(&mut *cpu_marks.lock().unwrap_or_else(|p| p.into_inner()));
-    marks.push((pid.and_then(cpu_seconds), cpu_seconds(me)));
-    // (pool, generator) CPU seconds spent submitting, then on the new tip.
+    // Marks at "submitting", "timing the new tip's notify" and "timed": (pool, generator)
+    // CPU seconds spent submitting, then on the new tip.
+    let marks = std::mem::take(&mut *cpu_marks.lock().unwrap_or_else(|p| p.into_inner()));
     let spent = |from: usize, pick: fn(&CpuMark) -> Option<f64>| {
         Some(pick(marks.get(from + 1)?)? - pick(marks.get(from)?)?)
     };
