@@ -9,6 +9,8 @@ use crate::{ClientConfig, ClientSession, LineBuffer, ServerConfig, ServerEvent, 
 pub fn server_reads(bytes: &[u8]) {
     let mut framing = LineBuffer::default();
     let mut session = ServerSession::new(ServerConfig::new(vec![1, 2, 3, 4]));
+    // Drained the way the pool drains it.
+    let mut out = Vec::new();
     framing.push(bytes);
     while let Some(line) = framing.next_line() {
         let Ok(line) = line else { continue };
@@ -19,7 +21,8 @@ pub fn server_reads(bytes: &[u8]) {
             Some(ServerEvent::Share(share)) => session.accept(share.id),
             _ => {}
         }
-        while session.poll_transmit().is_some() {}
+        out.clear();
+        session.transmit_into(&mut out);
     }
 }
 

@@ -272,7 +272,8 @@ impl ServerSession {
     }
 
     /// Appends everything there is to send to `out`, newline-terminated, as it goes on the
-    /// wire: the same lines as [`ServerSession::poll_transmit`], without a copy of each.
+    /// wire: the same lines as [`ServerSession::poll_transmit`], without allocating a
+    /// `String` for each (a job's shared notify line is copied straight from the job).
     pub fn transmit_into(&mut self, out: &mut Vec<u8>) {
         for line in self.outbox.drain(..) {
             out.extend_from_slice(line.as_str().as_bytes());
