@@ -1,4 +1,4 @@
-//! Real mainnet headers (`shared/fixtures/mainnet-headers.json`): decoding, hashing, proof of
+//! Real mainnet headers (`fixtures/mainnet-headers.json`): decoding, hashing, proof of
 //! work, and the Stratum rendering of block 840000's fields.
 
 use hashforge_core::{
@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/fixtures/mainnet-headers.json"
+    "/../../fixtures/mainnet-headers.json"
 );
 
 fn headers() -> Vec<Value> {

@@ -1,5 +1,5 @@
 //! A real `getblocktemplate` reply and the block Bitcoin Core accepted from it
-//! (`shared/fixtures/bitcoind/regtest-gbt-112.json`): building the coinbase, header and
+//! (`fixtures/bitcoind/regtest-gbt-112.json`): building the coinbase, header and
 //! block from the template must reproduce the accepted bytes exactly.
 
 use bitcoin::hashes::Hash;
@@ -12,7 +12,7 @@ use serde_json::Value;
 
 const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/fixtures/bitcoind/regtest-gbt-112.json"
+    "/../../fixtures/bitcoind/regtest-gbt-112.json"
 );
 
 fn fixture() -> Value {

@@ -1,4 +1,4 @@
-//! A real cpuminer <-> ckpool session on regtest (`shared/fixtures/stratum/`): rebuilding
+//! A real cpuminer <-> ckpool session on regtest (`fixtures/stratum/`): rebuilding
 //! the header of block 111 from the job, the subscription's extranonce1 and the winning
 //! submit, and checking every share the pool accepted.
 
@@ -12,7 +12,7 @@ use serde_json::Value;
 
 const DIR: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/fixtures/stratum/"
+    "/../../fixtures/stratum/"
 );
 
 struct Session {

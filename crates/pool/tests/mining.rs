@@ -155,7 +155,7 @@ async fn solo_blocks_pay_the_address_in_the_username() {
 fn gbt_fixture() -> Value {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/fixtures/bitcoind/regtest-gbt-112.json"
+        "/../../fixtures/bitcoind/regtest-gbt-112.json"
     );
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }

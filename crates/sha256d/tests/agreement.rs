@@ -100,10 +100,10 @@ struct Fixture {
 fn mainnet_headers() -> Vec<Fixture> {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/fixtures/mainnet-headers.json"
+        "/../../fixtures/mainnet-headers.json"
     );
     let text =
-        std::fs::read_to_string(path).expect("the shared fixtures sit beside the repository");
+        std::fs::read_to_string(path).expect("fixtures/mainnet-headers.json is in the repository");
     let json: serde_json::Value = serde_json::from_str(&text).unwrap();
     json["headers"]
         .as_array()
