@@ -34,10 +34,7 @@ pub struct TestArgs {
     /// optionally `:BOARD` (s21pro:0).
     #[arg(long, value_name = "MACHINE[:BOARD]")]
     emulated: Option<EmulatedSpec>,
-    /// Inject a fault into the emulated board (repeatable): dead-chip:N, silent-chip:N,
-    /// bad-nonces:N:RATE, crc-errors:RATE, hot-chip:N, lost-domain:FIRST:COUNT,
-    /// failed-fan[:N], lost-board[:N].
-    #[arg(long = "fault", value_name = "KIND:ARGS")]
+    #[arg(long = "fault", value_name = "KIND:ARGS", help = crate::fault_help())]
     faults: Vec<Fault>,
     /// Seconds of hashing per run.
     #[arg(long, default_value_t = 10.0)]

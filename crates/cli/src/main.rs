@@ -55,6 +55,12 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The environment is outside input too: a backend name that is wrong stops here, named,
+    // instead of every scanner quietly falling back to the fastest one.
+    if let Err(e) = hashforge_sha256d::Scanner::from_env() {
+        eprintln!("error: {}: {e}", hashforge_sha256d::BACKEND_ENV);
+        return ExitCode::FAILURE;
+    }
     let result = match cli.command {
         Command::Bench(cmd) => bench::run(cmd),
         Command::Board(cmd) => match board::run(cmd) {
@@ -76,12 +82,22 @@ fn main() -> ExitCode {
     }
 }
 
+/// The help of every `--fault` flag: the kinds are listed once, in `hashforge_asic::Fault`.
+pub(crate) fn fault_help() -> String {
+    format!(
+        "A fault for emulated machines (repeatable): {}",
+        hashforge_asic::Fault::SYNTAX
+    )
+}
+
 /// Logs to stderr; `RUST_LOG` overrides the default level (info).
 pub(crate) fn logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        // Colours for a terminal; plain text for a file or a pipe.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .try_init();
 }

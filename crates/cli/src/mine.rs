@@ -27,10 +27,7 @@ pub struct MineArgs {
     /// What hashes: cpu[:threads], emulated:<profile> or serial:<path>:<chip>; repeatable.
     #[arg(long, value_name = "DEVICE")]
     device: Vec<DeviceSpec>,
-    /// A fault for emulated machines, repeatable, the syntax of `board test --fault`
-    /// (dead-chip:N, silent-chip:N, bad-nonces:N:RATE, crc-errors:RATE, hot-chip:N,
-    /// lost-domain:FIRST:COUNT, failed-fan[:N], lost-board[:N]).
-    #[arg(long = "fault", value_name = "KIND:ARGS")]
+    #[arg(long = "fault", value_name = "KIND:ARGS", help = crate::fault_help())]
     fault: Vec<String>,
     /// The cgminer API (what fleet tools read) [default: 127.0.0.1:4028].
     #[arg(long, value_name = "HOST:PORT")]

@@ -34,8 +34,7 @@ pub struct UpArgs {
         default_value = "emulated:s21pro"
     )]
     devices: Vec<String>,
-    /// Faults for emulated machines (repeatable): dead-chip:N, bad-nonces:N:RATE, ...
-    #[arg(long = "fault", value_name = "KIND:ARGS")]
+    #[arg(long = "fault", value_name = "KIND:ARGS", help = crate::fault_help())]
     faults: Vec<String>,
     /// Stop after this many seconds (default: run until Ctrl-C).
     #[arg(long, value_name = "SECS")]
@@ -65,6 +64,10 @@ pub fn run(args: UpArgs) -> Result<(), String> {
             ..PoolConfig::default()
         };
         pool_config.vardiff.min = 1.0 / 1_048_576.0;
+        // A share a second: the pool's hash rate for the miner then rests on ~60 shares
+        // after a minute (±13%) instead of ~10 (±32%). On regtest every share is also a
+        // block, so this is a block a second too.
+        pool_config.vardiff.shares_per_minute = 60.0;
         let pool = Pool::start(pool_config)
             .await
             .map_err(|e| format!("pool: {e}"))?;

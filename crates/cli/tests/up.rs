@@ -1,9 +1,18 @@
-//! `hashforge up` end to end: a pool on the embedded regtest chain and a miner whose device is
-//! an emulated S21 Pro board (BM1370 chips behind the real chain driver, byte for byte) mine
-//! real blocks; `hashforge chain export` prints them.
+//! `hashforge up` end to end, as a newcomer runs it: a pool on the embedded regtest chain and a
+//! miner whose device is an emulated S21 Pro board (BM1370 chips behind the real chain driver,
+//! byte for byte) mine real blocks; the numbers both pages show agree, and `hashforge chain
+//! export` prints the blocks.
+//!
+//! The checks are counts and ratios, never timings: how long anything took does not matter,
+//! only that the pool credits the work the miner did, vardiff settles near its share rate,
+//! few shares go stale, no block storm, and a readable log.
 
-use std::net::TcpListener;
-use std::process::Command;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
 
 fn free_addr() -> String {
     TcpListener::bind("127.0.0.1:0")
@@ -13,49 +22,128 @@ fn free_addr() -> String {
         .to_string()
 }
 
+/// GET a JSON document over plain HTTP/1.1 on loopback.
+fn get_json(addr: &str, path: &str) -> Value {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let body = text.split_once("\r\n\r\n").expect("an HTTP reply").1;
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
+}
+
 #[test]
-fn up_mines_regtest_blocks_with_an_emulated_s21_pro_board() {
+fn up_mines_regtest_blocks_and_its_numbers_agree() {
     let dir = std::env::temp_dir().join(format!("hashforge-up-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let status = Command::new(env!("CARGO_BIN_EXE_hashforge"))
+    let (pool_http, miner_http) = (free_addr(), free_addr());
+    let run_secs = 50;
+    let child = Command::new(env!("CARGO_BIN_EXE_hashforge"))
         .args([
             "up",
             "--seconds",
-            "8",
+            &run_secs.to_string(),
             "--device",
             "emulated:s21pro:0",
             "--fault",
             "dead-chip:40",
         ])
-        .args([
-            "--stratum",
-            &free_addr(),
-            "--pool-http",
-            &free_addr(),
-            "--miner-http",
-            &free_addr(),
-            "--api",
-            &free_addr(),
-        ])
+        .args(["--stratum", &free_addr(), "--api", &free_addr()])
+        .args(["--pool-http", &pool_http, "--miner-http", &miner_http])
         .arg("--data-dir")
         .arg(&dir)
-        .env("RUST_LOG", "warn")
-        .status()
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("hashforge runs");
-    assert!(status.success());
+    // Read the numbers late in the run, once vardiff has had its first retarget (15 s).
+    let start = Instant::now();
+    std::thread::sleep(Duration::from_secs(run_secs - 8));
+    let pool = get_json(&pool_http, "/api/pool");
+    let workers = get_json(&pool_http, "/api/workers");
+    let miner = get_json(&miner_http, "/api/summary");
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    assert!(start.elapsed() < Duration::from_secs(run_secs + 30));
+    let log = String::from_utf8_lossy(&output.stderr);
+
+    let live = &pool["live"];
+    let worker = &workers["live"]["hashforge-up.rig1"];
+    let accepted = live["shares_accepted"].as_f64().unwrap();
+    assert!(accepted >= 20.0, "{pool}");
+    // The pool credits the work the miner did: its estimate rests on n shares, so it is
+    // within 4/√n of the truth but for a 1-in-15,000 draw; 20% is the goal beyond ~400.
+    let miner_rate = miner["hashrate"]["h_1m"].as_f64().unwrap();
+    let pool_rate = worker["hashrate_hs"].as_f64().unwrap();
+    let n = worker["hashrate_shares"].as_f64().unwrap();
+    let tolerance = (4.0 / n.sqrt()).max(0.2);
+    assert!(
+        (pool_rate / miner_rate - 1.0).abs() < tolerance,
+        "pool {pool_rate} H/s on ~{n:.0} shares vs miner {miner_rate} H/s (1 min)"
+    );
+    assert_eq!(live["hashrate_hs"], worker["hashrate_hs"], "one worker");
+    // Vardiff settled near its target of 60 shares a minute (it moves in powers of two, so
+    // anywhere within 2x either way is settled).
+    let difficulty = miner["pools"][0]["difficulty"].as_f64().unwrap();
+    let per_minute = miner_rate * 60.0 / (difficulty * 4_294_967_296.0);
+    assert!(
+        (25.0..=150.0).contains(&per_minute),
+        "difficulty {difficulty}: {per_minute} shares a minute"
+    );
+    // Few stale shares, on either side.
+    let rejected_stale = live["shares_rejected"]["stale"].as_f64().unwrap_or(0.0);
+    let never_sent = miner["shares"]["stale"].as_f64().unwrap();
+    assert!(
+        rejected_stale + never_sent <= 0.05 * accepted + 2.0,
+        "{rejected_stale} rejected as stale and {never_sent} never sent, of {accepted} accepted"
+    );
+    // Every share on regtest is a block; no storm of refused ones.
+    let blocks = live["blocks_found"].as_f64().unwrap();
+    let refused = live["blocks_rejected"].as_f64().unwrap();
+    assert!(
+        blocks >= 0.9 * accepted - 2.0,
+        "{blocks} blocks, {accepted} shares"
+    );
+    assert!(refused <= 0.02 * blocks + 2.0, "{refused} blocks refused");
+    assert_eq!(
+        miner["found_blocks"].as_f64().unwrap(),
+        miner["shares"]["accepted"].as_f64().unwrap(),
+        "every accepted regtest share is a block"
+    );
+    // A readable log: a line per block and a status line every 5 s, little else.
+    let lines = log.lines().count() as f64;
+    let block_lines = log.matches("BLOCK FOUND").count() as f64;
+    assert!(
+        block_lines >= blocks - 1.0,
+        "{block_lines} lines for {blocks} blocks"
+    );
+    assert!(
+        lines <= block_lines + run_secs as f64 / 5.0 + 40.0,
+        "{lines} log lines for {block_lines} blocks:\n{log}"
+    );
+
     let export = Command::new(env!("CARGO_BIN_EXE_hashforge"))
         .args(["chain", "export", "--data-dir"])
         .arg(&dir)
         .output()
         .unwrap();
     assert!(export.status.success());
-    let blocks: Vec<bitcoin::Block> = String::from_utf8(export.stdout)
+    let exported: Vec<bitcoin::Block> = String::from_utf8(export.stdout)
         .unwrap()
         .lines()
         .map(|l| bitcoin::consensus::deserialize(&hex::decode(l).unwrap()).unwrap())
         .collect();
-    assert!(!blocks.is_empty(), "no block in 8 s");
-    for b in &blocks {
+    assert!(
+        exported.len() as f64 >= blocks,
+        "{} exported",
+        exported.len()
+    );
+    for b in &exported {
         assert!(b.header.validate_pow(b.header.target()).is_ok());
         assert!(b.check_merkle_root() && b.check_witness_commitment());
     }

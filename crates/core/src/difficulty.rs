@@ -7,8 +7,110 @@ use crate::u256::U256;
 /// A pool (or network) difficulty: `DIFF1 / target`, where the difficulty-1 target is
 /// 0xFFFF x 2^208. Always finite and positive; values below 1 are legal (pools set them
 /// for CPU miners, and regtest's target has difficulty about 4.66e-10).
+/// With the `serde` feature it serializes as the plain number.
 #[derive(Clone, Copy, PartialEq, PartialOrd, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize), serde(transparent))]
 pub struct Difficulty(f64);
+
+/// The sum of share difficulties (the work a set of shares stands for): zero before the
+/// first share, never negative. A [`Difficulty`] is one share's and is never zero.
+#[derive(Clone, Copy, PartialEq, PartialOrd, Debug, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize), serde(transparent))]
+pub struct DifficultySum(f64);
+
+impl DifficultySum {
+    /// No shares.
+    pub const ZERO: DifficultySum = DifficultySum(0.0);
+
+    /// The number.
+    pub fn as_f64(self) -> f64 {
+        self.0
+    }
+
+    /// The hash rate that finds this much difficulty in `seconds`; see
+    /// [`HashRate::from_diff1_shares`].
+    pub fn rate_over(self, seconds: f64) -> HashRate {
+        HashRate::from_diff1_shares(self.0, seconds)
+    }
+
+    /// The short form miners read (`1.2K`, `65.5M`); see [`Difficulty::short`].
+    pub fn short(self) -> ShortDifficulty {
+        ShortDifficulty(self.0)
+    }
+}
+
+impl std::ops::AddAssign<Difficulty> for DifficultySum {
+    fn add_assign(&mut self, d: Difficulty) {
+        self.0 += d.0;
+    }
+}
+
+impl std::ops::Add<Difficulty> for DifficultySum {
+    type Output = DifficultySum;
+    fn add(self, d: Difficulty) -> DifficultySum {
+        DifficultySum(self.0 + d.0)
+    }
+}
+
+impl std::iter::Sum<Difficulty> for DifficultySum {
+    fn sum<I: Iterator<Item = Difficulty>>(iter: I) -> DifficultySum {
+        iter.fold(DifficultySum::ZERO, |s, d| s + d)
+    }
+}
+
+/// A difficulty in the short form miners and pools show: three significant digits and an SI
+/// suffix from K (10^3) to E (10^18) (`512`, `1.2K`, `65.5M`, `120T`); below 1, three
+/// significant digits (`0.00391`), and scientific notation below 0.001 (`4.66e-10`, regtest's
+/// network difficulty).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ShortDifficulty(f64);
+
+impl std::fmt::Display for ShortDifficulty {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const SUFFIXES: [&str; 7] = ["", "K", "M", "G", "T", "P", "E"];
+        let v = self.0;
+        if !v.is_finite() || v == 0.0 {
+            return write!(f, "{v}");
+        }
+        if v.abs() < 0.001 {
+            return write!(f, "{v:.2e}");
+        }
+        if v.abs() < 1.0 {
+            // Three significant digits, trailing zeros dropped.
+            let decimals = (2 - v.abs().log10().floor() as i32).max(0) as usize;
+            let s = format!("{v:.decimals$}");
+            let s = s.trim_end_matches('0').trim_end_matches('.');
+            return f.write_str(s);
+        }
+        let mut scaled = v;
+        let mut unit = 0;
+        // Round to three significant digits first, so 999.95K prints as 1M, not 1000K.
+        let three = |x: f64| {
+            let digits = x.abs().log10().floor() as i32;
+            let step = 10f64.powi(digits - 2);
+            (x / step).round() * step
+        };
+        while unit + 1 < SUFFIXES.len() && three(scaled).abs() >= 1000.0 {
+            scaled /= 1000.0;
+            unit += 1;
+        }
+        let scaled = three(scaled);
+        let decimals = if scaled.abs() >= 100.0 {
+            0
+        } else if scaled.abs() >= 10.0 {
+            1
+        } else {
+            2
+        };
+        let s = format!("{scaled:.decimals$}");
+        let s = if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.')
+        } else {
+            &s
+        };
+        write!(f, "{s}{}", SUFFIXES[unit])
+    }
+}
 
 /// Why a number is not a difficulty.
 #[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
@@ -62,6 +164,11 @@ impl Difficulty {
     /// `rate / (difficulty * 2^32)`.
     pub fn expected_shares_per_second(self, rate: HashRate) -> f64 {
         rate.as_hs() / (self.0 * HASHES_PER_DIFF1_SHARE)
+    }
+
+    /// The short form miners read (`1.2K`, `65.5M`); see [`ShortDifficulty`].
+    pub fn short(self) -> ShortDifficulty {
+        ShortDifficulty(self.0)
     }
 
     /// `DIFF1 / max(value, 1)`; finite and positive for every 256-bit value.
@@ -170,6 +277,38 @@ mod tests {
         assert_eq!(
             format!("{:.2}", Difficulty::new(1.0 / 3.0).unwrap()),
             "0.33"
+        );
+    }
+
+    #[test]
+    fn short_form_is_what_miners_show() {
+        let short = |v: f64| Difficulty::new(v).unwrap().short().to_string();
+        assert_eq!(short(512.0), "512");
+        assert_eq!(short(1.0), "1");
+        assert_eq!(short(1234.0), "1.23K");
+        assert_eq!(short(65_536.0), "65.5K");
+        assert_eq!(short(65_500_000.0), "65.5M");
+        assert_eq!(short(999_950.0), "1M");
+        assert_eq!(short(120e12), "120T");
+        assert_eq!(short(4.2e21), "4200E");
+        assert_eq!(short(1.0 / 256.0), "0.00391");
+        assert_eq!(short(0.5), "0.5");
+        assert_eq!(short(0.001), "0.001");
+        assert_eq!(short(4.656542373906925e-10), "4.66e-10");
+        assert_eq!(DifficultySum::ZERO.short().to_string(), "0");
+    }
+
+    #[test]
+    fn sums_add_shares_and_give_rates() {
+        let d = Difficulty::new(1024.0).unwrap();
+        let sum: DifficultySum = [d, d, d].into_iter().sum();
+        assert_eq!(sum.as_f64(), 3072.0);
+        let mut s = DifficultySum::ZERO;
+        s += d;
+        assert_eq!(s, DifficultySum::ZERO + d);
+        assert_eq!(
+            sum.rate_over(60.0),
+            HashRate::from_diff1_shares(3072.0, 60.0)
         );
     }
 

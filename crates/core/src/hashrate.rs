@@ -5,7 +5,9 @@
 pub(crate) const HASHES_PER_DIFF1_SHARE: f64 = 4_294_967_296.0;
 
 /// A hash rate in hashes (SHA-256d of an 80-byte header) per second.
+/// With the `serde` feature it serializes as the plain number of H/s.
 #[derive(Clone, Copy, PartialEq, PartialOrd, Debug, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize), serde(transparent))]
 pub struct HashRate(f64);
 
 const UNITS: [&str; 7] = ["H/s", "kH/s", "MH/s", "GH/s", "TH/s", "PH/s", "EH/s"];

@@ -27,6 +27,7 @@ mod hexutil;
 mod job;
 mod merkle;
 pub mod target;
+mod temperature;
 mod u256;
 mod version_rolling;
 
@@ -36,7 +37,7 @@ pub use coinbase::{
     MAX_COINBASE_SCRIPT_SIG,
 };
 pub use compact::{CompactError, CompactTarget};
-pub use difficulty::{Difficulty, DifficultyError};
+pub use difficulty::{Difficulty, DifficultyError, DifficultySum, ShortDifficulty};
 pub use hashrate::HashRate;
 pub use header::Header;
 pub use hexutil::HexError;
@@ -46,4 +47,5 @@ pub use job::{
 };
 pub use merkle::{merkle_branch, merkle_root, merkle_root_from_branch};
 pub use target::Target;
+pub use temperature::Celsius;
 pub use version_rolling::{rolled_version, VersionBitsOutsideMask, VersionMask};

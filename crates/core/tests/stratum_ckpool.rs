@@ -10,10 +10,7 @@ use hashforge_core::{
 };
 use serde_json::Value;
 
-const DIR: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../fixtures/stratum/"
-);
+const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/stratum/");
 
 struct Session {
     extranonce1: Vec<u8>,

@@ -566,7 +566,7 @@ fn devs(s: &Snapshot) -> Reply {
                 .with("ID", n)
                 .with("Enabled", "Y")
                 .with("Status", "Alive")
-                .with("Temperature", c.chip_temp.unwrap_or(0.0))
+                .with("Temperature", c.chip_temp.map_or(0.0, |t| t.0))
                 .with("MHS av", mhs(c.hashrate.average))
                 .with("MHS 5s", mhs(c.hashrate.last_5s))
                 .with("MHS 1m", mhs(c.hashrate.last_1m))
@@ -648,7 +648,7 @@ fn stats(shared: &Shared, s: &Snapshot) -> Reply {
     }
     let temps: Vec<(usize, f64)> = all
         .iter()
-        .filter_map(|(n, _, c)| c.board_temp.map(|t| (*n, t)))
+        .filter_map(|(n, _, c)| c.board_temp.map(|t| (*n, t.0)))
         .collect();
     o.push("temp_num", temps.len());
     for (n, t) in &temps {
@@ -657,8 +657,8 @@ fn stats(shared: &Shared, s: &Snapshot) -> Reply {
     let mut temp_max: f64 = 0.0;
     for (n, _, c) in &all {
         if let Some(t) = c.chip_temp {
-            o.push(format!("temp2_{}", n + 1), t);
-            temp_max = temp_max.max(t);
+            o.push(format!("temp2_{}", n + 1), t.0);
+            temp_max = temp_max.max(t.0);
         }
     }
     o.push("temp_max", temp_max);
@@ -727,7 +727,16 @@ pub(crate) async fn serve(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let Ok((stream, peer)) = accepted else { continue };
+                let (stream, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off, as the pool's
+                        // listener does, instead of spinning on the error.
+                        tracing::warn!("cgminer API: accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
                 let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
                     // Too many at once: close rather than queue without bound.
                     continue;

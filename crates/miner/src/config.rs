@@ -38,8 +38,8 @@ pub struct MinerConfig {
     /// Devices to mine with (`cpu[:threads]`, `emulated:<profile>`, `serial:<path>:<chip>`).
     #[serde(default = "default_devices")]
     pub devices: Vec<DeviceSpec>,
-    /// Faults injected into emulated machines (`dead-chip:N`, `bad-nonces:N:RATE`, ...: the
-    /// syntax of `hashforge board test --fault`).
+    /// Faults injected into emulated machines, in the `KIND:ARGS` syntax of
+    /// [`hashforge_asic::Fault`] (its `SYNTAX` lists every kind).
     #[serde(default)]
     pub faults: Vec<String>,
     #[serde(default)]
@@ -84,7 +84,7 @@ impl MinerConfig {
         if self.devices.is_empty() {
             return Err(ConfigError::NoDevice);
         }
-        Ok(())
+        self.failover.validate()
     }
 }
 
@@ -325,13 +325,44 @@ impl Default for FailoverConfig {
 }
 
 impl FailoverConfig {
+    /// Every value is a number of seconds a timer can hold: the delays positive (a zero
+    /// stall would make every pool stale forever), the failback delay zero or more.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let check = |key: &'static str, value: f64, zero_ok: bool| {
+            let ok = value.is_finite()
+                && value <= MAX_SECS
+                && (value > 0.0 || (zero_ok && value == 0.0));
+            if ok {
+                Ok(())
+            } else {
+                Err(ConfigError::Failover {
+                    key,
+                    value,
+                    expected: if zero_ok {
+                        "0 or more seconds, at most a year"
+                    } else {
+                        "more than 0 seconds, at most a year"
+                    },
+                })
+            }
+        };
+        check("failback_after_secs", self.failback_after_secs, true)?;
+        check("stall_secs", self.stall_secs, false)?;
+        check("connect_timeout_secs", self.connect_timeout_secs, false)?;
+        check("max_retry_secs", self.max_retry_secs, false)
+    }
+
+    /// A validated value as a duration.
     pub(crate) fn secs(x: f64) -> Duration {
-        Duration::from_secs_f64(if x.is_finite() && x > 0.0 { x } else { 0.0 })
+        Duration::from_secs_f64(x.clamp(0.0, MAX_SECS))
     }
 }
 
+/// A year: longer than any timer a miner needs, short enough for any clock.
+const MAX_SECS: f64 = 365.0 * 24.0 * 3600.0;
+
 /// A configuration that cannot be used, said so a person can fix it.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum ConfigError {
     #[error("pool URL `{url}`: {why}")]
     PoolUrl { url: String, why: String },
@@ -343,6 +374,12 @@ pub enum ConfigError {
     NoDevice,
     #[error("{0}")]
     Toml(String),
+    #[error("[failover] {key} = {value}: must be {expected}")]
+    Failover {
+        key: &'static str,
+        value: f64,
+        expected: &'static str,
+    },
 }
 
 #[cfg(test)]
@@ -379,8 +416,7 @@ mod tests {
 
     #[test]
     fn toml_file() {
-        let c = MinerConfig::from_toml(
-            r#"
+        let text = r#"
 devices = ["cpu:2"]
 [[pool]]
 url = "stratum+tcp://127.0.0.1:3333"
@@ -393,13 +429,22 @@ password = "p"
 write_token = "t"
 [failover]
 failback_after_secs = 5
-"#,
-        )
-        .unwrap();
+"#;
+        let c = MinerConfig::from_toml(text).unwrap();
         assert_eq!(c.pools.len(), 2);
         assert_eq!(c.pools[0].password, "x");
         assert_eq!(c.api.listen, default_api_listen());
         assert_eq!(c.failover.failback_after_secs, 5.0);
+        let zero_stall = text.replace("failback_after_secs = 5", "stall_secs = 0");
+        assert_eq!(
+            MinerConfig::from_toml(&zero_stall).unwrap_err().to_string(),
+            "[failover] stall_secs = 0: must be more than 0 seconds, at most a year"
+        );
+        let negative = text.replace("failback_after_secs = 5", "failback_after_secs = -1");
+        assert_eq!(
+            MinerConfig::from_toml(&negative).unwrap_err().to_string(),
+            "[failover] failback_after_secs = -1: must be 0 or more seconds, at most a year"
+        );
         let e = MinerConfig::from_toml("[[pool]]\nurl = \"stratum+tcp://h\"\nuser = \"u\"\n")
             .unwrap_err();
         assert!(e.to_string().contains("port"), "{e}");

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+pub use hashforge_core::Celsius;
 use hashforge_core::{Difficulty, HashRate};
 use hashforge_sha256d::{Scanner, Work};
 use serde::Serialize;
@@ -19,10 +20,6 @@ use tokio::sync::mpsc;
 
 use crate::config::DeviceSpec;
 use crate::feed::{WorkFeed, WorkUnit};
-
-/// Degrees Celsius.
-#[derive(Clone, Copy, Debug, PartialEq, PartialOrd, Serialize)]
-pub struct Celsius(pub f64);
 
 /// Fan speed, revolutions per minute.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

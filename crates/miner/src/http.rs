@@ -16,7 +16,9 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::miner::{Shared, Snapshot};
+use hashforge_metrics::{duration_for_people, Exposition, CONTENT_TYPE};
+
+use crate::miner::{short_difficulty, Shared, Snapshot};
 
 struct Http {
     shared: Arc<Shared>,
@@ -56,7 +58,7 @@ async fn devices(State(h): State<Arc<Http>>) -> impl IntoResponse {
 
 async fn metrics_text(State(h): State<Arc<Http>>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        [(header::CONTENT_TYPE, CONTENT_TYPE)],
         render_metrics(&Snapshot::of(&h.shared)),
     )
 }
@@ -64,121 +66,177 @@ async fn metrics_text(State(h): State<Arc<Http>>) -> impl IntoResponse {
 /// Prometheus text exposition rendered from one snapshot, so a pool that was removed or
 /// moved (switchpool, removepool) leaves no stale series behind.
 fn render_metrics(s: &Snapshot) -> String {
-    let mut out = String::new();
-    let mut family = |name: &str, samples: &[(String, f64)]| {
-        let _ = writeln!(out, "# TYPE {name} gauge");
-        for (labels, v) in samples {
-            let _ = writeln!(out, "{name}{labels} {v}");
-        }
-    };
-    let label = |pairs: &[(&str, &str)]| -> String {
-        if pairs.is_empty() {
-            return String::new();
-        }
-        let inner: Vec<String> = pairs
-            .iter()
-            .map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"")))
-            .collect();
-        format!("{{{}}}", inner.join(","))
-    };
-    let one = |v: f64| vec![(String::new(), v)];
-    family("hashforge_miner_uptime_seconds", &one(s.elapsed_secs));
-    let windows = [
+    let mut m = Exposition::new();
+    m.gauge(
+        "hashforge_miner_uptime_seconds",
+        "Seconds since the miner started.",
+    )
+    .value(s.elapsed_secs);
+    let mut rate = m.gauge(
+        "hashforge_miner_hashrate_hs",
+        "Hash rate from found difficulty over a window, H/s.",
+    );
+    for (w, v) in [
         ("5s", s.hashrate.last_5s),
         ("1m", s.hashrate.last_1m),
         ("15m", s.hashrate.last_15m),
         ("avg", s.hashrate.average),
+    ] {
+        rate.sample(&[("window", w)], v.as_hs());
+    }
+    let totals: [(&str, &str, u64); 5] = [
+        (
+            "hashforge_miner_shares_accepted_total",
+            "Shares the pools accepted.",
+            s.shares.accepted,
+        ),
+        (
+            "hashforge_miner_shares_rejected_total",
+            "Shares the pools refused.",
+            s.shares.rejected,
+        ),
+        (
+            "hashforge_miner_shares_stale_total",
+            "Shares never sent: their job was stale first.",
+            s.shares.stale,
+        ),
+        (
+            "hashforge_miner_shares_lost_total",
+            "Shares sent that no verdict came for.",
+            s.shares.lost,
+        ),
+        (
+            "hashforge_miner_hardware_errors_total",
+            "Nonces that do not meet their ticket or mask.",
+            s.hardware_errors,
+        ),
     ];
-    family(
-        "hashforge_miner_hashrate_hs",
-        &windows.map(|(w, v)| (label(&[("window", w)]), v.as_hs())),
-    );
-    family(
-        "hashforge_miner_shares_accepted",
-        &one(s.shares.accepted as f64),
-    );
-    family(
-        "hashforge_miner_shares_rejected",
-        &one(s.shares.rejected as f64),
-    );
-    family("hashforge_miner_shares_stale", &one(s.shares.stale as f64));
-    family("hashforge_miner_shares_lost", &one(s.shares.lost as f64));
-    family(
+    for (name, help, v) in totals {
+        m.counter(name, help).value(v as f64);
+    }
+    m.gauge(
         "hashforge_miner_shares_in_flight",
-        &one(s.shares.in_flight as f64),
-    );
-    family(
-        "hashforge_miner_hardware_errors",
-        &one(s.hardware_errors as f64),
-    );
-    family("hashforge_miner_best_share", &one(s.best_share));
-    family("hashforge_miner_found_blocks", &one(s.found_blocks as f64));
+        "Shares sent, verdict pending.",
+    )
+    .value(s.shares.in_flight as f64);
+    m.gauge(
+        "hashforge_miner_best_share",
+        "Best share difficulty since start.",
+    )
+    .value(s.best_share);
+    m.counter(
+        "hashforge_miner_found_blocks_total",
+        "Accepted shares that met the network target.",
+    )
+    .value(s.found_blocks as f64);
     type PoolValue = fn(&crate::miner::PoolSnapshot) -> f64;
-    let pool_gauges: [(&str, PoolValue); 7] = [
-        ("hashforge_miner_pool_up", |p| {
-            f64::from(u8::from(p.status == "Alive"))
-        }),
-        ("hashforge_miner_pool_active", |p| {
-            f64::from(u8::from(p.active))
-        }),
-        ("hashforge_miner_pool_accepted", |p| {
-            p.shares.accepted as f64
-        }),
-        ("hashforge_miner_pool_rejected", |p| {
-            p.shares.rejected as f64
-        }),
-        ("hashforge_miner_pool_stale", |p| p.shares.stale as f64),
-        ("hashforge_miner_pool_lost", |p| p.shares.lost as f64),
-        ("hashforge_miner_pool_difficulty", |p| p.difficulty),
+    let pool_gauges: [(&str, &str, PoolValue); 3] = [
+        (
+            "hashforge_miner_pool_up",
+            "1 when the pool is alive.",
+            |p| f64::from(u8::from(p.status == "Alive")),
+        ),
+        (
+            "hashforge_miner_pool_active",
+            "1 for the pool being mined on.",
+            |p| f64::from(u8::from(p.active)),
+        ),
+        (
+            "hashforge_miner_pool_difficulty",
+            "The pool's share difficulty.",
+            |p| p.difficulty,
+        ),
     ];
-    for (name, value) in pool_gauges {
-        let samples: Vec<(String, f64)> = s
-            .pools
-            .iter()
-            .map(|p| {
-                (
-                    label(&[("pool", &p.index.to_string()), ("url", &p.url)]),
-                    value(p),
-                )
-            })
-            .collect();
-        family(name, &samples);
+    let pool_counters: [(&str, &str, PoolValue); 4] = [
+        (
+            "hashforge_miner_pool_accepted_total",
+            "Shares the pool accepted.",
+            |p| p.shares.accepted as f64,
+        ),
+        (
+            "hashforge_miner_pool_rejected_total",
+            "Shares the pool refused.",
+            |p| p.shares.rejected as f64,
+        ),
+        (
+            "hashforge_miner_pool_stale_total",
+            "Shares for the pool never sent.",
+            |p| p.shares.stale as f64,
+        ),
+        (
+            "hashforge_miner_pool_lost_total",
+            "Shares sent to the pool that no verdict came for.",
+            |p| p.shares.lost as f64,
+        ),
+    ];
+    let pool_family = |family: &mut hashforge_metrics::Family<'_>, value: PoolValue| {
+        for p in &s.pools {
+            family.sample(&[("pool", &p.index.to_string()), ("url", &p.url)], value(p));
+        }
+    };
+    for (name, help, value) in pool_gauges {
+        pool_family(&mut m.gauge(name, help), value);
     }
-    let mut device_rate = Vec::new();
-    let mut device_hw = Vec::new();
-    let mut chain_rate = Vec::new();
-    let mut chip_temp = Vec::new();
-    let mut fans = Vec::new();
+    for (name, help, value) in pool_counters {
+        pool_family(&mut m.counter(name, help), value);
+    }
+    let mut device_rate = m.gauge(
+        "hashforge_miner_device_hashrate_hs",
+        "A device's hash rate, H/s.",
+    );
     for d in &s.devices {
-        let dev = d.index.to_string();
-        device_rate.push((
-            label(&[("device", &dev), ("window", "5s")]),
+        device_rate.sample(
+            &[("device", &d.index.to_string()), ("window", "5s")],
             d.hashrate.last_5s.as_hs(),
-        ));
-        device_hw.push((label(&[("device", &dev)]), d.hardware_errors as f64));
-        for c in &d.chains {
-            let chain = c.index.to_string();
-            chain_rate.push((
-                label(&[("device", &dev), ("chain", &chain)]),
-                c.hashrate.last_5s.as_hs(),
-            ));
-            if let Some(t) = c.chip_temp {
-                chip_temp.push((label(&[("device", &dev), ("chain", &chain)]), t));
-            }
-        }
-        for (i, f) in d.fans_rpm.iter().enumerate() {
-            fans.push((
-                label(&[("device", &dev), ("fan", &i.to_string())]),
-                f64::from(*f),
-            ));
+        );
+    }
+    let mut device_hw = m.counter(
+        "hashforge_miner_device_hardware_errors_total",
+        "A device's hardware errors.",
+    );
+    for d in &s.devices {
+        device_hw.sample(
+            &[("device", &d.index.to_string())],
+            d.hardware_errors as f64,
+        );
+    }
+    let chains = || {
+        s.devices
+            .iter()
+            .flat_map(|d| d.chains.iter().map(move |c| (d.index.to_string(), c)))
+    };
+    let mut chain_rate = m.gauge(
+        "hashforge_miner_chain_hashrate_hs",
+        "A chain's hash rate over 5 s, H/s.",
+    );
+    for (dev, c) in chains() {
+        chain_rate.sample(
+            &[("device", &dev), ("chain", &c.index.to_string())],
+            c.hashrate.last_5s.as_hs(),
+        );
+    }
+    let mut chip_temp = m.gauge(
+        "hashforge_miner_chip_temperature_celsius",
+        "A chain's hottest chip, where the chain reports one.",
+    );
+    for (dev, c) in chains() {
+        if let Some(t) = c.chip_temp {
+            chip_temp.sample(&[("device", &dev), ("chain", &c.index.to_string())], t.0);
         }
     }
-    family("hashforge_miner_device_hashrate_hs", &device_rate);
-    family("hashforge_miner_device_hardware_errors", &device_hw);
-    family("hashforge_miner_chain_hashrate_hs", &chain_rate);
-    family("hashforge_miner_chip_temperature_celsius", &chip_temp);
-    family("hashforge_miner_fan_rpm", &fans);
-    out
+    let mut fans = m.gauge(
+        "hashforge_miner_fan_rpm",
+        "Fan speed, where the device reports it.",
+    );
+    for d in &s.devices {
+        for (i, f) in d.fans_rpm.iter().enumerate() {
+            fans.sample(
+                &[("device", &d.index.to_string()), ("fan", &i.to_string())],
+                f64::from(*f),
+            );
+        }
+    }
+    m.finish()
 }
 
 fn esc(s: &str) -> String {
@@ -202,16 +260,16 @@ pub(crate) fn render_page(s: &Snapshot) -> String {
 table{{border-collapse:collapse;margin-bottom:1.5em}}td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:right}}\
 th{{background:#f3f3f3}}.chip{{display:inline-block;width:1.4em;text-align:center;margin:1px;border-radius:3px}}\
 .ok{{background:#bfe5bf}}.bad{{background:#f2b8b8}}.idle{{background:#ddd}}</style></head><body>\
-<h1>hashforge miner</h1><p>{} &middot; hashforge {} &middot; up {:.0} s</p>",
+<h1>hashforge miner</h1><p>{} &middot; hashforge {} &middot; up {}</p>",
         esc(&s.model),
         s.version,
-        s.elapsed_secs
+        duration_for_people(s.elapsed_secs)
     );
     let _ = write!(
         o,
         "<table><tr><th>5 s</th><th>1 min</th><th>15 min</th><th>average</th><th>accepted</th>\
 <th>rejected</th><th>stale</th><th>HW errors</th><th>best share</th><th>blocks</th></tr>\
-<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.4}</td><td>{}</td></tr></table>",
+<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr></table>",
         s.hashrate.last_5s,
         s.hashrate.last_1m,
         s.hashrate.last_15m,
@@ -220,9 +278,24 @@ th{{background:#f3f3f3}}.chip{{display:inline-block;width:1.4em;text-align:cente
         s.shares.rejected,
         s.shares.stale,
         s.hardware_errors,
-        s.best_share,
+        short_difficulty(s.best_share),
         s.found_blocks
     );
+    let active = s.active_pool.and_then(|i| s.pools.get(i));
+    if let Some(nd) = active.and_then(|p| p.network_difficulty) {
+        let _ = write!(
+            o,
+            "<p>Network difficulty {}. Blocks are the accepted shares that also met it.",
+            nd.short()
+        );
+        if nd.as_f64() < 1.0 {
+            o.push_str(
+                " This is a test chain (regtest or a testnet's minimum-difficulty blocks): its \
+                 target is easier than any share target, so every accepted share is a block.",
+            );
+        }
+        o.push_str("</p>");
+    }
     o.push_str("<h2>Pools</h2><table><tr><th>#</th><th>URL</th><th>user</th><th>status</th><th>active</th><th>difficulty</th><th>accepted</th><th>rejected</th><th>stale</th><th>bad input</th><th>last error</th></tr>");
     for p in &s.pools {
         let _ = write!(
@@ -233,7 +306,7 @@ th{{background:#f3f3f3}}.chip{{display:inline-block;width:1.4em;text-align:cente
             esc(&p.user),
             p.status,
             if p.active { "yes" } else { "" },
-            p.difficulty,
+            short_difficulty(p.difficulty),
             p.shares.accepted,
             p.shares.rejected,
             p.shares.stale,
@@ -256,8 +329,7 @@ th{{background:#f3f3f3}}.chip{{display:inline-block;width:1.4em;text-align:cente
                 "<p>chain {} &middot; {} &middot; chip temp {}</p><div>",
                 c.index,
                 c.hashrate.last_5s,
-                c.chip_temp
-                    .map_or("-".to_string(), |t| format!("{t:.1} &deg;C"))
+                c.chip_temp.map_or("-".to_string(), |t| t.to_string())
             );
             for (i, chip) in c.chips.iter().enumerate() {
                 let class = if chip.hardware_errors > 0 {

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use hashforge_core::{Difficulty, HashRate, Header};
+use hashforge_core::{Celsius, Difficulty, HashRate, Header};
 use hashforge_stratum::{check_header, Job, Share};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch, Notify};
@@ -52,6 +52,11 @@ pub(crate) struct ShareMeta {
     pub device: usize,
     /// The difficulty the job was sent under (what the share is worth to the pool).
     pub job_difficulty: f64,
+    /// The share also meets the job's nBits: accepted, it is a block.
+    pub block: bool,
+    /// The job's network difficulty is below 1 (regtest, a testnet's minimum-difficulty
+    /// blocks), where every share is a block and the pool announces them.
+    pub test_chain: bool,
 }
 
 /// A share handed to a pool's task and not settled yet.
@@ -111,6 +116,14 @@ impl State {
         self.totals.record(meta.job_difficulty, outcome);
         if let Some(d) = self.devices.get_mut(meta.device) {
             d.shares.record(meta.job_difficulty, outcome);
+        }
+        if meta.block && *outcome == ShareOutcome::Accepted {
+            self.found_blocks += 1;
+            if meta.test_chain {
+                tracing::debug!("the pool accepted a share that is a test-chain block");
+            } else {
+                tracing::info!("the pool accepted a share that meets the network target: a block");
+            }
         }
     }
 
@@ -689,19 +702,23 @@ impl Manager {
         dev.best_share = dev.best_share.max(share_difficulty);
         st.window.add(second, found);
         st.best_share = st.best_share.max(share_difficulty);
-        if check.meets_network_target {
-            st.found_blocks += 1;
-            tracing::info!(
-                "block found: {}",
-                hex::encode(check.hash.iter().rev().copied().collect::<Vec<u8>>())
-            );
-        }
-        if !(unit.share_target.is_met_by(&check.hash) || check.meets_network_target) {
+        // Only what meets the pool's share target goes out, as cgminer and ESP-Miner do: a
+        // pool refuses the rest ("above target"), and where the network target is easier
+        // than the share target (regtest, a testnet's minimum-difficulty blocks) sending
+        // every hash that meets nBits floods the pool with blocks. Where the network target
+        // is the harder one, a block meets the share target too.
+        if !unit.share_target.is_met_by(&check.hash) {
             return;
         }
         let meta = ShareMeta {
             device: n.device,
             job_difficulty: unit.job.difficulty,
+            block: check.meets_network_target,
+            test_chain: check
+                .header
+                .bits
+                .to_target()
+                .is_ok_and(|t| t.difficulty().as_f64() < 1.0),
         };
         let id = st.next_share_id;
         st.next_share_id += 1;
@@ -882,6 +899,9 @@ pub struct PoolSnapshot {
     pub active: bool,
     pub enabled: bool,
     pub difficulty: f64,
+    /// The network difficulty of the pool's current job (its nBits); below 1 on a test
+    /// chain such as regtest, where every share is also a block.
+    pub network_difficulty: Option<Difficulty>,
     pub jobs: u64,
     pub shares: ShareCounts,
     pub best_share: f64,
@@ -897,8 +917,8 @@ pub struct ChainSnapshot {
     pub index: usize,
     pub hashrate: Rates,
     pub hardware_errors: u64,
-    pub board_temp: Option<f64>,
-    pub chip_temp: Option<f64>,
+    pub board_temp: Option<Celsius>,
+    pub chip_temp: Option<Celsius>,
     pub chips: Vec<ChipStats>,
 }
 
@@ -941,6 +961,11 @@ impl Snapshot {
                 active: Some(index) == active_pool,
                 enabled: p.enabled,
                 difficulty: p.difficulty,
+                network_difficulty: p
+                    .last_job
+                    .as_ref()
+                    .and_then(|(job, _, _)| job.parts.nbits.to_target().ok())
+                    .map(|t| t.difficulty()),
                 jobs: p.jobs,
                 shares: p.shares.clone(),
                 best_share: p.best_share,
@@ -974,8 +999,8 @@ impl Snapshot {
                             index: c,
                             hashrate: Rates::of(&d.chain_windows[c], elapsed),
                             hardware_errors: d.chain_hardware_errors[c],
-                            board_temp: t.board_temps.get(c).copied().flatten().map(|x| x.0),
-                            chip_temp: t.chip_temps.get(c).copied().flatten().map(|x| x.0),
+                            board_temp: t.board_temps.get(c).copied().flatten(),
+                            chip_temp: t.chip_temps.get(c).copied().flatten(),
                             chips: chips.clone(),
                         })
                         .collect(),
@@ -1005,12 +1030,13 @@ impl Snapshot {
         let pool = match self.active_pool {
             Some(i) => format!(
                 "pool {i} {} diff {}",
-                self.pools[i].url, self.pools[i].difficulty
+                self.pools[i].url,
+                short_difficulty(self.pools[i].difficulty)
             ),
             None => "no pool".to_string(),
         };
         format!(
-            "(5s):{} (1m):{} (15m):{} (avg):{} | A:{} R:{} S:{} HW:{} | best {:.3} | {pool}",
+            "(5s):{} (1m):{} (15m):{} (avg):{} | A:{} R:{} S:{} HW:{} | best {} | {pool}",
             self.hashrate.last_5s,
             self.hashrate.last_1m,
             self.hashrate.last_15m,
@@ -1019,9 +1045,15 @@ impl Snapshot {
             self.shares.rejected,
             self.shares.stale,
             self.hardware_errors,
-            self.best_share,
+            short_difficulty(self.best_share),
         )
     }
+}
+
+/// A difficulty the miner keeps as a plain number (0 before the first share), in the short
+/// form people read (`65.5K`).
+pub(crate) fn short_difficulty(d: f64) -> String {
+    Difficulty::new(d).map_or_else(|_| "-".to_string(), |d| d.short().to_string())
 }
 
 #[cfg(test)]

@@ -7,9 +7,35 @@ use std::time::Duration;
 
 use hashforge_miner::{DeviceSpec, Miner};
 use serde_json::Value;
-use support::{api, http_get, miner_config, wait_for, Seen, TestPool};
+use support::{api, http_get, miner_config, wait_for, Seen, TestPool, REGTEST_BITS};
 
 const BOUND: Duration = Duration::from_secs(90);
+
+/// On regtest about half of all hashes meet nBits; the miner still sends only what meets the
+/// pool's share target, as cgminer and ESP-Miner do, and counts a block only when the pool
+/// accepted its share.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_shares_that_meet_the_share_target_go_out_even_on_regtest() {
+    // Difficulty 1000 is days of work for one CPU thread: no share should go out at all.
+    let pool = TestPool::start_with_bits(0, 1000.0, REGTEST_BITS).await;
+    let miner = Miner::start(miner_config(&[(&pool.url(), "alice")]))
+        .await
+        .unwrap();
+    // Well over a hundred nonces meet nBits in this time (tickets at 1/512, half of them).
+    wait_for("200 nonces", BOUND, || {
+        miner.snapshot().devices[0].chains[0].chips[0].nonces >= 200
+    })
+    .await;
+    let s = miner.snapshot();
+    miner.stop().await;
+    assert_eq!(pool.accepted(), 0);
+    assert_eq!(pool.rejected(), Vec::<String>::new());
+    assert_eq!(s.shares.sent, 0, "{:?}", s.shares);
+    assert_eq!(s.found_blocks, 0);
+    assert_eq!(s.hardware_errors, 0);
+    let network = s.pools[0].network_difficulty.unwrap().as_f64();
+    assert!(network < 1e-9, "regtest: {network}");
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mines_on_a_pool_and_its_shares_are_accepted() {
@@ -44,7 +70,7 @@ async fn mines_on_a_pool_and_its_shares_are_accepted() {
     assert_eq!(v["pools"][0]["status"], "Alive");
     let (_, metrics) = http_get(http, "/metrics").await;
     assert!(
-        metrics.contains("hashforge_miner_shares_accepted"),
+        metrics.contains("# TYPE hashforge_miner_shares_accepted_total counter"),
         "{metrics}"
     );
     assert!(

@@ -13,6 +13,8 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use hashforge_metrics::{duration_for_people, Exposition, CONTENT_TYPE};
+
 use crate::Shared;
 
 pub(crate) async fn serve(
@@ -88,110 +90,132 @@ async fn payouts(State(s): State<Arc<Shared>>, Query(q): Query<Limit>) -> Respon
 }
 
 /// Prometheus text exposition, rendered from the pool's own counters (no global recorder,
-/// so a pool and a miner can share one process).
+/// so a pool and a miner can share a process).
 async fn metrics(State(s): State<Arc<Shared>>) -> impl IntoResponse {
     let live = s.stats.pool();
-    let mut out = String::new();
-    let mut metric = |name: &str, kind: &str, help: &str, value: f64| {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-        );
-    };
-    metric(
-        "hashforge_pool_connections",
-        "gauge",
-        "Open Stratum connections.",
-        live.connections as f64,
-    );
-    metric(
-        "hashforge_pool_workers",
-        "gauge",
-        "Workers seen since start.",
-        live.workers as f64,
-    );
-    metric(
+    let mut m = Exposition::new();
+    m.gauge("hashforge_pool_connections", "Open Stratum connections.")
+        .value(live.connections as f64);
+    m.gauge("hashforge_pool_workers", "Workers seen since start.")
+        .value(live.workers as f64);
+    m.counter(
         "hashforge_pool_shares_accepted_total",
-        "counter",
         "Shares accepted and recorded.",
-        live.shares_accepted as f64,
+    )
+    .value(live.shares_accepted as f64);
+    let mut rejected = m.counter(
+        "hashforge_pool_shares_rejected_total",
+        "Shares refused, by reason.",
     );
-    metric(
-        "hashforge_pool_blocks_found_total",
-        "counter",
-        "Blocks accepted by the node.",
-        live.blocks_found as f64,
-    );
-    metric(
-        "hashforge_pool_blocks_rejected_total",
-        "counter",
-        "Blocks the node refused.",
-        live.blocks_rejected as f64,
-    );
-    metric(
-        "hashforge_pool_hashrate_hs",
-        "gauge",
-        "Hash rate from accepted difficulty, H/s.",
-        live.hashrate,
-    );
-    metric(
-        "hashforge_pool_best_share",
-        "gauge",
-        "Best share difficulty since start.",
-        live.best_share,
-    );
-    metric(
-        "hashforge_pool_source_ok",
-        "gauge",
-        "1 when the template source answers.",
-        f64::from(u8::from(s.status() == "ok")),
-    );
-    if let Some(t) = s.jobs.template() {
-        metric(
-            "hashforge_pool_height",
-            "gauge",
-            "Height of the block being mined.",
-            f64::from(t.height),
-        );
-    }
-    let _ = writeln!(out, "# HELP hashforge_pool_shares_rejected_total Shares refused, by reason.\n# TYPE hashforge_pool_shares_rejected_total counter");
     for (reason, n) in &live.shares_rejected {
-        let _ = writeln!(
-            out,
-            "hashforge_pool_shares_rejected_total{{reason=\"{reason}\"}} {n}"
-        );
+        rejected.sample(&[("reason", reason)], *n as f64);
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+    m.counter(
+        "hashforge_pool_blocks_found_total",
+        "Blocks accepted by the node.",
+    )
+    .value(live.blocks_found as f64);
+    m.counter(
+        "hashforge_pool_blocks_rejected_total",
+        "Blocks the node refused.",
+    )
+    .value(live.blocks_rejected as f64);
+    m.gauge(
+        "hashforge_pool_hashrate_hs",
+        "Hash rate from accepted work over about 5 minutes, H/s.",
+    )
+    .value(live.hashrate.as_hs());
+    if let Some(best) = live.best_share {
+        m.gauge(
+            "hashforge_pool_best_share",
+            "Best share difficulty since start.",
+        )
+        .value(best.as_f64());
+    }
+    m.gauge(
+        "hashforge_pool_source_ok",
+        "1 when the template source answers.",
+    )
+    .value(f64::from(u8::from(s.status() == "ok")));
+    if let Some(t) = s.jobs.template() {
+        m.gauge("hashforge_pool_height", "Height of the block being mined.")
+            .value(f64::from(t.height));
+    }
+    ([(header::CONTENT_TYPE, CONTENT_TYPE)], m.finish())
 }
 
 async fn page(State(s): State<Arc<Shared>>) -> Html<String> {
-    let p = pool_json(&s);
     let live = s.stats.pool();
+    let template = s.jobs.template();
     let mut rows = String::new();
     for (name, w) in s.stats.workers() {
         let _ = write!(
             rows,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.4}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             escape(&name),
-            hashforge_core::HashRate::from_hs(w.hashrate),
+            w.hashrate,
+            rate_basis(w.hashrate_shares),
             w.accepted,
-            w.best_share,
-            w.blocks
+            w.rejected.values().sum::<u64>(),
+            w.best_share.map_or("-".into(), |d| d.short().to_string()),
+            w.blocks,
+            w.last_share_secs
+                .map_or("-".into(), |t| duration_for_people(live.uptime_secs - t)),
         );
     }
+    let rejected = if live.shares_rejected.is_empty() {
+        "none".to_string()
+    } else {
+        live.shares_rejected
+            .iter()
+            .map(|(reason, n)| format!("{n} {reason}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let network_difficulty = template
+        .as_ref()
+        .and_then(|t| t.bits.to_target().ok())
+        .map(|t| t.difficulty());
+    let chain = match network_difficulty {
+        Some(d) if d.as_f64() < 1.0 => format!(
+            "{} &middot; network difficulty {}: a test chain, where every share is also a block",
+            s.network,
+            d.short()
+        ),
+        Some(d) => format!("{} &middot; network difficulty {}", s.network, d.short()),
+        None => s.network.to_string(),
+    };
     Html(format!(
         "<!doctype html><html><head><meta charset=utf-8><meta http-equiv=refresh content=5><title>hashforge pool</title>\
-         <style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:.2em .8em;text-align:left}}</style></head><body>\
-         <h1>hashforge pool</h1><p><b>{}</b><br>status: {} &middot; height {} &middot; {} connections &middot; {} &middot; {} blocks found</p>\
-         <table><tr><th>worker</th><th>hash rate</th><th>shares</th><th>best share</th><th>blocks</th></tr>{rows}</table>\
+         <style>body{{font-family:sans-serif;margin:2em;color:#222}}table{{border-collapse:collapse}}\
+         td,th{{border:1px solid #ccc;padding:.3em .7em;text-align:right}}th{{background:#f3f3f3}}td:first-child{{text-align:left}}</style></head><body>\
+         <h1>hashforge pool</h1><p><b>{}</b> &middot; {}<br>status: {} &middot; height {} &middot; up {}</p>\
+         <table><tr><th>hash rate (5 min)</th><th>connections</th><th>shares accepted</th><th>shares rejected</th><th>blocks found</th><th>blocks refused</th></tr>\
+         <tr><td>{} {}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr></table>\
+         <h2>Workers</h2><table><tr><th>worker</th><th>hash rate (5 min)</th><th>from</th><th>accepted</th><th>rejected</th><th>best share</th><th>blocks</th><th>last share</th></tr>{rows}</table>\
          <p><a href=/api/pool>/api/pool</a> &middot; <a href=/api/workers>/api/workers</a> &middot; <a href=/api/blocks>/api/blocks</a> &middot; <a href=/api/payouts>/api/payouts</a> &middot; <a href=/metrics>/metrics</a></p></body></html>",
-        escape(p["source"].as_str().unwrap_or_default()),
-        escape(p["source_status"].as_str().unwrap_or_default()),
-        p["height"],
+        escape(&s.source.describe()),
+        chain,
+        escape(&s.status()),
+        template.as_ref().map_or("-".into(), |t| t.height.to_string()),
+        duration_for_people(live.uptime_secs),
+        live.hashrate,
+        rate_basis(live.hashrate_shares),
         live.connections,
-        hashforge_core::HashRate::from_hs(live.hashrate),
+        live.shares_accepted,
+        rejected,
         live.blocks_found,
+        live.blocks_rejected,
     ))
+}
+
+/// What a share-based rate rests on, for people: its typical error is 1/√n.
+fn rate_basis(shares: f64) -> String {
+    if shares < 0.5 {
+        "(no shares yet)".into()
+    } else {
+        format!("(~{shares:.0} shares, ±{:.0}%)", 100.0 / shares.sqrt())
+    }
 }
 
 fn escape(s: &str) -> String {

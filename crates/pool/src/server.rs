@@ -73,7 +73,9 @@ const MAX_IN_FLIGHT: usize = 64;
 struct InFlight {
     id: Id,
     worker: String,
-    job_difficulty: f64,
+    /// The job's difficulty when the share meets it: what hash rates and vardiff count. A
+    /// block below the share target (regtest) is recorded but is no such work.
+    work: Option<f64>,
     share_difficulty: f64,
     commit: Pending,
 }
@@ -145,7 +147,7 @@ impl Conn<'_> {
             worker: c.worker.clone(),
             job_id: c.job.job_id.clone(),
             height: u64::from(job.as_ref().map_or(0, |j| j.template.height)),
-            difficulty: c.job_difficulty,
+            difficulty: c.credited_difficulty(),
             share_difficulty: c.check.difficulty.as_f64(),
             hash: c.check.hash,
             is_block: c.is_block(),
@@ -162,10 +164,11 @@ impl Conn<'_> {
                 return;
             }
         };
+        let work = c.meets_job_difficulty().then_some(c.job_difficulty);
         self.in_flight.push_back(InFlight {
             id: c.id,
             worker: c.worker,
-            job_difficulty: c.job_difficulty,
+            work,
             share_difficulty: c.check.difficulty.as_f64(),
             commit,
         });
@@ -206,13 +209,13 @@ impl Conn<'_> {
         match result {
             Ok(()) => {
                 self.session.accept(share.id);
-                self.shared.stats.accepted(
-                    &share.worker,
-                    share.job_difficulty,
-                    share.share_difficulty,
-                );
-                if let Some(d) = self.vardiff.on_share(Instant::now()) {
-                    self.apply_difficulty(d);
+                self.shared
+                    .stats
+                    .accepted(&share.worker, share.work, share.share_difficulty);
+                if share.work.is_some() {
+                    if let Some(d) = self.vardiff.on_share(Instant::now()) {
+                        self.apply_difficulty(d);
+                    }
                 }
             }
             Err(e) => self.refuse_unrecorded(share.id, &share.worker, &e),
@@ -352,6 +355,7 @@ async fn serve(
                             match conn.authorize(&user) {
                                 Ok(()) => {
                                     conn.session.authorize(id, &user, true);
+                                    shared.stats.authorized(&user);
                                     if first {
                                         jobs.borrow_and_update();
                                         conn.send_job();

@@ -6,9 +6,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bitcoin::{consensus, Address, Block, KnownHrp, ScriptBuf};
+use hashforge_core::Difficulty;
 use hashforge_pool::bitcoind::RpcAuth;
-use hashforge_pool::testing::{exported_blocks, fresh_dir, mine};
+use hashforge_pool::testing::{exported_blocks, fresh_dir, mine, Connection};
 use hashforge_pool::{Pool, PoolConfig, SourceConfig};
+use hashforge_sha256d::{Scanner, Work};
+use hashforge_stratum::{ClientConfig, ClientEvent, Share};
 use serde_json::{json, Value};
 
 fn config(dir: &std::path::Path) -> PoolConfig {
@@ -107,6 +110,91 @@ async fn a_miner_finds_real_blocks_on_the_embedded_regtest_chain() {
     assert_eq!(report.accepted.len(), 1);
     pool.stop().await;
     assert_eq!(exported_blocks(&dir).len(), blocks.len() + 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// On regtest a hash can meet nBits and miss the share target. The pool takes it as the block
+/// it is, but credits it at the network difficulty it was found against, not at the job's:
+/// hash rates, vardiff and `/api/workers` count only work that met the share target.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_below_the_share_target_is_a_block_and_not_job_difficulty_work() {
+    let dir = fresh_dir("pool-test-credit");
+    let mut c = config(&dir);
+    c.start_difficulty = 1e6;
+    let pool = Pool::start(c).await.unwrap();
+    let mut conn = Connection::open(pool.stratum_addr(), ClientConfig::new("carol.cpu", "x"))
+        .await
+        .unwrap();
+    let job = loop {
+        let events = conn.events().await.unwrap();
+        if let Some(job) = events.into_iter().find_map(|e| match e {
+            ClientEvent::Job(j) => Some(j),
+            _ => None,
+        }) {
+            break job;
+        }
+    };
+    assert_eq!(job.difficulty, 1e6);
+    // A nonce that meets regtest's nBits (about half do) and misses difficulty 10^6.
+    let en2 = vec![0u8; job.extranonce2_size];
+    let network = job.parts.nbits.to_target().unwrap();
+    let header = job.header(&en2, job.parts.ntime, 0, job.parts.version);
+    let work = Work::new(header.to_bytes(), network)
+        .with_nonces(0, 64)
+        .unwrap();
+    let share_target = Difficulty::new(job.difficulty).unwrap().to_target();
+    let hit = Scanner::detect()
+        .scan(&work)
+        .into_iter()
+        .find(|h| !share_target.is_met_by(&h.hash))
+        .expect("half the nonces meet regtest's nBits");
+    let share = Share {
+        job_id: job.job_id.clone(),
+        extranonce2: en2,
+        ntime: job.parts.ntime,
+        nonce: hit.nonce,
+        version: job.parts.version,
+    };
+    conn.session
+        .submit(share, std::time::Instant::now())
+        .unwrap();
+    let verdict = loop {
+        let events = conn.events().await.unwrap();
+        if let Some(v) = events.into_iter().find_map(|e| match e {
+            ClientEvent::ShareAccepted(_) => Some(Ok(())),
+            ClientEvent::ShareRejected { error, .. } => Some(Err(error)),
+            _ => None,
+        }) {
+            break v;
+        }
+    };
+    assert_eq!(
+        verdict,
+        Ok(()),
+        "a block is never refused for its difficulty"
+    );
+
+    let http = pool.http_addr().unwrap();
+    let api: Value = serde_json::from_str(&http_get(http, "/api/pool").await).unwrap();
+    assert_eq!(api["live"]["blocks_found"], 1, "{api}");
+    assert_eq!(api["live"]["shares_accepted"], 1, "{api}");
+    assert_eq!(
+        api["live"]["hashrate_hs"], 0.0,
+        "no work at the job's difficulty: {api}"
+    );
+    let workers: Value = serde_json::from_str(&http_get(http, "/api/workers").await).unwrap();
+    let live = &workers["live"]["carol.cpu"];
+    assert_eq!(live["accepted"], 1, "{workers}");
+    assert_eq!(live["accepted_difficulty"], 0.0, "{workers}");
+    assert_eq!(live["hashrate_hs"], 0.0, "{workers}");
+    assert_eq!(live["blocks"], 1, "{workers}");
+    // The ledger credits the network difficulty the hash was found against (regtest's
+    // ~4.66e-10), which is what PPLNS pays on.
+    let recorded = &workers["last_10_minutes"][0];
+    let credited = recorded["difficulty_sum"].as_f64().unwrap();
+    let regtest = network.difficulty().as_f64();
+    assert!((credited / regtest - 1.0).abs() < 1e-9, "{recorded}");
+    pool.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -190,6 +190,8 @@ impl Scanner {
     }
 
     /// [`Scanner::from_env`], falling back to the fastest backend when the variable is wrong.
+    /// A binary checks the variable once with [`Scanner::from_env`] at start-up and refuses a
+    /// wrong value (the `hashforge` binary does), so this fallback is never silent there.
     pub fn detect() -> Scanner {
         Scanner::from_env().unwrap_or_else(|_| Scanner::fastest())
     }

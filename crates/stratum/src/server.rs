@@ -169,6 +169,30 @@ impl ShareCandidate {
         self.check.meets_network_target
     }
 
+    /// Whether the share is work at its job's difficulty: it meets the share target. A block
+    /// below the share target (on a chain whose network target is easier, as regtest's is)
+    /// is not: hash rates and vardiff must not count it at the job's difficulty.
+    pub fn meets_job_difficulty(&self) -> bool {
+        self.check.meets_share_target
+    }
+
+    /// The difficulty the share is credited with: the job's when it meets the share target;
+    /// otherwise (a block below the share target) the network difficulty it was found
+    /// against, which is what such a hash stands for on average and never more than the
+    /// job's.
+    pub fn credited_difficulty(&self) -> f64 {
+        if self.meets_job_difficulty() {
+            return self.job_difficulty;
+        }
+        self.check
+            .header
+            .bits
+            .to_target()
+            .map_or(self.job_difficulty, |t| {
+                t.difficulty().as_f64().min(self.job_difficulty)
+            })
+    }
+
     /// The coinbase transaction (non-witness form) of this share.
     pub fn coinbase(&self) -> Vec<u8> {
         self.job

@@ -13,10 +13,7 @@ use hashforge_stratum::{
 use serde_json::Value;
 
 fn fixture(name: &str) -> String {
-    let path = format!(
-        "{}/../../fixtures/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = format!("{}/../../fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 

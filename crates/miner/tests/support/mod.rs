@@ -1,6 +1,6 @@
 //! A small Stratum pool for the miner's tests, on `hashforge_stratum::ServerSession` and
-//! tokio, loopback only. Jobs are made up (their nBits is hard, so no share is a block);
-//! every share the session judges is recorded.
+//! tokio, loopback only. Jobs are made up (their nBits is difficulty 1 unless a test asks
+//! for regtest's, so no share is a block); every share the session judges is recorded.
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
@@ -53,9 +53,15 @@ pub struct TestPool {
     hold: Arc<AtomicBool>,
     task: JoinHandle<()>,
     pub difficulty: f64,
+    nbits: CompactTarget,
 }
 
-fn parts(n: u32) -> JobParts {
+/// Difficulty 1: a CPU finds no block at the tests' share difficulties.
+const DIFFICULTY_1_BITS: CompactTarget = CompactTarget(0x1d00ffff);
+/// Regtest's nBits: about half of all hashes meet it.
+pub const REGTEST_BITS: CompactTarget = CompactTarget(0x207fffff);
+
+fn parts(n: u32, nbits: CompactTarget) -> JobParts {
     let mut prev = [0u8; 32];
     prev[..4].copy_from_slice(&n.to_le_bytes());
     prev[31] = 0x42;
@@ -65,8 +71,7 @@ fn parts(n: u32) -> JobParts {
         coinb2: hex::decode("ffffffff0100f2052a010000001976a914000000000000000000000000000000000000000088ac00000000").unwrap(),
         merkle_branch: vec![[7u8; 32]],
         version: 0x2000_0000,
-        // Difficulty 1: a CPU finds no block at these share difficulties.
-        nbits: CompactTarget(0x1d00ffff),
+        nbits,
         ntime: 1_700_000_000 + n,
     }
 }
@@ -74,13 +79,22 @@ fn parts(n: u32) -> JobParts {
 impl TestPool {
     /// A pool on 127.0.0.1 (port 0: any free one) handing out shares at `difficulty`.
     pub async fn start(port: u16, difficulty: f64) -> TestPool {
+        TestPool::start_with_bits(port, difficulty, DIFFICULTY_1_BITS).await
+    }
+
+    /// The same, with jobs whose nBits is `nbits`.
+    pub async fn start_with_bits(port: u16, difficulty: f64, nbits: CompactTarget) -> TestPool {
         let listener = TcpListener::bind(("127.0.0.1", port))
             .await
             .expect("bind test pool");
         let addr = listener.local_addr().unwrap();
         let (out, _) = broadcast::channel(256);
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let current = Arc::new(Mutex::new(Arc::new(ServerJob::new("1", parts(1), true))));
+        let current = Arc::new(Mutex::new(Arc::new(ServerJob::new(
+            "1",
+            parts(1, nbits),
+            true,
+        ))));
         let hold = Arc::new(AtomicBool::new(false));
         let task = {
             let out = out.clone();
@@ -114,6 +128,7 @@ impl TestPool {
             hold,
             task,
             difficulty,
+            nbits,
         }
     }
 
@@ -124,7 +139,7 @@ impl TestPool {
     /// Sends a new job to every connection; returns its id.
     pub fn new_job(&self, clean: bool) -> String {
         let n = self.next_job.fetch_add(1, Ordering::Relaxed);
-        let job = Arc::new(ServerJob::new(n.to_string(), parts(n), clean));
+        let job = Arc::new(ServerJob::new(n.to_string(), parts(n, self.nbits), clean));
         *self.current.lock().unwrap() = Arc::clone(&job);
         let _ = self.out.send(Out::Job(job));
         n.to_string()
