@@ -86,7 +86,12 @@ fn up_mines_regtest_blocks_and_its_numbers_agree() {
         (pool_rate / miner_rate - 1.0).abs() < tolerance,
         "pool {pool_rate} H/s on ~{n:.0} shares vs miner {miner_rate} H/s (1 min)"
     );
-    assert_eq!(live["hashrate_hs"], worker["hashrate_hs"], "one worker");
+    // One worker: the pool's rate is its rate (read a moment apart).
+    let pool_total = live["hashrate_hs"].as_f64().unwrap();
+    assert!(
+        (pool_total / pool_rate - 1.0).abs() < 0.05,
+        "{pool_total} vs {pool_rate}"
+    );
     // Vardiff settled near its target of 60 shares a minute (it moves in powers of two, so
     // anywhere within 2x either way is settled).
     let difficulty = miner["pools"][0]["difficulty"].as_f64().unwrap();

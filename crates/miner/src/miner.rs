@@ -127,13 +127,31 @@ impl State {
         }
     }
 
-    /// Settles everything `pool`'s task still holds, before the task is aborted: sent
-    /// shares are lost, queued ones were never sent.
-    fn abandon_pending(&mut self, pool: u64) {
+    /// Stops pool `i`'s task and settles what it held, for `RemovePool` and `Restart`: the
+    /// slot stays for the caller to remove or refill, and the miner mines on no pool until
+    /// `choose_pool` picks one again.
+    fn retire_pool(&mut self, i: usize) {
+        let id = self.pools[i].id;
+        self.pools[i].task.abort();
+        self.settle_pending(id);
+        if self.active == Some(id) {
+            self.active = None;
+        }
+    }
+
+    /// Settles everything `pool`'s task still holds, the one way shares a pool did not
+    /// answer are closed: when its connection went down (`PoolEventKind::Down`) and before
+    /// its task is aborted (pool removed, restart). Sent shares are lost, queued ones were
+    /// never sent (stale). Verdicts the task reports later for them are ignored.
+    fn settle_pending(&mut self, pool: u64) {
         let Some(p) = self.pools.iter_mut().find(|p| p.id == pool) else {
             return;
         };
         let pending: Vec<Pending> = p.pending.drain().map(|(_, v)| v).collect();
+        let lost = pending.iter().filter(|s| s.sent).count();
+        if lost > 0 {
+            tracing::warn!(pool = %p.config.url, "{lost} share(s) sent and never answered: lost");
+        }
         for Pending { meta, sent } in pending {
             let outcome = if sent {
                 ShareOutcome::Lost
@@ -590,6 +608,7 @@ impl Manager {
                 p.last_job = None;
                 p.disconnects += 1;
                 p.last_error = Some(why);
+                st.settle_pending(e.pool);
             }
         }
         drop(st);
@@ -796,37 +815,22 @@ impl Manager {
                 if st.pools.len() == 1 {
                     return Err("Cannot remove the last pool".into());
                 }
-                let id = st.pools[i].id;
-                st.pools[i].task.abort();
-                st.abandon_pending(id);
+                st.retire_pool(i);
                 let p = st.pools.remove(i);
-                if st.active == Some(p.id) {
-                    st.active = None;
-                }
                 format!("Removed pool {i}:'{}'", p.config.url)
             }
             Request::Restart => {
-                let ids: Vec<u64> = st.pools.iter().map(|p| p.id).collect();
-                for p in &st.pools {
-                    p.task.abort();
-                }
-                for id in ids {
-                    st.abandon_pending(id);
-                }
-                let configs: Vec<(usize, PoolConfig, bool, ShareCounts)> = st
-                    .pools
-                    .iter()
-                    .enumerate()
-                    .map(|(i, p)| (i, p.config.clone(), p.enabled, p.shares.clone()))
-                    .collect();
-                for (i, config, enabled, shares) in configs {
+                for i in 0..st.pools.len() {
+                    st.retire_pool(i);
+                    let old = &st.pools[i];
+                    let (config, enabled, shares) =
+                        (old.config.clone(), old.enabled, old.shares.clone());
                     let mut p = self.spawner.spawn(&mut st, config);
                     p.enabled = enabled;
                     // The same pool: its book goes on (and still adds up to the totals).
                     p.shares = shares;
                     st.pools[i] = p;
                 }
-                st.active = None;
                 "Restarting pool connections".into()
             }
         };

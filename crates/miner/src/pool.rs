@@ -5,13 +5,13 @@
 //! number or absurd, a job without an id, a connection cut mid-line, are logged, counted
 //! (as [`PoolEventKind::BadInput`]) and answered by recycling the connection.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hashforge_stratum::message::{parse_server_line, MessageError};
 use hashforge_stratum::{
-    ClientConfig, ClientEvent, ClientSession, FrameError, Job, LineBuffer, Share,
+    ClientConfig, ClientEvent, ClientSession, FrameError, Job, LineBuffer, Share, SubmitId,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -104,14 +104,8 @@ impl PoolTask {
                     if was_ready {
                         backoff = Duration::from_millis(100).min(max_retry);
                     }
-                    // No answer will come for what the connection still had in flight.
-                    let lost: Vec<u64> = in_flight.into_values().flatten().collect();
-                    if !lost.is_empty() {
-                        tracing::warn!(pool = %self.config.url, "{} share(s) in flight lost with the connection", lost.len());
-                    }
-                    for id in lost {
-                        self.share(id, ShareOutcome::Lost).await;
-                    }
+                    // What the connection still had in flight gets no answer now: the
+                    // manager settles it when it reads `Down`, below.
                     reason
                 }
                 Ok(Err(e)) => format!("cannot connect: {e}"),
@@ -122,10 +116,9 @@ impl PoolTask {
             }
             tracing::warn!(pool = %self.config.url, "{reason}; retrying in {backoff:?}");
             self.emit(PoolEventKind::Down(reason)).await;
-            // Shares queued for a dead connection are stale.
-            while let Ok(PoolCommand::Submit { id, .. }) = self.commands.try_recv() {
-                self.share(id, ShareOutcome::Stale).await;
-            }
+            // Shares queued for the dead connection: the manager settles them as stale on
+            // `Down` (it settles every share its pool task held, as when it aborts one).
+            while self.commands.try_recv().is_ok() {}
             tokio::select! {
                 _ = tokio::time::sleep(backoff) => {}
                 _ = self.shutdown.changed() => return,
@@ -232,10 +225,9 @@ impl PoolTask {
                         self.share(id, ShareOutcome::Stale).await;
                         continue;
                     }
-                    let key = share_key(&share);
                     match session.submit(share, Instant::now()) {
-                        Ok(()) => {
-                            in_flight.entry(key).or_default().push_back(id);
+                        Ok(submit) => {
+                            in_flight.insert(submit, id);
                             self.share(id, ShareOutcome::Sent).await;
                         }
                         Err(e) => {
@@ -340,20 +332,22 @@ impl PoolTask {
                 return Err(Strike::Out("the pool asked for a reconnect".into()));
             }
             ClientEvent::Message(m) => tracing::info!(pool = %self.config.url, "pool says: {m}"),
-            ClientEvent::ShareAccepted(share) => {
-                if let Some(id) = take(in_flight, &share) {
+            ClientEvent::ShareAccepted { id: submit, .. } => {
+                if let Some(id) = in_flight.remove(&submit) {
                     self.share(id, ShareOutcome::Accepted).await;
                 }
             }
-            ClientEvent::ShareRejected { share, error } => {
-                if let Some(id) = take(in_flight, &share) {
+            ClientEvent::ShareRejected {
+                id: submit, error, ..
+            } => {
+                if let Some(id) = in_flight.remove(&submit) {
                     tracing::info!(pool = %self.config.url, "share rejected: {}", error.message);
                     let reason = error.message;
                     self.share(id, ShareOutcome::Rejected { reason }).await;
                 }
             }
-            ClientEvent::ShareTimedOut(share) => {
-                if let Some(id) = take(in_flight, &share) {
+            ClientEvent::ShareTimedOut { id: submit, .. } => {
+                if let Some(id) = in_flight.remove(&submit) {
                     tracing::warn!(pool = %self.config.url, "no answer to a share within the submit timeout");
                     self.share(id, ShareOutcome::Lost).await;
                 }
@@ -368,35 +362,9 @@ impl PoolTask {
     }
 }
 
-/// What tells a share's verdict apart from another's: (job, extranonce2, ntime, nonce,
-/// version). The ntime is part of it because the feed rolls ntime when a job's
-/// extranonce2s run out.
-type ShareKey = (String, Vec<u8>, u32, u32, u32);
-
-/// The ids of the shares a connection sent and has no verdict for, by share; a device that
-/// reports one nonce twice sends two, answered in order.
-type InFlight = HashMap<ShareKey, VecDeque<u64>>;
-
-/// The id of the oldest share in flight that `share` answers.
-fn take(in_flight: &mut InFlight, share: &Share) -> Option<u64> {
-    let key = share_key(share);
-    let ids = in_flight.get_mut(&key)?;
-    let id = ids.pop_front();
-    if ids.is_empty() {
-        in_flight.remove(&key);
-    }
-    id
-}
-
-fn share_key(s: &Share) -> ShareKey {
-    (
-        s.job_id.clone(),
-        s.extranonce2.clone(),
-        s.ntime,
-        s.nonce,
-        s.version,
-    )
-}
+/// The manager's ids of the shares a connection sent and has no verdict for, by the id
+/// the session gave each submit.
+type InFlight = HashMap<SubmitId, u64>;
 
 enum Strike {
     One,

@@ -196,11 +196,11 @@ pub async fn run(
                 };
                 for e in events {
                     let done = match e {
-                        ClientEvent::ShareAccepted(_) => {
+                        ClientEvent::ShareAccepted { .. } => {
                             r.accepted += 1;
                             true
                         }
-                        ClientEvent::ShareRejected { .. } | ClientEvent::ShareTimedOut(_) => {
+                        ClientEvent::ShareRejected { .. } | ClientEvent::ShareTimedOut { .. } => {
                             r.rejected += 1;
                             true
                         }

@@ -214,8 +214,8 @@ pub async fn mine(
                     job = Some(j);
                 }
                 ClientEvent::Authorized { ok, .. } => report.authorized = Some(ok),
-                ClientEvent::ShareAccepted(s) => report.accepted.push(s),
-                ClientEvent::ShareRejected { share, error } => {
+                ClientEvent::ShareAccepted { share, .. } => report.accepted.push(share),
+                ClientEvent::ShareRejected { share, error, .. } => {
                     report.rejected.push((share, error.code))
                 }
                 other => report.events.push(format!("{other:?}")),

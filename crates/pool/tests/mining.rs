@@ -161,7 +161,7 @@ async fn a_block_below_the_share_target_is_a_block_and_not_job_difficulty_work()
     let verdict = loop {
         let events = conn.events().await.unwrap();
         if let Some(v) = events.into_iter().find_map(|e| match e {
-            ClientEvent::ShareAccepted(_) => Some(Ok(())),
+            ClientEvent::ShareAccepted { .. } => Some(Ok(())),
             ClientEvent::ShareRejected { error, .. } => Some(Err(error)),
             _ => None,
         }) {

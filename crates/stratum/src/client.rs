@@ -111,15 +111,29 @@ pub enum ClientEvent {
         wait_seconds: Option<u64>,
     },
     Message(String),
-    ShareAccepted(Share),
+    /// The verdicts on a share, keyed by the id [`ClientSession::submit`] returned.
+    ShareAccepted {
+        id: SubmitId,
+        share: Share,
+    },
     ShareRejected {
+        id: SubmitId,
         share: Share,
         error: StratumError,
     },
-    ShareTimedOut(Share),
+    ShareTimedOut {
+        id: SubmitId,
+        share: Share,
+    },
     /// The server sent a line that is no message, or a reply nobody asked for.
     ProtocolError(String),
 }
+
+/// A submitted share's identity within its session: the JSON-RPC id it went out under,
+/// unique for the session's life, so two identical shares (a miner's bug, or a pool's
+/// replay test) still get a verdict each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SubmitId(pub i64);
 
 /// Why a share cannot be sent.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -189,11 +203,12 @@ impl ClientSession {
         s
     }
 
-    fn send(&mut self, request: Request, pending: Pending) {
+    fn send(&mut self, request: Request, pending: Pending) -> i64 {
         let id = self.next_id;
         self.next_id += 1;
         self.outbox.push_back(request.to_line(&Id::Num(id)));
         self.pending.push((id, pending));
+        id
     }
 
     /// The next line to send (without newline).
@@ -224,8 +239,8 @@ impl ClientSession {
             .count()
     }
 
-    /// Queues a share for the pool.
-    pub fn submit(&mut self, share: Share, now: Instant) -> Result<(), SubmitError> {
+    /// Queues a share for the pool; its verdict will carry the id returned.
+    pub fn submit(&mut self, share: Share, now: Instant) -> Result<SubmitId, SubmitError> {
         let Some(sub) = &self.subscription else {
             return Err(SubmitError::NotReady);
         };
@@ -252,16 +267,19 @@ impl ClientSession {
             version_bits: (self.version_mask != 0).then_some(share.version & self.version_mask),
         };
         let deadline = now + self.config.submit_timeout;
-        self.send(Request::Submit(submit), Pending::Submit { share, deadline });
-        Ok(())
+        let id = self.send(Request::Submit(submit), Pending::Submit { share, deadline });
+        Ok(SubmitId(id))
     }
 
     /// Shares whose answer is overdue at `now`.
     pub fn handle_timeout(&mut self, now: Instant) -> Vec<ClientEvent> {
         let mut events = Vec::new();
-        self.pending.retain(|(_, p)| match p {
+        self.pending.retain(|(id, p)| match p {
             Pending::Submit { share, deadline } if *deadline <= now => {
-                events.push(ClientEvent::ShareTimedOut(share.clone()));
+                events.push(ClientEvent::ShareTimedOut {
+                    id: SubmitId(*id),
+                    share: share.clone(),
+                });
                 false
             }
             _ => true,
@@ -423,14 +441,15 @@ impl ClientSession {
             }
             Pending::SuggestDifficulty => Vec::new(),
             Pending::Submit { share, .. } => {
+                let id = SubmitId(id);
                 if accepted {
-                    vec![ClientEvent::ShareAccepted(share)]
+                    vec![ClientEvent::ShareAccepted { id, share }]
                 } else {
                     let error = r.error.unwrap_or_else(|| StratumError {
                         code: 20,
                         message: "rejected".into(),
                     });
-                    vec![ClientEvent::ShareRejected { share, error }]
+                    vec![ClientEvent::ShareRejected { id, share, error }]
                 }
             }
         }

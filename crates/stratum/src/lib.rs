@@ -34,7 +34,7 @@ pub mod message;
 mod server;
 
 pub use check::{check_header, check_share, ShareCheck};
-pub use client::{ClientConfig, ClientEvent, ClientSession, Job, Share, SubmitError};
+pub use client::{ClientConfig, ClientEvent, ClientSession, Job, Share, SubmitError, SubmitId};
 pub use framing::{FrameError, LineBuffer, MAX_LINE};
 pub use message::{ErrorCode, Id, StratumError};
 pub use server::{

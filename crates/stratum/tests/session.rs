@@ -179,9 +179,15 @@ fn shares_are_accepted_and_every_refusal_has_its_code() {
     );
 
     let now = Instant::now();
-    client.submit(shares[0].clone(), now).unwrap();
+    let first = client.submit(shares[0].clone(), now).unwrap();
     let (ce, se) = pump(&mut client, &mut server);
-    assert_eq!(ce, vec![ClientEvent::ShareAccepted(shares[0].clone())]);
+    assert_eq!(
+        ce,
+        vec![ClientEvent::ShareAccepted {
+            id: first,
+            share: shares[0].clone()
+        }]
+    );
     let ServerEvent::Share(candidate) = &se[0] else {
         panic!("{se:?}")
     };
@@ -189,10 +195,14 @@ fn shares_are_accepted_and_every_refusal_has_its_code() {
     assert_eq!(candidate.job_difficulty, 1e-6);
     assert_eq!(candidate.check.header.version, shares[0].version);
 
-    // The same share again: duplicate.
-    client.submit(shares[0].clone(), now).unwrap();
+    // The same share again: duplicate, and its verdict is its own (a new id), not the
+    // first one's.
+    let again = client.submit(shares[0].clone(), now).unwrap();
+    assert_ne!(again, first);
     let (ce, se) = pump(&mut client, &mut server);
-    assert!(matches!(&ce[0], ClientEvent::ShareRejected { error, .. } if error.code == 22));
+    assert!(
+        matches!(&ce[0], ClientEvent::ShareRejected { id, error, .. } if error.code == 22 && *id == again)
+    );
     assert!(matches!(
         &se[0],
         ServerEvent::Rejected {
@@ -300,7 +310,7 @@ fn shares_on_old_jobs_are_judged_at_the_difficulty_those_jobs_carried() {
         .submit(find_shares(&old, 1)[0].clone(), Instant::now())
         .unwrap();
     let (ce, _) = pump(&mut client, &mut server);
-    assert!(matches!(ce[0], ClientEvent::ShareAccepted(_)), "{ce:?}");
+    assert!(matches!(ce[0], ClientEvent::ShareAccepted { .. }), "{ce:?}");
 
     // A clean job makes the old one stale.
     server.notify(Arc::new(ServerJob::new(
@@ -370,14 +380,14 @@ fn not_subscribed_and_unanswered_shares() {
     let (ce, _) = pump(&mut client, &mut server);
     let share = find_shares(&last_job(&ce), 1)[0].clone();
     let now = Instant::now();
-    client.submit(share.clone(), now).unwrap();
+    let id = client.submit(share.clone(), now).unwrap();
     assert_eq!(client.shares_in_flight(), 1);
     assert!(client
         .handle_timeout(now + Duration::from_secs(29))
         .is_empty());
     assert_eq!(
         client.handle_timeout(now + Duration::from_secs(31)),
-        vec![ClientEvent::ShareTimedOut(share)]
+        vec![ClientEvent::ShareTimedOut { id, share }]
     );
     assert_eq!(client.shares_in_flight(), 0);
 }
