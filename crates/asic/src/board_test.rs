@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use hashforge_core::HashRate;
+use hashforge_core::{Celsius, HashRate};
 use serde::Serialize;
 use tokio::time::Instant;
 
@@ -115,7 +115,7 @@ pub struct ChipReport {
     pub expected_nonces: f64,
     pub hardware_errors: u64,
     /// Highest die temperature read during the test.
-    pub temperature: Option<f64>,
+    pub temperature: Option<Celsius>,
     pub verdict: Verdict,
 }
 
@@ -141,9 +141,10 @@ pub struct BoardReport {
     pub valid_nonces: u64,
     pub hardware_errors: u64,
     pub seconds: f64,
-    /// Estimated from the shares found, in H/s.
-    pub hashrate_hs: f64,
-    pub max_temperature: Option<f64>,
+    /// Estimated from the shares found (JSON: H/s).
+    #[serde(rename = "hashrate_hs")]
+    pub hashrate: HashRate,
+    pub max_temperature: Option<Celsius>,
     pub passed: bool,
 }
 
@@ -291,7 +292,7 @@ pub fn judge(
             let returned = c.nonces + c.hardware_errors;
             let verdict = if c
                 .max_temperature
-                .is_some_and(|t| t >= OVER_TEMPERATURE_CELSIUS)
+                .is_some_and(|t| t.0 >= OVER_TEMPERATURE_CELSIUS)
             {
                 Verdict::OverTemperature
             } else if c.hardware_errors >= 3
@@ -386,11 +387,10 @@ pub fn judge(
                 c.hardware_errors,
                 c.nonces + c.hardware_errors
             ),
-            Verdict::OverTemperature => format!(
-                "chip {} runs at {:.1} C",
-                c.position,
-                c.temperature.unwrap_or(0.0)
-            ),
+            Verdict::OverTemperature => match c.temperature {
+                Some(t) => format!("chip {} runs at {t}", c.position),
+                None => format!("chip {} runs over temperature", c.position),
+            },
             _ => continue,
         };
         suspects.push(Suspect {
@@ -422,7 +422,9 @@ pub fn judge(
     let max_temperature = stats
         .iter()
         .filter_map(|c| c.max_temperature)
-        .fold(None, |m: Option<f64>, t| Some(m.map_or(t, |m| m.max(t))));
+        .fold(None, |m: Option<Celsius>, t| {
+            Some(m.map_or(t, |m| if t > m { t } else { m }))
+        });
     let diff1: f64 = stats.iter().map(|c| c.diff1_shares).sum();
     let passed = enumeration.found == enumeration.expected
         && enumeration.found > 0
@@ -440,7 +442,7 @@ pub fn judge(
         valid_nonces: valid,
         hardware_errors: hw_total,
         seconds,
-        hashrate_hs: HashRate::from_diff1_shares(diff1, seconds).as_hs(),
+        hashrate: HashRate::from_diff1_shares(diff1, seconds),
         max_temperature,
         passed,
     }
@@ -484,7 +486,7 @@ mod tests {
                 position,
                 address,
                 nonces,
-                max_temperature: Some(80.0),
+                max_temperature: Some(Celsius(80.0)),
                 ..ChipStats::default()
             })
             .collect();

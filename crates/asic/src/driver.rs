@@ -4,7 +4,7 @@
 
 use std::collections::{HashSet, VecDeque};
 
-use hashforge_core::{rolled_version, Difficulty, Target, VersionMask};
+use hashforge_core::{rolled_version, Celsius, Difficulty, Target, VersionMask};
 use hashforge_sha256d::sha256d_header;
 use serde::Serialize;
 
@@ -122,9 +122,9 @@ pub struct ChipStats {
     /// Best share difficulty this chip found.
     pub best_difficulty: f64,
     /// Last die temperature read, if the chip answered it with a reading.
-    pub temperature: Option<f64>,
+    pub temperature: Option<Celsius>,
     /// Highest die temperature read.
-    pub max_temperature: Option<f64>,
+    pub max_temperature: Option<Celsius>,
     /// Last value of the chip's error-count register.
     pub error_count: Option<u32>,
 }
@@ -416,9 +416,9 @@ impl ChainDriver {
                         addr::ANALOG_MUX if self.config.is_emulated() => {
                             let t = temperature_of(value);
                             let c = &mut self.chips[i];
-                            c.temperature = (t > 0.0).then_some(t);
-                            if t > c.max_temperature.unwrap_or(0.0) {
-                                c.max_temperature = Some(t);
+                            c.temperature = (t > 0.0).then_some(Celsius(t));
+                            if t > c.max_temperature.map_or(0.0, |m| m.0) {
+                                c.max_temperature = Some(Celsius(t));
                             }
                         }
                         addr::ERROR_COUNT => {

@@ -214,7 +214,8 @@ fn table(r: &Run, repeat: u32) -> String {
             c.nonces,
             c.expected_nonces,
             c.hardware_errors,
-            c.temperature.map_or("-".to_string(), |t| format!("{t:.1}")),
+            c.temperature
+                .map_or("-".to_string(), |t| format!("{:.1}", t.0)),
             c.verdict.label()
         );
     }
@@ -229,11 +230,8 @@ fn table(r: &Run, repeat: u32) -> String {
     );
     let _ = writeln!(
         s,
-        "{} valid nonces, {} hardware errors in {:.1} s; {:.2} MH/s from shares",
-        rep.valid_nonces,
-        rep.hardware_errors,
-        rep.seconds,
-        rep.hashrate_hs / 1e6
+        "{} valid nonces, {} hardware errors in {:.1} s; {} from shares",
+        rep.valid_nonces, rep.hardware_errors, rep.seconds, rep.hashrate
     );
     if !rep.suspects.is_empty() {
         let _ = writeln!(s, "suspects:");

@@ -16,6 +16,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use hashforge_asic::Fault;
 use hashforge_core::HashRate;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -57,6 +58,8 @@ mod code {
     pub const QUIT: u32 = 71;
     pub const RESTART: u32 = 72;
     pub const NOT_SUPPORTED: u32 = 77;
+    /// hashforge's own: a fault was injected into an emulated machine.
+    pub const FAULT: u32 = 300;
 }
 
 /// An ordered JSON object (the API's key order is part of how it reads).
@@ -222,7 +225,8 @@ fn split_commands(c: &str) -> Vec<String> {
         .collect()
 }
 
-const PRIVILEGED: [&str; 9] = [
+const PRIVILEGED: [&str; 10] = [
+    "fault",
     "switchpool",
     "enablepool",
     "disablepool",
@@ -352,6 +356,25 @@ async fn command(shared: &Shared, cmd: &str, param: &str, write: bool) -> Reply 
             }
         }
         "restart" => privileged(shared.request(Request::Restart).await, code::RESTART),
+        // hashforge's own: `DEVICE,KIND:ARGS` (`0,dead-chip:12`) into an emulated machine.
+        "fault" => {
+            let Some((device, fault)) = param.split_once(',') else {
+                return Reply::error(
+                    code::MISSING_PARAM,
+                    format!("Missing parameter: device,fault ({})", Fault::SYNTAX),
+                );
+            };
+            let Ok(device) = device.trim().parse::<usize>() else {
+                return Reply::error(code::INVALID_PARAM, "Invalid device id");
+            };
+            match fault.trim().parse::<Fault>() {
+                Ok(fault) => privileged(
+                    shared.request(Request::InjectFault(device, fault)).await,
+                    code::FAULT,
+                ),
+                Err(e) => Reply::error(code::INVALID_PARAM, e.to_string()),
+            }
+        }
         "quit" => {
             shared.request_quit();
             Reply::info(code::QUIT, "BYE")
@@ -409,8 +432,9 @@ fn version_item(shared: &Shared) -> Obj {
 
 fn summary(s: &Snapshot) -> Reply {
     let minutes = (s.elapsed_secs / 60.0).max(1.0 / 60.0);
-    let diff_total =
-        s.shares.accepted_difficulty + s.shares.rejected_difficulty + s.shares.stale_difficulty;
+    let diff_total = s.shares.accepted_difficulty.as_f64()
+        + s.shares.rejected_difficulty.as_f64()
+        + s.shares.stale_difficulty.as_f64();
     let hashes: Option<u64> = s.devices.iter().map(|d| d.hashes).sum();
     let item = Obj::default()
         .with("Elapsed", s.elapsed_secs as u64)
@@ -448,9 +472,9 @@ fn summary(s: &Snapshot) -> Reply {
             "Work Utility",
             (s.found_difficulty / minutes * 100.0).round() / 100.0,
         )
-        .with("Difficulty Accepted", s.shares.accepted_difficulty)
-        .with("Difficulty Rejected", s.shares.rejected_difficulty)
-        .with("Difficulty Stale", s.shares.stale_difficulty)
+        .with("Difficulty Accepted", s.shares.accepted_difficulty.as_f64())
+        .with("Difficulty Rejected", s.shares.rejected_difficulty.as_f64())
+        .with("Difficulty Stale", s.shares.stale_difficulty.as_f64())
         .with("Best Share", s.best_share)
         .with(
             "Device Hardware%",
@@ -461,13 +485,16 @@ fn summary(s: &Snapshot) -> Reply {
         )
         .with(
             "Device Rejected%",
-            pct(s.shares.rejected_difficulty, diff_total),
+            pct(s.shares.rejected_difficulty.as_f64(), diff_total),
         )
         .with(
             "Pool Rejected%",
-            pct(s.shares.rejected_difficulty, diff_total),
+            pct(s.shares.rejected_difficulty.as_f64(), diff_total),
         )
-        .with("Pool Stale%", pct(s.shares.stale_difficulty, diff_total))
+        .with(
+            "Pool Stale%",
+            pct(s.shares.stale_difficulty.as_f64(), diff_total),
+        )
         .with("Last getwork", unix_now());
     Reply::ok(code::SUMMARY, "Summary", "SUMMARY", vec![item])
 }
@@ -477,9 +504,9 @@ fn pools(s: &Snapshot) -> Reply {
         .pools
         .iter()
         .map(|p| {
-            let total = p.shares.accepted_difficulty
-                + p.shares.rejected_difficulty
-                + p.shares.stale_difficulty;
+            let total = p.shares.accepted_difficulty.as_f64()
+                + p.shares.rejected_difficulty.as_f64()
+                + p.shares.stale_difficulty.as_f64();
             let host = p.url.trim_start_matches("stratum+tcp://").to_string();
             Obj::default()
                 .with("POOL", p.index)
@@ -499,20 +526,26 @@ fn pools(s: &Snapshot) -> Reply {
                 .with("User", p.user.clone())
                 .with("Last Share Time", p.last_share_time)
                 .with("Diff", format_diff(p.difficulty))
-                .with("Diff1 Shares", p.shares.accepted_difficulty)
+                .with("Diff1 Shares", p.shares.accepted_difficulty.as_f64())
                 .with("Proxy Type", "")
                 .with("Proxy", "")
-                .with("Difficulty Accepted", p.shares.accepted_difficulty)
-                .with("Difficulty Rejected", p.shares.rejected_difficulty)
-                .with("Difficulty Stale", p.shares.stale_difficulty)
+                .with("Difficulty Accepted", p.shares.accepted_difficulty.as_f64())
+                .with("Difficulty Rejected", p.shares.rejected_difficulty.as_f64())
+                .with("Difficulty Stale", p.shares.stale_difficulty.as_f64())
                 .with("Last Share Difficulty", p.last_share_difficulty)
                 .with("Has Stratum", true)
                 .with("Stratum Active", p.active)
                 .with("Stratum URL", if p.active { host } else { String::new() })
                 .with("Has GBT", false)
                 .with("Best Share", p.best_share)
-                .with("Pool Rejected%", pct(p.shares.rejected_difficulty, total))
-                .with("Pool Stale%", pct(p.shares.stale_difficulty, total))
+                .with(
+                    "Pool Rejected%",
+                    pct(p.shares.rejected_difficulty.as_f64(), total),
+                )
+                .with(
+                    "Pool Stale%",
+                    pct(p.shares.stale_difficulty.as_f64(), total),
+                )
                 .with("Bad Work", p.bad_input)
         })
         .collect::<Vec<_>>();

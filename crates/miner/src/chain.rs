@@ -185,6 +185,21 @@ impl Device for ChainDevice {
         Ok(())
     }
 
+    fn inject(&self, fault: Fault) -> Result<(), String> {
+        let machine = self.machine.lock().unwrap_or_else(|p| p.into_inner());
+        match (&self.source, machine.as_ref()) {
+            (Source::Emulated { .. }, Some(m)) => {
+                m.inject(fault);
+                Ok(())
+            }
+            (Source::Emulated { .. }, None) => Err(format!("{} is not running", self.name)),
+            (Source::Serial { .. }, _) => Err(format!(
+                "{} is real hardware: faults go into emulated machines only",
+                self.name
+            )),
+        }
+    }
+
     fn telemetry(&self) -> Telemetry {
         let mut t = self
             .telemetry
@@ -307,7 +322,7 @@ async fn run_chain<L: Link>(
                 .driver()
                 .chips()
                 .iter()
-                .filter_map(|c| c.temperature)
+                .filter_map(|c| c.temperature.map(|t| t.0))
                 .collect();
             let hottest = temps
                 .iter()

@@ -103,6 +103,14 @@ pub trait Device: Send + Sync {
     fn telemetry(&self) -> Telemetry;
     /// Stops and waits for the device's threads (the feed is shut down first).
     fn stop(&mut self);
+    /// Injects `fault` while the device runs (a chip dies, a fan stops): emulated machines
+    /// only, for tests and demos of what a farm meets; every other device refuses.
+    fn inject(&self, fault: hashforge_asic::Fault) -> Result<(), String> {
+        Err(format!(
+            "{} is not an emulated machine: faults go into emulated machines only (not {fault})",
+            self.info().name
+        ))
+    }
 }
 
 /// Builds the device a spec names; `faults` apply to emulated machines.

@@ -359,7 +359,7 @@ pub(crate) mod tests {
                 ntime: 1_700_000_000,
             },
             clean_jobs: true,
-            difficulty: 1.0,
+            difficulty: Difficulty::ONE,
             extranonce1: vec![9, 9, 9, 9],
             extranonce2_size: en2_size,
             version_mask: 0x1fffe000,

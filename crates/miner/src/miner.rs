@@ -42,6 +42,8 @@ pub(crate) enum Request {
     AddPool(PoolConfig),
     RemovePool(usize),
     Restart,
+    /// Inject a fault into device N (an emulated machine) while it runs.
+    InjectFault(usize, hashforge_asic::Fault),
 }
 
 pub(crate) type Reply = oneshot::Sender<Result<String, String>>;
@@ -51,7 +53,7 @@ pub(crate) type Reply = oneshot::Sender<Result<String, String>>;
 pub(crate) struct ShareMeta {
     pub device: usize,
     /// The difficulty the job was sent under (what the share is worth to the pool).
-    pub job_difficulty: f64,
+    pub job_difficulty: Difficulty,
     /// The share also meets the job's nBits: accepted, it is a block.
     pub block: bool,
     /// The job's network difficulty is below 1 (regtest, a testnet's minimum-difficulty
@@ -570,14 +572,14 @@ impl Manager {
                 received,
             } => {
                 p.jobs += 1;
-                p.difficulty = job.difficulty;
+                p.difficulty = job.difficulty.as_f64();
                 p.last_job = Some((Arc::clone(&job), epoch, received));
                 if st.active == Some(e.pool) {
                     self.dispatch(e.pool, &job, epoch, job.clean_jobs, received);
                     return;
                 }
             }
-            PoolEventKind::Difficulty(d) => p.difficulty = d,
+            PoolEventKind::Difficulty(d) => p.difficulty = d.as_f64(),
             PoolEventKind::Share { id, outcome } => {
                 let Some(pending) = p.pending.get_mut(&id) else {
                     // Settled already: its task was aborted.
@@ -592,7 +594,7 @@ impl Manager {
                 }
                 if outcome == ShareOutcome::Accepted {
                     p.last_share_time = secs;
-                    p.last_share_difficulty = meta.job_difficulty;
+                    p.last_share_difficulty = meta.job_difficulty.as_f64();
                 }
                 st.record(e.pool, &meta, &outcome);
                 return;
@@ -616,12 +618,14 @@ impl Manager {
     }
 
     fn dispatch(&self, pool: u64, job: &Arc<Job>, epoch: u64, clean: bool, received: Instant) {
-        let Ok(d) = Difficulty::new(job.difficulty) else {
-            return;
-        };
-        self.shared
-            .feed
-            .set_job(pool, Arc::clone(job), epoch, d, clean, received);
+        self.shared.feed.set_job(
+            pool,
+            Arc::clone(job),
+            epoch,
+            job.difficulty,
+            clean,
+            received,
+        );
     }
 
     /// Mines on the first healthy pool in priority order; goes back to a higher one only
@@ -818,6 +822,18 @@ impl Manager {
                 st.retire_pool(i);
                 let p = st.pools.remove(i);
                 format!("Removed pool {i}:'{}'", p.config.url)
+            }
+            Request::InjectFault(device, fault) => {
+                let devices = self.devices.lock().unwrap_or_else(|p| p.into_inner());
+                let Some(d) = devices.get(device) else {
+                    return Err(format!(
+                        "Invalid device id {device} - range is 0 - {}",
+                        devices.len().saturating_sub(1)
+                    ));
+                };
+                d.inject(fault)?;
+                tracing::warn!(device, %fault, "fault injected through the API");
+                format!("Injected {fault} into device {device}")
             }
             Request::Restart => {
                 for i in 0..st.pools.len() {
@@ -1076,7 +1092,7 @@ mod tests {
         let mut job = (*crate::feed::tests::job("1", 4)).clone();
         // A share at EASY is not a block.
         job.parts.nbits = CompactTarget(0x1d00ffff);
-        job.difficulty = EASY;
+        job.difficulty = Difficulty::new(EASY).unwrap();
         job.version_mask = MASK;
         let job = Arc::new(job);
         let feed = Arc::new(WorkFeed::new());

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use hashforge_core::Difficulty;
 use hashforge_stratum::message::{parse_server_line, MessageError};
 use hashforge_stratum::{
     ClientConfig, ClientEvent, ClientSession, FrameError, Job, LineBuffer, Share, SubmitId,
@@ -46,7 +47,7 @@ pub(crate) enum PoolEventKind {
         epoch: u64,
         received: Instant,
     },
-    Difficulty(f64),
+    Difficulty(Difficulty),
     /// What became of the share the miner submitted as `id`: `Sent`, then one verdict; or
     /// `Stale` alone when it was never sent. A connection that ends reports its shares
     /// still in flight as `Lost` before its `Down`.
@@ -371,6 +372,7 @@ enum Strike {
     Out(String),
 }
 
-fn sane_difficulty(d: f64) -> bool {
-    d.is_finite() && d > 0.0 && d <= MAX_DIFFICULTY
+/// A difficulty (positive and finite already) that no pool would set for a miner.
+fn sane_difficulty(d: Difficulty) -> bool {
+    d.as_f64() <= MAX_DIFFICULTY
 }

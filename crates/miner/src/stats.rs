@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use hashforge_core::HashRate;
+use hashforge_core::{Difficulty, DifficultySum, HashRate};
 use serde::Serialize;
 
 /// Found difficulty per second over the last 15 minutes.
@@ -82,10 +82,10 @@ pub struct ShareCounts {
     /// Found for the pool but never sent: a clean job or a new connection had made its job
     /// stale first, or the connection could not take it (cgminer's `Stale`).
     pub stale: u64,
-    pub accepted_difficulty: f64,
-    pub rejected_difficulty: f64,
-    pub lost_difficulty: f64,
-    pub stale_difficulty: f64,
+    pub accepted_difficulty: DifficultySum,
+    pub rejected_difficulty: DifficultySum,
+    pub lost_difficulty: DifficultySum,
+    pub stale_difficulty: DifficultySum,
     /// Rejections by the pool's reason.
     pub reject_reasons: BTreeMap<String, u64>,
 }
@@ -109,7 +109,7 @@ pub enum ShareOutcome {
 impl ShareCounts {
     /// Books `outcome` for a share of `difficulty` (the difficulty its job was sent under).
     /// A verdict must follow that share's `Sent`.
-    pub fn record(&mut self, difficulty: f64, outcome: &ShareOutcome) {
+    pub fn record(&mut self, difficulty: Difficulty, outcome: &ShareOutcome) {
         let mut settle = || {
             debug_assert!(self.in_flight > 0, "a verdict for a share never sent");
             self.in_flight = self.in_flight.saturating_sub(1);
@@ -224,24 +224,25 @@ mod tests {
     #[test]
     fn every_sent_share_ends_once_and_is_in_flight_until_then() {
         let mut c = ShareCounts::default();
+        let two = Difficulty::new(2.0).unwrap();
         for _ in 0..4 {
-            c.record(2.0, &ShareOutcome::Sent);
+            c.record(two, &ShareOutcome::Sent);
         }
-        c.record(2.0, &ShareOutcome::Accepted);
+        c.record(two, &ShareOutcome::Accepted);
         c.record(
-            2.0,
+            two,
             &ShareOutcome::Rejected {
                 reason: "duplicate".into(),
             },
         );
-        c.record(2.0, &ShareOutcome::Lost);
-        c.record(2.0, &ShareOutcome::Stale);
+        c.record(two, &ShareOutcome::Lost);
+        c.record(two, &ShareOutcome::Stale);
         assert!(c.adds_up(), "{c:?}");
         assert_eq!((c.sent, c.in_flight, c.stale), (4, 1, 1));
         assert_eq!(c.reject_reasons["duplicate"], 1);
-        assert_eq!(c.lost_difficulty, 2.0);
-        c.record(2.0, &ShareOutcome::Accepted);
-        assert_eq!((c.in_flight, c.accepted_difficulty), (0, 4.0));
+        assert_eq!(c.lost_difficulty.as_f64(), 2.0);
+        c.record(two, &ShareOutcome::Accepted);
+        assert_eq!((c.in_flight, c.accepted_difficulty.as_f64()), (0, 4.0));
         assert!(c.adds_up());
     }
 }

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use bitcoin::{consensus, Block};
 
-use hashforge_core::Difficulty;
 use hashforge_sha256d::{Scanner, Work};
 use hashforge_stratum::{ClientConfig, ClientEvent, ClientSession, Job, LineBuffer, Share};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -143,9 +142,7 @@ pub fn scan_job(
     count: u64,
 ) -> Vec<(Share, [u8; 32])> {
     let header = job.header(en2, job.parts.ntime, 0, job.parts.version);
-    let target = Difficulty::new(job.difficulty)
-        .map(Difficulty::to_target)
-        .unwrap_or_default();
+    let target = job.difficulty.to_target();
     let Ok(work) = Work::new(header.to_bytes(), target).with_nonces(start, count) else {
         return Vec::new();
     };

@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bitcoin::{consensus, Address, Block, KnownHrp, ScriptBuf};
-use hashforge_core::Difficulty;
 use hashforge_pool::bitcoind::RpcAuth;
 use hashforge_pool::testing::{exported_blocks, fresh_dir, mine, Connection};
 use hashforge_pool::{Pool, PoolConfig, SourceConfig};
@@ -134,7 +133,7 @@ async fn a_block_below_the_share_target_is_a_block_and_not_job_difficulty_work()
             break job;
         }
     };
-    assert_eq!(job.difficulty, 1e6);
+    assert_eq!(job.difficulty.as_f64(), 1e6);
     // A nonce that meets regtest's nBits (about half do) and misses difficulty 10^6.
     let en2 = vec![0u8; job.extranonce2_size];
     let network = job.parts.nbits.to_target().unwrap();
@@ -142,7 +141,7 @@ async fn a_block_below_the_share_target_is_a_block_and_not_job_difficulty_work()
     let work = Work::new(header.to_bytes(), network)
         .with_nonces(0, 64)
         .unwrap();
-    let share_target = Difficulty::new(job.difficulty).unwrap().to_target();
+    let share_target = job.difficulty.to_target();
     let hit = Scanner::detect()
         .scan(&work)
         .into_iter()

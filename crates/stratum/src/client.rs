@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hashforge_core::{Header, JobParts};
+use hashforge_core::{Difficulty, Header, JobParts};
 use serde_json::{json, Value};
 
 use crate::message::{
@@ -54,7 +54,7 @@ pub struct Job {
     pub parts: JobParts,
     pub clean_jobs: bool,
     /// The share difficulty this job was sent under.
-    pub difficulty: f64,
+    pub difficulty: Difficulty,
     pub extranonce1: Vec<u8>,
     pub extranonce2_size: usize,
     /// The negotiated version-rolling mask (0: no rolling).
@@ -99,7 +99,7 @@ pub enum ClientEvent {
     /// A new job; when `clean_jobs` is set, abandon every older one at once.
     Job(Arc<Job>),
     /// Applies to jobs after the next notify.
-    DifficultyChanged(f64),
+    DifficultyChanged(Difficulty),
     ExtranonceChanged {
         extranonce1: Vec<u8>,
         extranonce2_size: usize,
@@ -163,7 +163,7 @@ pub struct ClientSession {
     subscription: Option<SubscribeResult>,
     authorized: bool,
     version_mask: u32,
-    next_difficulty: f64,
+    next_difficulty: Difficulty,
     next_extranonce: Option<(Vec<u8>, usize)>,
     job: Option<Arc<Job>>,
 }
@@ -179,7 +179,7 @@ impl ClientSession {
             subscription: None,
             authorized: false,
             version_mask: 0,
-            next_difficulty: 1.0,
+            next_difficulty: Difficulty::ONE,
             next_extranonce: None,
             job: None,
         };
@@ -224,7 +224,7 @@ impl ClientSession {
         self.job.as_ref()
     }
     /// The difficulty the next job will carry.
-    pub fn next_difficulty(&self) -> f64 {
+    pub fn next_difficulty(&self) -> Difficulty {
         self.next_difficulty
     }
     /// The negotiated version mask (0: none).
@@ -343,10 +343,16 @@ impl ClientSession {
                 self.job = Some(Arc::clone(&job));
                 vec![ClientEvent::Job(job)]
             }
-            ServerCall::SetDifficulty(d) => {
-                self.next_difficulty = d;
-                vec![ClientEvent::DifficultyChanged(d)]
-            }
+            ServerCall::SetDifficulty(d) => match Difficulty::new(d) {
+                Ok(d) => {
+                    self.next_difficulty = d;
+                    vec![ClientEvent::DifficultyChanged(d)]
+                }
+                // Parse at the edge: zero, negative or not a number is no difficulty.
+                Err(e) => vec![ClientEvent::ProtocolError(format!(
+                    "mining.set_difficulty: {e}"
+                ))],
+            },
             ServerCall::SetExtranonce {
                 extranonce1,
                 extranonce2_size,

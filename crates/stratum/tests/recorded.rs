@@ -92,7 +92,7 @@ fn a_client_session_follows_ckpool_and_rebuilds_block_111() {
     }
     let first = &jobs[0];
     assert_eq!(first.job_id, "6b0446e900000000");
-    assert_eq!(first.difficulty, 0.001);
+    assert_eq!(first.difficulty.as_f64(), 0.001);
     assert_eq!(hex::encode(&first.extranonce1), "ea46046b");
     assert_eq!(first.extranonce2_size, 8);
     // The submit that became block 111: nonce ef74d001, extranonce2 zero, ntime 6b0446e9.
