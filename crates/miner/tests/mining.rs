@@ -522,30 +522,25 @@ async fn a_fault_injected_through_the_api_kills_a_chip_while_mining() {
     })
     .await;
 
-    let denied = api(
-        api_addr,
-        r#"{"command":"fault","parameter":"0,silent-chip:0"}"#,
-    )
-    .await;
-    assert!(denied.contains("Access denied"), "{denied}");
-    let cpu = api(
-        api_addr,
-        r#"{"command":"fault","parameter":"1,silent-chip:0","token":"s3cret"}"#,
-    )
-    .await;
-    assert!(cpu.contains("not an emulated machine"), "{cpu}");
-    let bad = api(
-        api_addr,
-        r#"{"command":"fault","parameter":"0,melted-chip:0","token":"s3cret"}"#,
-    )
-    .await;
-    assert!(bad.contains("unknown fault"), "{bad}");
-    let ok = api(
-        api_addr,
-        r#"{"command":"fault","parameter":"0,silent-chip:0","token":"s3cret"}"#,
-    )
-    .await;
-    assert!(ok.contains("Injected silent-chip:0 into device 0"), "{ok}");
+    for (request, answer) in [
+        (r#""parameter":"0,silent-chip:0""#, "Access denied"),
+        (
+            r#""parameter":"1,silent-chip:0","token":"s3cret""#,
+            "not an emulated machine",
+        ),
+        (
+            r#""parameter":"0,melted-chip:0","token":"s3cret""#,
+            "unknown fault",
+        ),
+        (r#""parameter":"0","token":"s3cret""#, "Missing parameter"),
+        (
+            r#""parameter":"0,silent-chip:0","token":"s3cret""#,
+            "Injected silent-chip:0 into device 0",
+        ),
+    ] {
+        let reply = api(api_addr, &format!(r#"{{"command":"fault",{request}}}"#)).await;
+        assert!(reply.contains(answer), "{request}: {reply}");
+    }
 
     // Work the chip had in hand may still come back; after that, nothing more from it while
     // its neighbour keeps finding nonces.
