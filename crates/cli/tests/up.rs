@@ -67,6 +67,7 @@ fn up_mines_regtest_blocks_and_its_numbers_agree() {
     let pool = get_json(&pool_http, "/api/pool");
     let workers = get_json(&pool_http, "/api/workers");
     let miner = get_json(&miner_http, "/api/summary");
+    let pages = [&pool_http, &miner_http].map(|addr| rendered_text(&format!("http://{addr}/")));
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success());
     assert!(start.elapsed() < Duration::from_secs(run_secs + 30));
@@ -132,6 +133,30 @@ fn up_mines_regtest_blocks_and_its_numbers_agree() {
         "{lines} log lines for {block_lines} blocks:\n{log}"
     );
 
+    // The pages as a browser renders them: rates with units, short difficulties, no raw
+    // floats anywhere.
+    if let [Some(pool_page), Some(miner_page)] = &pages {
+        for (page, want) in [
+            (
+                pool_page,
+                [
+                    "MH/s",
+                    "shares, ±",
+                    "a test chain, where every share is also a block",
+                ],
+            ),
+            (
+                miner_page,
+                ["MH/s", "0.00", "every accepted share is a block"],
+            ),
+        ] {
+            for w in want {
+                assert!(page.contains(w), "{w:?} not on the page:\n{page}");
+            }
+            assert_no_raw_floats(page);
+        }
+    }
+
     let export = Command::new(env!("CARGO_BIN_EXE_hashforge"))
         .args(["chain", "export", "--data-dir"])
         .arg(&dir)
@@ -153,4 +178,93 @@ fn up_mines_regtest_blocks_and_its_numbers_agree() {
         assert!(b.check_merkle_root() && b.check_witness_commitment());
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The text of `url` as headless Chromium (Debian's package) renders it, or `None` when no
+/// Chromium is installed outside CI (`.ci/run` installs it; under `CI=true` it must be there).
+fn rendered_text(url: &str) -> Option<String> {
+    let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists());
+    let Some(chromium) = chromium else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI=true: .ci/run installs chromium for the page checks"
+        );
+        eprintln!("no chromium: the page checks are skipped");
+        return None;
+    };
+    let profile = std::env::temp_dir().join(format!("hashforge-chromium-{}", std::process::id()));
+    let out = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(url)
+        .stderr(Stdio::null())
+        .output()
+        .expect("chromium runs");
+    let _ = std::fs::remove_dir_all(&profile);
+    assert!(out.status.success(), "chromium failed on {url}");
+    let dom = String::from_utf8_lossy(&out.stdout);
+    // The text between tags, as a person reads it.
+    let mut text = String::new();
+    let mut in_tag = false;
+    let mut in_style = false;
+    for (i, c) in dom.char_indices() {
+        match c {
+            '<' => {
+                in_tag = true;
+                in_style = dom[i..].starts_with("<style");
+                if dom[i..].starts_with("</style") {
+                    in_style = false;
+                }
+            }
+            '>' => {
+                in_tag = false;
+                text.push(' ');
+            }
+            _ if !in_tag && !in_style => text.push(c),
+            _ => {}
+        }
+    }
+    Some(text.replace("&amp;", "&"))
+}
+
+/// No number on a page carries more than six significant digits (a raw `f64` such as
+/// `0.001953125` or `24630434.653437335`), and none is written with an exponent but
+/// difficulties below 0.001 (`4.66e-10`).
+fn assert_no_raw_floats(text: &str) {
+    for word in text.split(|c: char| !(c.is_ascii_digit() || c == '.' || c == 'e' || c == '-')) {
+        let word = word.trim_end_matches(['.', '-', 'e']);
+        if !word.starts_with(|c: char| c.is_ascii_digit()) {
+            continue;
+        }
+        let digits: String = word
+            .split('e')
+            .next()
+            .unwrap_or_default()
+            .chars()
+            .filter(char::is_ascii_digit)
+            .collect();
+        let significant = digits.trim_start_matches('0');
+        assert!(
+            significant.len() <= 6 || !word.contains('.'),
+            "a raw float on the page: {word} in\n{text}"
+        );
+        if let Some((_, exp)) = word.split_once('e') {
+            assert!(
+                exp.starts_with('-') && word.len() <= 9,
+                "a raw exponent on the page: {word}"
+            );
+        }
+    }
 }

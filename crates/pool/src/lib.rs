@@ -31,7 +31,7 @@ pub mod vardiff;
 
 use std::net::SocketAddr;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -76,6 +76,9 @@ pub(crate) struct Shared {
     generation: watch::Sender<u64>,
     /// Asks the template task to look for a new tip now (after a block was found here).
     kick: Notify,
+    /// The height of the last block this pool found and the node accepted: a block at that
+    /// height or below arriving before its miner had the new job is stale, not a block.
+    found_height: AtomicU64,
     ledger: Ledger,
     stats: Stats,
     extranonce1: AtomicU32,
@@ -139,6 +142,7 @@ impl Pool {
             jobs: JobFactory::new(tag, 4 + config.extranonce2_size),
             generation: watch::channel(0).0,
             kick: Notify::new(),
+            found_height: AtomicU64::new(0),
             ledger,
             stats: Stats::default(),
             extranonce1: AtomicU32::new(rand_seed()),

@@ -3,6 +3,7 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::str::FromStr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -139,6 +140,18 @@ impl Conn<'_> {
             .iter()
             .find(|j| j.server_job.job_id == c.job.job_id)
             .cloned();
+        let height = job.as_ref().map(|j| u64::from(j.template.height));
+        if c.is_block()
+            && height.is_some_and(|h| h <= self.shared.found_height.load(Ordering::Acquire))
+        {
+            // This pool found the block at this height a moment ago and the miner had not
+            // read the new job yet: the share's parent is no longer the tip. A pool calls
+            // such work stale (and submitting it would only make a refused sibling block).
+            let reason = RejectReason::UnknownJob;
+            self.session.reject(c.id, &reason);
+            self.shared.stats.rejected(Some(&c.worker), reason.name());
+            return;
+        }
         let payout = match &job {
             Some(job) if c.is_block() => self.submit_block(&c, job).await,
             _ => None,
@@ -146,7 +159,7 @@ impl Conn<'_> {
         let record = ShareRecord {
             worker: c.worker.clone(),
             job_id: c.job.job_id.clone(),
-            height: u64::from(job.as_ref().map_or(0, |j| j.template.height)),
+            height: height.unwrap_or(0),
             difficulty: c.credited_difficulty(),
             share_difficulty: c.check.difficulty.as_f64(),
             hash: c.check.hash,
@@ -251,6 +264,9 @@ impl Conn<'_> {
             Ok(()) => {
                 tracing::info!(%hash, height = job.template.height, worker = %c.worker, "BLOCK FOUND and accepted by {}", self.shared.source.describe());
                 // Every miner moves to the new tip now; the ledger record can follow.
+                self.shared
+                    .found_height
+                    .fetch_max(u64::from(job.template.height), Ordering::AcqRel);
                 self.shared.kick.notify_one();
                 BlockStatus::Accepted
             }

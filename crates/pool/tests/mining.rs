@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bitcoin::{consensus, Address, Block, KnownHrp, ScriptBuf};
 use hashforge_pool::bitcoind::RpcAuth;
-use hashforge_pool::testing::{exported_blocks, fresh_dir, mine, Connection};
+use hashforge_pool::testing::{exported_blocks, fresh_dir, mine, scan_job, Connection};
 use hashforge_pool::{Pool, PoolConfig, SourceConfig};
 use hashforge_sha256d::{Scanner, Work};
 use hashforge_stratum::{ClientConfig, ClientEvent, Share};
@@ -193,6 +193,55 @@ async fn a_block_below_the_share_target_is_a_block_and_not_job_difficulty_work()
     let credited = recorded["difficulty_sum"].as_f64().unwrap();
     let regtest = network.difficulty().as_f64();
     assert!((credited / regtest - 1.0).abs() < 1e-9, "{recorded}");
+    pool.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Two blocks on one job, sent back to back before the miner could read the new tip: the
+/// first is the block, the second is stale work (its parent is no longer the tip), not a
+/// second block for the node to refuse.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_on_a_tip_this_pool_just_replaced_is_stale() {
+    let dir = fresh_dir("pool-test-race");
+    let pool = Pool::start(config(&dir)).await.unwrap();
+    let mut conn = Connection::open(pool.stratum_addr(), ClientConfig::new("dave.cpu", "x"))
+        .await
+        .unwrap();
+    let job = loop {
+        let events = conn.events().await.unwrap();
+        if let Some(job) = events.into_iter().find_map(|e| match e {
+            ClientEvent::Job(j) => Some(j),
+            _ => None,
+        }) {
+            break job;
+        }
+    };
+    let en2 = vec![0u8; job.extranonce2_size];
+    // About ten shares at difficulty 1e-4 in 2^22 nonces.
+    let shares = scan_job(&Scanner::detect(), &job, &en2, 0, 1 << 22);
+    assert!(shares.len() >= 2, "{} shares", shares.len());
+    let now = std::time::Instant::now();
+    let first = conn.session.submit(shares[0].0.clone(), now).unwrap();
+    let second = conn.session.submit(shares[1].0.clone(), now).unwrap();
+    let (mut accepted, mut stale) = (Vec::new(), Vec::new());
+    while accepted.len() + stale.len() < 2 {
+        for e in conn.events().await.unwrap() {
+            match e {
+                ClientEvent::ShareAccepted { id, .. } => accepted.push(id),
+                ClientEvent::ShareRejected { id, error, .. } => {
+                    assert_eq!(error.code, 21, "{error:?}");
+                    stale.push(id);
+                }
+                _ => {}
+            }
+        }
+    }
+    assert_eq!((accepted, stale), (vec![first], vec![second]));
+    let api: Value =
+        serde_json::from_str(&http_get(pool.http_addr().unwrap(), "/api/pool").await).unwrap();
+    assert_eq!(api["live"]["blocks_found"], 1, "{api}");
+    assert_eq!(api["live"]["blocks_rejected"], 0, "{api}");
+    assert_eq!(api["live"]["shares_rejected"]["stale"], 1, "{api}");
     pool.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
