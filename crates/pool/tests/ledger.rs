@@ -141,6 +141,7 @@ both_databases!(
     dollar_placeholders_repeat_and_reorder,
     a_database_error_reaches_the_caller,
     awkward_values_read_back_exactly,
+    a_hex_keyed_ledger_migrates,
 );
 
 fn hash(n: u64) -> [u8; 32] {
@@ -863,4 +864,142 @@ fn sigkill_child() {
             out.flush().unwrap();
         }
     });
+}
+
+/// A pool's ledger as the first release left it (only migration 0001 applied: share hashes
+/// as display hex), with shares and a block in it, is upgraded on open and keeps working:
+/// the same workers, blocks and PPLNS payout, and a replayed share is still a duplicate.
+async fn a_hex_keyed_ledger_migrates(url: &str) {
+    sqlx::any::install_default_drivers();
+    let connect_url = match url.strip_prefix("sqlite://") {
+        Some(path) => {
+            std::fs::create_dir_all(std::path::Path::new(path).parent().unwrap()).unwrap();
+            format!("{url}?mode=rwc")
+        }
+        None => url.to_owned(),
+    };
+    let mut conn = sqlx::AnyConnection::connect(&connect_url).await.unwrap();
+    // What migrate.rs and 0001 created, byte for byte.
+    conn.execute(
+        "CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_ms BIGINT NOT NULL)",
+    )
+    .await
+    .unwrap();
+    sqlx::raw_sql(include_str!("../migrations/0001_ledger.sql"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.execute("INSERT INTO schema_migrations VALUES (1, '0001_ledger', 0)")
+        .await
+        .unwrap();
+    // Oldest first; the block's share last but one, a later share after it.
+    let mut old = vec![
+        share("a", 0, 3.0),
+        share("b", 1, 2.0),
+        share("a", 2, 2.0),
+        share("c", 3, 1.0),
+    ];
+    let found = block_share("b", 10, 2.0);
+    old.push(found.clone());
+    old.push(share("late", 11, 100.0));
+    for (seq, s) in old.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO shares (hash, seq, worker, job_id, height, difficulty, share_difficulty, is_block, time_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(display(&s.hash))
+        .bind(seq as i64)
+        .bind(s.worker.as_str())
+        .bind(s.job_id.as_str())
+        .bind(s.height as i64)
+        .bind(s.difficulty)
+        .bind(s.share_difficulty)
+        .bind(s.is_block)
+        .bind(s.time_ms)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+    let mut found_block = block(&found, 5_000_000_000);
+    found_block.status = BlockStatus::Accepted;
+    sqlx::query(
+        "INSERT INTO blocks (hash, height, worker, reward_sats, time_ms, status) VALUES ($1, $2, $3, $4, $5, 'accepted')",
+    )
+    .bind(found_block.hash.as_str())
+    .bind(found_block.height as i64)
+    .bind(found_block.worker.as_str())
+    .bind(found_block.reward_sats as i64)
+    .bind(found_block.time_ms)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+
+    let ledger = Ledger::open(url).await.unwrap();
+    assert_eq!(ledger.share_count().await.unwrap(), 6);
+    for (seq, s) in old.iter().enumerate() {
+        let stored = ledger.share(&s.hash).await.unwrap().unwrap();
+        assert_eq!((stored.seq, &stored.share), (seq as u64, s));
+    }
+    assert_eq!(ledger.blocks(10).await.unwrap(), vec![found_block]);
+    let workers: Vec<_> = ledger
+        .workers(0)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|w| (w.worker, w.shares, w.difficulty_sum))
+        .collect();
+    assert_eq!(
+        workers,
+        [
+            ("a".to_owned(), 2, 5.0),
+            ("b".to_owned(), 2, 4.0),
+            ("c".to_owned(), 1, 1.0),
+            ("late".to_owned(), 1, 100.0)
+        ]
+    );
+    // PPLNS finds the block's share by its hash and walks back from it.
+    let set = ledger
+        .pplns(&display(&found.hash), 5_000_000_000, 10.0, 0.02)
+        .await
+        .unwrap();
+    assert_eq!(
+        amounts(&set.rows),
+        [
+            ("a", 2_450_000_000),
+            ("b", 1_960_000_000),
+            ("c", 490_000_000)
+        ]
+    );
+    assert_eq!(ledger.payouts(100).await.unwrap().len(), 3);
+    // A replay of an old share is a duplicate; a new one follows the old order.
+    ledger.record_share(old[1].clone()).await.unwrap();
+    assert_eq!(ledger.share_count().await.unwrap(), 6);
+    assert_eq!(ledger.share(&old[1].hash).await.unwrap().unwrap().seq, 1);
+    let next = share("d", 12, 1.0);
+    ledger.record_share(next.clone()).await.unwrap();
+    assert!(ledger.share(&next.hash).await.unwrap().unwrap().seq > 5);
+    ledger.close().await;
+
+    // Every key is now the hash's 32 bytes, in display order.
+    let mut conn = sqlx::AnyConnection::connect(url).await.unwrap();
+    let row = sqlx::query("SELECT MIN(length(hash)), MAX(length(hash)) FROM shares")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            row.try_get::<i64, _>(0).unwrap(),
+            row.try_get::<i64, _>(1).unwrap()
+        ),
+        (32, 32)
+    );
+    let key: Vec<u8> = sqlx::query("SELECT hash FROM shares WHERE seq = 4")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+        .try_get(0)
+        .unwrap();
+    assert_eq!(hex::encode(key), display(&found.hash));
+    conn.close().await.unwrap();
 }

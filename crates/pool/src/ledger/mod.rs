@@ -13,6 +13,7 @@
 //!
 //! The ledger knows rows, not sockets: it never sees a miner, only what the server accepted.
 
+mod dialect;
 mod migrate;
 mod pplns;
 mod writer;
@@ -27,6 +28,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 use tokio::sync::{mpsc, oneshot};
 
+use dialect::Dialect;
 use writer::{Command, Writer};
 
 /// Commands that may wait for the writer before callers feel back-pressure.
@@ -84,7 +86,8 @@ pub struct ShareRecord {
     /// The difficulty the share's hash actually reached.
     pub share_difficulty: f64,
     /// SHA-256d of the header, internal byte order (as `hashforge_stratum::ShareCheck`
-    /// gives it). Stored in display order, so a block's share carries the block's hash.
+    /// gives it). Stored as its 32 bytes in display order, so a block's share carries the
+    /// block's hash; shown (JSON, [`ShareRecord::hash_hex`]) as display hex.
     #[serde(serialize_with = "serialize_hash")]
     pub hash: [u8; 32],
     pub is_block: bool,
@@ -93,7 +96,7 @@ pub struct ShareRecord {
 }
 
 impl ShareRecord {
-    /// The hash in display hex (byte-reversed), the key the ledger stores it under.
+    /// The hash in display hex (byte-reversed), as explorers show it.
     pub fn hash_hex(&self) -> String {
         display_hex(&self.hash)
     }
@@ -282,7 +285,8 @@ impl Ledger {
         static DRIVERS: Once = Once::new();
         DRIVERS.call_once(sqlx::any::install_default_drivers);
 
-        let (url, sqlite) = connect_url(url)?;
+        let (url, dialect) = connect_url(url)?;
+        let sqlite = dialect == Dialect::Sqlite;
         let options = AnyConnectOptions::from_str(&url)?;
         let pool = AnyPoolOptions::new()
             .max_connections(if sqlite { 4 } else { 8 })
@@ -317,13 +321,14 @@ impl Ledger {
             })
             .connect_with(options)
             .await?;
-        migrate::run(&pool).await?;
+        migrate::run(&pool, dialect).await?;
         let last: Option<i64> = sqlx::query("SELECT MAX(seq) FROM shares")
             .fetch_one(&pool)
             .await?
             .try_get(0)?;
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(Writer::new(pool.clone(), rx, last.map_or(0, |s| s + 1), sqlite).run());
+        let next_seq = last.map_or(0, |s| s + 1);
+        tokio::spawn(Writer::new(pool.clone(), rx, next_seq, dialect).run());
         Ok(Ledger { pool, tx })
     }
 
@@ -408,8 +413,9 @@ impl Ledger {
         if let Some(stored) = self.stored_payout(&block_hash).await? {
             return Ok(stored);
         }
+        let key = hex::decode(&block_hash).map_err(|e| invalid("block hash", e.to_string()))?;
         let found = sqlx::query("SELECT seq, time_ms FROM shares WHERE hash = $1")
-            .bind(block_hash.as_str())
+            .bind(key)
             .fetch_optional(&self.pool)
             .await?
             .ok_or_else(|| LedgerError::BlockShareMissing(block_hash.clone()))?;
@@ -590,7 +596,7 @@ impl Ledger {
             "SELECT seq, worker, job_id, height, difficulty, share_difficulty, \
              CASE WHEN is_block THEN 1 ELSE 0 END, time_ms FROM shares WHERE hash = $1",
         )
-        .bind(display_hex(hash))
+        .bind(display_order(hash).to_vec())
         .fetch_optional(&self.pool)
         .await?;
         row.map(|r| {
@@ -642,11 +648,11 @@ fn payout_row(r: &AnyRow) -> Result<PayoutRow, LedgerError> {
     })
 }
 
-/// The URL to connect with, and whether it is SQLite. SQLite files (and their directory)
+/// The URL to connect with, and which database it is. SQLite files (and their directory)
 /// are created if missing.
-fn connect_url(url: &str) -> Result<(String, bool), LedgerError> {
+fn connect_url(url: &str) -> Result<(String, Dialect), LedgerError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Ok((url.to_owned(), false));
+        return Ok((url.to_owned(), Dialect::Postgres));
     }
     let Some(rest) = url.strip_prefix("sqlite:") else {
         return Err(LedgerError::UnsupportedUrl(redact(url)));
@@ -674,7 +680,7 @@ fn connect_url(url: &str) -> Result<(String, bool), LedgerError> {
     } else {
         format!("{params}&mode=rwc")
     };
-    Ok((format!("sqlite://{path}?{params}"), true))
+    Ok((format!("sqlite://{path}?{params}"), Dialect::Sqlite))
 }
 
 /// A URL with its password masked, for messages.
@@ -688,11 +694,16 @@ fn redact(url: &str) -> String {
     }
 }
 
-/// Display hex of a hash held in internal byte order.
-fn display_hex(hash: &[u8; 32]) -> String {
+/// A hash held in internal byte order, in display order: the bytes the ledger stores.
+fn display_order(hash: &[u8; 32]) -> [u8; 32] {
     let mut reversed = *hash;
     reversed.reverse();
-    hex::encode(reversed)
+    reversed
+}
+
+/// Display hex of a hash held in internal byte order.
+fn display_hex(hash: &[u8; 32]) -> String {
+    hex::encode(display_order(hash))
 }
 
 fn normalize_block_hash(hash: &str) -> Result<String, LedgerError> {
@@ -751,8 +762,8 @@ mod tests {
     fn sqlite_urls_create_the_file_and_keep_their_parameters() {
         let dir = std::env::temp_dir().join(format!("hashforge-ledger-url-{}", std::process::id()));
         let db = dir.join("sub").join("pool.db");
-        let (url, sqlite) = connect_url(&format!("sqlite://{}", db.display())).unwrap();
-        assert!(sqlite);
+        let (url, dialect) = connect_url(&format!("sqlite://{}", db.display())).unwrap();
+        assert_eq!(dialect, Dialect::Sqlite);
         assert_eq!(url, format!("sqlite://{}?mode=rwc", db.display()));
         assert!(db.parent().unwrap().is_dir());
         std::fs::remove_dir_all(&dir).unwrap();
@@ -764,7 +775,10 @@ mod tests {
             connect_url("sqlite:pool.db?mode=ro").unwrap().0,
             "sqlite://pool.db?mode=ro"
         );
-        assert!(!connect_url("postgres://u:p@h/db").unwrap().1);
+        assert_eq!(
+            connect_url("postgres://u:p@h/db").unwrap().1,
+            Dialect::Postgres
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyPool, Connection, Transaction};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::dialect::Dialect;
 use super::{BlockRecord, BlockStatus, LedgerError, ShareRecord};
 
 /// Shares per transaction at most.
@@ -42,33 +43,17 @@ pub(crate) struct Writer {
     written: Option<watch::Sender<()>>,
     rx: mpsc::Receiver<Command>,
     next_seq: i64,
-    insert_sql: &'static str,
+    dialect: Dialect,
 }
-
-/// Every share of a batch in one statement: the rows arrive as one JSON array of arrays
-/// (one bind, however many rows), which each database unpacks with its own JSON functions.
-/// Measured against multi-row INSERTs with a placeholder per value (sqlx's SQLite driver
-/// looks each `$n` up by name, so those had to stay at 16 rows): see the closing notes.
-const INSERT_SHARES_SQLITE: &str = "INSERT INTO shares \
-     (hash, seq, worker, job_id, height, difficulty, share_difficulty, is_block, time_ms) \
-     SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, \
-     value ->> 6, value ->> 7, value ->> 8 FROM json_each($1) WHERE true \
-     ON CONFLICT (hash) DO NOTHING";
-const INSERT_SHARES_POSTGRES: &str = "INSERT INTO shares \
-     (hash, seq, worker, job_id, height, difficulty, share_difficulty, is_block, time_ms) \
-     SELECT r ->> 0, (r ->> 1)::bigint, r ->> 2, r ->> 3, (r ->> 4)::bigint, \
-     (r ->> 5)::double precision, (r ->> 6)::double precision, (r ->> 7)::boolean, \
-     (r ->> 8)::bigint FROM json_array_elements($1::json) AS r \
-     ON CONFLICT (hash) DO NOTHING";
 
 impl Writer {
     pub(crate) fn new(
         pool: AnyPool,
         rx: mpsc::Receiver<Command>,
         next_seq: i64,
-        sqlite: bool,
+        dialect: Dialect,
     ) -> Writer {
-        let written = sqlite.then(|| {
+        let written = (dialect == Dialect::Sqlite).then(|| {
             let (written, batches) = watch::channel(());
             tokio::spawn(checkpointer(pool.clone(), batches));
             written
@@ -79,11 +64,7 @@ impl Writer {
             written,
             rx,
             next_seq,
-            insert_sql: if sqlite {
-                INSERT_SHARES_SQLITE
-            } else {
-                INSERT_SHARES_POSTGRES
-            },
+            dialect,
         }
     }
 
@@ -189,7 +170,7 @@ impl Writer {
         if others.is_empty() {
             // One statement is atomic on its own: no BEGIN and COMMIT round trips to the
             // database, and SQLite needs no statement journal.
-            sqlx::query(self.insert_sql)
+            sqlx::query(self.dialect.insert_shares())
                 .bind(shares_json(shares))
                 .execute(&mut **conn)
                 .await?;
@@ -197,7 +178,7 @@ impl Writer {
         }
         let mut tx = conn.begin().await?;
         if !shares.is_empty() {
-            sqlx::query(self.insert_sql)
+            sqlx::query(self.dialect.insert_shares())
                 .bind(shares_json(shares))
                 .execute(&mut *tx)
                 .await?;
@@ -257,7 +238,7 @@ async fn checkpointer(pool: AnyPool, mut batches: watch::Receiver<()>) {
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// `[[hash, seq, worker, job_id, height, difficulty, share_difficulty, is_block, time_ms],
-/// ...]`: the rows of [`INSERT_SHARES_SQLITE`] / [`INSERT_SHARES_POSTGRES`]. Floats are
+/// ...]`: the rows of [`Dialect::insert_shares`], the hash in display hex. Floats are
 /// written shortest-round-trip, so both databases read back the same `f64`.
 fn shares_json(shares: &[(i64, ShareRecord)]) -> String {
     let rows: Vec<_> = shares
