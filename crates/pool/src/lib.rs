@@ -89,6 +89,12 @@ impl Shared {
             .to_be_bytes()
     }
 
+    /// A refused share: counted live and, durably, in the ledger.
+    fn rejected(&self, worker: Option<&str>, reason: &str) {
+        self.stats.rejected(worker, reason);
+        self.ledger.count_reject(worker, reason);
+    }
+
     fn set_status(&self, status: String) {
         *self.source_status.lock().unwrap_or_else(|p| p.into_inner()) = status;
     }
@@ -123,6 +129,9 @@ impl Pool {
         let payout = payout_script(&config, network)?;
         let database = config.database_url();
         let ledger = Ledger::open(&database).await?;
+        let stats = Stats::default();
+        // Refused shares count all time: the totals so far come from the ledger.
+        stats.restore_rejected(ledger.rejects().await?);
         let listener =
             TcpListener::bind(config.stratum)
                 .await
@@ -140,7 +149,7 @@ impl Pool {
             generation: watch::channel(0).0,
             kick: Notify::new(),
             ledger,
-            stats: Stats::default(),
+            stats,
             extranonce1: AtomicU32::new(rand_seed()),
             source_status: Mutex::new("starting".into()),
             config,

@@ -9,9 +9,14 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use hashforge_core::Difficulty;
 use hashforge_pool::ledger::{
-    BlockRecord, BlockStatus, Ledger, LedgerError, PayoutRow, ShareRecord,
+    BlockRecord, BlockStatus, Ledger, LedgerError, PayoutRow, RejectCount, ShareRecord,
 };
+use hashforge_pool::testing::{fresh_dir, Connection as StratumConnection};
+use hashforge_pool::{Pool, PoolConfig};
+use hashforge_stratum::{ClientConfig, ClientEvent, Share};
+use serde_json::Value;
 use sqlx::{Connection, Executor, Row};
 
 const POSTGRES_ENV: &str = "HASHFORGE_TEST_POSTGRES";
@@ -142,6 +147,8 @@ both_databases!(
     a_database_error_reaches_the_caller,
     awkward_values_read_back_exactly,
     a_hex_keyed_ledger_migrates,
+    refused_shares_are_counted_durably,
+    refused_shares_survive_a_pool_restart,
 );
 
 fn hash(n: u64) -> [u8; 32] {
@@ -1002,4 +1009,222 @@ async fn a_hex_keyed_ledger_migrates(url: &str) {
         .unwrap();
     assert_eq!(hex::encode(key), display(&found.hash));
     conn.close().await.unwrap();
+}
+
+fn reject(worker: Option<&str>, reason: &str, count: u64) -> RejectCount {
+    RejectCount {
+        worker: worker.map(str::to_owned),
+        reason: reason.to_owned(),
+        count,
+    }
+}
+
+async fn refused_shares_are_counted_durably(url: &str) {
+    let ledger = Ledger::open(url).await.unwrap();
+    assert!(ledger.rejects().await.unwrap().is_empty());
+    for _ in 0..3 {
+        ledger.count_reject(Some("alice"), "duplicate");
+    }
+    ledger.count_reject(None, "malformed");
+    ledger.count_reject(Some("bob"), "stale");
+    // Names the ledger cannot store count for the pool only.
+    ledger.count_reject(Some("nul\0byte"), "low-difficulty");
+    ledger.count_reject(Some(&"x".repeat(5000)), "low-difficulty");
+    // A share queued after them is committed after them.
+    ledger.record_share(share("alice", 1, 1.0)).await.unwrap();
+    let expected = vec![
+        reject(None, "low-difficulty", 2),
+        reject(None, "malformed", 1),
+        reject(Some("alice"), "duplicate", 3),
+        reject(Some("bob"), "stale", 1),
+    ];
+    assert_eq!(ledger.rejects().await.unwrap(), expected);
+    // Counted but not yet written when the ledger closes: written by the close.
+    ledger.count_reject(Some("bob"), "stale");
+    ledger.count_reject(Some("carol"), "unauthorized");
+    ledger.close().await;
+
+    let ledger = Ledger::open(url).await.unwrap();
+    assert_eq!(
+        ledger.rejects().await.unwrap(),
+        vec![
+            reject(None, "low-difficulty", 2),
+            reject(None, "malformed", 1),
+            reject(Some("alice"), "duplicate", 3),
+            reject(Some("bob"), "stale", 2),
+            reject(Some("carol"), "unauthorized", 1),
+        ]
+    );
+    assert_eq!(ledger.share_count().await.unwrap(), 1);
+    ledger.close().await;
+}
+
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default()
+}
+
+/// Opens a Stratum connection as `user` and waits for its first job.
+async fn miner(
+    pool: &Pool,
+    user: &str,
+) -> (StratumConnection, std::sync::Arc<hashforge_stratum::Job>) {
+    let mut conn = StratumConnection::open(pool.stratum_addr(), ClientConfig::new(user, "x"))
+        .await
+        .unwrap();
+    loop {
+        for e in conn.events().await.unwrap() {
+            if let ClientEvent::Job(job) = e {
+                return (conn, job);
+            }
+        }
+    }
+}
+
+/// Submits `share` and waits for the pool's verdict: `Ok` or the error code.
+async fn verdict(conn: &mut StratumConnection, share: Share) -> Result<(), i64> {
+    conn.session
+        .submit(share, std::time::Instant::now())
+        .unwrap();
+    loop {
+        for e in conn.events().await.unwrap() {
+            match e {
+                ClientEvent::ShareAccepted { .. } => return Ok(()),
+                ClientEvent::ShareRejected { error, .. } => return Err(error.code),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// What `/api/pool`, `/api/workers` and `/metrics` say about refused shares.
+async fn refused_as_served(pool: &Pool, worker: &str) -> (Value, Value, Vec<String>) {
+    let http = pool.http_addr().unwrap();
+    let api: Value = serde_json::from_str(&http_get(http, "/api/pool").await).unwrap();
+    let workers: Value = serde_json::from_str(&http_get(http, "/api/workers").await).unwrap();
+    let metrics = http_get(http, "/metrics")
+        .await
+        .lines()
+        .filter(|l| l.starts_with("hashforge_pool_shares_rejected_total{"))
+        .map(str::to_owned)
+        .collect();
+    (
+        api["live"]["shares_rejected"].clone(),
+        workers["live"][worker]["rejected"].clone(),
+        metrics,
+    )
+}
+
+/// Shares the pool refuses (a duplicate, one for an unknown job, one below the share
+/// target) still count after the pool restarts on the same ledger, and go on counting.
+async fn refused_shares_survive_a_pool_restart(url: &str) {
+    let dir = fresh_dir("ledger-refused-restart");
+    let config = || {
+        let mut c = PoolConfig {
+            stratum: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            http: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
+            data_dir: dir.clone(),
+            database: Some(url.to_owned()),
+            // Easier than regtest's nBits (~4.66e-10) and not every hash: some hashes are
+            // plain shares (no block, so the job stays current), some are below it.
+            start_difficulty: 3.5e-10,
+            ..PoolConfig::default()
+        };
+        c.vardiff.min = 1e-10;
+        c
+    };
+    let pool = Pool::start(config()).await.unwrap();
+    let (mut conn, job) = miner(&pool, "dave.rig").await;
+    let share_target = Difficulty::new(job.difficulty).unwrap().to_target();
+    let network = job.parts.nbits.to_target().unwrap();
+    let en2 = vec![0u8; job.extranonce2_size];
+    let share_at = |nonce| Share {
+        job_id: job.job_id.clone(),
+        extranonce2: en2.clone(),
+        ntime: job.parts.ntime,
+        nonce,
+        version: job.parts.version,
+    };
+    let hash_of = |nonce| {
+        let header = job.header(&en2, job.parts.ntime, nonce, job.parts.version);
+        hashforge_sha256d::sha256d_header(&header.to_bytes())
+    };
+    let plain = (0..)
+        .find(|n| {
+            let h = hash_of(*n);
+            share_target.is_met_by(&h) && !network.is_met_by(&h)
+        })
+        .unwrap();
+    let low = (0..)
+        .find(|n| {
+            let h = hash_of(*n);
+            !share_target.is_met_by(&h) && !network.is_met_by(&h)
+        })
+        .unwrap();
+    assert_eq!(verdict(&mut conn, share_at(plain)).await, Ok(()));
+    assert_eq!(
+        verdict(&mut conn, share_at(plain)).await,
+        Err(22),
+        "duplicate"
+    );
+    assert_eq!(
+        verdict(&mut conn, share_at(low)).await,
+        Err(23),
+        "low difficulty"
+    );
+    let unknown_job = Share {
+        job_id: "ffffffff".into(),
+        ..share_at(plain)
+    };
+    assert_eq!(
+        verdict(&mut conn, unknown_job.clone()).await,
+        Err(21),
+        "stale"
+    );
+    let (live_pool, live_worker, metrics) = refused_as_served(&pool, "dave.rig").await;
+    let counts = serde_json::json!({"duplicate": 1, "low-difficulty": 1, "stale": 1});
+    assert_eq!(live_pool, counts);
+    assert_eq!(live_worker, counts);
+    assert_eq!(
+        metrics,
+        [
+            "hashforge_pool_shares_rejected_total{reason=\"duplicate\"} 1",
+            "hashforge_pool_shares_rejected_total{reason=\"low-difficulty\"} 1",
+            "hashforge_pool_shares_rejected_total{reason=\"stale\"} 1",
+        ]
+    );
+    drop(conn);
+    pool.stop().await;
+
+    let pool = Pool::start(config()).await.unwrap();
+    let (live_pool, live_worker, metrics) = refused_as_served(&pool, "dave.rig").await;
+    assert_eq!(live_pool, counts, "after a restart");
+    assert_eq!(live_worker, counts, "after a restart");
+    assert_eq!(metrics.len(), 3, "{metrics:?}");
+    // And they go on counting.
+    let (mut conn, _) = miner(&pool, "dave.rig").await;
+    assert_eq!(verdict(&mut conn, unknown_job).await, Err(21));
+    let (live_pool, _, _) = refused_as_served(&pool, "dave.rig").await;
+    assert_eq!(
+        live_pool,
+        serde_json::json!({"duplicate": 1, "low-difficulty": 1, "stale": 2})
+    );
+    drop(conn);
+    pool.stop().await;
+    let pool = Pool::start(config()).await.unwrap();
+    let (_, live_worker, _) = refused_as_served(&pool, "dave.rig").await;
+    assert_eq!(
+        live_worker,
+        serde_json::json!({"duplicate": 1, "low-difficulty": 1, "stale": 2})
+    );
+    pool.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
 }

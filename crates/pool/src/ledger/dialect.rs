@@ -38,6 +38,27 @@ impl Dialect {
         }
     }
 
+    /// Adds a batch's refused-share counts to `rejects`: rows `[has_worker, worker, reason,
+    /// count]`, one per key (PostgreSQL refuses to update one row twice in a statement).
+    pub(crate) fn add_rejects(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => {
+                "INSERT INTO rejects (has_worker, worker, reason, count) \
+                 SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 \
+                 FROM json_each($1) WHERE true \
+                 ON CONFLICT (has_worker, worker, reason) \
+                 DO UPDATE SET count = rejects.count + excluded.count"
+            }
+            Dialect::Postgres => {
+                "INSERT INTO rejects (has_worker, worker, reason, count) \
+                 SELECT (r ->> 0)::boolean, r ->> 1, r ->> 2, (r ->> 3)::bigint \
+                 FROM json_array_elements($1::json) AS r \
+                 ON CONFLICT (has_worker, worker, reason) \
+                 DO UPDATE SET count = rejects.count + excluded.count"
+            }
+        }
+    }
+
     /// A migration's SQL for this database.
     pub(crate) fn pick(self, sql: &super::migrate::Sql) -> &'static str {
         match (sql, self) {

@@ -39,6 +39,11 @@ const MIGRATIONS: &[Migration] = &[
             postgres: include_str!("../../migrations/0002_share_hash_bytes.postgres.sql"),
         },
     },
+    Migration {
+        version: 3,
+        name: "0003_rejects",
+        sql: Sql::Portable(include_str!("../../migrations/0003_rejects.sql")),
+    },
 ];
 
 /// The newest schema version this build knows.

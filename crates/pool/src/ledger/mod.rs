@@ -10,6 +10,8 @@
 //! (group commit); [`Ledger::record_share`] resolves only after its share's transaction has
 //! committed. The writer assigns each new share the next `seq`, the order PPLNS walks, so
 //! one database has one writing pool process. Reads go straight to the connection pool.
+//! Refused shares are counts, not rows: [`Ledger::count_reject`] adds to a tally in memory
+//! that the writer's next batch adds to the `rejects` table.
 //!
 //! The ledger knows rows, not sockets: it never sees a miner, only what the server accepted.
 
@@ -18,9 +20,10 @@ mod migrate;
 mod pplns;
 mod writer;
 
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
-use std::sync::{Arc, Once};
+use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -30,6 +33,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use dialect::Dialect;
 use writer::{Command, Writer};
+
+/// Refused shares counted but not yet written, by (worker, reason).
+type RejectCounts = HashMap<(Option<String>, String), u64>;
 
 /// Commands that may wait for the writer before callers feel back-pressure.
 const QUEUE: usize = 65_536;
@@ -248,11 +254,22 @@ impl WorkerStats {
     }
 }
 
+/// Shares refused for one reason, all time.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RejectCount {
+    /// The worker the share was sent as; `None` for shares refused before one was named.
+    pub worker: Option<String>,
+    pub reason: String,
+    pub count: u64,
+}
+
 /// The ledger. Cheap to clone: clones share one connection pool and one writer.
 #[derive(Clone)]
 pub struct Ledger {
     pool: AnyPool,
     tx: mpsc::Sender<Command>,
+    /// Refused shares counted since the writer's last batch.
+    rejects: Arc<Mutex<RejectCounts>>,
 }
 
 impl fmt::Debug for Ledger {
@@ -327,9 +344,11 @@ impl Ledger {
             .await?
             .try_get(0)?;
         let (tx, rx) = mpsc::channel(QUEUE);
+        let rejects = Arc::default();
         let next_seq = last.map_or(0, |s| s + 1);
-        tokio::spawn(Writer::new(pool.clone(), rx, next_seq, dialect).run());
-        Ok(Ledger { pool, tx })
+        let writer = Writer::new(pool.clone(), rx, next_seq, dialect, Arc::clone(&rejects));
+        tokio::spawn(writer.run());
+        Ok(Ledger { pool, tx, rejects })
     }
 
     /// Records an accepted share; resolves once it is committed. A share whose hash is
@@ -345,6 +364,52 @@ impl Ledger {
     pub async fn queue_share(&self, share: ShareRecord) -> Result<Pending, LedgerError> {
         share.validate()?;
         self.queue(|reply| Command::Share(share, reply)).await
+    }
+
+    /// Counts a refused share; the writer adds it to the ledger with its next batch, so
+    /// this never waits and never slows the accepted shares' path. `None` is a share
+    /// refused before its connection named a worker. A worker name the ledger cannot store
+    /// (see [`ShareRecord`]'s limits) counts as `None`. Counts not yet written when the
+    /// process dies are lost; [`Ledger::close`] writes them.
+    pub fn count_reject(&self, worker: Option<&str>, reason: &str) {
+        if check_name("reject reason", reason).is_err() {
+            tracing::warn!(reason = %reason.escape_debug(), "refused share with an unstorable reason; not recorded");
+            return;
+        }
+        let worker = worker.filter(|w| check_name("worker", w).is_ok());
+        let mut pending = writer::lock(&self.rejects);
+        let first = pending.is_empty();
+        *pending
+            .entry((worker.map(str::to_owned), reason.to_owned()))
+            .or_default() += 1;
+        drop(pending);
+        // Wake an idle writer. A full queue means a busy writer, whose next batch takes
+        // these counts anyway.
+        if first {
+            let _ = self.tx.try_send(Command::Rejects);
+        }
+    }
+
+    /// Refused shares by worker and reason, all time (as written: counts from the last
+    /// moments are still on their way), by worker then reason.
+    pub async fn rejects(&self) -> Result<Vec<RejectCount>, LedgerError> {
+        let rows = sqlx::query(
+            "SELECT CASE WHEN has_worker THEN 1 ELSE 0 END, worker, reason, count FROM rejects \
+             ORDER BY has_worker, worker, reason",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(RejectCount {
+                    worker: (r.try_get::<i64, _>(0)? != 0)
+                        .then(|| r.try_get(1))
+                        .transpose()?,
+                    reason: r.try_get(2)?,
+                    count: r.try_get::<i64, _>(3)?.max(0) as u64,
+                })
+            })
+            .collect()
     }
 
     /// Records a found block; durable before it returns. A block already recorded keeps

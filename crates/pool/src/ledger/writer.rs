@@ -4,15 +4,20 @@
 //! `Ok` means durable. Under load the queue
 //! refills while a transaction commits, which is what makes the batches large; an idle pool
 //! commits each share on its own, without waiting for company.
+//!
+//! Refused shares ride along: the counts `Ledger::count_reject` gathered since the last
+//! batch are added to `rejects` in the next batch's transaction (a batch of nothing but
+//! shares, the common case, stays one statement). Nobody waits for them.
 
 use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyPool, Connection, Transaction};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::dialect::Dialect;
-use super::{BlockRecord, BlockStatus, LedgerError, ShareRecord};
+use super::{BlockRecord, BlockStatus, LedgerError, RejectCounts, ShareRecord};
 
 /// Shares per transaction at most.
 pub(crate) const MAX_BATCH: usize = 1000;
@@ -23,6 +28,9 @@ pub(crate) enum Command {
     Share(ShareRecord, Reply),
     Block(BlockRecord, Reply),
     Status(String, BlockStatus, Reply),
+    /// Refused shares were counted while the writer had nothing queued: write them. (The
+    /// counts themselves wait in [`Writer::rejects`], which every batch empties.)
+    Rejects,
     /// Stop once everything queued before and after it is written.
     Close(oneshot::Sender<()>),
 }
@@ -44,6 +52,8 @@ pub(crate) struct Writer {
     rx: mpsc::Receiver<Command>,
     next_seq: i64,
     dialect: Dialect,
+    /// Refused-share counts not yet written, filled by `Ledger::count_reject`.
+    rejects: Arc<Mutex<RejectCounts>>,
 }
 
 impl Writer {
@@ -52,6 +62,7 @@ impl Writer {
         rx: mpsc::Receiver<Command>,
         next_seq: i64,
         dialect: Dialect,
+        rejects: Arc<Mutex<RejectCounts>>,
     ) -> Writer {
         let written = (dialect == Dialect::Sqlite).then(|| {
             let (written, batches) = watch::channel(());
@@ -65,6 +76,7 @@ impl Writer {
             rx,
             next_seq,
             dialect,
+            rejects,
         }
     }
 
@@ -100,6 +112,10 @@ impl Writer {
                 }
             }
         }
+        // Counted after the last batch, or put back by a failed one.
+        if !lock(&self.rejects).is_empty() {
+            self.write(Vec::new()).await;
+        }
         for done in closers {
             let _ = done.send(());
         }
@@ -126,12 +142,13 @@ impl Writer {
                 Command::Status(hash, status, reply) => {
                     others.push((Update::Status(hash, status), reply))
                 }
-                Command::Close(_) => {}
+                Command::Rejects | Command::Close(_) => {}
             }
         }
+        let rejects = std::mem::take(&mut *lock(&self.rejects));
         let began = std::time::Instant::now();
-        let outcome = self.transaction(&shares, &others).await;
-        tracing::trace!(shares = shares.len(), others = others.len(), elapsed = ?began.elapsed(), "ledger batch");
+        let outcome = self.transaction(&shares, &others, &rejects).await;
+        tracing::trace!(shares = shares.len(), others = others.len(), rejects = rejects.len(), elapsed = ?began.elapsed(), "ledger batch");
         match outcome {
             Ok(results) => {
                 for reply in share_replies {
@@ -146,6 +163,12 @@ impl Writer {
                 self.conn = None;
                 let e = LedgerError::from(e);
                 tracing::error!("ledger write failed: {e}");
+                // Counts have no caller to tell: they wait for the next batch.
+                let mut pending = lock(&self.rejects);
+                for (key, n) in rejects {
+                    *pending.entry(key).or_default() += n;
+                }
+                drop(pending);
                 for reply in share_replies {
                     let _ = reply.send(Err(e.clone()));
                 }
@@ -162,12 +185,13 @@ impl Writer {
         &mut self,
         shares: &[(i64, ShareRecord)],
         others: &[(Update, Reply)],
+        rejects: &RejectCounts,
     ) -> Result<Vec<Result<(), LedgerError>>, sqlx::Error> {
         if self.conn.is_none() {
             self.conn = Some(self.pool.acquire().await?);
         }
         let conn = self.conn.as_mut().expect("just set");
-        if others.is_empty() {
+        if others.is_empty() && rejects.is_empty() {
             // One statement is atomic on its own: no BEGIN and COMMIT round trips to the
             // database, and SQLite needs no statement journal.
             sqlx::query(self.dialect.insert_shares())
@@ -180,6 +204,12 @@ impl Writer {
         if !shares.is_empty() {
             sqlx::query(self.dialect.insert_shares())
                 .bind(shares_json(shares))
+                .execute(&mut *tx)
+                .await?;
+        }
+        if !rejects.is_empty() {
+            sqlx::query(self.dialect.add_rejects())
+                .bind(rejects_json(rejects))
                 .execute(&mut *tx)
                 .await?;
         }
@@ -258,6 +288,26 @@ fn shares_json(shares: &[(i64, ShareRecord)]) -> String {
         })
         .collect();
     serde_json::to_string(&rows).expect("plain values serialize")
+}
+
+/// `[[has_worker, worker, reason, count], ...]`: the rows of [`Dialect::add_rejects`].
+fn rejects_json(rejects: &RejectCounts) -> String {
+    let rows: Vec<_> = rejects
+        .iter()
+        .map(|((worker, reason), n)| {
+            (
+                worker.is_some(),
+                worker.as_deref().unwrap_or(""),
+                reason,
+                i64::try_from(*n).unwrap_or(i64::MAX),
+            )
+        })
+        .collect();
+    serde_json::to_string(&rows).expect("plain values serialize")
+}
+
+pub(crate) fn lock(rejects: &Mutex<RejectCounts>) -> std::sync::MutexGuard<'_, RejectCounts> {
+    rejects.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// A block already recorded keeps its first record: status changes go through
