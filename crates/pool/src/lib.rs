@@ -92,6 +92,12 @@ impl Shared {
             .to_be_bytes()
     }
 
+    /// A refused share: counted live and, durably, in the ledger.
+    fn rejected(&self, worker: Option<&str>, reason: &str) {
+        self.stats.rejected(worker, reason);
+        self.ledger.count_reject(worker, reason);
+    }
+
     fn set_status(&self, status: String) {
         *self.source_status.lock().unwrap_or_else(|p| p.into_inner()) = status;
     }
@@ -126,6 +132,9 @@ impl Pool {
         let payout = payout_script(&config, network)?;
         let database = config.database_url();
         let ledger = Ledger::open(&database).await?;
+        let stats = Stats::default();
+        // Refused shares count all time: the totals so far come from the ledger.
+        stats.restore_rejected(ledger.rejects().await?);
         let listener =
             TcpListener::bind(config.stratum)
                 .await
@@ -144,7 +153,7 @@ impl Pool {
             kick: Notify::new(),
             found_height: AtomicU64::new(0),
             ledger,
-            stats: Stats::default(),
+            stats,
             extranonce1: AtomicU32::new(rand_seed()),
             source_status: Mutex::new("starting".into()),
             config,

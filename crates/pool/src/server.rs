@@ -149,7 +149,7 @@ impl Conn<'_> {
             // such work stale (and submitting it would only make a refused sibling block).
             let reason = RejectReason::UnknownJob;
             self.session.reject(c.id, &reason);
-            self.shared.stats.rejected(Some(&c.worker), reason.name());
+            self.shared.rejected(Some(&c.worker), reason.name());
             return;
         }
         let payout = match &job {
@@ -239,7 +239,7 @@ impl Conn<'_> {
         tracing::error!("ledger: {e}; refusing the share so the miner is not told it was paid");
         let reason = RejectReason::PoolError("ledger unavailable".into());
         self.session.reject(id, &reason);
-        self.shared.stats.rejected(Some(worker), reason.name());
+        self.shared.rejected(Some(worker), reason.name());
     }
 
     /// Submits the block a share makes; returns what PPLNS needs when the pool (not solo)
@@ -385,7 +385,7 @@ async fn serve(
                         }
                         Some(ServerEvent::Share(c)) => conn.share(*c).await,
                         Some(ServerEvent::Rejected { worker, reason, .. }) => {
-                            shared.stats.rejected(worker.as_deref(), reason.name());
+                            shared.rejected(worker.as_deref(), reason.name());
                         }
                         Some(ServerEvent::SuggestDifficulty(d)) => {
                             if let Some(d) = conn.vardiff.suggest(d, Instant::now()) {

@@ -1,5 +1,7 @@
 //! Live numbers: per worker and for the pool, kept in memory for the API and /metrics (the
-//! ledger keeps the durable record).
+//! ledger keeps the durable record). Everything counts from the pool's start except refused
+//! shares, which count all time: the pool starts from the ledger's totals
+//! ([`Stats::restore_rejected`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -7,6 +9,8 @@ use std::time::Instant;
 
 use hashforge_core::{Difficulty, DifficultySum, HashRate};
 use serde::Serialize;
+
+use crate::ledger::RejectCount;
 
 /// Hash rates weigh the last ~5 minutes of shares (an exponential average with this time
 /// constant).
@@ -67,6 +71,7 @@ pub struct WorkerLive {
     pub accepted: u64,
     /// Accepted work at its job's difficulty (blocks below the share target excluded).
     pub accepted_difficulty: DifficultySum,
+    /// Refused shares by reason, all time.
     pub rejected: BTreeMap<String, u64>,
     /// The highest difficulty a hash of an accepted share reached.
     pub best_share: Option<Difficulty>,
@@ -127,6 +132,7 @@ pub struct PoolLive {
     pub connections_total: u64,
     pub workers: usize,
     pub shares_accepted: u64,
+    /// Refused shares by reason, all time.
     pub shares_rejected: BTreeMap<String, u64>,
     pub blocks_found: u64,
     pub blocks_rejected: u64,
@@ -135,6 +141,21 @@ pub struct PoolLive {
     /// How many shares (weighted by age) the hash rate rests on.
     pub hashrate_shares: f64,
     pub best_share: Option<Difficulty>,
+}
+
+impl Inner {
+    fn rejected(&mut self, worker: Option<&str>, reason: &str, n: u64) {
+        *self.rejected.entry(reason.to_string()).or_default() += n;
+        if let Some(w) = worker {
+            *self
+                .workers
+                .entry(w.to_string())
+                .or_default()
+                .rejected
+                .entry(reason.to_string())
+                .or_default() += n;
+        }
+    }
 }
 
 impl Default for Stats {
@@ -196,15 +217,14 @@ impl Stats {
     }
 
     pub fn rejected(&self, worker: Option<&str>, reason: &str) {
+        self.lock().rejected(worker, reason, 1);
+    }
+
+    /// Adds the refused shares a ledger recorded before this start.
+    pub fn restore_rejected(&self, counts: impl IntoIterator<Item = RejectCount>) {
         let mut i = self.lock();
-        *i.rejected.entry(reason.to_string()).or_default() += 1;
-        if let Some(w) = worker {
-            *i.workers
-                .entry(w.to_string())
-                .or_default()
-                .rejected
-                .entry(reason.to_string())
-                .or_default() += 1;
+        for c in counts {
+            i.rejected(c.worker.as_deref(), &c.reason, c.count);
         }
     }
 

@@ -9,9 +9,14 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use hashforge_core::Difficulty;
 use hashforge_pool::ledger::{
-    BlockRecord, BlockStatus, Ledger, LedgerError, PayoutRow, ShareRecord,
+    BlockRecord, BlockStatus, Ledger, LedgerError, PayoutRow, RejectCount, ShareRecord,
 };
+use hashforge_pool::testing::{fresh_dir, Connection as StratumConnection};
+use hashforge_pool::{Pool, PoolConfig};
+use hashforge_stratum::{ClientConfig, ClientEvent, Share};
+use serde_json::Value;
 use sqlx::{Connection, Executor, Row};
 
 const POSTGRES_ENV: &str = "HASHFORGE_TEST_POSTGRES";
@@ -141,6 +146,9 @@ both_databases!(
     dollar_placeholders_repeat_and_reorder,
     a_database_error_reaches_the_caller,
     awkward_values_read_back_exactly,
+    a_hex_keyed_ledger_migrates,
+    refused_shares_are_counted_durably,
+    refused_shares_survive_a_pool_restart,
 );
 
 fn hash(n: u64) -> [u8; 32] {
@@ -863,4 +871,360 @@ fn sigkill_child() {
             out.flush().unwrap();
         }
     });
+}
+
+/// A pool's ledger as the first release left it (only migration 0001 applied: share hashes
+/// as display hex), with shares and a block in it, is upgraded on open and keeps working:
+/// the same workers, blocks and PPLNS payout, and a replayed share is still a duplicate.
+async fn a_hex_keyed_ledger_migrates(url: &str) {
+    sqlx::any::install_default_drivers();
+    let connect_url = match url.strip_prefix("sqlite://") {
+        Some(path) => {
+            std::fs::create_dir_all(std::path::Path::new(path).parent().unwrap()).unwrap();
+            format!("{url}?mode=rwc")
+        }
+        None => url.to_owned(),
+    };
+    let mut conn = sqlx::AnyConnection::connect(&connect_url).await.unwrap();
+    // What migrate.rs and 0001 created, byte for byte.
+    conn.execute(
+        "CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_ms BIGINT NOT NULL)",
+    )
+    .await
+    .unwrap();
+    sqlx::raw_sql(include_str!("../migrations/0001_ledger.sql"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.execute("INSERT INTO schema_migrations VALUES (1, '0001_ledger', 0)")
+        .await
+        .unwrap();
+    // Oldest first; the block's share last but one, a later share after it.
+    let mut old = vec![
+        share("a", 0, 3.0),
+        share("b", 1, 2.0),
+        share("a", 2, 2.0),
+        share("c", 3, 1.0),
+    ];
+    let found = block_share("b", 10, 2.0);
+    old.push(found.clone());
+    old.push(share("late", 11, 100.0));
+    for (seq, s) in old.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO shares (hash, seq, worker, job_id, height, difficulty, share_difficulty, is_block, time_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(display(&s.hash))
+        .bind(seq as i64)
+        .bind(s.worker.as_str())
+        .bind(s.job_id.as_str())
+        .bind(s.height as i64)
+        .bind(s.difficulty)
+        .bind(s.share_difficulty)
+        .bind(s.is_block)
+        .bind(s.time_ms)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+    let mut found_block = block(&found, 5_000_000_000);
+    found_block.status = BlockStatus::Accepted;
+    sqlx::query(
+        "INSERT INTO blocks (hash, height, worker, reward_sats, time_ms, status) VALUES ($1, $2, $3, $4, $5, 'accepted')",
+    )
+    .bind(found_block.hash.as_str())
+    .bind(found_block.height as i64)
+    .bind(found_block.worker.as_str())
+    .bind(found_block.reward_sats as i64)
+    .bind(found_block.time_ms)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+
+    let ledger = Ledger::open(url).await.unwrap();
+    assert_eq!(ledger.share_count().await.unwrap(), 6);
+    for (seq, s) in old.iter().enumerate() {
+        let stored = ledger.share(&s.hash).await.unwrap().unwrap();
+        assert_eq!((stored.seq, &stored.share), (seq as u64, s));
+    }
+    assert_eq!(ledger.blocks(10).await.unwrap(), vec![found_block]);
+    let workers: Vec<_> = ledger
+        .workers(0)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|w| (w.worker, w.shares, w.difficulty_sum))
+        .collect();
+    assert_eq!(
+        workers,
+        [
+            ("a".to_owned(), 2, 5.0),
+            ("b".to_owned(), 2, 4.0),
+            ("c".to_owned(), 1, 1.0),
+            ("late".to_owned(), 1, 100.0)
+        ]
+    );
+    // PPLNS finds the block's share by its hash and walks back from it.
+    let set = ledger
+        .pplns(&display(&found.hash), 5_000_000_000, 10.0, 0.02)
+        .await
+        .unwrap();
+    assert_eq!(
+        amounts(&set.rows),
+        [
+            ("a", 2_450_000_000),
+            ("b", 1_960_000_000),
+            ("c", 490_000_000)
+        ]
+    );
+    assert_eq!(ledger.payouts(100).await.unwrap().len(), 3);
+    // A replay of an old share is a duplicate; a new one follows the old order.
+    ledger.record_share(old[1].clone()).await.unwrap();
+    assert_eq!(ledger.share_count().await.unwrap(), 6);
+    assert_eq!(ledger.share(&old[1].hash).await.unwrap().unwrap().seq, 1);
+    let next = share("d", 12, 1.0);
+    ledger.record_share(next.clone()).await.unwrap();
+    assert!(ledger.share(&next.hash).await.unwrap().unwrap().seq > 5);
+    ledger.close().await;
+
+    // Every key is now the hash's 32 bytes, in display order.
+    let mut conn = sqlx::AnyConnection::connect(url).await.unwrap();
+    let row = sqlx::query("SELECT MIN(length(hash)), MAX(length(hash)) FROM shares")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            row.try_get::<i64, _>(0).unwrap(),
+            row.try_get::<i64, _>(1).unwrap()
+        ),
+        (32, 32)
+    );
+    let key: Vec<u8> = sqlx::query("SELECT hash FROM shares WHERE seq = 4")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+        .try_get(0)
+        .unwrap();
+    assert_eq!(hex::encode(key), display(&found.hash));
+    conn.close().await.unwrap();
+}
+
+fn reject(worker: Option<&str>, reason: &str, count: u64) -> RejectCount {
+    RejectCount {
+        worker: worker.map(str::to_owned),
+        reason: reason.to_owned(),
+        count,
+    }
+}
+
+async fn refused_shares_are_counted_durably(url: &str) {
+    let ledger = Ledger::open(url).await.unwrap();
+    assert!(ledger.rejects().await.unwrap().is_empty());
+    for _ in 0..3 {
+        ledger.count_reject(Some("alice"), "duplicate");
+    }
+    ledger.count_reject(None, "malformed");
+    ledger.count_reject(Some("bob"), "stale");
+    // Names the ledger cannot store count for the pool only.
+    ledger.count_reject(Some("nul\0byte"), "low-difficulty");
+    ledger.count_reject(Some(&"x".repeat(5000)), "low-difficulty");
+    // A share queued after them is committed after them.
+    ledger.record_share(share("alice", 1, 1.0)).await.unwrap();
+    let expected = vec![
+        reject(None, "low-difficulty", 2),
+        reject(None, "malformed", 1),
+        reject(Some("alice"), "duplicate", 3),
+        reject(Some("bob"), "stale", 1),
+    ];
+    assert_eq!(ledger.rejects().await.unwrap(), expected);
+    // Counted but not yet written when the ledger closes: written by the close.
+    ledger.count_reject(Some("bob"), "stale");
+    ledger.count_reject(Some("carol"), "unauthorized");
+    ledger.close().await;
+
+    let ledger = Ledger::open(url).await.unwrap();
+    assert_eq!(
+        ledger.rejects().await.unwrap(),
+        vec![
+            reject(None, "low-difficulty", 2),
+            reject(None, "malformed", 1),
+            reject(Some("alice"), "duplicate", 3),
+            reject(Some("bob"), "stale", 2),
+            reject(Some("carol"), "unauthorized", 1),
+        ]
+    );
+    assert_eq!(ledger.share_count().await.unwrap(), 1);
+    ledger.close().await;
+}
+
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default()
+}
+
+/// Opens a Stratum connection as `user` and waits for its first job.
+async fn miner(
+    pool: &Pool,
+    user: &str,
+) -> (StratumConnection, std::sync::Arc<hashforge_stratum::Job>) {
+    let mut conn = StratumConnection::open(pool.stratum_addr(), ClientConfig::new(user, "x"))
+        .await
+        .unwrap();
+    loop {
+        for e in conn.events().await.unwrap() {
+            if let ClientEvent::Job(job) = e {
+                return (conn, job);
+            }
+        }
+    }
+}
+
+/// Submits `share` and waits for the pool's verdict: `Ok` or the error code.
+async fn verdict(conn: &mut StratumConnection, share: Share) -> Result<(), i64> {
+    conn.session
+        .submit(share, std::time::Instant::now())
+        .unwrap();
+    loop {
+        for e in conn.events().await.unwrap() {
+            match e {
+                ClientEvent::ShareAccepted { .. } => return Ok(()),
+                ClientEvent::ShareRejected { error, .. } => return Err(error.code),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// What `/api/pool`, `/api/workers` and `/metrics` say about refused shares.
+async fn refused_as_served(pool: &Pool, worker: &str) -> (Value, Value, Vec<String>) {
+    let http = pool.http_addr().unwrap();
+    let api: Value = serde_json::from_str(&http_get(http, "/api/pool").await).unwrap();
+    let workers: Value = serde_json::from_str(&http_get(http, "/api/workers").await).unwrap();
+    let metrics = http_get(http, "/metrics")
+        .await
+        .lines()
+        .filter(|l| l.starts_with("hashforge_pool_shares_rejected_total{"))
+        .map(str::to_owned)
+        .collect();
+    (
+        api["live"]["shares_rejected"].clone(),
+        workers["live"][worker]["rejected"].clone(),
+        metrics,
+    )
+}
+
+/// Shares the pool refuses (a duplicate, one for an unknown job, one below the share
+/// target) still count after the pool restarts on the same ledger, and go on counting.
+async fn refused_shares_survive_a_pool_restart(url: &str) {
+    let dir = fresh_dir("ledger-refused-restart");
+    let config = || {
+        let mut c = PoolConfig {
+            stratum: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            http: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
+            data_dir: dir.clone(),
+            database: Some(url.to_owned()),
+            // Easier than regtest's nBits (~4.66e-10) and not every hash: some hashes are
+            // plain shares (no block, so the job stays current), some are below it.
+            start_difficulty: 3.5e-10,
+            ..PoolConfig::default()
+        };
+        c.vardiff.min = 1e-10;
+        c
+    };
+    let pool = Pool::start(config()).await.unwrap();
+    let (mut conn, job) = miner(&pool, "dave.rig").await;
+    let share_target = Difficulty::new(job.difficulty).unwrap().to_target();
+    let network = job.parts.nbits.to_target().unwrap();
+    let en2 = vec![0u8; job.extranonce2_size];
+    let share_at = |nonce| Share {
+        job_id: job.job_id.clone(),
+        extranonce2: en2.clone(),
+        ntime: job.parts.ntime,
+        nonce,
+        version: job.parts.version,
+    };
+    let hash_of = |nonce| {
+        let header = job.header(&en2, job.parts.ntime, nonce, job.parts.version);
+        hashforge_sha256d::sha256d_header(&header.to_bytes())
+    };
+    let plain = (0..)
+        .find(|n| {
+            let h = hash_of(*n);
+            share_target.is_met_by(&h) && !network.is_met_by(&h)
+        })
+        .unwrap();
+    let low = (0..)
+        .find(|n| {
+            let h = hash_of(*n);
+            !share_target.is_met_by(&h) && !network.is_met_by(&h)
+        })
+        .unwrap();
+    assert_eq!(verdict(&mut conn, share_at(plain)).await, Ok(()));
+    assert_eq!(
+        verdict(&mut conn, share_at(plain)).await,
+        Err(22),
+        "duplicate"
+    );
+    assert_eq!(
+        verdict(&mut conn, share_at(low)).await,
+        Err(23),
+        "low difficulty"
+    );
+    let unknown_job = Share {
+        job_id: "ffffffff".into(),
+        ..share_at(plain)
+    };
+    assert_eq!(
+        verdict(&mut conn, unknown_job.clone()).await,
+        Err(21),
+        "stale"
+    );
+    let (live_pool, live_worker, metrics) = refused_as_served(&pool, "dave.rig").await;
+    let counts = serde_json::json!({"duplicate": 1, "low-difficulty": 1, "stale": 1});
+    assert_eq!(live_pool, counts);
+    assert_eq!(live_worker, counts);
+    assert_eq!(
+        metrics,
+        [
+            "hashforge_pool_shares_rejected_total{reason=\"duplicate\"} 1",
+            "hashforge_pool_shares_rejected_total{reason=\"low-difficulty\"} 1",
+            "hashforge_pool_shares_rejected_total{reason=\"stale\"} 1",
+        ]
+    );
+    drop(conn);
+    pool.stop().await;
+
+    let pool = Pool::start(config()).await.unwrap();
+    let (live_pool, live_worker, metrics) = refused_as_served(&pool, "dave.rig").await;
+    assert_eq!(live_pool, counts, "after a restart");
+    assert_eq!(live_worker, counts, "after a restart");
+    assert_eq!(metrics.len(), 3, "{metrics:?}");
+    // And they go on counting.
+    let (mut conn, _) = miner(&pool, "dave.rig").await;
+    assert_eq!(verdict(&mut conn, unknown_job).await, Err(21));
+    let (live_pool, _, _) = refused_as_served(&pool, "dave.rig").await;
+    assert_eq!(
+        live_pool,
+        serde_json::json!({"duplicate": 1, "low-difficulty": 1, "stale": 2})
+    );
+    drop(conn);
+    pool.stop().await;
+    let pool = Pool::start(config()).await.unwrap();
+    let (_, live_worker, _) = refused_as_served(&pool, "dave.rig").await;
+    assert_eq!(
+        live_worker,
+        serde_json::json!({"duplicate": 1, "low-difficulty": 1, "stale": 2})
+    );
+    pool.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
 }

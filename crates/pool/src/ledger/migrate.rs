@@ -1,9 +1,11 @@
 //! A tiny migration runner: numbered SQL files embedded in the binary, applied in order,
-//! each in its own transaction, and remembered in `schema_migrations`. The same files serve
-//! SQLite and PostgreSQL, so they hold portable SQL only.
+//! each in its own transaction, and remembered in `schema_migrations`. One numbered set
+//! serves SQLite and PostgreSQL: a migration is one portable file, or, where the databases
+//! cannot share SQL (changing a column's type), one file for each.
 
 use sqlx::{AnyPool, Row};
 
+use super::dialect::Dialect;
 use super::LedgerError;
 use crate::now_ms;
 
@@ -12,14 +14,37 @@ use crate::now_ms;
 struct Migration {
     version: i64,
     name: &'static str,
-    sql: &'static str,
+    sql: Sql,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "0001_ledger",
-    sql: include_str!("../../migrations/0001_ledger.sql"),
-}];
+pub(crate) enum Sql {
+    Portable(&'static str),
+    PerDatabase {
+        sqlite: &'static str,
+        postgres: &'static str,
+    },
+}
+
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "0001_ledger",
+        sql: Sql::Portable(include_str!("../../migrations/0001_ledger.sql")),
+    },
+    Migration {
+        version: 2,
+        name: "0002_share_hash_bytes",
+        sql: Sql::PerDatabase {
+            sqlite: include_str!("../../migrations/0002_share_hash_bytes.sqlite.sql"),
+            postgres: include_str!("../../migrations/0002_share_hash_bytes.postgres.sql"),
+        },
+    },
+    Migration {
+        version: 3,
+        name: "0003_rejects",
+        sql: Sql::Portable(include_str!("../../migrations/0003_rejects.sql")),
+    },
+];
 
 /// The newest schema version this build knows.
 pub(crate) fn latest_version() -> i64 {
@@ -28,7 +53,7 @@ pub(crate) fn latest_version() -> i64 {
 
 /// Brings the database up to [`latest_version`]; refuses a database a newer build has
 /// migrated, rather than writing rows it may no longer understand.
-pub(crate) async fn run(pool: &AnyPool) -> Result<(), LedgerError> {
+pub(crate) async fn run(pool: &AnyPool, dialect: Dialect) -> Result<(), LedgerError> {
     sqlx::raw_sql(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
             version BIGINT PRIMARY KEY,
@@ -50,7 +75,7 @@ pub(crate) async fn run(pool: &AnyPool) -> Result<(), LedgerError> {
     }
     for m in MIGRATIONS.iter().filter(|m| m.version > applied) {
         let mut tx = pool.begin().await?;
-        sqlx::raw_sql(m.sql)
+        sqlx::raw_sql(dialect.pick(&m.sql))
             .execute(&mut *tx)
             .await
             .map_err(|e| LedgerError::Migration {

@@ -10,16 +10,20 @@
 //! (group commit); [`Ledger::record_share`] resolves only after its share's transaction has
 //! committed. The writer assigns each new share the next `seq`, the order PPLNS walks, so
 //! one database has one writing pool process. Reads go straight to the connection pool.
+//! Refused shares are counts, not rows: [`Ledger::count_reject`] adds to a tally in memory
+//! that the writer's next batch adds to the `rejects` table.
 //!
 //! The ledger knows rows, not sockets: it never sees a miner, only what the server accepted.
 
+mod dialect;
 mod migrate;
 mod pplns;
 mod writer;
 
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
-use std::sync::{Arc, Once};
+use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -27,7 +31,11 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 use tokio::sync::{mpsc, oneshot};
 
+use dialect::Dialect;
 use writer::{Command, Writer};
+
+/// Refused shares counted but not yet written, by (worker, reason).
+type RejectCounts = HashMap<(Option<String>, String), u64>;
 
 /// Commands that may wait for the writer before callers feel back-pressure.
 const QUEUE: usize = 65_536;
@@ -84,7 +92,8 @@ pub struct ShareRecord {
     /// The difficulty the share's hash actually reached.
     pub share_difficulty: f64,
     /// SHA-256d of the header, internal byte order (as `hashforge_stratum::ShareCheck`
-    /// gives it). Stored in display order, so a block's share carries the block's hash.
+    /// gives it). Stored as its 32 bytes in display order, so a block's share carries the
+    /// block's hash; shown (JSON, [`ShareRecord::hash_hex`]) as display hex.
     #[serde(serialize_with = "serialize_hash")]
     pub hash: [u8; 32],
     pub is_block: bool,
@@ -93,7 +102,7 @@ pub struct ShareRecord {
 }
 
 impl ShareRecord {
-    /// The hash in display hex (byte-reversed), the key the ledger stores it under.
+    /// The hash in display hex (byte-reversed), as explorers show it.
     pub fn hash_hex(&self) -> String {
         display_hex(&self.hash)
     }
@@ -245,11 +254,22 @@ impl WorkerStats {
     }
 }
 
+/// Shares refused for one reason, all time.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RejectCount {
+    /// The worker the share was sent as; `None` for shares refused before one was named.
+    pub worker: Option<String>,
+    pub reason: String,
+    pub count: u64,
+}
+
 /// The ledger. Cheap to clone: clones share one connection pool and one writer.
 #[derive(Clone)]
 pub struct Ledger {
     pool: AnyPool,
     tx: mpsc::Sender<Command>,
+    /// Refused shares counted since the writer's last batch.
+    rejects: Arc<Mutex<RejectCounts>>,
 }
 
 impl fmt::Debug for Ledger {
@@ -282,7 +302,8 @@ impl Ledger {
         static DRIVERS: Once = Once::new();
         DRIVERS.call_once(sqlx::any::install_default_drivers);
 
-        let (url, sqlite) = connect_url(url)?;
+        let (url, dialect) = connect_url(url)?;
+        let sqlite = dialect == Dialect::Sqlite;
         let options = AnyConnectOptions::from_str(&url)?;
         let pool = AnyPoolOptions::new()
             .max_connections(if sqlite { 4 } else { 8 })
@@ -317,14 +338,17 @@ impl Ledger {
             })
             .connect_with(options)
             .await?;
-        migrate::run(&pool).await?;
+        migrate::run(&pool, dialect).await?;
         let last: Option<i64> = sqlx::query("SELECT MAX(seq) FROM shares")
             .fetch_one(&pool)
             .await?
             .try_get(0)?;
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(Writer::new(pool.clone(), rx, last.map_or(0, |s| s + 1), sqlite).run());
-        Ok(Ledger { pool, tx })
+        let rejects = Arc::default();
+        let next_seq = last.map_or(0, |s| s + 1);
+        let writer = Writer::new(pool.clone(), rx, next_seq, dialect, Arc::clone(&rejects));
+        tokio::spawn(writer.run());
+        Ok(Ledger { pool, tx, rejects })
     }
 
     /// Records an accepted share; resolves once it is committed. A share whose hash is
@@ -340,6 +364,52 @@ impl Ledger {
     pub async fn queue_share(&self, share: ShareRecord) -> Result<Pending, LedgerError> {
         share.validate()?;
         self.queue(|reply| Command::Share(share, reply)).await
+    }
+
+    /// Counts a refused share; the writer adds it to the ledger with its next batch, so
+    /// this never waits and never slows the accepted shares' path. `None` is a share
+    /// refused before its connection named a worker. A worker name the ledger cannot store
+    /// (see [`ShareRecord`]'s limits) counts as `None`. Counts not yet written when the
+    /// process dies are lost; [`Ledger::close`] writes them.
+    pub fn count_reject(&self, worker: Option<&str>, reason: &str) {
+        if check_name("reject reason", reason).is_err() {
+            tracing::warn!(reason = %reason.escape_debug(), "refused share with an unstorable reason; not recorded");
+            return;
+        }
+        let worker = worker.filter(|w| check_name("worker", w).is_ok());
+        let mut pending = writer::lock(&self.rejects);
+        let first = pending.is_empty();
+        *pending
+            .entry((worker.map(str::to_owned), reason.to_owned()))
+            .or_default() += 1;
+        drop(pending);
+        // Wake an idle writer. A full queue means a busy writer, whose next batch takes
+        // these counts anyway.
+        if first {
+            let _ = self.tx.try_send(Command::Rejects);
+        }
+    }
+
+    /// Refused shares by worker and reason, all time (as written: counts from the last
+    /// moments are still on their way), by worker then reason.
+    pub async fn rejects(&self) -> Result<Vec<RejectCount>, LedgerError> {
+        let rows = sqlx::query(
+            "SELECT CASE WHEN has_worker THEN 1 ELSE 0 END, worker, reason, count FROM rejects \
+             ORDER BY has_worker, worker, reason",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(RejectCount {
+                    worker: (r.try_get::<i64, _>(0)? != 0)
+                        .then(|| r.try_get(1))
+                        .transpose()?,
+                    reason: r.try_get(2)?,
+                    count: r.try_get::<i64, _>(3)?.max(0) as u64,
+                })
+            })
+            .collect()
     }
 
     /// Records a found block; durable before it returns. A block already recorded keeps
@@ -408,8 +478,9 @@ impl Ledger {
         if let Some(stored) = self.stored_payout(&block_hash).await? {
             return Ok(stored);
         }
+        let key = hex::decode(&block_hash).map_err(|e| invalid("block hash", e.to_string()))?;
         let found = sqlx::query("SELECT seq, time_ms FROM shares WHERE hash = $1")
-            .bind(block_hash.as_str())
+            .bind(key)
             .fetch_optional(&self.pool)
             .await?
             .ok_or_else(|| LedgerError::BlockShareMissing(block_hash.clone()))?;
@@ -590,7 +661,7 @@ impl Ledger {
             "SELECT seq, worker, job_id, height, difficulty, share_difficulty, \
              CASE WHEN is_block THEN 1 ELSE 0 END, time_ms FROM shares WHERE hash = $1",
         )
-        .bind(display_hex(hash))
+        .bind(display_order(hash).to_vec())
         .fetch_optional(&self.pool)
         .await?;
         row.map(|r| {
@@ -642,11 +713,11 @@ fn payout_row(r: &AnyRow) -> Result<PayoutRow, LedgerError> {
     })
 }
 
-/// The URL to connect with, and whether it is SQLite. SQLite files (and their directory)
+/// The URL to connect with, and which database it is. SQLite files (and their directory)
 /// are created if missing.
-fn connect_url(url: &str) -> Result<(String, bool), LedgerError> {
+fn connect_url(url: &str) -> Result<(String, Dialect), LedgerError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Ok((url.to_owned(), false));
+        return Ok((url.to_owned(), Dialect::Postgres));
     }
     let Some(rest) = url.strip_prefix("sqlite:") else {
         return Err(LedgerError::UnsupportedUrl(redact(url)));
@@ -674,7 +745,7 @@ fn connect_url(url: &str) -> Result<(String, bool), LedgerError> {
     } else {
         format!("{params}&mode=rwc")
     };
-    Ok((format!("sqlite://{path}?{params}"), true))
+    Ok((format!("sqlite://{path}?{params}"), Dialect::Sqlite))
 }
 
 /// A URL with its password masked, for messages.
@@ -688,11 +759,16 @@ fn redact(url: &str) -> String {
     }
 }
 
-/// Display hex of a hash held in internal byte order.
-fn display_hex(hash: &[u8; 32]) -> String {
+/// A hash held in internal byte order, in display order: the bytes the ledger stores.
+fn display_order(hash: &[u8; 32]) -> [u8; 32] {
     let mut reversed = *hash;
     reversed.reverse();
-    hex::encode(reversed)
+    reversed
+}
+
+/// Display hex of a hash held in internal byte order.
+fn display_hex(hash: &[u8; 32]) -> String {
+    hex::encode(display_order(hash))
 }
 
 fn normalize_block_hash(hash: &str) -> Result<String, LedgerError> {
@@ -751,8 +827,8 @@ mod tests {
     fn sqlite_urls_create_the_file_and_keep_their_parameters() {
         let dir = std::env::temp_dir().join(format!("hashforge-ledger-url-{}", std::process::id()));
         let db = dir.join("sub").join("pool.db");
-        let (url, sqlite) = connect_url(&format!("sqlite://{}", db.display())).unwrap();
-        assert!(sqlite);
+        let (url, dialect) = connect_url(&format!("sqlite://{}", db.display())).unwrap();
+        assert_eq!(dialect, Dialect::Sqlite);
         assert_eq!(url, format!("sqlite://{}?mode=rwc", db.display()));
         assert!(db.parent().unwrap().is_dir());
         std::fs::remove_dir_all(&dir).unwrap();
@@ -764,7 +840,10 @@ mod tests {
             connect_url("sqlite:pool.db?mode=ro").unwrap().0,
             "sqlite://pool.db?mode=ro"
         );
-        assert!(!connect_url("postgres://u:p@h/db").unwrap().1);
+        assert_eq!(
+            connect_url("postgres://u:p@h/db").unwrap().1,
+            Dialect::Postgres
+        );
     }
 
     #[test]

@@ -4,14 +4,20 @@
 //! `Ok` means durable. Under load the queue
 //! refills while a transaction commits, which is what makes the batches large; an idle pool
 //! commits each share on its own, without waiting for company.
+//!
+//! Refused shares ride along: the counts `Ledger::count_reject` gathered since the last
+//! batch are added to `rejects` in the next batch's transaction (a batch of nothing but
+//! shares, the common case, stays one statement). Nobody waits for them.
 
 use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyPool, Connection, Transaction};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::{BlockRecord, BlockStatus, LedgerError, ShareRecord};
+use super::dialect::Dialect;
+use super::{BlockRecord, BlockStatus, LedgerError, RejectCounts, ShareRecord};
 
 /// Shares per transaction at most.
 pub(crate) const MAX_BATCH: usize = 1000;
@@ -22,6 +28,9 @@ pub(crate) enum Command {
     Share(ShareRecord, Reply),
     Block(BlockRecord, Reply),
     Status(String, BlockStatus, Reply),
+    /// Refused shares were counted while the writer had nothing queued: write them. (The
+    /// counts themselves wait in [`Writer::rejects`], which every batch empties.)
+    Rejects,
     /// Stop once everything queued before and after it is written.
     Close(oneshot::Sender<()>),
 }
@@ -42,33 +51,20 @@ pub(crate) struct Writer {
     written: Option<watch::Sender<()>>,
     rx: mpsc::Receiver<Command>,
     next_seq: i64,
-    insert_sql: &'static str,
+    dialect: Dialect,
+    /// Refused-share counts not yet written, filled by `Ledger::count_reject`.
+    rejects: Arc<Mutex<RejectCounts>>,
 }
-
-/// Every share of a batch in one statement: the rows arrive as one JSON array of arrays
-/// (one bind, however many rows), which each database unpacks with its own JSON functions.
-/// Measured against multi-row INSERTs with a placeholder per value (sqlx's SQLite driver
-/// looks each `$n` up by name, so those had to stay at 16 rows): see the closing notes.
-const INSERT_SHARES_SQLITE: &str = "INSERT INTO shares \
-     (hash, seq, worker, job_id, height, difficulty, share_difficulty, is_block, time_ms) \
-     SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, \
-     value ->> 6, value ->> 7, value ->> 8 FROM json_each($1) WHERE true \
-     ON CONFLICT (hash) DO NOTHING";
-const INSERT_SHARES_POSTGRES: &str = "INSERT INTO shares \
-     (hash, seq, worker, job_id, height, difficulty, share_difficulty, is_block, time_ms) \
-     SELECT r ->> 0, (r ->> 1)::bigint, r ->> 2, r ->> 3, (r ->> 4)::bigint, \
-     (r ->> 5)::double precision, (r ->> 6)::double precision, (r ->> 7)::boolean, \
-     (r ->> 8)::bigint FROM json_array_elements($1::json) AS r \
-     ON CONFLICT (hash) DO NOTHING";
 
 impl Writer {
     pub(crate) fn new(
         pool: AnyPool,
         rx: mpsc::Receiver<Command>,
         next_seq: i64,
-        sqlite: bool,
+        dialect: Dialect,
+        rejects: Arc<Mutex<RejectCounts>>,
     ) -> Writer {
-        let written = sqlite.then(|| {
+        let written = (dialect == Dialect::Sqlite).then(|| {
             let (written, batches) = watch::channel(());
             tokio::spawn(checkpointer(pool.clone(), batches));
             written
@@ -79,11 +75,8 @@ impl Writer {
             written,
             rx,
             next_seq,
-            insert_sql: if sqlite {
-                INSERT_SHARES_SQLITE
-            } else {
-                INSERT_SHARES_POSTGRES
-            },
+            dialect,
+            rejects,
         }
     }
 
@@ -119,6 +112,10 @@ impl Writer {
                 }
             }
         }
+        // Counted after the last batch, or put back by a failed one.
+        if !lock(&self.rejects).is_empty() {
+            self.write(Vec::new()).await;
+        }
         for done in closers {
             let _ = done.send(());
         }
@@ -145,12 +142,13 @@ impl Writer {
                 Command::Status(hash, status, reply) => {
                     others.push((Update::Status(hash, status), reply))
                 }
-                Command::Close(_) => {}
+                Command::Rejects | Command::Close(_) => {}
             }
         }
+        let rejects = std::mem::take(&mut *lock(&self.rejects));
         let began = std::time::Instant::now();
-        let outcome = self.transaction(&shares, &others).await;
-        tracing::trace!(shares = shares.len(), others = others.len(), elapsed = ?began.elapsed(), "ledger batch");
+        let outcome = self.transaction(&shares, &others, &rejects).await;
+        tracing::trace!(shares = shares.len(), others = others.len(), rejects = rejects.len(), elapsed = ?began.elapsed(), "ledger batch");
         match outcome {
             Ok(results) => {
                 for reply in share_replies {
@@ -165,6 +163,12 @@ impl Writer {
                 self.conn = None;
                 let e = LedgerError::from(e);
                 tracing::error!("ledger write failed: {e}");
+                // Counts have no caller to tell: they wait for the next batch.
+                let mut pending = lock(&self.rejects);
+                for (key, n) in rejects {
+                    *pending.entry(key).or_default() += n;
+                }
+                drop(pending);
                 for reply in share_replies {
                     let _ = reply.send(Err(e.clone()));
                 }
@@ -181,15 +185,16 @@ impl Writer {
         &mut self,
         shares: &[(i64, ShareRecord)],
         others: &[(Update, Reply)],
+        rejects: &RejectCounts,
     ) -> Result<Vec<Result<(), LedgerError>>, sqlx::Error> {
         if self.conn.is_none() {
             self.conn = Some(self.pool.acquire().await?);
         }
         let conn = self.conn.as_mut().expect("just set");
-        if others.is_empty() {
+        if others.is_empty() && rejects.is_empty() {
             // One statement is atomic on its own: no BEGIN and COMMIT round trips to the
             // database, and SQLite needs no statement journal.
-            sqlx::query(self.insert_sql)
+            sqlx::query(self.dialect.insert_shares())
                 .bind(shares_json(shares))
                 .execute(&mut **conn)
                 .await?;
@@ -197,8 +202,14 @@ impl Writer {
         }
         let mut tx = conn.begin().await?;
         if !shares.is_empty() {
-            sqlx::query(self.insert_sql)
+            sqlx::query(self.dialect.insert_shares())
                 .bind(shares_json(shares))
+                .execute(&mut *tx)
+                .await?;
+        }
+        if !rejects.is_empty() {
+            sqlx::query(self.dialect.add_rejects())
+                .bind(rejects_json(rejects))
                 .execute(&mut *tx)
                 .await?;
         }
@@ -257,7 +268,7 @@ async fn checkpointer(pool: AnyPool, mut batches: watch::Receiver<()>) {
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// `[[hash, seq, worker, job_id, height, difficulty, share_difficulty, is_block, time_ms],
-/// ...]`: the rows of [`INSERT_SHARES_SQLITE`] / [`INSERT_SHARES_POSTGRES`]. Floats are
+/// ...]`: the rows of [`Dialect::insert_shares`], the hash in display hex. Floats are
 /// written shortest-round-trip, so both databases read back the same `f64`.
 fn shares_json(shares: &[(i64, ShareRecord)]) -> String {
     let rows: Vec<_> = shares
@@ -277,6 +288,26 @@ fn shares_json(shares: &[(i64, ShareRecord)]) -> String {
         })
         .collect();
     serde_json::to_string(&rows).expect("plain values serialize")
+}
+
+/// `[[has_worker, worker, reason, count], ...]`: the rows of [`Dialect::add_rejects`].
+fn rejects_json(rejects: &RejectCounts) -> String {
+    let rows: Vec<_> = rejects
+        .iter()
+        .map(|((worker, reason), n)| {
+            (
+                worker.is_some(),
+                worker.as_deref().unwrap_or(""),
+                reason,
+                i64::try_from(*n).unwrap_or(i64::MAX),
+            )
+        })
+        .collect();
+    serde_json::to_string(&rows).expect("plain values serialize")
+}
+
+pub(crate) fn lock(rejects: &Mutex<RejectCounts>) -> std::sync::MutexGuard<'_, RejectCounts> {
+    rejects.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// A block already recorded keeps its first record: status changes go through

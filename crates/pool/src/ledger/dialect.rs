@@ -1,0 +1,70 @@
+//! The only SQL that differs between SQLite and PostgreSQL: the statements that unpack a
+//! batch's rows from one JSON parameter (SQLite's `json_each`, PostgreSQL's
+//! `json_array_elements`, each with its own casts and hex decoding) and the migrations that
+//! change a column's type. Everything else in the ledger is portable SQL with `$n`
+//! placeholders.
+
+/// Which database a ledger talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    /// Every share of a batch in one statement: the rows arrive as one JSON array of arrays
+    /// (one bind, however many rows; see `writer::shares_json`), the hash as display hex
+    /// turned back into its 32 bytes by the database. Measured against multi-row INSERTs
+    /// with a placeholder per value (sqlx's SQLite driver looks each `$n` up by name, so
+    /// those had to stay at 16 rows).
+    pub(crate) fn insert_shares(self) -> &'static str {
+        match self {
+            // `WHERE true`: SQLite's parser otherwise takes ON CONFLICT for a join's ON.
+            Dialect::Sqlite => {
+                "INSERT INTO shares \
+                 (hash, seq, worker, job_id, height, difficulty, share_difficulty, is_block, time_ms) \
+                 SELECT unhex(value ->> 0), value ->> 1, value ->> 2, value ->> 3, value ->> 4, \
+                 value ->> 5, value ->> 6, value ->> 7, value ->> 8 FROM json_each($1) WHERE true \
+                 ON CONFLICT (hash) DO NOTHING"
+            }
+            Dialect::Postgres => {
+                "INSERT INTO shares \
+                 (hash, seq, worker, job_id, height, difficulty, share_difficulty, is_block, time_ms) \
+                 SELECT decode(r ->> 0, 'hex'), (r ->> 1)::bigint, r ->> 2, r ->> 3, \
+                 (r ->> 4)::bigint, (r ->> 5)::double precision, (r ->> 6)::double precision, \
+                 (r ->> 7)::boolean, (r ->> 8)::bigint FROM json_array_elements($1::json) AS r \
+                 ON CONFLICT (hash) DO NOTHING"
+            }
+        }
+    }
+
+    /// Adds a batch's refused-share counts to `rejects`: rows `[has_worker, worker, reason,
+    /// count]`, one per key (PostgreSQL refuses to update one row twice in a statement).
+    pub(crate) fn add_rejects(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => {
+                "INSERT INTO rejects (has_worker, worker, reason, count) \
+                 SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 \
+                 FROM json_each($1) WHERE true \
+                 ON CONFLICT (has_worker, worker, reason) \
+                 DO UPDATE SET count = rejects.count + excluded.count"
+            }
+            Dialect::Postgres => {
+                "INSERT INTO rejects (has_worker, worker, reason, count) \
+                 SELECT (r ->> 0)::boolean, r ->> 1, r ->> 2, (r ->> 3)::bigint \
+                 FROM json_array_elements($1::json) AS r \
+                 ON CONFLICT (has_worker, worker, reason) \
+                 DO UPDATE SET count = rejects.count + excluded.count"
+            }
+        }
+    }
+
+    /// A migration's SQL for this database.
+    pub(crate) fn pick(self, sql: &super::migrate::Sql) -> &'static str {
+        match (sql, self) {
+            (super::migrate::Sql::Portable(s), _) => s,
+            (super::migrate::Sql::PerDatabase { sqlite, .. }, Dialect::Sqlite) => sqlite,
+            (super::migrate::Sql::PerDatabase { postgres, .. }, Dialect::Postgres) => postgres,
+        }
+    }
+}
