@@ -9,7 +9,6 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use hashforge_core::Difficulty;
 use hashforge_pool::ledger::{
     BlockRecord, BlockStatus, Ledger, LedgerError, PayoutRow, RejectCount, ShareRecord,
 };
@@ -1143,7 +1142,7 @@ async fn refused_shares_survive_a_pool_restart(url: &str) {
     };
     let pool = Pool::start(config()).await.unwrap();
     let (mut conn, job) = miner(&pool, "dave.rig").await;
-    let share_target = Difficulty::new(job.difficulty).unwrap().to_target();
+    let share_target = job.difficulty.to_target();
     let network = job.parts.nbits.to_target().unwrap();
     let en2 = vec![0u8; job.extranonce2_size];
     let share_at = |nonce| Share {
