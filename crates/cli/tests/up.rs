@@ -101,11 +101,14 @@ fn up_mines_regtest_blocks_and_its_numbers_agree() {
         (25.0..=150.0).contains(&per_minute),
         "difficulty {difficulty}: {per_minute} shares a minute"
     );
-    // Few stale shares, on either side.
+    // Few stale shares, on either side. On regtest every share is a block and so a clean job:
+    // a share a second times the chips' switching window gives ~2-8% in one-minute runs
+    // (small counts); before issue #9 stale shares outnumbered accepted ones. The bound
+    // leaves room for Poisson luck so the test does not flake.
     let rejected_stale = live["shares_rejected"]["stale"].as_f64().unwrap_or(0.0);
     let never_sent = miner["shares"]["stale"].as_f64().unwrap();
     assert!(
-        rejected_stale + never_sent <= 0.05 * accepted + 2.0,
+        rejected_stale + never_sent <= 0.1 * accepted + 3.0,
         "{rejected_stale} rejected as stale and {never_sent} never sent, of {accepted} accepted"
     );
     // Every share on regtest is a block; no storm of refused ones.
