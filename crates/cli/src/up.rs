@@ -64,8 +64,8 @@ pub fn run(args: UpArgs) -> Result<(), String> {
             ..PoolConfig::default()
         };
         pool_config.vardiff.min = 1.0 / 1_048_576.0;
-        // A share a second: the pool's hash rate for the miner then rests on ~60 shares
-        // after a minute (±13%) instead of ~10 (±32%). On regtest every share is also a
+        // A share a second: the pool's hash rate for the miner then rests on ~45-90 shares
+        // after a minute (±11-15%) instead of ~10 (±32%). On regtest every share is also a
         // block, so this is a block a second too.
         pool_config.vardiff.shares_per_minute = 60.0;
         let pool = Pool::start(pool_config)
