@@ -34,6 +34,21 @@ pub fn exported_blocks(data_dir: &Path) -> Vec<Block> {
         .collect()
 }
 
+/// The body of `GET path` on a pool's HTTP API. Panics when the pool does not answer: it is
+/// for tests.
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    let mut s = TcpStream::connect(addr)
+        .await
+        .expect("the pool's HTTP API answers");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    s.write_all(request.as_bytes()).await.expect("request sent");
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.expect("reply read");
+    out.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default()
+}
+
 /// What a test miner saw.
 #[derive(Debug, Default, Clone)]
 pub struct MinerReport {
@@ -79,6 +94,17 @@ impl Connection {
             self.stream.write_all(out.as_bytes()).await?;
         }
         Ok(())
+    }
+
+    /// Reads until the pool's first job arrives (after subscribe and authorize).
+    pub async fn first_job(&mut self) -> std::io::Result<Arc<Job>> {
+        loop {
+            for e in self.events().await? {
+                if let ClientEvent::Job(job) = e {
+                    return Ok(job);
+                }
+            }
+        }
     }
 
     /// Sends what is queued, then reads until at least one event arrives; the end of the

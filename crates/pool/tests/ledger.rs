@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use hashforge_pool::ledger::{
     BlockRecord, BlockStatus, Ledger, LedgerError, PayoutRow, RejectCount, ShareRecord,
 };
-use hashforge_pool::testing::{fresh_dir, Connection as StratumConnection};
+use hashforge_pool::testing::{fresh_dir, http_get, Connection as StratumConnection};
 use hashforge_pool::{Pool, PoolConfig};
 use hashforge_stratum::{ClientConfig, ClientEvent, Share};
 use serde_json::Value;
@@ -1058,19 +1058,6 @@ async fn refused_shares_are_counted_durably(url: &str) {
     ledger.close().await;
 }
 
-async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    out.split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default()
-}
-
 /// Opens a Stratum connection as `user` and waits for its first job.
 async fn miner(
     pool: &Pool,
@@ -1079,13 +1066,8 @@ async fn miner(
     let mut conn = StratumConnection::open(pool.stratum_addr(), ClientConfig::new(user, "x"))
         .await
         .unwrap();
-    loop {
-        for e in conn.events().await.unwrap() {
-            if let ClientEvent::Job(job) = e {
-                return (conn, job);
-            }
-        }
-    }
+    let job = conn.first_job().await.unwrap();
+    (conn, job)
 }
 
 /// Submits `share` and waits for the pool's verdict: `Ok` or the error code.

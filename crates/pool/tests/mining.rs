@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bitcoin::{consensus, Address, Block, KnownHrp, ScriptBuf};
 use hashforge_pool::bitcoind::RpcAuth;
-use hashforge_pool::testing::{exported_blocks, fresh_dir, mine, scan_job, Connection};
+use hashforge_pool::testing::{exported_blocks, fresh_dir, http_get, mine, scan_job, Connection};
 use hashforge_pool::{Pool, PoolConfig, SourceConfig};
 use hashforge_sha256d::{Scanner, Work};
 use hashforge_stratum::{ClientConfig, ClientEvent, Share};
@@ -23,19 +23,6 @@ fn config(dir: &std::path::Path) -> PoolConfig {
     };
     c.vardiff.min = 1e-6;
     c
-}
-
-async fn http_get(addr: SocketAddr, path: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    out.split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -124,15 +111,7 @@ async fn a_block_below_the_share_target_is_a_block_and_not_job_difficulty_work()
     let mut conn = Connection::open(pool.stratum_addr(), ClientConfig::new("carol.cpu", "x"))
         .await
         .unwrap();
-    let job = loop {
-        let events = conn.events().await.unwrap();
-        if let Some(job) = events.into_iter().find_map(|e| match e {
-            ClientEvent::Job(j) => Some(j),
-            _ => None,
-        }) {
-            break job;
-        }
-    };
+    let job = conn.first_job().await.unwrap();
     assert_eq!(job.difficulty.as_f64(), 1e6);
     // A nonce that meets regtest's nBits (about half do) and misses difficulty 10^6.
     let en2 = vec![0u8; job.extranonce2_size];
@@ -207,15 +186,7 @@ async fn a_block_on_a_tip_this_pool_just_replaced_is_stale() {
     let mut conn = Connection::open(pool.stratum_addr(), ClientConfig::new("dave.cpu", "x"))
         .await
         .unwrap();
-    let job = loop {
-        let events = conn.events().await.unwrap();
-        if let Some(job) = events.into_iter().find_map(|e| match e {
-            ClientEvent::Job(j) => Some(j),
-            _ => None,
-        }) {
-            break job;
-        }
-    };
+    let job = conn.first_job().await.unwrap();
     let en2 = vec![0u8; job.extranonce2_size];
     // About ten shares at difficulty 1e-4 in 2^22 nonces.
     let shares = scan_job(&Scanner::detect(), &job, &en2, 0, 1 << 22);
