@@ -282,16 +282,16 @@ th{{background:#f3f3f3}}.chip{{display:inline-block;width:1.4em;text-align:cente
         s.found_blocks
     );
     let active = s.active_pool.and_then(|i| s.pools.get(i));
-    if let Some(nd) = active.and_then(|p| p.network_difficulty) {
+    if let Some((nd, share)) = active.and_then(|p| Some((p.network_difficulty?, p.difficulty))) {
         let _ = write!(
             o,
             "<p>Network difficulty {}. Blocks are the accepted shares that also met it.",
             nd.short()
         );
-        if nd.as_f64() < 1.0 {
+        if nd.as_f64() <= share {
             o.push_str(
-                " This is a test chain (regtest or a testnet's minimum-difficulty blocks): its \
-                 target is easier than any share target, so every accepted share is a block.",
+                " It is below the pool's share difficulty (a test chain: regtest, or a \
+                 testnet's minimum-difficulty blocks), so every accepted share is a block.",
             );
         }
         o.push_str("</p>");

@@ -56,9 +56,10 @@ pub(crate) struct ShareMeta {
     pub job_difficulty: Difficulty,
     /// The share also meets the job's nBits: accepted, it is a block.
     pub block: bool,
-    /// The job's network difficulty is below 1 (regtest, a testnet's minimum-difficulty
-    /// blocks), where every share is a block and the pool announces them.
-    pub test_chain: bool,
+    /// The job's network target was easier than its share target (regtest, a testnet's
+    /// minimum-difficulty blocks under a high share difficulty): every share is a block,
+    /// and the pool announces them.
+    pub every_share_a_block: bool,
 }
 
 /// A share handed to a pool's task and not settled yet.
@@ -121,7 +122,7 @@ impl State {
         }
         if meta.block && *outcome == ShareOutcome::Accepted {
             self.found_blocks += 1;
-            if meta.test_chain {
+            if meta.every_share_a_block {
                 tracing::debug!("the pool accepted a share that is a test-chain block");
             } else {
                 tracing::info!("the pool accepted a share that meets the network target: a block");
@@ -737,11 +738,11 @@ impl Manager {
             device: n.device,
             job_difficulty: unit.job.difficulty,
             block: check.meets_network_target,
-            test_chain: check
+            every_share_a_block: check
                 .header
                 .bits
                 .to_target()
-                .is_ok_and(|t| t.difficulty().as_f64() < 1.0),
+                .is_ok_and(|network| network.difficulty() <= unit.job.difficulty),
         };
         let id = st.next_share_id;
         st.next_share_id += 1;

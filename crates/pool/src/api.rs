@@ -49,7 +49,7 @@ fn pool_json(s: &Shared) -> Value {
         "network": s.network.to_string(),
         "source_status": s.status(),
         "height": template.as_ref().map(|t| t.height),
-        "network_difficulty": template.as_ref().and_then(|t| t.bits.to_target().ok()).map(|t| t.difficulty().as_f64()),
+        "network_difficulty": template.as_ref().and_then(|t| t.network_difficulty()),
         "solo": s.config.solo,
         "uptime_secs": live.uptime_secs as u64,
         "live": live,
@@ -172,12 +172,10 @@ async fn page(State(s): State<Arc<Shared>>) -> Html<String> {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let network_difficulty = template
-        .as_ref()
-        .and_then(|t| t.bits.to_target().ok())
-        .map(|t| t.difficulty());
+    let network_difficulty = template.as_ref().and_then(|t| t.network_difficulty());
     let chain = match network_difficulty {
-        Some(d) if d.as_f64() < 1.0 => format!(
+        // No share difficulty vardiff may set is harder than the network's target.
+        Some(d) if d.as_f64() <= s.config.vardiff.min => format!(
             "{} &middot; network difficulty {}: a test chain, where every share is also a block",
             s.network,
             d.short()

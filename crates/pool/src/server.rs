@@ -296,17 +296,13 @@ impl Conn<'_> {
         if result.is_err() {
             return None;
         }
-        let window = self.shared.config.pplns_window * network_difficulty(job);
+        let network = job
+            .template
+            .network_difficulty()
+            .map_or(1.0, |d| d.as_f64());
+        let window = self.shared.config.pplns_window * network;
         (!self.shared.config.solo).then_some((hash, job.template.coinbase_value, window))
     }
-}
-
-fn network_difficulty(job: &PoolJob) -> f64 {
-    job.template
-        .bits
-        .to_target()
-        .map(|t| t.difficulty().as_f64())
-        .unwrap_or(1.0)
 }
 
 /// Serves one miner until it leaves, misbehaves, or the pool stops; returns why it ended.

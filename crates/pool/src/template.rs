@@ -5,7 +5,7 @@ use std::pin::Pin;
 
 use bitcoin::hashes::Hash;
 use bitcoin::{consensus, Block, BlockHash, Network, ScriptBuf, Transaction};
-use hashforge_core::CompactTarget;
+use hashforge_core::{CompactTarget, Difficulty};
 use serde_json::Value;
 
 /// A future that a template source returns (boxed so sources fit behind one trait object).
@@ -66,6 +66,12 @@ fn malformed(reason: impl Into<String>) -> SourceError {
 }
 
 impl Template {
+    /// The network difficulty of the block being mined (its nBits); `None` for an nBits that
+    /// decodes to no target.
+    pub fn network_difficulty(&self) -> Option<Difficulty> {
+        self.bits.to_target().ok().map(|t| t.difficulty())
+    }
+
     /// Reads a `getblocktemplate` reply (its `result` object).
     pub fn from_gbt(v: &Value) -> Result<Template, SourceError> {
         let u32_of = |k: &str| -> Result<u32, SourceError> {
