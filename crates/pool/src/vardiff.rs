@@ -24,6 +24,9 @@ impl Default for VardiffConfig {
     }
 }
 
+/// The shortest span an early retarget measures a share rate over.
+const MIN_RATE_SPAN_SECS: f64 = 1.0;
+
 /// One connection's vardiff state.
 #[derive(Clone, Debug)]
 pub struct Vardiff {
@@ -82,7 +85,12 @@ impl Vardiff {
     /// Counts an accepted share; may retarget early when shares come far too fast.
     pub fn on_share(&mut self, now: Instant) -> Option<f64> {
         self.shares += 1;
-        let elapsed = now.duration_since(self.since).as_secs_f64().max(0.001);
+        // A rate is judged over a second at least: inside one, a handful of shares is a burst
+        // (a board handing back the nonces of its first work at once), not a rate.
+        let elapsed = now
+            .duration_since(self.since)
+            .as_secs_f64()
+            .max(MIN_RATE_SPAN_SECS);
         let per_minute = f64::from(self.shares) * 60.0 / elapsed;
         if self.shares >= 8 && per_minute > 4.0 * self.config.shares_per_minute {
             return self.retarget(per_minute, now);
@@ -137,6 +145,18 @@ mod tests {
             changed = v.on_share(t0 + Duration::from_millis(100 * i));
         }
         // 8 shares in 0.8 s = 600/min, 60x the target: 64.
+        assert_eq!(changed, Some(64.0));
+    }
+
+    #[test]
+    fn a_burst_inside_a_second_counts_over_a_second() {
+        let t0 = Instant::now();
+        let mut v = Vardiff::new(VardiffConfig::default(), 1.0, t0);
+        let mut changed = None;
+        for i in 1..=8 {
+            changed = v.on_share(t0 + Duration::from_millis(30 * i));
+        }
+        // 8 shares in 0.24 s would be 2,000/min (256x); over a second they are 480/min: 64.
         assert_eq!(changed, Some(64.0));
     }
 
