@@ -359,6 +359,11 @@ async fn cgminer_api_answers_like_an_antminer_and_guards_privileged_commands() {
     let miner = Miner::start(config).await.unwrap();
     let addr = miner.api_addr().unwrap();
     wait_for("a share", BOUND, || pool.accepted() >= 1).await;
+    // The pool counts a share when it answers; the miner once the answer is back.
+    wait_for("the miner to count it", BOUND, || {
+        miner.snapshot().shares.accepted >= 1
+    })
+    .await;
 
     let v: Value = serde_json::from_str(&api(addr, r#"{"command":"version"}"#).await).unwrap();
     assert_eq!(v["STATUS"][0]["STATUS"], "S");
