@@ -1,0 +1,39 @@
+//! Entry points for the `fuzz/` targets (and the proptests that feed them random bytes):
+//! every parser of bytes a miner or a fleet tool sends.
+
+use crate::cgminer::{decode_reply, steps, Request, Stamp};
+
+const AT: Stamp = Stamp {
+    when: 0,
+    description: "fuzz",
+};
+
+/// A server reading a request: parsing, then planning its steps.
+pub fn cgminer_request(bytes: &[u8]) {
+    if let Ok(req) = Request::parse(bytes, AT) {
+        let _ = steps(&req, true, AT);
+    }
+}
+
+/// A client reading a reply, then reading it as stock Antminer firmware and as the web CGI.
+pub fn cgminer_reply(bytes: &[u8]) {
+    if let Ok(v) = decode_reply(bytes) {
+        if let Ok(mut status) = crate::bmminer::read(&v, Some(3)) {
+            crate::antminer_web::read_system_info(&v, &mut status.identity);
+            crate::antminer_web::read_board_serials(&v, &mut status);
+        }
+    }
+}
+
+/// A server reading an `Authorization` header, and a client reading a challenge.
+pub fn digest_header(bytes: &[u8]) {
+    let header = String::from_utf8_lossy(bytes);
+    let nonces = crate::digest::Nonces::new([0; 16]);
+    let account = crate::digest::Account {
+        realm: crate::digest::ANTMINER_REALM,
+        user: "root",
+        password: "pw",
+    };
+    let _ = nonces.verify(&header, "GET", "/", account, 0);
+    let _ = crate::digest::authorization(&header, "GET", "/", "root", "pw", "c", 1);
+}

@@ -1,0 +1,23 @@
+//! The contracts fleet tools speak with miners, both sides and without I/O, the way the
+//! `stratum` crate is for pools: one neutral [`MinerStatus`], and per contract the requests,
+//! the replies rendered from a status, and a reading of replies back into one.
+//!
+//! - [`cgminer`]: the cgminer API's envelope (TCP 4028): requests, replies, `+` joins,
+//!   what a client makes of real firmware's bytes; [`bmminer`]: stock Antminer's sections.
+//! - [`antminer_web`]: the stock Antminer web CGI, behind [`digest`] authentication.
+//!
+//! The miner's listener, the simulated fleet and the tests all answer through the same
+//! functions ([`bmminer::read_command`], [`antminer_web::render`]), so what a fleet tool reads
+//! from a hashforge miner and from a simulated Antminer is shaped by one piece of code.
+
+pub mod antminer_web;
+pub mod bmminer;
+pub mod cgminer;
+pub mod digest;
+pub mod fuzzing;
+pub mod status;
+
+pub use status::{
+    ChainState, ChainStatus, ChipHealth, Identity, Make, MinerStatus, PoolState, PoolStatus, Rates,
+    Shares,
+};
