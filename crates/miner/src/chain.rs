@@ -17,6 +17,7 @@ use hashforge_asic::profile::{EmulatedSpec, MachineProfile};
 use hashforge_asic::shell::{open_serial, BringUp, Chain, Link};
 use hashforge_asic::{ChainConfig, ChainEvent, ChipFamily, Fault};
 use hashforge_core::HashRate;
+use hashforge_minerapi::ChainState;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -142,6 +143,8 @@ impl Device for ChainDevice {
             chip_temps: vec![None; self.chains.len()],
             fans: Vec::new(),
             hashes: None,
+            chain_states: vec![ChainState::Starting; self.chains.len()],
+            chips_found: vec![None; self.chains.len()],
         };
         match &self.source {
             Source::Emulated { spec, faults } => {
@@ -238,26 +241,50 @@ async fn run_chain<L: Link>(
     telemetry: Arc<Mutex<Telemetry>>,
     stop: Arc<AtomicBool>,
 ) {
+    let report = |state: ChainState, found: Option<usize>| {
+        let mut t = telemetry.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(slot) = t.chain_states.get_mut(index) {
+            *slot = state;
+        }
+        if let (Some(slot), Some(n)) = (t.chips_found.get_mut(index), found) {
+            *slot = Some(n);
+        }
+    };
+    let expected = chain.driver().config().expected_chips;
     let found = match chain.enumerate(&timing).await {
         Ok(e) => e,
         Err(e) => {
             tracing::error!(chain = index, "enumeration failed: {e}");
+            report(
+                ChainState::Failed(format!("enumeration failed: {e}")),
+                Some(0),
+            );
             return;
         }
     };
-    if found.found < chain.driver().config().expected_chips {
+    report(ChainState::Starting, Some(found.found));
+    if found.found == 0 {
+        tracing::error!(chain = index, "chain found none of its {expected} chips");
+        report(
+            ChainState::Failed(format!("found 0 of {expected} chips")),
+            None,
+        );
+        return;
+    }
+    if found.found < expected {
         tracing::warn!(
             chain = index,
-            "chain found only {} of {} chips (first missing: {:?})",
+            "chain found only {} of {expected} chips (first missing: {:?})",
             found.found,
-            chain.driver().config().expected_chips,
             found.first_missing
         );
     }
     if let Err(e) = chain.bring_up(&timing).await {
         tracing::error!(chain = index, "bring-up failed: {e}");
+        report(ChainState::Failed(format!("bring-up failed: {e}")), None);
         return;
     }
+    report(ChainState::Running, None);
     let worker = ctx.feed.add_worker();
     let mut units: HashMap<u8, Arc<WorkUnit>> = HashMap::new();
     let mut next_health = Instant::now() + HEALTH_INTERVAL;
@@ -266,9 +293,13 @@ async fn run_chain<L: Link>(
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
-        let Ok(job_id) = chain.send_job(&unit.header).await else {
-            tracing::error!(chain = index, "link lost");
-            return;
+        let job_id = match chain.send_job(&unit.header).await {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::error!(chain = index, "link lost: {e}");
+                report(ChainState::Failed(format!("link lost: {e}")), None);
+                return;
+            }
         };
         units.insert(job_id, Arc::clone(&unit));
         let until = Instant::now() + JOB_INTERVAL;
@@ -281,6 +312,7 @@ async fn run_chain<L: Link>(
                 Ok(e) => e,
                 Err(e) => {
                     tracing::error!(chain = index, "link: {e}");
+                    report(ChainState::Failed(format!("link lost: {e}")), None);
                     return;
                 }
             };
@@ -331,10 +363,6 @@ async fn run_chain<L: Link>(
             let mut t = telemetry.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(slot) = t.chip_temps.get_mut(index) {
                 *slot = hottest.map(Celsius);
-            }
-            if let Some(slot) = t.board_temps.get_mut(index) {
-                *slot = (!temps.is_empty())
-                    .then(|| Celsius(temps.iter().sum::<f64>() / temps.len() as f64));
             }
         }
     }

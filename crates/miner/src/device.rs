@@ -14,6 +14,7 @@ use std::time::Duration;
 
 pub use hashforge_core::Celsius;
 use hashforge_core::{Difficulty, HashRate};
+use hashforge_minerapi::ChainState;
 use hashforge_sha256d::{Scanner, Work};
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -62,6 +63,10 @@ pub struct Telemetry {
     pub fans: Vec<Rpm>,
     /// Hashes done, when the device can count them (the CPU can; chips cannot).
     pub hashes: Option<u64>,
+    /// Per chain: where its bring-up got to.
+    pub chain_states: Vec<ChainState>,
+    /// Per chain: the chips that answered enumeration, once it ran.
+    pub chips_found: Vec<Option<usize>>,
 }
 
 /// A nonce a chip found.
@@ -216,6 +221,13 @@ impl Device for CpuDevice {
             chip_temps: vec![cpu_temperature()],
             fans: Vec::new(),
             hashes: Some(self.hashes.load(Ordering::Relaxed)),
+            // The threads are the chips: all there once started.
+            chain_states: vec![if self.handles.is_empty() {
+                ChainState::Starting
+            } else {
+                ChainState::Running
+            }],
+            chips_found: vec![Some(self.threads)],
         }
     }
 

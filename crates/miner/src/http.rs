@@ -18,7 +18,8 @@ use tokio::sync::watch;
 
 use hashforge_metrics::{duration_for_people, Exposition, CONTENT_TYPE};
 
-use crate::miner::{short_difficulty, Shared, Snapshot};
+use crate::miner::Shared;
+use crate::snapshot::{short_difficulty, Snapshot};
 
 struct Http {
     shared: Arc<Shared>,
@@ -129,7 +130,7 @@ fn render_metrics(s: &Snapshot) -> String {
         "Accepted shares that met the network target.",
     )
     .value(s.found_blocks as f64);
-    type PoolValue = fn(&crate::miner::PoolSnapshot) -> f64;
+    type PoolValue = fn(&crate::snapshot::PoolSnapshot) -> f64;
     let pool_gauges: [(&str, &str, PoolValue); 3] = [
         (
             "hashforge_miner_pool_up",

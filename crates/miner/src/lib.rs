@@ -28,10 +28,12 @@ mod cgminer;
 mod chain;
 pub mod config;
 pub mod device;
+pub mod failover;
 pub mod feed;
 mod http;
 mod miner;
 mod pool;
+mod snapshot;
 pub mod stats;
 
 pub use config::{
@@ -42,6 +44,5 @@ pub use device::{
     Celsius, CpuDevice, Device, DeviceContext, DeviceError, DeviceInfo, FoundNonce, Rpm, Telemetry,
 };
 pub use feed::{WorkFeed, WorkUnit};
-pub use miner::{
-    ChainSnapshot, DeviceSnapshot, Miner, MinerHandle, PoolSnapshot, Rates, Snapshot, StartError,
-};
+pub use miner::{Miner, MinerHandle, StartError};
+pub use snapshot::{ChainSnapshot, DeviceSnapshot, PoolSnapshot, Rates, Snapshot};

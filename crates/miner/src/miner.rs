@@ -6,17 +6,20 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use hashforge_core::{Celsius, Difficulty, HashRate, Header};
+use hashforge_core::{Difficulty, Header};
+use hashforge_minerapi::Identity;
 use hashforge_stratum::{check_header, Job, Share};
-use serde::Serialize;
+
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio::task::JoinHandle;
 
 use crate::config::{ApiConfig, ConfigError, FailoverConfig, MinerConfig, PoolConfig};
 use crate::device::{self, Device, DeviceContext, DeviceError, DeviceInfo, FoundNonce, Telemetry};
+use crate::failover::{self, Limits, PoolHealth};
 use crate::feed::WorkFeed;
 use crate::pool::{PoolCommand, PoolEvent, PoolEventKind, PoolTask};
-use crate::stats::{ChipStats, DeviceStats, RateWindow, ShareCounts, ShareOutcome};
+use crate::snapshot::{host_identity, unix_now, Snapshot};
+use crate::stats::{DeviceStats, RateWindow, ShareCounts, ShareOutcome};
 
 /// Why the miner did not start.
 #[derive(Debug, thiserror::Error)]
@@ -174,6 +177,8 @@ pub(crate) struct Shared {
     pub devices: Vec<DeviceInfo>,
     pub api: ApiConfig,
     pub model: String,
+    /// Who this miner says it is to fleet tools.
+    pub identity: Identity,
     pub requests: mpsc::Sender<(Request, Reply)>,
     pub quit: Notify,
     pub quit_requested: std::sync::atomic::AtomicBool,
@@ -270,6 +275,7 @@ impl Miner {
             feed: Arc::clone(&feed),
             devices: infos,
             api: config.api.clone(),
+            identity: host_identity(&model),
             model,
             requests: requests_tx,
             quit: Notify::new(),
@@ -629,38 +635,27 @@ impl Manager {
         );
     }
 
-    /// Mines on the first healthy pool in priority order; goes back to a higher one only
-    /// once it has been healthy for the failback delay.
+    /// Applies [`failover::choose`] to the pools' health now.
     fn choose_pool(&self, now: Instant) {
-        let stall = FailoverConfig::secs(self.failover.stall_secs);
-        let failback = FailoverConfig::secs(self.failover.failback_after_secs);
-        let mut st = self.shared.lock();
-        let healthy = |p: &PoolState| {
-            p.enabled
-                && p.ready_since.is_some()
-                && p.last_job
-                    .as_ref()
-                    .is_some_and(|(_, _, at)| now.duration_since(*at) < stall)
+        let limits = Limits {
+            stall: FailoverConfig::secs(self.failover.stall_secs),
+            failback: FailoverConfig::secs(self.failover.failback_after_secs),
         };
+        let mut st = self.shared.lock();
+        let health: Vec<PoolHealth> = st
+            .pools
+            .iter()
+            .map(|p| PoolHealth {
+                enabled: p.enabled,
+                ready_since: p.ready_since,
+                last_job_at: p.last_job.as_ref().map(|(_, _, at)| *at),
+                disconnects: p.disconnects,
+            })
+            .collect();
         let active_pos = st
             .active
             .and_then(|id| st.pools.iter().position(|p| p.id == id));
-        let active_ok = active_pos.is_some_and(|i| healthy(&st.pools[i]));
-        let best = st.pools.iter().position(healthy);
-        let choice = match (active_ok, active_pos, best) {
-            (true, Some(a), Some(b)) if b < a => {
-                let since = st.pools[b].ready_since.expect("healthy");
-                // A pool that never failed (it was only slower to answer at start) is
-                // taken at once; one that came back must prove itself first.
-                if st.pools[b].disconnects == 0 || now.duration_since(since) >= failback {
-                    Some(b)
-                } else {
-                    Some(a)
-                }
-            }
-            (true, Some(a), _) => Some(a),
-            (_, _, b) => b,
-        };
+        let choice = failover::choose(&health, active_pos, now, limits);
         let new_active = choice.map(|i| st.pools[i].id);
         if new_active == st.active {
             return;
@@ -722,6 +717,7 @@ impl Manager {
         if let Some(c) = dev.chip(n.chain, n.chip) {
             c.nonces += 1;
             c.found_difficulty += found;
+            c.last_nonce_secs = Some(second);
         }
         dev.best_share = dev.best_share.max(share_difficulty);
         st.window.add(second, found);
@@ -857,231 +853,11 @@ impl Manager {
     }
 }
 
-pub(crate) fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-/// Hash rates from found difficulty over the usual windows (JSON: H/s, as `h_5s` ...).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
-pub struct Rates {
-    #[serde(rename = "h_5s", serialize_with = "crate::device::ser_rate")]
-    pub last_5s: HashRate,
-    #[serde(rename = "h_1m", serialize_with = "crate::device::ser_rate")]
-    pub last_1m: HashRate,
-    #[serde(rename = "h_15m", serialize_with = "crate::device::ser_rate")]
-    pub last_15m: HashRate,
-    /// Since the start.
-    #[serde(rename = "h_avg", serialize_with = "crate::device::ser_rate")]
-    pub average: HashRate,
-}
-
-impl Rates {
-    fn of(w: &RateWindow, elapsed: f64) -> Rates {
-        Rates {
-            last_5s: w.rate(elapsed, 5),
-            last_1m: w.rate(elapsed, 60),
-            last_15m: w.rate(elapsed, 900),
-            average: w.average(elapsed),
-        }
-    }
-}
-
-/// Everything the miner knows at one moment (the REST API's JSON).
-#[derive(Clone, Debug, Serialize)]
-pub struct Snapshot {
-    pub version: &'static str,
-    pub model: String,
-    pub elapsed_secs: f64,
-    pub started_unix: u64,
-    /// Hash rates from found difficulty.
-    pub hashrate: Rates,
-    pub found_difficulty: f64,
-    /// Every pool's shares together (the pools removed since the start included).
-    pub shares: ShareCounts,
-    pub hardware_errors: u64,
-    pub best_share: f64,
-    pub found_blocks: u64,
-    pub pool_switches: u64,
-    /// Index into `pools` of the pool being mined on.
-    pub active_pool: Option<usize>,
-    pub pools: Vec<PoolSnapshot>,
-    pub devices: Vec<DeviceSnapshot>,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct PoolSnapshot {
-    pub index: usize,
-    pub url: String,
-    pub user: String,
-    /// `Alive`, `Dead` or `Disabled` (cgminer's words).
-    pub status: &'static str,
-    pub active: bool,
-    pub enabled: bool,
-    pub difficulty: f64,
-    /// The network difficulty of the pool's current job (its nBits); below 1 on a test
-    /// chain such as regtest, where every share is also a block.
-    pub network_difficulty: Option<Difficulty>,
-    pub jobs: u64,
-    pub shares: ShareCounts,
-    pub best_share: f64,
-    pub last_share_time: u64,
-    pub last_share_difficulty: f64,
-    pub bad_input: u64,
-    pub disconnects: u64,
-    pub last_error: Option<String>,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct ChainSnapshot {
-    pub index: usize,
-    pub hashrate: Rates,
-    pub hardware_errors: u64,
-    pub board_temp: Option<Celsius>,
-    pub chip_temp: Option<Celsius>,
-    pub chips: Vec<ChipStats>,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct DeviceSnapshot {
-    pub index: usize,
-    pub info: DeviceInfo,
-    pub hashrate: Rates,
-    /// Hashes counted by the device itself, when it can.
-    pub hashes: Option<u64>,
-    pub hardware_errors: u64,
-    pub shares: ShareCounts,
-    pub best_share: f64,
-    pub fans_rpm: Vec<u32>,
-    pub chains: Vec<ChainSnapshot>,
-}
-
-impl Snapshot {
-    pub(crate) fn of(shared: &Shared) -> Snapshot {
-        let elapsed = shared.elapsed();
-        let st = shared.lock();
-        let active_pool = st
-            .active
-            .and_then(|id| st.pools.iter().position(|p| p.id == id));
-        let pools = st
-            .pools
-            .iter()
-            .enumerate()
-            .map(|(index, p)| PoolSnapshot {
-                index,
-                url: p.config.url.to_string(),
-                user: p.config.user.clone(),
-                status: if !p.enabled {
-                    "Disabled"
-                } else if p.ready_since.is_some() {
-                    "Alive"
-                } else {
-                    "Dead"
-                },
-                active: Some(index) == active_pool,
-                enabled: p.enabled,
-                difficulty: p.difficulty,
-                network_difficulty: p
-                    .last_job
-                    .as_ref()
-                    .and_then(|(job, _, _)| job.parts.nbits.to_target().ok())
-                    .map(|t| t.difficulty()),
-                jobs: p.jobs,
-                shares: p.shares.clone(),
-                best_share: p.best_share,
-                last_share_time: p.last_share_time,
-                last_share_difficulty: p.last_share_difficulty,
-                bad_input: p.bad_input,
-                disconnects: p.disconnects,
-                last_error: p.last_error.clone(),
-            })
-            .collect();
-        let devices = st
-            .devices
-            .iter()
-            .enumerate()
-            .map(|(index, d)| {
-                let t = st.telemetry.get(index).cloned().unwrap_or_default();
-                DeviceSnapshot {
-                    index,
-                    info: shared.devices[index].clone(),
-                    hashrate: Rates::of(&d.window, elapsed),
-                    hashes: t.hashes,
-                    hardware_errors: d.hardware_errors,
-                    shares: d.shares.clone(),
-                    best_share: d.best_share,
-                    fans_rpm: t.fans.iter().map(|f| f.0).collect(),
-                    chains: d
-                        .chips
-                        .iter()
-                        .enumerate()
-                        .map(|(c, chips)| ChainSnapshot {
-                            index: c,
-                            hashrate: Rates::of(&d.chain_windows[c], elapsed),
-                            hardware_errors: d.chain_hardware_errors[c],
-                            board_temp: t.board_temps.get(c).copied().flatten(),
-                            chip_temp: t.chip_temps.get(c).copied().flatten(),
-                            chips: chips.clone(),
-                        })
-                        .collect(),
-                }
-            })
-            .collect();
-        Snapshot {
-            version: env!("CARGO_PKG_VERSION"),
-            model: shared.model.clone(),
-            elapsed_secs: elapsed,
-            started_unix: shared.started_unix,
-            hashrate: Rates::of(&st.window, elapsed),
-            found_difficulty: st.window.total(),
-            shares: st.totals.clone(),
-            hardware_errors: st.hardware_errors,
-            best_share: st.best_share,
-            found_blocks: st.found_blocks,
-            pool_switches: st.pool_switches,
-            active_pool,
-            pools,
-            devices,
-        }
-    }
-
-    /// cgminer's console line.
-    pub fn status_line(&self) -> String {
-        let pool = match self.active_pool {
-            Some(i) => format!(
-                "pool {i} {} diff {}",
-                self.pools[i].url,
-                short_difficulty(self.pools[i].difficulty)
-            ),
-            None => "no pool".to_string(),
-        };
-        format!(
-            "(5s):{} (1m):{} (15m):{} (avg):{} | A:{} R:{} S:{} HW:{} | best {} | {pool}",
-            self.hashrate.last_5s,
-            self.hashrate.last_1m,
-            self.hashrate.last_15m,
-            self.hashrate.average,
-            self.shares.accepted,
-            self.shares.rejected,
-            self.shares.stale,
-            self.hardware_errors,
-            short_difficulty(self.best_share),
-        )
-    }
-}
-
-/// A difficulty the miner keeps as a plain number (0 before the first share), in the short
-/// form people read (`65.5K`).
-pub(crate) fn short_difficulty(d: f64) -> String {
-    Difficulty::new(d).map_or_else(|_| "-".to_string(), |d| d.short().to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::feed::WorkUnit;
-    use hashforge_core::CompactTarget;
+    use hashforge_core::{CompactTarget, HashRate};
 
     /// A share (and ticket) difficulty of 2^-20: about one nonce in 4096 meets it.
     const EASY: f64 = 1.0 / 1_048_576.0;
@@ -1147,6 +923,7 @@ mod tests {
             devices: vec![info],
             api: ApiConfig::default(),
             model: "test".into(),
+            identity: host_identity("test"),
             requests,
             quit: Notify::new(),
             quit_requested: false.into(),

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use hashforge_core::{Difficulty, DifficultySum, HashRate};
+use hashforge_minerapi::ChipHealth;
 use serde::Serialize;
 
 /// Found difficulty per second over the last 15 minutes.
@@ -154,6 +155,36 @@ pub struct ChipStats {
     pub nonces: u64,
     pub hardware_errors: u64,
     pub found_difficulty: f64,
+    /// The second (since the miner started) of its last good nonce.
+    pub last_nonce_secs: Option<u64>,
+}
+
+/// Nonces a chip's share of its chain's rate should have returned before the chip counts
+/// as silent: the chance that a working chip returns none is e^-20, about 2 in a billion.
+pub const SILENT_AFTER_NONCES: f64 = 20.0;
+
+/// A chip whose nonces are wrong more than this often is bad (a working chip's are almost
+/// never wrong; a dying one's often are).
+const BAD_SHARE: f64 = 0.1;
+const BAD_AT_LEAST: u64 = 8;
+
+impl ChipStats {
+    /// How the chip is doing at `elapsed` seconds since the start, when each chip of its
+    /// chain returns `per_chip_rate` good nonces a second on average.
+    pub fn health(&self, elapsed: f64, per_chip_rate: f64) -> ChipHealth {
+        let all = self.nonces + self.hardware_errors;
+        if self.hardware_errors >= BAD_AT_LEAST
+            && self.hardware_errors as f64 > BAD_SHARE * all as f64
+        {
+            return ChipHealth::Bad;
+        }
+        let quiet_for = elapsed - self.last_nonce_secs.map_or(0.0, |s| s as f64 + 1.0);
+        if per_chip_rate > 0.0 && quiet_for * per_chip_rate >= SILENT_AFTER_NONCES {
+            ChipHealth::Silent
+        } else {
+            ChipHealth::Ok
+        }
+    }
 }
 
 /// A device's record.

@@ -96,7 +96,7 @@ fn summary(s: &MinerStatus) -> Value {
         .iter()
         .filter_map(|c| match &c.state {
             ChainState::Failed(why) => Some(format!("chain {}: {why}", c.index)),
-            ChainState::Running => None,
+            ChainState::Running | ChainState::Starting => None,
         })
         .collect();
     json!({

@@ -218,10 +218,12 @@ fn pools(s: &MinerStatus) -> Reply {
     )
 }
 
-/// cgminer's `Status` for a device: `Alive`, or `Dead` for a chain that does not hash.
+/// cgminer's `Status` for a device: `Alive`, `Initialising`, or `Dead` for a chain that
+/// does not hash.
 fn chain_status_word(c: &ChainStatus) -> &'static str {
     match c.state {
         ChainState::Running => "Alive",
+        ChainState::Starting => "Initialising",
         ChainState::Failed(_) => "Dead",
     }
 }

@@ -99,6 +99,8 @@ impl ChipHealth {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "state", content = "reason", rename_all = "snake_case")]
 pub enum ChainState {
+    /// Being enumerated and brought up.
+    Starting,
     /// Enumerated and brought up: hashing with the chips it found.
     Running,
     /// Did not come up, or stopped: why, in the miner's words.
