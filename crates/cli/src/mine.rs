@@ -44,6 +44,10 @@ pub struct MineArgs {
     /// REST (/api/summary), Prometheus /metrics and a status page.
     #[arg(long, value_name = "HOST:PORT")]
     http: Option<SocketAddr>,
+    /// Also serve the stock Antminer web CGI on the --http address, behind digest auth as
+    /// user root with this password (asic-rs reads a miner as an Antminer only from it).
+    #[arg(long, value_name = "P", env = "HASHFORGE_WEB_PASSWORD")]
+    web_password: Option<String>,
     /// Seconds between status lines on stderr (0: none).
     #[arg(long, value_name = "S", default_value_t = 5)]
     status_every: u64,
@@ -104,6 +108,9 @@ impl MineArgs {
         }
         if !self.api_allow.is_empty() {
             config.api.allow_write = self.api_allow;
+        }
+        if self.web_password.is_some() {
+            config.http.web_password = self.web_password;
         }
         if self.http.is_some() {
             config.http.listen = self.http;

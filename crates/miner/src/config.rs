@@ -84,6 +84,15 @@ impl MinerConfig {
         if self.devices.is_empty() {
             return Err(ConfigError::NoDevice);
         }
+        match &self.http.web_password {
+            Some(_) if self.http.listen.is_none() => return Err(ConfigError::WebPassword(
+                "the web CGI is served on the HTTP address: give --http HOST:PORT too ([http] listen)",
+            )),
+            Some(p) if p.is_empty() => return Err(ConfigError::WebPassword(
+                "an empty password is no password: give one, or leave the web CGI off",
+            )),
+            _ => {}
+        }
         self.failover.validate()
     }
 }
@@ -280,6 +289,12 @@ pub struct HttpConfig {
     /// Where to listen; `None` (the default) turns HTTP off.
     #[serde(default)]
     pub listen: Option<SocketAddr>,
+    /// Serves the stock Antminer web CGI (`/cgi-bin/*.cgi`, what asic-rs and pyasic read)
+    /// behind HTTP digest auth as user `root` with this password, and puts the status page
+    /// behind it too, as stock firmware does. There is no default password: without one
+    /// the CGI is off.
+    #[serde(default)]
+    pub web_password: Option<String>,
 }
 
 /// When to leave a pool and when to come back.
@@ -374,6 +389,8 @@ pub enum ConfigError {
     NoDevice,
     #[error("{0}")]
     Toml(String),
+    #[error("web password: {0}")]
+    WebPassword(&'static str),
     #[error("[failover] {key} = {value}: must be {expected}")]
     Failover {
         key: &'static str,

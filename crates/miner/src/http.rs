@@ -8,9 +8,9 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use axum::extract::State;
-use axum::http::header;
-use axum::response::{Html, IntoResponse, Json};
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::response::{Html, IntoResponse, Json, Response};
 use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
@@ -18,21 +18,50 @@ use tokio::sync::watch;
 
 use hashforge_metrics::{duration_for_people, Exposition, CONTENT_TYPE};
 
+use hashforge_minerapi::antminer_web;
+use hashforge_minerapi::digest::{Account, Nonces, ANTMINER_REALM};
+
+use crate::cgminer::status_now;
 use crate::miner::Shared;
-use crate::snapshot::{short_difficulty, Snapshot};
+use crate::snapshot::{short_difficulty, unix_now, Snapshot};
 
 struct Http {
     shared: Arc<Shared>,
+    /// The stock Antminer web CGI, when the operator set a web password.
+    web: Option<Web>,
+}
+
+struct Web {
+    password: String,
+    nonces: Nonces,
+}
+
+/// 16 bytes no one can guess: the process's random SipHash keys, drawn from the OS.
+fn random_secret() -> [u8; 16] {
+    use std::hash::{BuildHasher, Hasher};
+    let mut out = [0u8; 16];
+    for half in out.chunks_mut(8) {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(unix_now());
+        half.copy_from_slice(&h.finish().to_le_bytes());
+    }
+    out
 }
 
 pub(crate) async fn serve(
     listener: TcpListener,
     shared: Arc<Shared>,
+    web_password: Option<String>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let state = Arc::new(Http { shared });
+    let web = web_password.map(|password| Web {
+        password,
+        nonces: Nonces::new(random_secret()),
+    });
+    let state = Arc::new(Http { shared, web });
     let app = Router::new()
         .route("/", get(page))
+        .route("/cgi-bin/{page}", get(cgi).post(cgi))
         .route("/api/summary", get(summary))
         .route("/api/pools", get(pools))
         .route("/api/devices", get(devices))
@@ -247,8 +276,80 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-async fn page(State(h): State<Arc<Http>>) -> Html<String> {
-    Html(render_page(&Snapshot::of(&h.shared)))
+/// With a web password, the request must carry a good digest `Authorization`; without
+/// one, there is nothing to check. The 401 to send, if it does not.
+fn refusal(h: &Http, method: &Method, uri: &Uri, headers: &HeaderMap) -> Option<Response> {
+    let web = h.web.as_ref()?;
+    let now = unix_now();
+    let signed = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+    let account = Account {
+        realm: ANTMINER_REALM,
+        user: antminer_web::USER,
+        password: &web.password,
+    };
+    let checked = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(|a| web.nonces.verify(a, method.as_str(), signed, account, now));
+    match checked {
+        Some(Ok(())) => None,
+        outcome => {
+            if let Some(Err(e)) = outcome {
+                tracing::debug!("web login refused: {e}");
+            }
+            Some(
+                (
+                    StatusCode::UNAUTHORIZED,
+                    [(
+                        header::WWW_AUTHENTICATE,
+                        web.nonces.challenge(ANTMINER_REALM, now),
+                    )],
+                    "401 Unauthorized",
+                )
+                    .into_response(),
+            )
+        }
+    }
+}
+
+async fn page(
+    State(h): State<Arc<Http>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(refused) = refusal(&h, &method, &uri, &headers) {
+        return refused;
+    }
+    Html(render_page(&Snapshot::of(&h.shared))).into_response()
+}
+
+/// `/cgi-bin/NAME.cgi`: stock Antminer's pages, from the same status as the cgminer API.
+async fn cgi(
+    State(h): State<Arc<Http>>,
+    Path(name): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    if h.web.is_none() {
+        return (
+            StatusCode::NOT_FOUND,
+            "no web CGI: the miner runs without --web-password",
+        )
+            .into_response();
+    }
+    if let Some(refused) = refusal(&h, &method, &uri, &headers) {
+        return refused;
+    }
+    let status = status_now(&h.shared);
+    match name
+        .strip_suffix(".cgi")
+        .and_then(|page| antminer_web::render(page, &status))
+    {
+        Some(body) => Json(body).into_response(),
+        None => (StatusCode::NOT_FOUND, "no such page").into_response(),
+    }
 }
 
 /// The status page: plain HTML and CSS, refreshed by the browser.

@@ -331,6 +331,7 @@ impl Miner {
             tasks.push(tokio::spawn(crate::http::serve(
                 l,
                 Arc::clone(&shared),
+                config.http.web_password.clone(),
                 shutdown_rx.clone(),
             )));
         }

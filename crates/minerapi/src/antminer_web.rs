@@ -4,6 +4,7 @@
 //! asic-rs builds an Antminer only from these pages, and reads the MAC, hostname, serial
 //! and each board's serial from them; pyasic reads them too.
 
+use hashforge_core::Celsius;
 use serde_json::{json, Value};
 
 use crate::bmminer::{chip_map, type_name};
@@ -139,16 +140,17 @@ fn stats(s: &MinerStatus) -> Value {
             if let Some(f) = c.frequency_mhz {
                 v["freq_avg"] = Value::from(f.round());
             }
-            // One sensor each where stock boards have four: the readings the miner has.
-            if let Some(t) = c.board_temp {
-                v["temp_pcb"] = json!([t.0.round(), t.0.round(), t.0.round(), t.0.round()]);
-            }
-            if let Some(t) = c.chip_temp {
-                v["temp_chip"] = json!([t.0.round(), t.0.round(), t.0.round(), t.0.round()]);
-            }
-            if let Some(sn) = &c.serial {
-                v["sn"] = Value::from(sn.as_str());
-            }
+            // Stock boards have four sensors of each kind and write 0 for one that has no
+            // reading: the shape has no way to leave a value out, and every reader drops
+            // the zeros. The miner's one reading fills all four.
+            let four = |t: Option<Celsius>| {
+                let r = t.map_or(0.0, |t| t.0.round());
+                json!([r, r, r, r])
+            };
+            v["temp_pcb"] = four(c.board_temp);
+            v["temp_chip"] = four(c.chip_temp);
+            // Likewise an unknown board serial is stock's empty string.
+            v["sn"] = Value::from(c.serial.clone().unwrap_or_default());
             v
         })
         .collect();

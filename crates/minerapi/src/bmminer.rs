@@ -387,10 +387,10 @@ fn stats(s: &MinerStatus) -> Reply {
             o.push(format!("chain_rateideal{k}"), ghs(ideal));
         }
         if let Some(t) = c.board_temp {
-            o.push(format!("temp_pcb{k}"), format!("{:.0}", t.0));
+            o.push(format!("temp_pcb{k}"), format!("{:.0}", t.0.round()));
         }
         if let Some(t) = c.chip_temp {
-            o.push(format!("temp_chip{k}"), format!("{:.0}", t.0));
+            o.push(format!("temp_chip{k}"), format!("{:.0}", t.0.round()));
         }
     }
     if let Some(ideal) = s.ideal {
