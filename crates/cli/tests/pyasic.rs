@@ -2,7 +2,11 @@
 //! Antminer: it recognises the miner from the cgminer API on port 4028 and reads its hash
 //! rate, boards, fans and pools.
 //!
-//! Needs `python3` with `pyasic` (`.ci/run` installs it). Outside CI (no `CI` variable) the
+//! The second test has asic-rs and pyasic read an emulated S21 Pro through the stock web
+//! CGI, with the operator's web password.
+//!
+//! Needs `python3` with `pyasic` and `pyasic_rs` (`.ci/run` installs them) and, for the
+//! second, port 80 on loopback. Outside CI (no `CI` variable) the
 //! test skips with a notice when pyasic is missing; under CI it fails.
 
 #[path = "../../miner/tests/support/mod.rs"]
@@ -153,4 +157,174 @@ async fn pyasic_reads_a_running_miner_like_an_antminer() {
         "{v}"
     );
     assert_eq!(pools[1]["user"], "bob");
+}
+
+/// asic-rs (through `pyasic-rs`, its own Python build from PyPI: the same Rust code as the
+/// `asic-rs` crate, without compiling it here) and pyasic, each told the web password.
+const STOCK_SCRIPT: &str = r#"
+import asyncio, json, sys
+import pyasic
+from pyasic import settings
+from pyasic_rs import MinerFactory
+
+async def with_asic_rs(ip, pw):
+    factory = MinerFactory()
+    if pw:
+        factory = factory.with_firmware_discovery_auth("AntMiner Stock", "root", pw)
+    miner = await factory.get_miner(ip)
+    if miner is None:
+        return {"found": False}
+    d = (await miner.get_data()).model_dump()
+    return {
+        "found": True,
+        "make": d["device_info"]["make"],
+        "model": d["device_info"]["model"],
+        "firmware": d["device_info"]["firmware"],
+        "firmware_version": d["firmware_version"],
+        "mac": d["mac"],
+        "hashrate_ths": d["hashrate"]["value"] if d["hashrate"] else None,
+        "boards": [{"working_chips": b["working_chips"], "expected_chips": b["expected_chips"]}
+                   for b in d["hashboards"]],
+        "pools": [p["user"] for g in d["pools"] for p in g["pools"]],
+    }
+
+async def with_pyasic(ip, pw):
+    settings.update("default_antminer_web_password", pw)
+    miner = await pyasic.get_miner(ip)
+    d = await miner.get_data()
+    return {
+        "model": str(d.model),
+        "mac": d.mac,
+        "boards": [{"chips": b.chips, "missing": b.missing, "chip_temp": b.chip_temp}
+                   for b in d.hashboards],
+    }
+
+async def main(ip, pw):
+    print(json.dumps({
+        "asic_rs": await with_asic_rs(ip, pw),
+        "asic_rs_default_password": await with_asic_rs(ip, None),
+        "pyasic": await with_pyasic(ip, pw),
+    }))
+
+asyncio.run(main(sys.argv[1], sys.argv[2]))
+"#;
+
+fn python_has(modules: &str) -> bool {
+    Command::new("python3")
+        .args(["-c", &format!("import {modules}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// A loopback address where both 4028 and 80 are free (fleet tools know no other ports).
+fn stock_address() -> Option<Ipv4Addr> {
+    (21..=60u8)
+        .map(|last| Ipv4Addr::new(127, 0, 0, last))
+        .find(|ip| TcpListener::bind((*ip, 4028)).is_ok() && TcpListener::bind((*ip, 80)).is_ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn asic_rs_and_pyasic_read_an_emulated_s21_pro_through_the_stock_web_cgi() {
+    let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false");
+    if !python_has("pyasic, pyasic_rs") {
+        assert!(
+            !ci,
+            "pyasic or pyasic_rs is not importable; .ci/run installs them with pip"
+        );
+        eprintln!("SKIPPED: python3 -m pip install pyasic==0.79.0 pyasic-rs==0.8.6");
+        return;
+    }
+    let Some(ip) = stock_address() else {
+        // Port 80 needs root or net.ipv4.ip_unprivileged_port_start <= 80 (.ci/run sets it).
+        assert!(
+            !ci,
+            "cannot bind port 80 on loopback; .ci/run lowers ip_unprivileged_port_start"
+        );
+        eprintln!("SKIPPED: cannot bind port 80 on 127.0.0.21-60");
+        return;
+    };
+    let pool = TestPool::start(0, 1.0 / 256.0).await;
+    let password = "farm-7-secret";
+    let mut miner = tokio::process::Command::new(env!("CARGO_BIN_EXE_hashforge"))
+        .args(["mine", "--pool", &pool.url(), "--user", "rack4.pos17"])
+        .args(["--device", "emulated:s21pro", "--status-every", "0"])
+        .args([
+            "--api",
+            &format!("{ip}:4028"),
+            "--http",
+            &format!("{ip}:80"),
+        ])
+        .args(["--web-password", password])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start hashforge mine");
+    wait_for("shares from the miner", Duration::from_secs(120), || {
+        pool.accepted() >= 2
+    })
+    .await;
+    let out = tokio::process::Command::new("python3")
+        .args(["-c", STOCK_SCRIPT, &ip.to_string(), password])
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(120), out)
+        .await
+        .expect("the fleet tools finish")
+        .expect("run python3");
+    let _ = miner.kill().await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "python failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_str(stdout.lines().last().unwrap_or(""))
+        .unwrap_or_else(|e| panic!("no JSON ({e}): {stdout}"));
+    eprintln!("fleet tools read: {v}");
+    let a = &v["asic_rs"];
+    assert_eq!(a["found"], true, "{v}");
+    assert_eq!(a["make"], "Antminer", "{v}");
+    assert_eq!(a["model"], "S21Pro", "{v}");
+    assert_eq!(a["firmware"], "AntMiner Stock", "{v}");
+    assert!(
+        a["firmware_version"]
+            .as_str()
+            .unwrap()
+            .starts_with("hashforge"),
+        "{v}"
+    );
+    let boards = a["boards"].as_array().unwrap();
+    assert_eq!(boards.len(), 3, "{v}");
+    for b in boards {
+        assert_eq!(
+            (b["working_chips"].as_u64(), b["expected_chips"].as_u64()),
+            (Some(65), Some(65)),
+            "{v}"
+        );
+    }
+    assert!(a["hashrate_ths"].as_f64().unwrap() > 0.0, "{v}");
+    assert_eq!(a["pools"][0], "rack4.pos17", "{v}");
+    // There is no default password: asic-rs's guess (root/root) gets nothing.
+    assert_eq!(v["asic_rs_default_password"]["found"], false, "{v}");
+    let p = &v["pyasic"];
+    assert_eq!(p["model"], "S21 Pro", "{v}");
+    let boards = p["boards"].as_array().unwrap();
+    assert_eq!(boards.len(), 3, "{v}");
+    for b in boards {
+        assert_eq!(
+            (b["chips"].as_u64(), b["missing"].as_bool()),
+            (Some(65), Some(false)),
+            "{v}"
+        );
+    }
+    if a["mac"].is_string() || p["mac"].is_string() {
+        assert_eq!(
+            a["mac"].as_str().map(str::to_ascii_lowercase),
+            p["mac"].as_str().map(str::to_ascii_lowercase),
+            "both read the same MAC: {v}"
+        );
+    }
 }
