@@ -22,6 +22,7 @@ pub fn cgminer_reply(bytes: &[u8]) {
             crate::antminer_web::read_system_info(&v, &mut status.identity);
             crate::antminer_web::read_board_serials(&v, &mut status);
         }
+        let _ = crate::axeos::read(&v);
     }
 }
 

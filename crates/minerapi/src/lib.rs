@@ -5,12 +5,17 @@
 //! - [`cgminer`]: the cgminer API's envelope (TCP 4028): requests, replies, `+` joins,
 //!   what a client makes of real firmware's bytes; [`bmminer`]: stock Antminer's sections.
 //! - [`antminer_web`]: the stock Antminer web CGI, behind [`digest`] authentication.
+//! - [`axeos`]: ESP-Miner's (Bitaxe) REST API.
 //!
 //! The miner's listener, the simulated fleet and the tests all answer through the same
 //! functions ([`bmminer::read_command`], [`antminer_web::render`]), so what a fleet tool reads
 //! from a hashforge miner and from a simulated Antminer is shaped by one piece of code.
 
+// serde_json's json! macro nests deeper than the default for ESP-Miner's 50-key reply.
+#![recursion_limit = "256"]
+
 pub mod antminer_web;
+pub mod axeos;
 pub mod bmminer;
 pub mod cgminer;
 pub mod digest;

@@ -1,0 +1,254 @@
+//! Reading one miner: the cgminer API on 4028 and the web on 80, with a timeout on every
+//! step and a limit on every reply, into a [`MinerStatus`] through the `minerapi` readers.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use hashforge_minerapi::cgminer::{decode_reply, DecodeError, Request, MAX_REPLY};
+use hashforge_minerapi::{antminer_web, axeos, bmminer, MinerStatus};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Why a miner could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("connect: {0}")]
+    Connect(std::io::Error),
+    #[error("i/o: {0}")]
+    Io(std::io::Error),
+    #[error("no {0} in time")]
+    Timeout(&'static str),
+    #[error("reply of {0} bytes is too long")]
+    TooLong(usize),
+    #[error("the connection closed without a reply")]
+    Closed,
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error("HTTP: {0}")]
+    Http(String),
+    #[error("the web server refused the password")]
+    Unauthorized,
+    #[error("unexpected reply: {0}")]
+    Shape(String),
+}
+
+impl ReadError {
+    /// Whether trying again may help (a busy moment), as against an answer that will not change.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            ReadError::Timeout(_) | ReadError::Io(_) | ReadError::Closed | ReadError::Connect(_)
+        )
+    }
+}
+
+/// How a known miner is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Contract {
+    /// cgminer API shaped as stock Antminer firmware (4028), web CGI (80).
+    Bmminer,
+    /// ESP-Miner's REST API (80).
+    AxeOs,
+}
+
+/// Sends one cgminer request and reads the JSON reply.
+pub async fn cgminer(
+    addr: SocketAddr,
+    command: &str,
+    timeout: Duration,
+) -> Result<Value, ReadError> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut stream = tokio::time::timeout_at(deadline, TcpStream::connect(addr))
+        .await
+        .map_err(|_| ReadError::Timeout("connect"))?
+        .map_err(ReadError::Connect)?;
+    let req = Request::new(command, "").encode();
+    tokio::time::timeout_at(deadline, stream.write_all(&req))
+        .await
+        .map_err(|_| ReadError::Timeout("send"))?
+        .map_err(ReadError::Io)?;
+    let mut buf = Vec::with_capacity(8 * 1024);
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        let n = tokio::time::timeout_at(deadline, stream.read(&mut chunk))
+            .await
+            .map_err(|_| ReadError::Timeout("reply"))?
+            .map_err(ReadError::Io)?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if buf.len() > MAX_REPLY {
+            return Err(ReadError::TooLong(buf.len()));
+        }
+        // A NUL ends a reply even if the miner keeps the connection open.
+        if buf.last() == Some(&0) {
+            break;
+        }
+    }
+    if buf.is_empty() {
+        return Err(ReadError::Closed);
+    }
+    Ok(decode_reply(&buf)?)
+}
+
+/// What a probe learned about an address.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Identified {
+    pub ip: IpAddr,
+    pub contract: Contract,
+    pub make: String,
+    pub model: String,
+    pub firmware: String,
+}
+
+/// The ports miners answer on (fleet tools know no others; tests may move them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MinerPorts {
+    pub cgminer: u16,
+    pub http: u16,
+}
+
+impl Default for MinerPorts {
+    fn default() -> MinerPorts {
+        MinerPorts {
+            cgminer: 4028,
+            http: 80,
+        }
+    }
+}
+
+/// Is there a miner at `ip`, and what is it? `version` on the cgminer API first, then the
+/// web page (AxeOS). `Ok(None)` is an address where nothing miner-like answered.
+pub async fn identify(
+    ip: IpAddr,
+    ports: MinerPorts,
+    timeout: Duration,
+) -> Result<Option<Identified>, ReadError> {
+    match cgminer(SocketAddr::new(ip, ports.cgminer), "version", timeout).await {
+        Ok(v) => {
+            let version = hashforge_minerapi::cgminer::section(&v, "version", "VERSION")?;
+            let ty = version
+                .first()
+                .and_then(|o| o.get("Type"))
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let (make, model) = bmminer::make_and_model(ty);
+            let firmware = version
+                .first()
+                .and_then(|o| o.get("CompileTime").or_else(|| o.get("Miner")))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            return Ok(Some(Identified {
+                ip,
+                contract: Contract::Bmminer,
+                make: make.to_string(),
+                model,
+                firmware,
+            }));
+        }
+        Err(ReadError::Connect(_) | ReadError::Closed) => {}
+        Err(e) if e.is_transient() => return Err(e),
+        Err(_) => {}
+    }
+    let web = SocketAddr::new(ip, ports.http);
+    let page = match crate::http::get(web, "/", None, timeout).await {
+        Ok(p) => p,
+        Err(ReadError::Connect(_) | ReadError::Closed | ReadError::Unauthorized) => {
+            return Ok(None)
+        }
+        Err(ReadError::Http(_)) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if String::from_utf8_lossy(&page.body).contains("AxeOS") {
+        let info = crate::http::get(web, "/api/system/info", None, timeout).await?;
+        let v: Value =
+            serde_json::from_slice(&info.body).map_err(|e| ReadError::Shape(e.to_string()))?;
+        if let Some(s) = axeos::read(&v) {
+            return Ok(Some(Identified {
+                ip,
+                contract: Contract::AxeOs,
+                make: s.identity.make.to_string(),
+                model: s.identity.model,
+                firmware: s.identity.firmware,
+            }));
+        }
+    }
+    Ok(None)
+}
+
+/// Reads everything a miner reports. `expected_chips` is its model's chips per board.
+pub async fn read(
+    ip: IpAddr,
+    contract: Contract,
+    ports: MinerPorts,
+    expected_chips: Option<usize>,
+    timeout: Duration,
+) -> Result<MinerStatus, ReadError> {
+    match contract {
+        Contract::Bmminer => {
+            let v = cgminer(
+                SocketAddr::new(ip, ports.cgminer),
+                bmminer::READ_ALL,
+                timeout,
+            )
+            .await?;
+            Ok(bmminer::read(&v, expected_chips)?)
+        }
+        Contract::AxeOs => {
+            let info = crate::http::get(
+                SocketAddr::new(ip, ports.http),
+                "/api/system/info",
+                None,
+                timeout,
+            )
+            .await?;
+            let v: Value =
+                serde_json::from_slice(&info.body).map_err(|e| ReadError::Shape(e.to_string()))?;
+            axeos::read(&v)
+                .ok_or_else(|| ReadError::Shape("no ASICModel in /api/system/info".into()))
+        }
+    }
+}
+
+/// What the web CGI adds (MAC, serial, hostname, board serials), with the first of
+/// `passwords` the miner takes; which one worked is returned.
+pub async fn read_web_identity(
+    ip: IpAddr,
+    port: u16,
+    passwords: &[String],
+    status: &mut MinerStatus,
+    timeout: Duration,
+) -> Result<usize, ReadError> {
+    let addr = SocketAddr::new(ip, port);
+    for (i, pw) in passwords.iter().enumerate() {
+        match crate::http::get(addr, "/cgi-bin/get_system_info.cgi", Some(pw), timeout).await {
+            Ok(r) if r.code == 200 => {
+                let v: Value =
+                    serde_json::from_slice(&r.body).map_err(|e| ReadError::Shape(e.to_string()))?;
+                antminer_web::read_system_info(&v, &mut status.identity);
+                if let Ok(r) = crate::http::get(addr, "/cgi-bin/stats.cgi", Some(pw), timeout).await
+                {
+                    if let Ok(v) = serde_json::from_slice::<Value>(&r.body) {
+                        antminer_web::read_board_serials(&v, status);
+                    }
+                }
+                return Ok(i);
+            }
+            Ok(r) => return Err(ReadError::Http(format!("status {}", r.code))),
+            Err(ReadError::Unauthorized) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(ReadError::Unauthorized)
+}
+
+/// Whether the cgminer API lets anyone write (stock firmware's `privileged` answers 46).
+pub async fn api_open(ip: IpAddr, port: u16, timeout: Duration) -> Result<bool, ReadError> {
+    let v = cgminer(SocketAddr::new(ip, port), "privileged", timeout).await?;
+    let code = v["STATUS"][0]["Code"].as_u64();
+    Ok(code == Some(46))
+}

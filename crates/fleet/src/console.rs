@@ -1,0 +1,753 @@
+//! The console: a web UI (server-rendered HTML with SVG charts, no JavaScript) and a JSON
+//! API over the collector's inventory and alerts.
+//!
+//! - `/` overview: counts, fleet hash rate over time, power and J/TH, by model and by
+//!   network, alerts by kind. `/miners` the miner table (server-side filter, sort, pages),
+//!   `/miner/{ip}` one miner (boards, chip map, temperatures, fans, pools, history),
+//!   `/alerts` open and recent alerts, security first.
+//! - `/api/fleet`, `/api/miners`, `/api/miners/{ip}`, `/api/alerts`, `/metrics`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Json, Response};
+use axum::routing::get;
+use axum::Router;
+use hashforge_core::HashRate;
+use hashforge_metrics::{duration_for_people, Exposition, CONTENT_TYPE};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::alerts::Alert;
+use crate::poll::Collector;
+use crate::sim::serve::unix_now;
+use crate::state::{Miner, Sample};
+
+/// Rows per page of the miner table.
+pub const PAGE: usize = 100;
+
+/// Serves the console until `shutdown`.
+pub async fn serve(
+    listener: TcpListener,
+    collector: Arc<Collector>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let app = router(collector);
+    let _ = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = shutdown.changed().await;
+        })
+        .await;
+}
+
+pub fn router(collector: Arc<Collector>) -> Router {
+    Router::new()
+        .route("/", get(overview))
+        .route("/miners", get(miners_page))
+        .route("/miner/{ip}", get(miner_page))
+        .route("/alerts", get(alerts_page))
+        .route("/api/fleet", get(api_fleet))
+        .route("/api/miners", get(api_miners))
+        .route("/api/miners/{ip}", get(api_miner))
+        .route("/api/alerts", get(api_alerts))
+        .route("/metrics", get(metrics))
+        .with_state(collector)
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn ths(x: f64) -> String {
+    HashRate::from_ths(x).to_string()
+}
+
+fn watts(w: f64) -> String {
+    if w >= 1e6 {
+        format!("{:.2} MW", w / 1e6)
+    } else if w >= 1e3 {
+        format!("{:.1} kW", w / 1e3)
+    } else {
+        format!("{w:.0} W")
+    }
+}
+
+/// J/TH, or a dash when nothing hashes or no power is known.
+fn jth(power_w: f64, hash_ths: f64) -> String {
+    if power_w > 0.0 && hash_ths > 0.0 {
+        format!("{:.1} J/TH", power_w / hash_ths)
+    } else {
+        "–".into()
+    }
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:0;color:#1d2330;background:#f5f6f8}\
+header{background:#1d2330;color:#fff;padding:.8em 1.5em;display:flex;gap:2em;align-items:baseline}\
+header a{color:#cfd6e4;text-decoration:none}header b{font-size:1.2em}main{padding:1em 1.5em}\
+.cards{display:flex;gap:1em;flex-wrap:wrap;margin-bottom:1em}.card{background:#fff;border-radius:8px;padding:.8em 1.2em;min-width:9em;box-shadow:0 1px 2px #0002}\
+.card .v{font-size:1.6em;font-weight:600}.card .l{color:#667;font-size:.85em}.ok{color:#1a7f37}.bad{color:#c62828}.warn{color:#b26a00}\
+table{border-collapse:collapse;background:#fff;box-shadow:0 1px 2px #0002;margin-bottom:1.2em}td,th{padding:.35em .7em;border-bottom:1px solid #e3e6ea;text-align:right;white-space:nowrap}\
+th{background:#eef0f3;text-align:center}td.t{text-align:left}a{color:#1f5fbf}\
+.chips{display:grid;grid-template-columns:repeat(20,14px);gap:2px;margin:.3em 0}.chip{width:14px;height:14px;border-radius:2px;background:#3aa55d}\
+.chip.x{background:#d93636}.chip.m{background:#c8ccd2}svg{background:#fff;border-radius:8px;box-shadow:0 1px 2px #0002}\
+form input,form select{padding:.3em;margin-right:.5em}.pager a{margin-right:1em}h2{font-size:1.1em;margin:1.2em 0 .5em}";
+
+fn page(title: &str, body: &str) -> Html<String> {
+    Html(format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"30\">\
+<title>{t} · hashforge fleet</title><style>{STYLE}</style></head><body><header><b>hashforge fleet</b>\
+<a href=\"/\">Overview</a><a href=\"/miners\">Miners</a><a href=\"/alerts\">Alerts</a></header><main>{body}</main></body></html>",
+        t = esc(title)
+    ))
+}
+
+/// A line chart of `points` (x: unix seconds, y) with its axis labels.
+fn chart(points: &[(u64, f64)], unit: &dyn Fn(f64) -> String, w: u32, h: u32) -> String {
+    if points.len() < 2 {
+        return format!("<svg width=\"{w}\" height=\"{h}\"><text x=\"20\" y=\"{}\" fill=\"#667\">history appears after two polls</text></svg>", h / 2);
+    }
+    let (x0, x1) = (points[0].0 as f64, points[points.len() - 1].0 as f64);
+    let ymax = points.iter().map(|p| p.1).fold(0.0, f64::max).max(1e-9) * 1.1;
+    let (left, bottom) = (70.0, 22.0);
+    let pw = f64::from(w) - left - 10.0;
+    let ph = f64::from(h) - bottom - 10.0;
+    let xy = |(t, y): (u64, f64)| {
+        let x = left + (t as f64 - x0) / (x1 - x0).max(1.0) * pw;
+        let yy = 10.0 + ph - y / ymax * ph;
+        format!("{x:.1},{yy:.1}")
+    };
+    let line: Vec<String> = points.iter().map(|p| xy(*p)).collect();
+    let mut s = format!("<svg width=\"{w}\" height=\"{h}\" role=\"img\">");
+    for frac in [0.0, 0.5, 1.0] {
+        let y = 10.0 + ph - frac * ph;
+        let _ = write!(
+            s,
+            "<line x1=\"{left}\" x2=\"{}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#e3e6ea\"/><text x=\"{}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\" fill=\"#667\">{}</text>",
+            left + pw,
+            left - 4.0,
+            y + 4.0,
+            esc(&unit(ymax * frac))
+        );
+    }
+    let span = duration_for_people(x1 - x0);
+    let _ = write!(
+        s,
+        "<polyline fill=\"none\" stroke=\"#1f5fbf\" stroke-width=\"2\" points=\"{}\"/><text x=\"{left}\" y=\"{}\" font-size=\"11\" fill=\"#667\">{span} ago</text><text x=\"{}\" y=\"{}\" font-size=\"11\" text-anchor=\"end\" fill=\"#667\">now</text></svg>",
+        line.join(" "),
+        h - 6,
+        left + pw,
+        h - 6
+    );
+    s
+}
+
+/// The numbers on the overview, also `/api/fleet`.
+#[derive(serde::Serialize)]
+struct Overview {
+    miners: usize,
+    online: usize,
+    hashing: usize,
+    offline: usize,
+    alerting: usize,
+    open_alerts: usize,
+    hashrate_ths: f64,
+    ideal_ths: f64,
+    power_w: f64,
+    /// Joules per terahash over the miners that report power.
+    j_per_th: Option<f64>,
+    by_model: Vec<Group>,
+    by_network: Vec<Group>,
+    alerts_by_kind: Vec<(String, usize)>,
+    last_poll: Option<crate::poll::CycleReport>,
+}
+
+#[derive(serde::Serialize, Default)]
+struct Group {
+    name: String,
+    miners: usize,
+    online: usize,
+    hashrate_ths: f64,
+    power_w: f64,
+    /// Power over hash rate of the members that report both.
+    #[serde(skip)]
+    metered: (f64, f64),
+}
+
+fn overview_of(c: &Collector) -> (Overview, Vec<(u64, f64)>) {
+    let inv = c.inventory();
+    let alerts = c.alerts();
+    let mut by_model: BTreeMap<String, Group> = BTreeMap::new();
+    let mut by_net: BTreeMap<String, Group> = BTreeMap::new();
+    let (mut online, mut hashing, mut rate, mut ideal, mut power, mut mp, mut mh) =
+        (0, 0, 0.0, 0.0, 0.0, 0.0, 0.0);
+    for m in &inv.miners {
+        let net = match m.ip {
+            IpAddr::V4(a) => {
+                let o = a.octets();
+                format!("{}.{}.0.0/16", o[0], o[1])
+            }
+            IpAddr::V6(a) => a.to_string(),
+        };
+        for (map, key) in [(&mut by_model, m.name()), (&mut by_net, net)] {
+            let g = map.entry(key.clone()).or_default();
+            g.name = key;
+            g.miners += 1;
+            if m.online {
+                g.online += 1;
+                g.hashrate_ths += f64::from(m.hashrate_ths);
+                g.power_w += f64::from(m.power_w.unwrap_or(0.0));
+                if let Some(p) = m.power_w {
+                    g.metered.0 += f64::from(p);
+                    g.metered.1 += f64::from(m.hashrate_ths);
+                }
+            }
+        }
+        if m.online {
+            online += 1;
+            rate += f64::from(m.hashrate_ths);
+            ideal += f64::from(m.ideal_ths.unwrap_or(0.0));
+            power += f64::from(m.power_w.unwrap_or(0.0));
+            if let Some(p) = m.power_w {
+                mp += f64::from(p);
+                mh += f64::from(m.hashrate_ths);
+            }
+        }
+        if m.hashing() {
+            hashing += 1;
+        }
+    }
+    let series: Vec<(u64, f64)> = inv.series.iter().map(|p| (p.at, p.hashrate_ths)).collect();
+    let o = Overview {
+        miners: inv.miners.len(),
+        online,
+        hashing,
+        offline: inv.miners.len() - online,
+        alerting: alerts.alerting_miners(),
+        open_alerts: alerts.open_count(),
+        hashrate_ths: rate,
+        ideal_ths: ideal,
+        power_w: power,
+        j_per_th: (mp > 0.0 && mh > 0.0).then(|| mp / mh),
+        by_model: by_model.into_values().collect(),
+        by_network: by_net.into_values().collect(),
+        alerts_by_kind: alerts
+            .counts()
+            .into_iter()
+            .map(|(k, n)| (k.label().to_string(), n))
+            .collect(),
+        last_poll: c
+            .last_cycle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone(),
+    };
+    (o, series)
+}
+
+async fn overview(State(c): State<Arc<Collector>>) -> Html<String> {
+    let (o, series) = overview_of(&c);
+    let mut b = String::new();
+    let card = |v: String, l: &str, class: &str| {
+        format!("<div class=\"card\"><div class=\"v {class}\">{v}</div><div class=\"l\">{l}</div></div>")
+    };
+    b.push_str("<div class=\"cards\">");
+    b.push_str(&card(o.miners.to_string(), "miners known", ""));
+    b.push_str(&card(o.hashing.to_string(), "hashing", "ok"));
+    b.push_str(&card(
+        (o.online - o.hashing).to_string(),
+        "online, not hashing",
+        if o.online > o.hashing { "warn" } else { "" },
+    ));
+    b.push_str(&card(
+        o.offline.to_string(),
+        "offline",
+        if o.offline > 0 { "bad" } else { "" },
+    ));
+    b.push_str(&card(
+        format!("<a href=\"/alerts\">{}</a>", o.alerting),
+        "miners alerting",
+        if o.alerting > 0 { "warn" } else { "" },
+    ));
+    b.push_str(&card(
+        ths(o.hashrate_ths),
+        &format!("of {} nameplate", ths(o.ideal_ths)),
+        "",
+    ));
+    b.push_str(&card(watts(o.power_w), "power reported", ""));
+    b.push_str(&card(
+        o.j_per_th.map_or("–".into(), |j| format!("{j:.1} J/TH")),
+        "fleet efficiency",
+        "",
+    ));
+    b.push_str("</div><h2>Fleet hash rate</h2>");
+    b.push_str(&chart(&series, &|x| ths(x), 900, 220));
+    if let Some(p) = &o.last_poll {
+        let _ = write!(
+            b,
+            "<p>Last poll: {} of {} miners answered in {:.2} s ({} after a retry); a read takes {:.1} ms (p50), {:.1} ms (p99).</p>",
+            p.answered, p.miners, p.elapsed_secs, p.retried, p.read_p50_ms, p.read_p99_ms
+        );
+    }
+    for (title, groups) in [("By model", &o.by_model), ("By network", &o.by_network)] {
+        let _ = write!(b, "<h2>{title}</h2><table><tr><th>{}</th><th>miners</th><th>online</th><th>hash rate</th><th>power</th><th>efficiency</th></tr>", if title == "By model" { "model" } else { "network" });
+        for g in groups.iter() {
+            let link = if title == "By model" {
+                format!(
+                    "<a href=\"/miners?q={}\">{}</a>",
+                    esc(&g.name),
+                    esc(&g.name)
+                )
+            } else {
+                esc(&g.name)
+            };
+            let _ = write!(
+                b,
+                "<tr><td class=\"t\">{link}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                g.miners,
+                g.online,
+                ths(g.hashrate_ths),
+                watts(g.power_w),
+                jth(g.metered.0, g.metered.1)
+            );
+        }
+        b.push_str("</table>");
+    }
+    b.push_str("<h2>Open alerts by kind</h2><table><tr><th>kind</th><th>open</th></tr>");
+    for (k, n) in &o.alerts_by_kind {
+        let _ = write!(b, "<tr><td class=\"t\">{}</td><td>{n}</td></tr>", esc(k));
+    }
+    if o.alerts_by_kind.is_empty() {
+        b.push_str("<tr><td class=\"t\" colspan=\"2\">none</td></tr>");
+    }
+    b.push_str("</table>");
+    page("Overview", &b)
+}
+
+async fn api_fleet(State(c): State<Arc<Collector>>) -> Response {
+    let (o, series) = overview_of(&c);
+    Json(json!({ "overview": o, "series": series })).into_response()
+}
+
+/// The miner table's query.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct TableQuery {
+    /// Text in the address, model, firmware, hostname, serial, MAC or pool.
+    pub q: Option<String>,
+    /// `online`, `offline`, `alerting`, `hashing`.
+    pub state: Option<String>,
+    /// `ip` (default), `hashrate`, `temp`, `model`, `uptime`, `power`, `efficiency`.
+    pub sort: Option<String>,
+    /// `asc` or `desc`.
+    pub dir: Option<String>,
+    /// From 1.
+    pub page: Option<usize>,
+}
+
+/// One page of the filtered, sorted table, and how many rows matched.
+pub fn table<'a>(
+    miners: &'a [Miner],
+    alerting: &dyn Fn(IpAddr) -> bool,
+    q: &TableQuery,
+) -> (Vec<&'a Miner>, usize) {
+    let needle = q.q.as_deref().unwrap_or("").trim().to_ascii_lowercase();
+    let state = q.state.as_deref().unwrap_or("");
+    let mut rows: Vec<&Miner> = miners
+        .iter()
+        .filter(|m| match state {
+            "online" => m.online,
+            "offline" => !m.online,
+            "hashing" => m.hashing(),
+            "alerting" => alerting(m.ip),
+            _ => true,
+        })
+        .filter(|m| {
+            needle.is_empty() || {
+                let hay = [
+                    Some(m.ip.to_string()),
+                    Some(m.name()),
+                    Some(m.firmware.clone()),
+                    m.hostname.clone(),
+                    m.serial.clone(),
+                    m.mac.clone(),
+                    m.pool_url.clone(),
+                ];
+                hay.iter()
+                    .flatten()
+                    .any(|h| h.to_ascii_lowercase().contains(&needle))
+            }
+        })
+        .collect();
+    let temp = |m: &Miner| {
+        m.boards
+            .iter()
+            .filter_map(|b| b.chip_temp)
+            .fold(f32::NAN, f32::max)
+    };
+    let eff = |m: &Miner| match m.power_w {
+        Some(p) if m.hashrate_ths > 0.0 => p / m.hashrate_ths,
+        _ => f32::NAN,
+    };
+    let desc = q.dir.as_deref() == Some("desc");
+    let key_f = |f: &dyn Fn(&Miner) -> f32, a: &Miner, b: &Miner| {
+        // Unknowns last whatever the direction.
+        let (x, y) = (f(a), f(b));
+        match (x.is_nan(), y.is_nan()) {
+            (true, true) => std::cmp::Ordering::Equal,
+            (true, false) => std::cmp::Ordering::Greater,
+            (false, true) => std::cmp::Ordering::Less,
+            _ if desc => y.total_cmp(&x),
+            _ => x.total_cmp(&y),
+        }
+    };
+    match q.sort.as_deref().unwrap_or("ip") {
+        "hashrate" => rows.sort_by(|a, b| key_f(&|m| m.hashrate_ths, a, b)),
+        "temp" => rows.sort_by(|a, b| key_f(&temp, a, b)),
+        "power" => rows.sort_by(|a, b| key_f(&|m| m.power_w.unwrap_or(f32::NAN), a, b)),
+        "efficiency" => rows.sort_by(|a, b| key_f(&eff, a, b)),
+        "uptime" => rows.sort_by(|a, b| key_f(&|m| m.uptime_secs as f32, a, b)),
+        "model" => {
+            rows.sort_by(|a, b| a.name().cmp(&b.name()).then(a.ip.cmp(&b.ip)));
+            if desc {
+                rows.reverse();
+            }
+        }
+        _ => {
+            rows.sort_by_key(|m| m.ip);
+            if desc {
+                rows.reverse();
+            }
+        }
+    }
+    let total = rows.len();
+    let page = q.page.unwrap_or(1).max(1);
+    let rows = rows
+        .into_iter()
+        .skip((page - 1) * PAGE)
+        .take(PAGE)
+        .collect();
+    (rows, total)
+}
+
+fn temp_text(t: Option<f32>) -> String {
+    t.filter(|t| !t.is_nan())
+        .map_or("–".into(), |t| format!("{t:.0} °C"))
+}
+
+async fn miners_page(State(c): State<Arc<Collector>>, Query(q): Query<TableQuery>) -> Html<String> {
+    let inv = c.inventory();
+    let alerts = c.alerts();
+    let alerting = |ip: IpAddr| !alerts.open_for(ip).is_empty();
+    let (rows, total) = table(&inv.miners, &alerting, &q);
+    let page_no = q.page.unwrap_or(1).max(1);
+    let pages = total.div_ceil(PAGE).max(1);
+    let mut b = String::new();
+    let sel = |v: &str, cur: Option<&str>| if cur == Some(v) { " selected" } else { "" };
+    let _ = write!(
+        b,
+        "<form method=\"get\"><input name=\"q\" placeholder=\"address, model, serial, pool ...\" value=\"{}\" size=\"32\">\
+<select name=\"state\"><option value=\"\">all</option><option{} value=\"online\">online</option><option{} value=\"hashing\">hashing</option><option{} value=\"offline\">offline</option><option{} value=\"alerting\">alerting</option></select>\
+<select name=\"sort\"><option value=\"ip\">address</option><option{} value=\"hashrate\">hash rate</option><option{} value=\"temp\">temperature</option><option{} value=\"efficiency\">efficiency</option><option{} value=\"model\">model</option><option{} value=\"uptime\">uptime</option></select>\
+<select name=\"dir\"><option value=\"asc\">ascending</option><option{} value=\"desc\">descending</option></select><input type=\"submit\" value=\"Show\"></form>",
+        esc(q.q.as_deref().unwrap_or("")),
+        sel("online", q.state.as_deref()),
+        sel("hashing", q.state.as_deref()),
+        sel("offline", q.state.as_deref()),
+        sel("alerting", q.state.as_deref()),
+        sel("hashrate", q.sort.as_deref()),
+        sel("temp", q.sort.as_deref()),
+        sel("efficiency", q.sort.as_deref()),
+        sel("model", q.sort.as_deref()),
+        sel("uptime", q.sort.as_deref()),
+        sel("desc", q.dir.as_deref()),
+    );
+    let _ = write!(
+        b,
+        "<p>{total} miner(s) match; page {page_no} of {pages}.</p>"
+    );
+    b.push_str("<table><tr><th>address</th><th>model</th><th>state</th><th>hash rate</th><th>of nameplate</th><th>hottest chip</th><th>power</th><th>efficiency</th><th>chips</th><th>fans</th><th>pool</th><th>uptime</th><th>alerts</th></tr>");
+    for m in rows {
+        let state = if !m.online {
+            "<span class=\"bad\">offline</span>"
+        } else if m.hashing() {
+            "<span class=\"ok\">hashing</span>"
+        } else {
+            "<span class=\"warn\">not hashing</span>"
+        };
+        let found: u32 = m.boards.iter().map(|b| u32::from(b.chips_found)).sum();
+        let expected: Option<u32> = m
+            .boards
+            .iter()
+            .map(|b| b.chips_expected.map(u32::from))
+            .sum();
+        let bad: usize = m.boards.iter().map(|b| b.bad_chips.len()).sum();
+        let chips = match expected {
+            Some(e) => format!(
+                "{found}/{e}{}",
+                if bad > 0 {
+                    format!(" ({bad} bad)")
+                } else {
+                    String::new()
+                }
+            ),
+            None => found.to_string(),
+        };
+        let share = match m.ideal_ths {
+            Some(i) if i > 0.0 && m.online => {
+                format!("{:.0}%", f64::from(m.hashrate_ths / i) * 100.0)
+            }
+            _ => "–".into(),
+        };
+        let open = alerts.open_for(m.ip).len();
+        let _ = write!(
+            b,
+            "<tr><td class=\"t\"><a href=\"/miner/{ip}\">{ip}</a></td><td class=\"t\">{}</td><td>{state}</td><td>{}</td><td>{share}</td><td>{}</td><td>{}</td><td>{}</td><td>{chips}</td><td>{}</td><td class=\"t\">{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&m.name()),
+            if m.online { ths(f64::from(m.hashrate_ths)) } else { "–".into() },
+            temp_text(Some(m.boards.iter().filter_map(|b| b.chip_temp).fold(f32::NAN, f32::max))),
+            m.power_w.filter(|_| m.online).map_or("–".into(), |w| watts(f64::from(w))),
+            m.power_w.filter(|_| m.online).map_or("–".into(), |w| jth(f64::from(w), f64::from(m.hashrate_ths))),
+            if m.fans_rpm.is_empty() { "–".into() } else { m.fans_rpm.iter().map(u32::to_string).collect::<Vec<_>>().join(" ") },
+            esc(m.pool_url.as_deref().unwrap_or("–")),
+            if m.online { duration_for_people(m.uptime_secs as f64) } else { "–".into() },
+            if open > 0 { format!("<span class=\"warn\">{open}</span>") } else { "0".into() },
+            ip = m.ip,
+        );
+    }
+    b.push_str("</table><div class=\"pager\">");
+    let link = |p: usize| {
+        format!(
+            "/miners?q={}&state={}&sort={}&dir={}&page={p}",
+            esc(q.q.as_deref().unwrap_or("")),
+            esc(q.state.as_deref().unwrap_or("")),
+            esc(q.sort.as_deref().unwrap_or("")),
+            esc(q.dir.as_deref().unwrap_or(""))
+        )
+    };
+    if page_no > 1 {
+        let _ = write!(b, "<a href=\"{}\">previous</a>", link(page_no - 1));
+    }
+    if page_no < pages {
+        let _ = write!(b, "<a href=\"{}\">next</a>", link(page_no + 1));
+    }
+    b.push_str("</div>");
+    page("Miners", &b)
+}
+
+async fn api_miners(State(c): State<Arc<Collector>>, Query(q): Query<TableQuery>) -> Response {
+    let inv = c.inventory();
+    let alerts = c.alerts();
+    let alerting = |ip: IpAddr| !alerts.open_for(ip).is_empty();
+    let (rows, total) = table(&inv.miners, &alerting, &q);
+    Json(json!({ "total": total, "page": q.page.unwrap_or(1).max(1), "per_page": PAGE, "miners": rows })).into_response()
+}
+
+fn parse_ip(ip: &str) -> Option<IpAddr> {
+    ip.parse().ok()
+}
+
+async fn miner_page(State(c): State<Arc<Collector>>, Path(ip): Path<String>) -> Response {
+    let Some(ip) = parse_ip(&ip) else {
+        return (StatusCode::BAD_REQUEST, "not an IP address").into_response();
+    };
+    let inv = c.inventory();
+    let Some(m) = inv.get(ip) else {
+        return (StatusCode::NOT_FOUND, "no such miner in the inventory").into_response();
+    };
+    let alerts = c.alerts();
+    let mut b = String::new();
+    let _ = write!(
+        b,
+        "<h2>{} at {}</h2><table><tr><td class=\"t\">state</td><td class=\"t\">{}</td></tr><tr><td class=\"t\">firmware</td><td class=\"t\">{}</td></tr>\
+<tr><td class=\"t\">serial</td><td class=\"t\">{}</td></tr><tr><td class=\"t\">MAC</td><td class=\"t\">{}</td></tr><tr><td class=\"t\">hostname</td><td class=\"t\">{}</td></tr>\
+<tr><td class=\"t\">hash rate</td><td class=\"t\">{} of {} nameplate</td></tr><tr><td class=\"t\">power</td><td class=\"t\">{}</td></tr><tr><td class=\"t\">uptime</td><td class=\"t\">{}</td></tr>\
+<tr><td class=\"t\">pool</td><td class=\"t\">{} as {}</td></tr><tr><td class=\"t\">shares</td><td class=\"t\">{} accepted, {} rejected, {} hardware errors</td></tr>\
+<tr><td class=\"t\">fans</td><td class=\"t\">{}</td></tr><tr><td class=\"t\">web password</td><td class=\"t\">{}</td></tr><tr><td class=\"t\">cgminer API</td><td class=\"t\">{}</td></tr><tr><td class=\"t\">last read</td><td class=\"t\">{}</td></tr></table>",
+        esc(&m.name()),
+        m.ip,
+        if m.online { if m.hashing() { "hashing" } else { "online, not hashing" } } else { "offline" },
+        esc(&m.firmware),
+        esc(m.serial.as_deref().unwrap_or("–")),
+        esc(m.mac.as_deref().unwrap_or("–")),
+        esc(m.hostname.as_deref().unwrap_or("–")),
+        ths(f64::from(m.hashrate_ths)),
+        m.ideal_ths.map_or("–".into(), |i| ths(f64::from(i))),
+        m.power_w.map_or("–".into(), |w| format!("{} ({})", watts(f64::from(w)), jth(f64::from(w), f64::from(m.hashrate_ths)))),
+        duration_for_people(m.uptime_secs as f64),
+        esc(m.pool_url.as_deref().unwrap_or("–")),
+        esc(m.pool_user.as_deref().unwrap_or("–")),
+        m.accepted,
+        m.rejected,
+        m.hardware_errors,
+        if m.fans_rpm.is_empty() { "–".into() } else { m.fans_rpm.iter().map(|r| format!("{r} RPM")).collect::<Vec<_>>().join(", ") },
+        match m.default_password { Some(true) => "<span class=\"bad\">the maker's default (root)</span>", Some(false) => "not the default", None => "not checked" },
+        match m.api_open { Some(true) => "<span class=\"bad\">privileged commands open to anyone</span>", Some(false) => "privileged commands refused", None => "not checked" },
+        m.last_seen.map_or("never".into(), |t| format!("{} ago ({:.1} ms){}", duration_for_people(unix_now().saturating_sub(t) as f64), m.read_ms, m.last_error.as_ref().map_or(String::new(), |e| format!("; last error: {}", esc(e))))),
+    );
+    b.push_str("<h2>Boards</h2><table><tr><th>board</th><th>state</th><th>hash rate</th><th>chips</th><th>chip temp</th><th>board temp</th><th>HW errors</th><th>serial</th></tr>");
+    for bd in &m.boards {
+        let _ = write!(
+            b,
+            "<tr><td>{}</td><td class=\"t\">{}</td><td>{}</td><td>{}{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"t\">{}</td></tr>",
+            bd.index,
+            bd.failed.as_ref().map_or("running".into(), |w| format!("<span class=\"bad\">{}</span>", esc(w))),
+            ths(f64::from(bd.hashrate_ths)),
+            bd.chips_found,
+            bd.chips_expected.map_or(String::new(), |e| format!(" of {e}")),
+            temp_text(bd.chip_temp),
+            temp_text(bd.board_temp),
+            bd.hardware_errors,
+            esc(bd.serial.as_deref().unwrap_or("–")),
+        );
+    }
+    b.push_str("</table><h2>Chip map</h2><p>Green answers and hashes; red is bad or silent; grey did not answer.</p>");
+    for bd in &m.boards {
+        let expected = usize::from(bd.chips_expected.unwrap_or(bd.chips_found));
+        let _ = write!(b, "<div>board {}</div><div class=\"chips\">", bd.index);
+        for pos in 0..expected.max(usize::from(bd.chips_found)) {
+            let class = if pos >= usize::from(bd.chips_found) {
+                "chip m"
+            } else if bd.bad_chips.contains(&(pos as u16)) {
+                "chip x"
+            } else {
+                "chip"
+            };
+            let _ = write!(
+                b,
+                "<div class=\"{class}\" title=\"board {} chip {pos}\"></div>",
+                bd.index
+            );
+        }
+        b.push_str("</div>");
+    }
+    let recent: Vec<(u64, f64)> = m
+        .recent
+        .iter()
+        .map(|s: &Sample| (s.at, f64::from(s.hashrate_ths)))
+        .collect();
+    b.push_str("<h2>Hash rate, last hour</h2>");
+    b.push_str(&chart(&recent, &|x| ths(x), 700, 180));
+    let temps: Vec<(u64, f64)> = m
+        .recent
+        .iter()
+        .filter(|s| !s.temp.is_nan())
+        .map(|s| (s.at, f64::from(s.temp)))
+        .collect();
+    b.push_str("<h2>Hottest chip, last hour</h2>");
+    b.push_str(&chart(&temps, &|x| format!("{x:.0} °C"), 700, 180));
+    b.push_str("<h2>Open alerts</h2>");
+    b.push_str(&alert_table(alerts.open_for(ip).iter()));
+    page(&m.ip.to_string(), &b).into_response()
+}
+
+async fn api_miner(State(c): State<Arc<Collector>>, Path(ip): Path<String>) -> Response {
+    let Some(ip) = parse_ip(&ip) else {
+        return (StatusCode::BAD_REQUEST, "not an IP address").into_response();
+    };
+    let inv = c.inventory();
+    let Some(m) = inv.get(ip) else {
+        return (StatusCode::NOT_FOUND, "no such miner in the inventory").into_response();
+    };
+    let alerts = c.alerts();
+    Json(json!({
+        "miner": m,
+        "recent": m.recent,
+        "hourly": m.hourly,
+        "alerts": alerts.open_for(ip),
+    }))
+    .into_response()
+}
+
+fn alert_table<'a>(alerts: impl Iterator<Item = &'a Alert>) -> String {
+    let mut b = String::from(
+        "<table><tr><th>kind</th><th>miner</th><th>since</th><th>ended</th><th>evidence</th></tr>",
+    );
+    let now = unix_now();
+    let mut any = false;
+    for a in alerts {
+        any = true;
+        let _ = write!(
+            b,
+            "<tr><td class=\"t{}\">{}</td><td class=\"t\"><a href=\"/miner/{ip}\">{ip}</a></td><td>{} ago</td><td>{}</td><td class=\"t\">{}</td></tr>",
+            if a.kind.security() { " bad" } else { "" },
+            a.kind.label(),
+            duration_for_people(now.saturating_sub(a.start) as f64),
+            a.end.map_or("open".into(), |e| format!("{} ago", duration_for_people(now.saturating_sub(e) as f64))),
+            esc(&a.evidence),
+            ip = a.ip,
+        );
+    }
+    if !any {
+        b.push_str("<tr><td class=\"t\" colspan=\"5\">none</td></tr>");
+    }
+    b.push_str("</table>");
+    b
+}
+
+async fn alerts_page(State(c): State<Arc<Collector>>) -> Html<String> {
+    let alerts = c.alerts();
+    let open = alerts.open();
+    let mut b = String::new();
+    let security: Vec<&Alert> = open.iter().copied().filter(|a| a.kind.security()).collect();
+    let _ = write!(b, "<h2>Security ({} open)</h2>", security.len());
+    b.push_str(&alert_table(security.into_iter().take(500)));
+    let ops: Vec<&Alert> = open
+        .iter()
+        .copied()
+        .filter(|a| !a.kind.security())
+        .collect();
+    let _ = write!(b, "<h2>Operations ({} open)</h2>", ops.len());
+    b.push_str(&alert_table(ops.into_iter().take(500)));
+    let _ = write!(b, "<h2>Recently closed</h2>");
+    b.push_str(&alert_table(alerts.closed.iter().rev().take(200)));
+    if alerts.suppressed > 0 {
+        let _ = write!(
+            b,
+            "<p>{} alert notification(s) held back by the rate limit.</p>",
+            alerts.suppressed
+        );
+    }
+    page("Alerts", &b)
+}
+
+async fn api_alerts(State(c): State<Arc<Collector>>) -> Response {
+    let alerts = c.alerts();
+    let closed: Vec<&Alert> = alerts.closed.iter().rev().take(1000).collect();
+    Json(json!({ "open": alerts.open(), "closed": closed, "suppressed": alerts.suppressed }))
+        .into_response()
+}
+
+async fn metrics(State(c): State<Arc<Collector>>) -> Response {
+    let (o, _) = overview_of(&c);
+    let mut m = Exposition::new();
+    m.gauge(
+        "hashforge_fleet_miners",
+        "Miners in the inventory, by state.",
+    )
+    .sample(&[("state", "online")], o.online as f64)
+    .sample(&[("state", "hashing")], o.hashing as f64)
+    .sample(&[("state", "offline")], o.offline as f64);
+    m.gauge(
+        "hashforge_fleet_hashrate_hs",
+        "Hash rate the online miners report, H/s.",
+    )
+    .value(o.hashrate_ths * 1e12);
+    m.gauge(
+        "hashforge_fleet_power_watts",
+        "Power the online miners report, W.",
+    )
+    .value(o.power_w);
+    let mut g = m.gauge("hashforge_fleet_alerts_open", "Open alerts by kind.");
+    for (k, n) in &o.alerts_by_kind {
+        g.sample(&[("kind", k.as_str())], *n as f64);
+    }
+    ([(header::CONTENT_TYPE, CONTENT_TYPE)], m.finish()).into_response()
+}

@@ -1,0 +1,257 @@
+//! Just enough HTTP/1.1 for miners' web servers, both sides: one request per connection,
+//! `Connection: close`, bounded sizes and times. The simulator answers with it (it needs the
+//! connection's local address, which a general server hides); the poller reads with it.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use hashforge_minerapi::digest::authorization;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::client::ReadError;
+
+/// The longest request head a server reads.
+const MAX_HEAD: usize = 8 * 1024;
+/// The longest reply a client reads: a miner that sends more is broken or hostile.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// A request's first line and the one header the servers here care about.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Head {
+    pub method: String,
+    /// The request target as sent, query included (what a digest signs).
+    pub path: String,
+    pub authorization: Option<String>,
+}
+
+/// Reads a request head; `None` for a connection that closed, went quiet or sent garbage.
+pub async fn read_head(stream: &mut TcpStream, timeout: Duration) -> std::io::Result<Option<Head>> {
+    let mut buf = Vec::with_capacity(512);
+    let mut chunk = [0u8; 2048];
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        if buf.len() > MAX_HEAD {
+            return Ok(None);
+        }
+        let n = match tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await {
+            Ok(r) => r?,
+            Err(_) => return Ok(None),
+        };
+        if n == 0 {
+            return Ok(None);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let text = String::from_utf8_lossy(&buf);
+    let mut lines = text.split("\r\n");
+    let mut first = lines.next().unwrap_or("").split(' ');
+    let (Some(method), Some(path)) = (first.next(), first.next()) else {
+        return Ok(None);
+    };
+    let authorization = lines
+        .take_while(|l| !l.is_empty())
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("authorization"))
+        .map(|(_, v)| v.trim().to_string());
+    Ok(Some(Head {
+        method: method.to_string(),
+        path: path.to_string(),
+        authorization,
+    }))
+}
+
+fn reason(code: u16) -> &'static str {
+    match code {
+        200 => "OK",
+        401 => "Unauthorized",
+        404 => "Not Found",
+        _ => "Error",
+    }
+}
+
+/// Writes a whole response and closes.
+pub async fn respond(
+    stream: &mut TcpStream,
+    code: u16,
+    headers: &[(&str, String)],
+    content_type: &str,
+    body: &[u8],
+) -> std::io::Result<()> {
+    let mut out = format!(
+        "HTTP/1.1 {code} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        reason(code),
+        body.len()
+    );
+    for (k, v) in headers {
+        out.push_str(&format!("{k}: {v}\r\n"));
+    }
+    out.push_str("\r\n");
+    let mut bytes = out.into_bytes();
+    bytes.extend_from_slice(body);
+    stream.write_all(&bytes).await?;
+    stream.shutdown().await
+}
+
+/// A response as a client saw it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reply {
+    pub code: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+async fn once(
+    addr: SocketAddr,
+    path: &str,
+    auth: Option<&str>,
+    timeout: Duration,
+) -> Result<Reply, ReadError> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut stream = tokio::time::timeout_at(deadline, TcpStream::connect(addr))
+        .await
+        .map_err(|_| ReadError::Timeout("connect"))?
+        .map_err(ReadError::Connect)?;
+    let auth = auth.map_or(String::new(), |a| format!("Authorization: {a}\r\n"));
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: {}\r\n{auth}Connection: close\r\n\r\n",
+        addr.ip()
+    );
+    tokio::time::timeout_at(deadline, stream.write_all(req.as_bytes()))
+        .await
+        .map_err(|_| ReadError::Timeout("send"))?
+        .map_err(ReadError::Io)?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        let n = tokio::time::timeout_at(deadline, stream.read(&mut chunk))
+            .await
+            .map_err(|_| ReadError::Timeout("reply"))?
+            .map_err(ReadError::Io)?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if buf.len() > MAX_BODY + MAX_HEAD {
+            return Err(ReadError::TooLong(buf.len()));
+        }
+    }
+    parse_reply(&buf)
+}
+
+/// Reads a whole response: status line, headers, body (by `Content-Length` where given).
+pub fn parse_reply(buf: &[u8]) -> Result<Reply, ReadError> {
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or(ReadError::Http("no end of headers".into()))?;
+    let head = String::from_utf8_lossy(&buf[..split]);
+    let mut lines = head.split("\r\n");
+    let status = lines.next().unwrap_or("");
+    let code = status
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse::<u16>().ok())
+        .ok_or_else(|| {
+            ReadError::Http(format!(
+                "bad status line `{}`",
+                status.chars().take(60).collect::<String>()
+            ))
+        })?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let mut body = buf[split + 4..].to_vec();
+    if let Some(len) = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse::<usize>().ok())
+    {
+        body.truncate(len);
+    }
+    Ok(Reply {
+        code,
+        headers,
+        body,
+    })
+}
+
+/// GET `path`, answering one digest challenge with `root` and `password`: a second 401
+/// (wrong password, or a challenge that never ends) is [`ReadError::Unauthorized`].
+pub async fn get(
+    addr: SocketAddr,
+    path: &str,
+    password: Option<&str>,
+    timeout: Duration,
+) -> Result<Reply, ReadError> {
+    let first = once(addr, path, None, timeout).await?;
+    if first.code != 401 {
+        return Ok(first);
+    }
+    let (Some(password), Some(challenge)) = (password, first.header("www-authenticate")) else {
+        return Err(ReadError::Unauthorized);
+    };
+    let auth = authorization(challenge, "GET", path, "root", password, &cnonce(), 1)
+        .map_err(|e| ReadError::Http(e.to_string()))?;
+    let second = once(addr, path, Some(&auth), timeout).await?;
+    if second.code == 401 {
+        return Err(ReadError::Unauthorized);
+    }
+    Ok(second)
+}
+
+fn cnonce() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u8(0);
+    format!("{:016x}", h.finish())
+}
+
+/// POSTs `body` as JSON to `url` (`http://HOST:PORT/path`, HOST an address or
+/// `localhost`); a reply outside 2xx is an error.
+pub async fn post_json(url: &str, body: &[u8], timeout: Duration) -> Result<(), ReadError> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| ReadError::Http(format!("`{url}`: only http:// webhooks")))?;
+    let (hostport, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
+    let hostport = hostport.replace("localhost", "127.0.0.1");
+    let addr: SocketAddr = hostport
+        .parse()
+        .or_else(|_| format!("{hostport}:80").parse())
+        .map_err(|_| ReadError::Http(format!("`{url}`: the host must be an IP address")))?;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut stream = tokio::time::timeout_at(deadline, TcpStream::connect(addr))
+        .await
+        .map_err(|_| ReadError::Timeout("connect"))?
+        .map_err(ReadError::Connect)?;
+    let mut req = format!(
+        "POST {path} HTTP/1.1\r\nHost: {hostport}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(body);
+    tokio::time::timeout_at(deadline, stream.write_all(&req))
+        .await
+        .map_err(|_| ReadError::Timeout("send"))?
+        .map_err(ReadError::Io)?;
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout_at(deadline, stream.read_to_end(&mut buf)).await;
+    let reply = parse_reply(&buf)?;
+    if (200..300).contains(&reply.code) {
+        Ok(())
+    } else {
+        Err(ReadError::Http(format!("webhook answered {}", reply.code)))
+    }
+}

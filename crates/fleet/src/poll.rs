@@ -1,0 +1,340 @@
+//! The collector: discovery into the inventory, enrolment checks (web identity, default
+//! password, open API), and poll cycles that read every known miner with bounded
+//! concurrency, retry a miss before it counts, update the inventory and the alerts.
+
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::alerts::{findings, Alert, Alerts, Rules};
+use crate::client::{self, Contract, MinerPorts};
+use crate::range::Ranges;
+use crate::scan::{scan, ScanConfig, ScanReport};
+use crate::sim::serve::unix_now;
+use crate::state::Inventory;
+
+/// How the collector works.
+#[derive(Clone, Debug)]
+pub struct CollectorConfig {
+    pub ports: MinerPorts,
+    /// Reads in flight at once.
+    pub concurrency: usize,
+    /// One read's whole budget (connect, send, reply).
+    pub timeout: Duration,
+    /// Reads of a miner that failed, within one cycle, before it counts as missed.
+    pub attempts: u32,
+    /// Web passwords to try, the farm's first; the maker's default is tried separately.
+    pub web_passwords: Vec<String>,
+    pub rules: Rules,
+    /// Where opened alerts are POSTed as JSON (`http://host:port/path`).
+    pub webhook: Option<String>,
+}
+
+impl Default for CollectorConfig {
+    fn default() -> CollectorConfig {
+        CollectorConfig {
+            ports: MinerPorts::default(),
+            concurrency: 1024,
+            timeout: Duration::from_secs(3),
+            attempts: 2,
+            web_passwords: Vec::new(),
+            rules: Rules::default(),
+            webhook: None,
+        }
+    }
+}
+
+/// What one poll cycle did.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct CycleReport {
+    pub miners: usize,
+    pub answered: usize,
+    pub missed: usize,
+    /// Reads that failed once and succeeded on a retry.
+    pub retried: usize,
+    pub elapsed_secs: f64,
+    pub read_p50_ms: f64,
+    pub read_p99_ms: f64,
+    pub alerts_opened: usize,
+}
+
+/// The collector and what it knows.
+pub struct Collector {
+    pub config: CollectorConfig,
+    pub inventory: RwLock<Inventory>,
+    pub alerts: Mutex<Alerts>,
+    pub last_cycle: Mutex<Option<CycleReport>>,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+impl Collector {
+    pub fn new(config: CollectorConfig) -> Arc<Collector> {
+        Arc::new(Collector {
+            config,
+            inventory: RwLock::new(Inventory::default()),
+            alerts: Mutex::new(Alerts::default()),
+            last_cycle: Mutex::new(None),
+        })
+    }
+
+    pub fn inventory(&self) -> std::sync::RwLockReadGuard<'_, Inventory> {
+        self.inventory.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn inventory_mut(&self) -> std::sync::RwLockWriteGuard<'_, Inventory> {
+        self.inventory.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn alerts(&self) -> std::sync::MutexGuard<'_, Alerts> {
+        self.alerts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Scans `ranges` and adds what answered to the inventory; returns the scan's report
+    /// and the addresses that are new.
+    pub async fn discover(&self, ranges: &Ranges) -> (ScanReport, Vec<IpAddr>) {
+        let config = ScanConfig {
+            ports: self.config.ports,
+            concurrency: self.config.concurrency,
+            timeout: self.config.timeout,
+            attempts: self.config.attempts + 1,
+        };
+        let report = scan(ranges, config).await;
+        let fresh = {
+            let mut inv = self.inventory_mut();
+            let positions = inv.enroll(&report.found, unix_now());
+            positions.into_iter().map(|i| inv.miners[i].ip).collect()
+        };
+        (report, fresh)
+    }
+
+    /// Enrolment checks for `ips`: the web identity (MAC, serial) with the farm's
+    /// passwords, whether the maker's default password still works, whether the API is
+    /// open to anyone.
+    pub async fn enrol(self: &Arc<Self>, ips: Vec<IpAddr>) {
+        let permits = Arc::new(Semaphore::new((self.config.concurrency / 4).max(1)));
+        let mut tasks = JoinSet::new();
+        for ip in ips {
+            let Some(contract) = self.inventory().get(ip).map(|m| m.contract) else {
+                continue;
+            };
+            if contract != Contract::Bmminer {
+                continue;
+            }
+            let permit = Arc::clone(&permits).acquire_owned().await.expect("open");
+            let me = Arc::clone(self);
+            tasks.spawn(async move {
+                let _permit = permit;
+                me.enrol_one(ip).await;
+            });
+        }
+        while tasks.join_next().await.is_some() {}
+    }
+
+    async fn enrol_one(&self, ip: IpAddr) {
+        let (t, ports) = (self.config.timeout, self.config.ports);
+        let defaults = [hashforge_minerapi::antminer_web::USER.to_string()];
+        let mut status = match client::read(ip, Contract::Bmminer, ports, None, t).await {
+            Ok(s) => s,
+            Err(_) => return,
+        };
+        let default_password = client::read_web_identity(ip, ports.http, &defaults, &mut status, t)
+            .await
+            .is_ok();
+        if !default_password && !self.config.web_passwords.is_empty() {
+            let _ = client::read_web_identity(
+                ip,
+                ports.http,
+                &self.config.web_passwords,
+                &mut status,
+                t,
+            )
+            .await;
+        }
+        let api_open = client::api_open(ip, ports.cgminer, t).await.ok();
+        let mut inv = self.inventory_mut();
+        if let Some(i) = inv.position(ip) {
+            let m = &mut inv.miners[i];
+            m.default_password = Some(default_password);
+            m.api_open = api_open;
+            m.serial = status.identity.serial.clone().or(m.serial.take());
+            m.mac = status.identity.mac.clone().or(m.mac.take());
+            m.hostname = status.identity.hostname.clone().or(m.hostname.take());
+        }
+    }
+
+    /// Reads every known miner once.
+    pub async fn poll_cycle(self: &Arc<Self>) -> CycleReport {
+        let start = Instant::now();
+        let targets: Vec<(IpAddr, Contract, Option<usize>)> = self
+            .inventory()
+            .miners
+            .iter()
+            .map(|m| (m.ip, m.contract, expected_chips(&m.model)))
+            .collect();
+        let permits = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
+        let mut tasks = JoinSet::new();
+        let mut report = CycleReport {
+            miners: targets.len(),
+            ..CycleReport::default()
+        };
+        let mut latencies = Vec::with_capacity(targets.len());
+        let mut opened: Vec<Alert> = Vec::new();
+        for (ip, contract, expected) in targets {
+            let permit = Arc::clone(&permits).acquire_owned().await.expect("open");
+            let me = Arc::clone(self);
+            tasks.spawn(async move {
+                let _permit = permit;
+                me.read_one(ip, contract, expected).await
+            });
+            while let Some(r) = tasks.try_join_next() {
+                self.tally(r, &mut report, &mut latencies, &mut opened);
+            }
+        }
+        while let Some(r) = tasks.join_next().await {
+            self.tally(r, &mut report, &mut latencies, &mut opened);
+        }
+        self.inventory_mut().close_cycle(unix_now());
+        latencies.sort_by(f64::total_cmp);
+        report.read_p50_ms = percentile(&latencies, 0.5);
+        report.read_p99_ms = percentile(&latencies, 0.99);
+        report.elapsed_secs = start.elapsed().as_secs_f64();
+        report.alerts_opened = opened.len();
+        for a in &opened {
+            tracing::info!(ip = %a.ip, kind = a.kind.label(), "alert: {}", a.evidence);
+        }
+        if let (Some(hook), false) = (&self.config.webhook, opened.is_empty()) {
+            if let Err(e) = crate::http::post_json(
+                hook,
+                &serde_json::to_vec(&opened).unwrap_or_default(),
+                self.config.timeout,
+            )
+            .await
+            {
+                tracing::warn!("webhook {hook}: {e}");
+            }
+        }
+        *self.last_cycle.lock().unwrap_or_else(|e| e.into_inner()) = Some(report.clone());
+        report
+    }
+
+    fn tally(
+        &self,
+        r: Result<Outcome, tokio::task::JoinError>,
+        report: &mut CycleReport,
+        latencies: &mut Vec<f64>,
+        opened: &mut Vec<Alert>,
+    ) {
+        let Ok(o) = r else {
+            return;
+        };
+        if o.answered {
+            report.answered += 1;
+            latencies.push(o.ms);
+        } else {
+            report.missed += 1;
+        }
+        if o.retried {
+            report.retried += 1;
+        }
+        opened.extend(o.opened);
+    }
+
+    async fn read_one(&self, ip: IpAddr, contract: Contract, expected: Option<usize>) -> Outcome {
+        let mut retried = false;
+        let mut result = Err(client::ReadError::Closed);
+        let mut ms = 0.0;
+        for attempt in 0..self.config.attempts.max(1) {
+            let t0 = Instant::now();
+            result = client::read(
+                ip,
+                contract,
+                self.config.ports,
+                expected,
+                self.config.timeout,
+            )
+            .await;
+            ms = t0.elapsed().as_secs_f64() * 1e3;
+            if result.is_ok() {
+                break;
+            }
+            retried = true;
+            tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+        }
+        let now = unix_now();
+        let answered = result.is_ok();
+        let f = {
+            let mut inv = self.inventory_mut();
+            let Some(i) = inv.position(ip) else {
+                return Outcome::default();
+            };
+            let m = &mut inv.miners[i];
+            match &result {
+                Ok(s) => m.update(s, now, ms as f32),
+                Err(e) => m.missed(e.to_string(), now),
+            }
+            findings(m, &self.config.rules)
+        };
+        let opened = self.alerts().apply(ip, f, now);
+        Outcome {
+            answered,
+            retried: retried && answered,
+            ms,
+            opened,
+        }
+    }
+
+    /// Polls every `every` until `stop` is set.
+    pub async fn run(
+        self: Arc<Self>,
+        every: Duration,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        loop {
+            let started = Instant::now();
+            let r = self.poll_cycle().await;
+            tracing::debug!(
+                "poll: {} of {} answered in {:.2} s",
+                r.answered,
+                r.miners,
+                r.elapsed_secs
+            );
+            let wait = every.saturating_sub(started.elapsed());
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct Outcome {
+    answered: bool,
+    retried: bool,
+    ms: f64,
+    opened: Vec<Alert>,
+}
+
+/// Chips per board of a model, from the machine table (`S21 Pro` -> 65).
+pub fn expected_chips(model: &str) -> Option<usize> {
+    let key = model.to_ascii_lowercase().replace([' ', '_'], "");
+    hashforge_asic::MachineProfile::ALL
+        .into_iter()
+        .find(|p| {
+            p.name.replace('-', "") == key
+                || p.model
+                    .to_ascii_lowercase()
+                    .replace(' ', "")
+                    .ends_with(&key)
+        })
+        .map(|p| p.chips_per_board)
+}
