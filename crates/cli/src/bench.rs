@@ -22,6 +22,28 @@ pub enum BenchCommand {
     /// connection. Without --target it starts its own `hashforge pool` on a temporary
     /// regtest chain.
     Pool(PoolBenchArgs),
+    /// The fleet console against a simulated fleet in this process: discovery time and
+    /// found/expected, poll-cycle time, per-miner read latency, the console's memory per
+    /// miner with a day of history, and the miner table's first page.
+    Fleet(FleetBenchArgs),
+}
+
+#[derive(Args)]
+pub struct FleetBenchArgs {
+    /// Simulated miners (from 127.16.0.1).
+    #[arg(long, default_value_t = 10_000)]
+    miners: u32,
+    /// Poll cycles to time.
+    #[arg(long, default_value_t = 3)]
+    cycles: usize,
+    /// Reads (and probes) in flight at once.
+    #[arg(long, default_value_t = 1024)]
+    concurrency: usize,
+    /// One JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    ports: crate::fleet::PortArgs,
 }
 
 #[derive(Args)]
@@ -72,6 +94,7 @@ pub fn run(cmd: BenchCommand) -> Result<(), String> {
     match cmd {
         BenchCommand::Sha256d(args) => sha256d(args),
         BenchCommand::Pool(args) => pool(args),
+        BenchCommand::Fleet(args) => fleet(args),
     }
 }
 
@@ -420,5 +443,195 @@ fn pool(args: PoolBenchArgs) -> Result<(), String> {
             println!("CPU for the new tip: pool {p:.2} s, generator {g:.2} s");
         }
     }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct FleetBenchResult {
+    miners: u32,
+    scan_range: String,
+    scan_addresses: u64,
+    scan_secs: f64,
+    found: usize,
+    poll_cycles: Vec<hashforge_fleet::poll::CycleReport>,
+    console_rss_mib: f64,
+    console_bytes_per_miner: f64,
+    table_page_ms: f64,
+    overview_ms: f64,
+    /// History is kept in memory (rolled up per miner); no database yet.
+    db_bytes_per_miner_day: Option<f64>,
+}
+
+/// The smallest CIDR block, /16 or larger, that holds `first..=last`.
+fn covering_block(first: std::net::Ipv4Addr, last: std::net::Ipv4Addr) -> String {
+    let (a, b) = (u32::from(first), u32::from(last));
+    let mut bits = 16;
+    while bits > 8 && (a >> (32 - bits)) != (b >> (32 - bits)) {
+        bits -= 1;
+    }
+    let base = a & (u32::MAX << (32 - bits));
+    format!("{}/{bits}", std::net::Ipv4Addr::from(base))
+}
+
+fn fleet(args: FleetBenchArgs) -> Result<(), String> {
+    use hashforge_fleet::poll::{Collector, CollectorConfig};
+    use hashforge_fleet::range::Ranges;
+    use hashforge_fleet::sim::{FleetSpec, Ports, SimFleet, Simulator};
+    use hashforge_fleet::state::{Sample, HOURLY, RECENT};
+    use std::sync::Arc;
+    if args.miners == 0 || args.cycles == 0 {
+        return Err("--miners and --cycles must be at least 1".into());
+    }
+    let base = std::net::Ipv4Addr::new(127, 16, 0, 1);
+    let last = std::net::Ipv4Addr::from(u32::from(base) + args.miners - 1);
+    if last.octets()[0] != 127 {
+        return Err(format!(
+            "{} miners do not fit in 127.16.0.1-127.255.255.254",
+            args.miners
+        ));
+    }
+    let block = covering_block(base, last);
+    let ranges = Ranges::parse(&block).map_err(|e| e.to_string())?;
+    let pid = std::process::id();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let result = rt.block_on(async {
+        let mut spec = FleetSpec::new(args.miners, base);
+        // Every machine up from the start and no faults: this measures the console, and a
+        // rebooting machine would rightly count as missed.
+        spec.boot_spread_secs = 0.0;
+        spec.faults_per_hour = 0.0;
+        let ports = Ports {
+            cgminer: args.ports.cgminer_port,
+            http: args.ports.http_port,
+        };
+        let sim = Simulator::start(SimFleet::new(spec), ports)
+            .await
+            .map_err(|e| e.to_string())?;
+        let collector = Collector::new(CollectorConfig {
+            ports: args.ports.miner_ports(),
+            concurrency: args.concurrency,
+            ..CollectorConfig::default()
+        });
+        let rss_before = rss_kib(pid).unwrap_or(0);
+        if !args.json {
+            eprintln!(
+                "scanning {block} ({} addresses) for {} simulated miners ...",
+                ranges.len(),
+                args.miners
+            );
+        }
+        let (scan, _) = collector.discover(&ranges).await;
+        let mut cycles = Vec::new();
+        for i in 0..args.cycles {
+            let r = collector.poll_cycle().await;
+            if !args.json {
+                eprintln!(
+                    "poll cycle {}: {} of {} answered in {:.2} s",
+                    i + 1,
+                    r.answered,
+                    r.miners,
+                    r.elapsed_secs
+                );
+            }
+            cycles.push(r);
+        }
+        // A day of history as the rollup keeps it: the last hour per minute, hourly means.
+        {
+            let now = hashforge_fleet::sim::serve::unix_now();
+            let mut inv = collector
+                .inventory
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
+            for m in inv.miners.iter_mut() {
+                for k in 0..(HOURLY * 60 + RECENT) as u64 {
+                    m.record_sample(Sample {
+                        at: now - 86_400 + k * 60,
+                        hashrate_ths: m.hashrate_ths,
+                        temp: 70.0,
+                        power_w: m.power_w.unwrap_or(f32::NAN),
+                    });
+                }
+            }
+        }
+        let rss_after = rss_kib(pid).unwrap_or(0);
+        // The UI: the first page of the table, filtered and sorted, and the overview.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| e.to_string())?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(hashforge_fleet::console::serve(
+            listener,
+            Arc::clone(&collector),
+            stop_rx,
+        ));
+        let time_get = |path: &'static str| async move {
+            let mut ms = Vec::new();
+            for _ in 0..7 {
+                let t = Instant::now();
+                let r = hashforge_fleet::http::get(addr, path, None, Duration::from_secs(30)).await;
+                ms.push(t.elapsed().as_secs_f64() * 1e3);
+                if let Ok(r) = r {
+                    assert_eq!(r.code, 200, "{path}");
+                }
+            }
+            ms.sort_by(f64::total_cmp);
+            ms[ms.len() / 2]
+        };
+        let table_page_ms = time_get("/miners?q=S21&sort=hashrate&dir=desc").await;
+        let overview_ms = time_get("/").await;
+        let _ = stop.send(true);
+        sim.stop().await;
+        let grown = rss_after.saturating_sub(rss_before) as f64 * 1024.0;
+        Ok::<_, String>(FleetBenchResult {
+            miners: args.miners,
+            scan_range: block.clone(),
+            scan_addresses: scan.addresses,
+            scan_secs: scan.elapsed.as_secs_f64(),
+            found: scan.found.len(),
+            poll_cycles: cycles,
+            console_rss_mib: grown / 1048576.0,
+            console_bytes_per_miner: grown / f64::from(args.miners),
+            table_page_ms,
+            overview_ms,
+            db_bytes_per_miner_day: None,
+        })
+    })?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string(&result).map_err(|e| e.to_string())?
+        );
+        return Ok(());
+    }
+    println!(
+        "discovery    {} addresses of {} in {:.2} s: {} of {} miners found",
+        result.scan_addresses, result.scan_range, result.scan_secs, result.found, result.miners
+    );
+    for (i, c) in result.poll_cycles.iter().enumerate() {
+        println!(
+            "poll {}       {} of {} read in {:.2} s ({} after a retry, {} missed); a read p50 {:.1} ms, p99 {:.1} ms",
+            i + 1,
+            c.answered,
+            c.miners,
+            c.elapsed_secs,
+            c.retried,
+            c.missed,
+            c.read_p50_ms,
+            c.read_p99_ms
+        );
+    }
+    println!(
+        "memory       the console grew {:.1} MiB with a day of history: {:.0} bytes per miner",
+        result.console_rss_mib, result.console_bytes_per_miner
+    );
+    println!(
+        "UI           miner table, first page filtered and sorted: {:.1} ms; overview {:.1} ms",
+        result.table_page_ms, result.overview_ms
+    );
+    println!("disk         not measured: history is kept in memory, there is no database yet");
     Ok(())
 }

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod board;
+mod fleet;
 mod header;
 mod mine;
 mod pool;
@@ -51,6 +52,9 @@ enum Command {
     Chain(pool::ChainCommand),
     /// Everything on one machine: a pool on an embedded regtest chain and a miner on it.
     Up(Box<up::UpArgs>),
+    /// The fleet console: discover miners, poll them, raise alerts, serve the web UI
+    /// (`fleet scan` discovers once; `fleet simulate` runs a simulated fleet).
+    Fleet(Box<fleet::FleetArgs>),
 }
 
 fn main() -> ExitCode {
@@ -72,6 +76,7 @@ fn main() -> ExitCode {
         Command::Chain(cmd) => pool::chain(cmd),
         Command::Up(args) => up::run(*args),
         Command::Mine(args) => mine::run(*args),
+        Command::Fleet(args) => fleet::run(*args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -34,6 +34,16 @@ pub enum ReadError {
 }
 
 impl ReadError {
+    /// An I/O error after connecting: a reset or a broken pipe is a peer that hung up
+    /// without answering, the same as [`ReadError::Closed`].
+    pub fn io(e: std::io::Error) -> ReadError {
+        use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
+        match e.kind() {
+            ConnectionReset | ConnectionAborted | BrokenPipe => ReadError::Closed,
+            _ => ReadError::Io(e),
+        }
+    }
+
     /// Whether trying again may help (a busy moment), as against an answer that will not change.
     pub fn is_transient(&self) -> bool {
         matches!(
@@ -68,14 +78,14 @@ pub async fn cgminer(
     tokio::time::timeout_at(deadline, stream.write_all(&req))
         .await
         .map_err(|_| ReadError::Timeout("send"))?
-        .map_err(ReadError::Io)?;
+        .map_err(ReadError::io)?;
     let mut buf = Vec::with_capacity(8 * 1024);
     let mut chunk = [0u8; 16 * 1024];
     loop {
         let n = tokio::time::timeout_at(deadline, stream.read(&mut chunk))
             .await
             .map_err(|_| ReadError::Timeout("reply"))?
-            .map_err(ReadError::Io)?;
+            .map_err(ReadError::io)?;
         if n == 0 {
             break;
         }

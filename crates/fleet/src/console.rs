@@ -359,6 +359,7 @@ pub fn table<'a>(
     q: &TableQuery,
 ) -> (Vec<&'a Miner>, usize) {
     let needle = q.q.as_deref().unwrap_or("").trim().to_ascii_lowercase();
+    let mut ip_text = String::with_capacity(40);
     let state = q.state.as_deref().unwrap_or("");
     let mut rows: Vec<&Miner> = miners
         .iter()
@@ -369,22 +370,7 @@ pub fn table<'a>(
             "alerting" => alerting(m.ip),
             _ => true,
         })
-        .filter(|m| {
-            needle.is_empty() || {
-                let hay = [
-                    Some(m.ip.to_string()),
-                    Some(m.name()),
-                    Some(m.firmware.clone()),
-                    m.hostname.clone(),
-                    m.serial.clone(),
-                    m.mac.clone(),
-                    m.pool_url.clone(),
-                ];
-                hay.iter()
-                    .flatten()
-                    .any(|h| h.to_ascii_lowercase().contains(&needle))
-            }
-        })
+        .filter(|m| needle.is_empty() || matches(m, &needle, &mut ip_text))
         .collect();
     let temp = |m: &Miner| {
         m.boards
@@ -435,6 +421,33 @@ pub fn table<'a>(
         .take(PAGE)
         .collect();
     (rows, total)
+}
+
+/// ASCII case-insensitive `contains`, without allocating (`needle` is lower case).
+fn contains_ci(hay: &str, needle: &str) -> bool {
+    let (h, n) = (hay.as_bytes(), needle.as_bytes());
+    n.len() <= h.len()
+        && h.windows(n.len())
+            .any(|w| w.iter().zip(n).all(|(a, b)| a.to_ascii_lowercase() == *b))
+}
+
+/// Whether the miner's address, make and model, firmware, hostname, serial, MAC or pool
+/// holds `needle`; `ip_text` is a buffer reused across miners.
+fn matches(m: &Miner, needle: &str, ip_text: &mut String) -> bool {
+    ip_text.clear();
+    let _ = write!(ip_text, "{}", m.ip);
+    let fields = [
+        Some(ip_text.as_str()),
+        Some(m.make.as_str()),
+        Some(m.model.as_str()),
+        Some(m.firmware.as_str()),
+        m.hostname.as_deref(),
+        m.serial.as_deref(),
+        m.mac.as_deref(),
+        m.pool_url.as_deref(),
+    ];
+    fields.into_iter().flatten().any(|f| contains_ci(f, needle))
+        || (needle.contains(' ') && contains_ci(&m.name(), needle))
 }
 
 fn temp_text(t: Option<f32>) -> String {

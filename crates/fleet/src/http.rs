@@ -129,14 +129,14 @@ async fn once(
     tokio::time::timeout_at(deadline, stream.write_all(req.as_bytes()))
         .await
         .map_err(|_| ReadError::Timeout("send"))?
-        .map_err(ReadError::Io)?;
+        .map_err(ReadError::io)?;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 16 * 1024];
     loop {
         let n = tokio::time::timeout_at(deadline, stream.read(&mut chunk))
             .await
             .map_err(|_| ReadError::Timeout("reply"))?
-            .map_err(ReadError::Io)?;
+            .map_err(ReadError::io)?;
         if n == 0 {
             break;
         }
@@ -144,6 +144,9 @@ async fn once(
         if buf.len() > MAX_BODY + MAX_HEAD {
             return Err(ReadError::TooLong(buf.len()));
         }
+    }
+    if buf.is_empty() {
+        return Err(ReadError::Closed);
     }
     parse_reply(&buf)
 }
@@ -245,7 +248,7 @@ pub async fn post_json(url: &str, body: &[u8], timeout: Duration) -> Result<(), 
     tokio::time::timeout_at(deadline, stream.write_all(&req))
         .await
         .map_err(|_| ReadError::Timeout("send"))?
-        .map_err(ReadError::Io)?;
+        .map_err(ReadError::io)?;
     let mut buf = Vec::new();
     let _ = tokio::time::timeout_at(deadline, stream.read_to_end(&mut buf)).await;
     let reply = parse_reply(&buf)?;

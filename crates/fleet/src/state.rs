@@ -179,7 +179,7 @@ impl Miner {
             .iter()
             .filter_map(|b| b.chip_temp)
             .fold(f32::NAN, f32::max);
-        self.record(Sample {
+        self.record_sample(Sample {
             at: now,
             hashrate_ths: self.hashrate_ths,
             temp,
@@ -193,7 +193,7 @@ impl Miner {
         self.online = false;
         self.last_error = Some(why);
         self.hashrate_ths = 0.0;
-        self.record(Sample {
+        self.record_sample(Sample {
             at: now,
             hashrate_ths: 0.0,
             temp: f32::NAN,
@@ -201,7 +201,8 @@ impl Miner {
         });
     }
 
-    fn record(&mut self, s: Sample) {
+    /// Adds a point of history, rolling the last hour up into hourly means as it ages.
+    pub fn record_sample(&mut self, s: Sample) {
         if self.recent.len() == RECENT {
             self.recent.pop_front();
         }

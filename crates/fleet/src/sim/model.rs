@@ -159,6 +159,8 @@ pub struct FleetSpec {
     pub default_password_share: f64,
     /// The pools the farm configured, in priority order.
     pub pools: Vec<String>,
+    /// Machines come up over this many seconds after the start.
+    pub boot_spread_secs: f64,
 }
 
 impl FleetSpec {
@@ -175,6 +177,7 @@ impl FleetSpec {
                 "stratum+tcp://pool.farm.example:3333".into(),
                 "stratum+tcp://backup.farm.example:3333".into(),
             ],
+            boot_spread_secs: 30.0,
         }
     }
 }
@@ -362,8 +365,8 @@ impl SimFleet {
         let mut boards_dropped = [false; 4];
         let mut dead: Vec<(u8, u16)> = Vec::new();
         let mut hijacked = false;
-        // Machines come up over the first half minute.
-        let mut boot = unit(seed, i, 3) * 30.0;
+        // Machines come up over the first seconds, not all at once.
+        let mut boot = unit(seed, i, 3) * self.spec.boot_spread_secs;
         if let Some(events) = self.events.lock().expect("events").get(&index) {
             for e in events.iter().take_while(|e| e.at <= t) {
                 match e.fault {

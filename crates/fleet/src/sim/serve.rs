@@ -306,7 +306,8 @@ fn antminer_page(
     }
 }
 
-pub(crate) fn unix_now() -> u64 {
+/// The wall clock in unix seconds.
+pub fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
