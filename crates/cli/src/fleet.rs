@@ -63,7 +63,7 @@ pub struct ConsoleArgs {
     #[arg(long, default_value_t = 60.0)]
     poll_every: f64,
     /// Seconds between rescans of the ranges, for miners that appear later.
-    #[arg(long, default_value_t = 600.0)]
+    #[arg(long, default_value_t = 60.0)]
     rescan_every: f64,
     /// A pool miners may mine to (stratum+tcp://host:port); repeatable. Any other raises a
     /// hijack alert. Without one, pools are not checked.
@@ -283,7 +283,7 @@ fn simulate(a: SimArgs) -> Result<(), String> {
 }
 
 /// The collector's configuration from the console's flags.
-fn collector_config(c: &ConsoleArgs) -> Result<CollectorConfig, String> {
+pub fn collector_config(c: &ConsoleArgs) -> Result<CollectorConfig, String> {
     for url in &c.pools_allowed {
         if !url.contains("://") {
             return Err(format!(
@@ -305,22 +305,58 @@ fn collector_config(c: &ConsoleArgs) -> Result<CollectorConfig, String> {
     })
 }
 
-/// Starts the collector and the console in the current runtime; returns the console's
-/// address and a sender that stops both.
-pub async fn start_console(
-    c: &ConsoleArgs,
-    ranges: Ranges,
-) -> Result<(SocketAddr, Arc<Collector>, watch::Sender<bool>), String> {
-    if !(c.poll_every.is_finite() && c.poll_every >= 1.0) {
-        return Err("--poll-every must be at least 1 second".into());
+/// What a console watches and how.
+pub struct ConsoleSetup {
+    pub listen: SocketAddr,
+    pub poll_every: Duration,
+    pub rescan_every: Duration,
+    pub config: CollectorConfig,
+    pub ranges: Option<Ranges>,
+    /// Single miners on ports of their own (`hashforge up`'s miner).
+    pub extra: Vec<(std::net::IpAddr, MinerPorts)>,
+    /// Discovery and poll lines at debug level (for `hashforge up`, whose log is the miner's).
+    pub quiet: bool,
+}
+
+impl ConsoleArgs {
+    fn setup(&self) -> Result<ConsoleSetup, String> {
+        if !(self.poll_every.is_finite() && self.poll_every >= 1.0) {
+            return Err("--poll-every must be at least 1 second".into());
+        }
+        if !(self.rescan_every.is_finite() && self.rescan_every >= 1.0) {
+            return Err("--rescan-every must be at least 1 second".into());
+        }
+        if self.scan.is_empty() {
+            return Err("give the ranges to watch: --scan 10.0.0.0/16 (repeatable)".into());
+        }
+        let ranges =
+            Ranges::parse_all(self.scan.iter().map(String::as_str)).map_err(|e| e.to_string())?;
+        Ok(ConsoleSetup {
+            listen: self.listen,
+            poll_every: Duration::from_secs_f64(self.poll_every),
+            rescan_every: Duration::from_secs_f64(self.rescan_every.max(self.poll_every)),
+            config: collector_config(self)?,
+            ranges: Some(ranges),
+            extra: Vec::new(),
+            quiet: false,
+        })
     }
-    let collector = Collector::new(collector_config(c)?);
-    let listener = tokio::net::TcpListener::bind(c.listen).await.map_err(|e| {
-        format!(
-            "cannot listen on {}: {e}; pick another (--listen HOST:PORT)",
-            c.listen
-        )
-    })?;
+}
+
+/// Starts the collector and the console in the current runtime; returns the console's
+/// address, the collector and a sender that stops both.
+pub async fn start_console(
+    setup: ConsoleSetup,
+) -> Result<(SocketAddr, Arc<Collector>, watch::Sender<bool>), String> {
+    let collector = Collector::new(setup.config);
+    let listener = tokio::net::TcpListener::bind(setup.listen)
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot listen on {}: {e}; pick another (--listen HOST:PORT)",
+                setup.listen
+            )
+        })?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let (stop, stop_rx) = watch::channel(false);
     tokio::spawn(hashforge_fleet::console::serve(
@@ -328,32 +364,55 @@ pub async fn start_console(
         Arc::clone(&collector),
         stop_rx.clone(),
     ));
-    let every = Duration::from_secs_f64(c.poll_every);
-    let rescan = Duration::from_secs_f64(c.rescan_every.max(c.poll_every));
     let me = Arc::clone(&collector);
+    let (every, rescan, quiet, ranges, extra) = (
+        setup.poll_every,
+        setup.rescan_every,
+        setup.quiet,
+        setup.ranges,
+        setup.extra,
+    );
     tokio::spawn(async move {
         let mut stop_rx = stop_rx;
         loop {
-            let (report, fresh) = me.discover(&ranges).await;
-            tracing::info!(
-                "discovery: {} miner(s) in {} address(es), {:.2} s; {} new",
-                report.found.len(),
-                report.addresses,
-                report.elapsed.as_secs_f64(),
-                fresh.len()
-            );
+            let mut fresh = Vec::new();
+            for (ip, ports) in &extra {
+                match me.watch(*ip, *ports).await {
+                    Ok(true) => fresh.push(*ip),
+                    Ok(false) => {}
+                    Err(e) => tracing::debug!("{ip}: {e}"),
+                }
+            }
+            if let Some(ranges) = &ranges {
+                let (report, new) = me.discover(ranges).await;
+                let line = format!(
+                    "discovery: {} miner(s) in {} address(es), {:.2} s; {} new",
+                    report.found.len(),
+                    report.addresses,
+                    report.elapsed.as_secs_f64(),
+                    new.len()
+                );
+                if quiet {
+                    tracing::debug!("{line}");
+                } else {
+                    tracing::info!("{line}");
+                }
+                fresh.extend(new);
+            }
             me.enrol(fresh).await;
             let until = tokio::time::Instant::now() + rescan;
             while tokio::time::Instant::now() < until {
                 let started = tokio::time::Instant::now();
                 let r = me.poll_cycle().await;
-                tracing::info!(
+                let line = format!(
                     "poll: {} of {} answered in {:.2} s, {} alert(s) opened",
-                    r.answered,
-                    r.miners,
-                    r.elapsed_secs,
-                    r.alerts_opened
+                    r.answered, r.miners, r.elapsed_secs, r.alerts_opened
                 );
+                if quiet {
+                    tracing::debug!("{line}");
+                } else {
+                    tracing::info!("{line}");
+                }
                 tokio::select! {
                     _ = tokio::time::sleep_until(started + every) => {}
                     _ = stop_rx.changed() => return,
@@ -365,13 +424,10 @@ pub async fn start_console(
 }
 
 fn console(c: ConsoleArgs) -> Result<(), String> {
-    if c.scan.is_empty() {
-        return Err("give the ranges to watch: --scan 10.0.0.0/16 (repeatable)".into());
-    }
-    let ranges = Ranges::parse_all(c.scan.iter().map(String::as_str)).map_err(|e| e.to_string())?;
+    let setup = c.setup()?;
     let rt = runtime()?;
     rt.block_on(async {
-        let (addr, _collector, stop) = start_console(&c, ranges).await?;
+        let (addr, _collector, stop) = start_console(setup).await?;
         eprintln!("hashforge fleet: console at http://{addr}/ (JSON at /api/fleet, Prometheus at /metrics); Ctrl-C stops");
         let _ = tokio::signal::ctrl_c().await;
         let _ = stop.send(true);

@@ -1,13 +1,20 @@
 //! `hashforge up`: everything on one laptop: a pool on an embedded regtest chain, and a miner
 //! mining real regtest blocks on it, all on loopback, with the pages to look at.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
+use hashforge_fleet::alerts::Rules;
+use hashforge_fleet::client::MinerPorts;
+use hashforge_fleet::poll::CollectorConfig;
+use hashforge_fleet::range::Ranges;
+use hashforge_fleet::sim::{FleetSpec, Ports, SimFleet, Simulator};
 use hashforge_miner::{DeviceSpec, Miner, MinerConfig, PoolConfig as MinerPool};
 use hashforge_pool::{Pool, PoolConfig};
+
+use crate::fleet::{start_console, ConsoleSetup};
 
 #[derive(Args, Debug)]
 pub struct UpArgs {
@@ -36,6 +43,18 @@ pub struct UpArgs {
     devices: Vec<String>,
     #[arg(long = "fault", value_name = "KIND:ARGS", help = crate::fault_help())]
     faults: Vec<String>,
+    /// The fleet console, watching this miner and the simulated fleet.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8090")]
+    console: SocketAddr,
+    /// Simulated miners beside this one for the console to watch (0: none).
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    fleet: u32,
+    /// The simulated fleet's cgminer API port (on 127.16.0.1 onwards).
+    #[arg(long, value_name = "PORT", default_value_t = 14028)]
+    fleet_cgminer_port: u16,
+    /// The simulated fleet's web port.
+    #[arg(long, value_name = "PORT", default_value_t = 10080)]
+    fleet_http_port: u16,
     /// Stop after this many seconds (default: run until Ctrl-C).
     #[arg(long, value_name = "SECS")]
     seconds: Option<u64>,
@@ -88,6 +107,7 @@ pub fn run(args: UpArgs) -> Result<(), String> {
         let miner = Miner::start(miner_config)
             .await
             .map_err(|e| format!("miner: {e}"))?;
+        let (console, sim, stop_console) = start_fleet(&args, &miner, &pool.stratum_url()).await?;
         eprintln!();
         eprintln!("hashforge is up, mining an embedded REGTEST chain (test coins, not mainnet)");
         eprintln!(
@@ -105,6 +125,13 @@ pub fn run(args: UpArgs) -> Result<(), String> {
                 api.port()
             );
         }
+        eprintln!(
+            "  fleet:  console http://{console}/   watching this miner{}",
+            sim.as_ref().map_or(String::new(), |s| format!(
+                " and {} simulated ones",
+                s.fleet.len()
+            ))
+        );
         eprintln!(
             "  blocks: hashforge chain export --data-dir {}",
             args.data_dir.display()
@@ -129,8 +156,93 @@ pub fn run(args: UpArgs) -> Result<(), String> {
             }
         }
         eprintln!("stopping");
+        let _ = stop_console.send(true);
+        if let Some(sim) = sim {
+            sim.stop().await;
+        }
         miner.stop().await;
         pool.stop().await;
         Ok(())
     })
+}
+
+/// The fleet console on `--console`, watching this miner (its API and web on their own
+/// ports) and `--fleet` simulated miners from 127.16.0.1.
+async fn start_fleet(
+    args: &UpArgs,
+    miner: &hashforge_miner::MinerHandle,
+    own_pool: &str,
+) -> Result<
+    (
+        SocketAddr,
+        Option<Simulator>,
+        tokio::sync::watch::Sender<bool>,
+    ),
+    String,
+> {
+    let sim = if args.fleet > 0 {
+        let spec = FleetSpec::new(args.fleet, Ipv4Addr::new(127, 16, 0, 1));
+        let ports = Ports {
+            cgminer: args.fleet_cgminer_port,
+            http: args.fleet_http_port,
+        };
+        Some(
+            Simulator::start(SimFleet::new(spec), ports)
+                .await
+                .map_err(|e| format!("simulated fleet: {e}"))?,
+        )
+    } else {
+        None
+    };
+    let mut extra = Vec::new();
+    if let (Some(api), Some(http)) = (miner.api_addr(), miner.http_addr()) {
+        extra.push((
+            api.ip(),
+            MinerPorts {
+                cgminer: api.port(),
+                http: http.port(),
+            },
+        ));
+    }
+    let ranges = match &sim {
+        Some(s) => Some(
+            Ranges::parse(&crate::fleet::sim_range(&s.fleet.spec)).map_err(|e| e.to_string())?,
+        ),
+        None => None,
+    };
+    let config = CollectorConfig {
+        ports: MinerPorts {
+            cgminer: args.fleet_cgminer_port,
+            http: args.fleet_http_port,
+        },
+        web_passwords: sim
+            .as_ref()
+            .map(|s| s.fleet.spec.farm_password.clone())
+            .into_iter()
+            .collect(),
+        rules: Rules {
+            pools_allowed: sim
+                .as_ref()
+                .map(|s| s.fleet.spec.pools.clone())
+                .unwrap_or_default()
+                .into_iter()
+                .chain([own_pool.to_string()])
+                .collect(),
+            ..Rules::default()
+        },
+        log_alerts: false,
+        ..CollectorConfig::default()
+    };
+    let setup = ConsoleSetup {
+        listen: args.console,
+        poll_every: Duration::from_secs(10),
+        // The simulated machines come up over half a minute: look again soon.
+        rescan_every: Duration::from_secs(40),
+        config,
+        ranges,
+        extra,
+        quiet: true,
+    };
+    let (addr, _collector, stop) = start_console(setup).await?;
+    Ok((addr, sim, stop))
 }

@@ -41,7 +41,8 @@ fn get_json(addr: &str, path: &str) -> Value {
 fn up_mines_regtest_blocks_and_its_numbers_agree() {
     let dir = std::env::temp_dir().join(format!("hashforge-up-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let (pool_http, miner_http) = (free_addr(), free_addr());
+    let (pool_http, miner_http, console) = (free_addr(), free_addr(), free_addr());
+    let port = |a: String| a.rsplit_once(':').unwrap().1.to_string();
     let run_secs = 50;
     let child = Command::new(env!("CARGO_BIN_EXE_hashforge"))
         .args([
@@ -55,6 +56,13 @@ fn up_mines_regtest_blocks_and_its_numbers_agree() {
         ])
         .args(["--stratum", &free_addr(), "--api", &free_addr()])
         .args(["--pool-http", &pool_http, "--miner-http", &miner_http])
+        .args(["--console", &console, "--fleet", "5"])
+        .args([
+            "--fleet-cgminer-port",
+            &port(free_addr()),
+            "--fleet-http-port",
+            &port(free_addr()),
+        ])
         .arg("--data-dir")
         .arg(&dir)
         .env("RUST_LOG", "info")
@@ -67,11 +75,28 @@ fn up_mines_regtest_blocks_and_its_numbers_agree() {
     let pool = get_json(&pool_http, "/api/pool");
     let workers = get_json(&pool_http, "/api/workers");
     let miner = get_json(&miner_http, "/api/summary");
+    // The fleet console watches this miner: the chain that found 40 of its 65 chips.
+    let fleet_view = get_json(&console, "/api/miners/127.0.0.1");
     let pages = [&pool_http, &miner_http].map(|addr| rendered_text(&format!("http://{addr}/")));
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success());
     assert!(start.elapsed() < Duration::from_secs(run_secs + 30));
     let log = String::from_utf8_lossy(&output.stderr);
+    assert!(log.contains(&format!("console http://{console}/")), "{log}");
+    assert_eq!(fleet_view["miner"]["online"], true, "{fleet_view}");
+    assert_eq!(
+        fleet_view["miner"]["boards"][0]["chips_found"], 40,
+        "{fleet_view}"
+    );
+    let alerts = fleet_view["alerts"].as_array().unwrap();
+    assert!(
+        alerts.iter().any(|a| a["kind"] == "missing_chips"
+            && a["evidence"]
+                .as_str()
+                .unwrap()
+                .starts_with("board 0: 40 of 65 chips answer")),
+        "the console names the board and where the chain breaks: {fleet_view}"
+    );
 
     let live = &pool["live"];
     let worker = &workers["live"]["hashforge-up.rig1"];

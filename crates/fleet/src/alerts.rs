@@ -45,6 +45,24 @@ impl AlertKind {
         )
     }
 
+    /// How urgent: lower first. A stolen hash rate before a stopped fan before a chip.
+    pub fn rank(self) -> u8 {
+        match self {
+            AlertKind::PoolHijack => 0,
+            AlertKind::Offline => 1,
+            AlertKind::DefaultPassword => 2,
+            AlertKind::FirmwareNotAllowed => 3,
+            AlertKind::NotHashing => 4,
+            AlertKind::Hot => 5,
+            AlertKind::FanFailed => 6,
+            AlertKind::BoardGone => 7,
+            AlertKind::BadChips => 8,
+            AlertKind::MissingChips => 9,
+            AlertKind::LowHashrate => 10,
+            AlertKind::ApiOpen => 11,
+        }
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             AlertKind::Offline => "offline",
@@ -235,7 +253,7 @@ pub fn findings(m: &Miner, rules: &Rules) -> Vec<Finding> {
         out.push((
             AlertKind::ApiOpen,
             None,
-            "the cgminer API on 4028 answers `privileged` to anyone".into(),
+            "the cgminer API grants `privileged` to anyone".into(),
         ));
     }
     if m.default_password == Some(true) {
@@ -335,10 +353,16 @@ impl Alerts {
         opened
     }
 
-    /// Open alerts, newest first.
+    /// Open alerts, the most urgent kinds first, newest first within a kind.
     pub fn open(&self) -> Vec<&Alert> {
         let mut v: Vec<&Alert> = self.open.values().flatten().collect();
-        v.sort_by(|a, b| b.start.cmp(&a.start).then(b.id.cmp(&a.id)));
+        v.sort_by(|a, b| {
+            a.kind
+                .rank()
+                .cmp(&b.kind.rank())
+                .then(b.start.cmp(&a.start))
+                .then(b.id.cmp(&a.id))
+        });
         v
     }
 
@@ -377,6 +401,7 @@ mod tests {
         let mut m = Miner::new(
             &Identified {
                 ip: "127.16.0.1".parse().unwrap(),
+                ports: crate::client::MinerPorts::default(),
                 contract: Contract::Bmminer,
                 make: "Antminer".into(),
                 model: "S21 Pro".into(),

@@ -108,6 +108,9 @@ pub async fn cgminer(
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Identified {
     pub ip: IpAddr,
+    /// The ports it answered on.
+    #[serde(skip)]
+    pub ports: MinerPorts,
     pub contract: Contract,
     pub make: String,
     pub model: String,
@@ -115,7 +118,7 @@ pub struct Identified {
 }
 
 /// The ports miners answer on (fleet tools know no others; tests may move them).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct MinerPorts {
     pub cgminer: u16,
     pub http: u16,
@@ -154,6 +157,7 @@ pub async fn identify(
                 .to_string();
             return Ok(Some(Identified {
                 ip,
+                ports,
                 contract: Contract::Bmminer,
                 make: make.to_string(),
                 model,
@@ -180,6 +184,7 @@ pub async fn identify(
         if let Some(s) = axeos::read(&v) {
             return Ok(Some(Identified {
                 ip,
+                ports,
                 contract: Contract::AxeOs,
                 make: s.identity.make.to_string(),
                 model: s.identity.model,

@@ -423,6 +423,16 @@ pub fn table<'a>(
     (rows, total)
 }
 
+/// `4 ok`, or `1 of 4 stopped` in red.
+fn fans_text(rpm: &[u32]) -> String {
+    let stopped = rpm.iter().filter(|r| **r == 0).count();
+    match (rpm.len(), stopped) {
+        (0, _) => "–".into(),
+        (n, 0) => format!("{n} ok"),
+        (n, s) => format!("<span class=\"bad\">{s} of {n} stopped</span>"),
+    }
+}
+
 /// ASCII case-insensitive `contains`, without allocating (`needle` is lower case).
 fn contains_ci(hay: &str, needle: &str) -> bool {
     let (h, n) = (hay.as_bytes(), needle.as_bytes());
@@ -528,8 +538,8 @@ async fn miners_page(State(c): State<Arc<Collector>>, Query(q): Query<TableQuery
             temp_text(Some(m.boards.iter().filter_map(|b| b.chip_temp).fold(f32::NAN, f32::max))),
             m.power_w.filter(|_| m.online).map_or("–".into(), |w| watts(f64::from(w))),
             m.power_w.filter(|_| m.online).map_or("–".into(), |w| jth(f64::from(w), f64::from(m.hashrate_ths))),
-            if m.fans_rpm.is_empty() { "–".into() } else { m.fans_rpm.iter().map(u32::to_string).collect::<Vec<_>>().join(" ") },
-            esc(m.pool_url.as_deref().unwrap_or("–")),
+            fans_text(&m.fans_rpm),
+            esc(m.pool_url.as_deref().map_or("–", |u| u.split_once("://").map_or(u, |(_, h)| h))),
             if m.online { duration_for_people(m.uptime_secs as f64) } else { "–".into() },
             if open > 0 { format!("<span class=\"warn\">{open}</span>") } else { "0".into() },
             ip = m.ip,

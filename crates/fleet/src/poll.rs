@@ -31,6 +31,9 @@ pub struct CollectorConfig {
     pub rules: Rules,
     /// Where opened alerts are POSTed as JSON (`http://host:port/path`).
     pub webhook: Option<String>,
+    /// Log each opened alert (the console does; `hashforge up`, whose log is the miner's,
+    /// does not).
+    pub log_alerts: bool,
 }
 
 impl Default for CollectorConfig {
@@ -43,6 +46,7 @@ impl Default for CollectorConfig {
             web_passwords: Vec::new(),
             rules: Rules::default(),
             webhook: None,
+            log_alerts: true,
         }
     }
 }
@@ -116,6 +120,18 @@ impl Collector {
         (report, fresh)
     }
 
+    /// Adds one miner that answers on ports of its own (a miner whose API was moved), if it
+    /// answers; returns whether it is new.
+    pub async fn watch(&self, ip: IpAddr, ports: MinerPorts) -> Result<bool, client::ReadError> {
+        match client::identify(ip, ports, self.config.timeout).await? {
+            Some(found) => Ok(!self.inventory_mut().enroll(&[found], unix_now()).is_empty()),
+            None => Err(client::ReadError::Shape(format!(
+                "nothing miner-like answers at {ip} on ports {} and {}",
+                ports.cgminer, ports.http
+            ))),
+        }
+    }
+
     /// Enrolment checks for `ips`: the web identity (MAC, serial) with the farm's
     /// passwords, whether the maker's default password still works, whether the API is
     /// open to anyone.
@@ -140,7 +156,10 @@ impl Collector {
     }
 
     async fn enrol_one(&self, ip: IpAddr) {
-        let (t, ports) = (self.config.timeout, self.config.ports);
+        let Some(ports) = self.inventory().get(ip).map(|m| m.ports) else {
+            return;
+        };
+        let t = self.config.timeout;
         let defaults = [hashforge_minerapi::antminer_web::USER.to_string()];
         let mut status = match client::read(ip, Contract::Bmminer, ports, None, t).await {
             Ok(s) => s,
@@ -174,11 +193,11 @@ impl Collector {
     /// Reads every known miner once.
     pub async fn poll_cycle(self: &Arc<Self>) -> CycleReport {
         let start = Instant::now();
-        let targets: Vec<(IpAddr, Contract, Option<usize>)> = self
+        let targets: Vec<(IpAddr, MinerPorts, Contract, Option<usize>)> = self
             .inventory()
             .miners
             .iter()
-            .map(|m| (m.ip, m.contract, expected_chips(&m.model)))
+            .map(|m| (m.ip, m.ports, m.contract, expected_chips(&m.model)))
             .collect();
         let permits = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
         let mut tasks = JoinSet::new();
@@ -188,12 +207,12 @@ impl Collector {
         };
         let mut latencies = Vec::with_capacity(targets.len());
         let mut opened: Vec<Alert> = Vec::new();
-        for (ip, contract, expected) in targets {
+        for (ip, ports, contract, expected) in targets {
             let permit = Arc::clone(&permits).acquire_owned().await.expect("open");
             let me = Arc::clone(self);
             tasks.spawn(async move {
                 let _permit = permit;
-                me.read_one(ip, contract, expected).await
+                me.read_one(ip, ports, contract, expected).await
             });
             while let Some(r) = tasks.try_join_next() {
                 self.tally(r, &mut report, &mut latencies, &mut opened);
@@ -208,8 +227,10 @@ impl Collector {
         report.read_p99_ms = percentile(&latencies, 0.99);
         report.elapsed_secs = start.elapsed().as_secs_f64();
         report.alerts_opened = opened.len();
-        for a in &opened {
-            tracing::info!(ip = %a.ip, kind = a.kind.label(), "alert: {}", a.evidence);
+        if self.config.log_alerts {
+            for a in &opened {
+                tracing::info!(ip = %a.ip, kind = a.kind.label(), "alert: {}", a.evidence);
+            }
         }
         if let (Some(hook), false) = (&self.config.webhook, opened.is_empty()) {
             if let Err(e) = crate::http::post_json(
@@ -248,20 +269,19 @@ impl Collector {
         opened.extend(o.opened);
     }
 
-    async fn read_one(&self, ip: IpAddr, contract: Contract, expected: Option<usize>) -> Outcome {
+    async fn read_one(
+        &self,
+        ip: IpAddr,
+        ports: MinerPorts,
+        contract: Contract,
+        expected: Option<usize>,
+    ) -> Outcome {
         let mut retried = false;
         let mut result = Err(client::ReadError::Closed);
         let mut ms = 0.0;
         for attempt in 0..self.config.attempts.max(1) {
             let t0 = Instant::now();
-            result = client::read(
-                ip,
-                contract,
-                self.config.ports,
-                expected,
-                self.config.timeout,
-            )
-            .await;
+            result = client::read(ip, contract, ports, expected, self.config.timeout).await;
             ms = t0.elapsed().as_secs_f64() * 1e3;
             if result.is_ok() {
                 break;

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use hashforge_minerapi::{ChainState, MinerStatus};
 use serde::Serialize;
 
-use crate::client::{Contract, Identified};
+use crate::client::{Contract, Identified, MinerPorts};
 
 /// Raw samples kept per miner (one per poll): an hour at one a minute.
 pub const RECENT: usize = 60;
@@ -48,6 +48,7 @@ pub struct Sample {
 #[derive(Clone, Debug, Serialize)]
 pub struct Miner {
     pub ip: IpAddr,
+    pub ports: MinerPorts,
     pub contract: Contract,
     pub make: String,
     pub model: String,
@@ -91,6 +92,7 @@ impl Miner {
     pub fn new(found: &Identified, now: u64) -> Miner {
         Miner {
             ip: found.ip,
+            ports: found.ports,
             contract: found.contract,
             make: found.make.clone(),
             model: found.model.clone(),
@@ -282,6 +284,7 @@ impl Inventory {
                     m.make.clone_from(&f.make);
                     m.model.clone_from(&f.model);
                     m.contract = f.contract;
+                    m.ports = f.ports;
                 }
                 None => {
                     self.by_ip.insert(f.ip, self.miners.len());
