@@ -125,6 +125,9 @@ pub struct SimArgs {
     /// The farm's web password; 5% of stock machines keep the maker's (root).
     #[arg(long, default_value = "farm")]
     pub web_password: String,
+    /// Machines come up over this many seconds, as a farm does after a power cut.
+    #[arg(long, default_value_t = 30.0)]
+    pub boot_secs: f64,
     #[command(flatten)]
     pub ports: PortArgs,
 }
@@ -152,6 +155,10 @@ impl SimArgs {
         }
         spec.faults_per_hour = self.faults_per_hour;
         spec.farm_password = self.web_password.clone();
+        if !(self.boot_secs.is_finite() && self.boot_secs >= 0.0) {
+            return Err("--boot-secs must be 0 or more".into());
+        }
+        spec.boot_spread_secs = self.boot_secs;
         Ok(spec)
     }
 
@@ -224,7 +231,7 @@ fn scan_once(a: ScanArgs) -> Result<(), String> {
                     "model": f.model,
                     "firmware": f.firmware,
                     "contract": f.contract,
-                    "hashrate_ths": ths,
+                    "hashrate_ths": ths.map(|t| (t * 1000.0).round() / 1000.0),
                 })
             );
         } else {

@@ -597,6 +597,18 @@ mod tests {
     }
 
     #[test]
+    fn seed_one_is_the_fleet_the_fleet_tools_test_reads() {
+        // crates/cli/tests/fleet_tools.rs reads .1, .3 and .5 of this fleet.
+        let mut spec = FleetSpec::new(6, Ipv4Addr::new(127, 0, 3, 1));
+        spec.mix = parse_mix("s21pro=1,bitaxe=1,hashforge=1").unwrap();
+        let f = SimFleet::new(spec);
+        assert_eq!(
+            (f.kind(0), f.kind(2), f.kind(4)),
+            (Kind::Bitaxe, Kind::Hashforge, Kind::S21Pro)
+        );
+    }
+
+    #[test]
     fn mixes_are_checked() {
         assert!(parse_mix("s21pro=60,bitaxe=1").is_ok());
         assert!(parse_mix("m60s=7").unwrap_err().contains("does not speak"));
