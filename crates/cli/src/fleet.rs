@@ -10,7 +10,6 @@ use hashforge_fleet::alerts::Rules;
 use hashforge_fleet::client::MinerPorts;
 use hashforge_fleet::poll::{Collector, CollectorConfig};
 use hashforge_fleet::range::Ranges;
-use hashforge_fleet::scan::{scan, ScanConfig};
 use hashforge_fleet::sim::{parse_mix, FleetSpec, Ports, SimFleet, Simulator};
 use tokio::sync::watch;
 
@@ -196,32 +195,23 @@ fn scan_once(a: ScanArgs) -> Result<(), String> {
     let ranges =
         Ranges::parse_all(a.ranges.iter().map(String::as_str)).map_err(|e| e.to_string())?;
     let rt = runtime()?;
-    let report = rt.block_on(scan(
-        &ranges,
-        ScanConfig {
-            ports: a.ports.miner_ports(),
-            concurrency: a.concurrency,
-            ..ScanConfig::default()
-        },
-    ));
-    // A read per miner for the hash rate the JSON carries.
-    let readings = rt.block_on(async {
-        let mut out = Vec::new();
-        for f in &report.found {
-            let expected = hashforge_fleet::poll::expected_chips(&f.model);
-            let r = hashforge_fleet::client::read(
-                f.ip,
-                f.contract,
-                a.ports.miner_ports(),
-                expected,
-                Duration::from_secs(3),
-            )
-            .await;
-            out.push(r.ok().map(|s| s.hashrate.last_5s.as_ths()));
-        }
-        out
+    let collector = Collector::new(CollectorConfig {
+        ports: a.ports.miner_ports(),
+        concurrency: a.concurrency.clamp(1, 8192),
+        ..CollectorConfig::default()
     });
-    for (f, ths) in report.found.iter().zip(&readings) {
+    // Discovery, then one read of every miner found (for the hash rate), both concurrent.
+    let report = rt.block_on(async {
+        let (report, _) = collector.discover(&ranges).await;
+        collector.poll_cycle().await;
+        report
+    });
+    let inv = collector.inventory();
+    for f in &report.found {
+        let ths = inv
+            .get(f.ip)
+            .filter(|m| m.online)
+            .map(|m| (f64::from(m.hashrate_ths) * 1000.0).round() / 1000.0);
         if a.json {
             println!(
                 "{}",
@@ -231,7 +221,7 @@ fn scan_once(a: ScanArgs) -> Result<(), String> {
                     "model": f.model,
                     "firmware": f.firmware,
                     "contract": f.contract,
-                    "hashrate_ths": ths.map(|t| (t * 1000.0).round() / 1000.0),
+                    "hashrate_ths": ths,
                 })
             );
         } else {

@@ -12,7 +12,7 @@ use hashforge_minerapi::cgminer::{decode_reply, Request};
 use hashforge_minerapi::digest::{authorization, ANTMINER_REALM};
 use hashforge_minerapi::{bmminer, ChainState, ChipHealth, MinerStatus};
 use serde_json::Value;
-use support::{api, wait_for, TestPool};
+use support::{api, TestPool};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const TOKEN: &str = "let-me-write";

@@ -22,9 +22,11 @@ use tokio::task::JoinHandle;
 use super::model::{Contract, SimFleet};
 use crate::http::{read_head, respond, Head};
 
-/// Connections answered at once (each holds a descriptor): well under the 20,000 a process
-/// may hold, with room for the console in the same process.
-const MAX_CONNECTIONS: usize = 4096;
+/// Connections answered at once (each holds a descriptor): under the 20,000 a process may
+/// hold, with room for a console of 1,024 reads in the same process. Fleet tools that probe
+/// an address several ways at once (asic-rs opens about six connections per address) need
+/// this many at their default concurrency.
+const MAX_CONNECTIONS: usize = 16_384;
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The ports the fleet answers on.
