@@ -286,15 +286,17 @@ pub struct Alerts {
     open_count: usize,
     pub closed: VecDeque<Alert>,
     next_id: u64,
-    /// Alerts opened, by minute, for the rate limit on notifications.
-    opened_this_minute: (u64, u32),
+    /// Notifications this minute, by rule, for the rate limit.
+    opened_this_minute: (u64, HashMap<AlertKind, u32>),
     /// Notifications not sent because of the rate limit.
     pub suppressed: u64,
 }
 
 /// Closed alerts kept for the console.
 const CLOSED_KEPT: usize = 10_000;
-/// Notifications (log lines, webhook) per minute at most; the rest are counted.
+/// Notifications (log lines, webhook) per rule per minute at most; the rest are counted. Per
+/// rule, so that a flood of one kind (every stock machine's open API, found at enrolment)
+/// never silences another (a chip that just died).
 pub const NOTIFY_PER_MINUTE: u32 = 120;
 
 impl Alerts {
@@ -338,10 +340,11 @@ impl Alerts {
             self.open_count += 1;
             let minute = now / 60;
             if self.opened_this_minute.0 != minute {
-                self.opened_this_minute = (minute, 0);
+                self.opened_this_minute = (minute, HashMap::new());
             }
-            if self.opened_this_minute.1 < NOTIFY_PER_MINUTE {
-                self.opened_this_minute.1 += 1;
+            let sent = self.opened_this_minute.1.entry(kind).or_default();
+            if *sent < NOTIFY_PER_MINUTE {
+                *sent += 1;
                 opened.push(a);
             } else {
                 self.suppressed += 1;
@@ -469,5 +472,11 @@ mod tests {
         assert_eq!(notified as u32, NOTIFY_PER_MINUTE);
         assert_eq!(alerts.suppressed, 10);
         assert_eq!(alerts.open_count() as u32, NOTIFY_PER_MINUTE + 10);
+        // Another rule has a budget of its own.
+        let hot = vec![(AlertKind::Hot, Some(0), "board 0: 99 °C".to_string())];
+        assert_eq!(
+            alerts.apply(IpAddr::from([127, 17, 0, 1]), hot, 61).len(),
+            1
+        );
     }
 }

@@ -46,7 +46,9 @@ async fn a_simulated_fleet_is_found_read_and_its_faults_become_alerts() {
     let sim = Simulator::start(SimFleet::new(spec), PORTS)
         .await
         .expect("simulator");
+    let (hook_url, posted) = webhook().await;
     let collector = Collector::new(CollectorConfig {
+        webhook: Some(hook_url),
         ports: miner_ports(PORTS),
         concurrency: 64,
         timeout: Duration::from_secs(5),
@@ -150,6 +152,19 @@ async fn a_simulated_fleet_is_found_read_and_its_faults_become_alerts() {
             .any(|(k, b, _)| *k == AlertKind::BoardGone && *b == Some(0)),
         "{a:?}"
     );
+    // The webhook was told, with the evidence.
+    let sent: Vec<Value> = posted
+        .lock()
+        .unwrap()
+        .iter()
+        .flat_map(|v| v.as_array().cloned().unwrap_or_default())
+        .collect();
+    assert!(
+        sent.iter()
+            .any(|a| a["kind"] == "bad_chips" && a["evidence"] == "board 1: chip 30 silent or bad"),
+        "{} alerts posted",
+        sent.len()
+    );
 
     // The console: JSON and pages.
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -190,6 +205,51 @@ async fn a_simulated_fleet_is_found_read_and_its_faults_become_alerts() {
     browser_check(addr, ip(chip));
     let _ = stop.send(true);
     sim.stop().await;
+}
+
+type Posted = Arc<std::sync::Mutex<Vec<Value>>>;
+
+/// A webhook on loopback that keeps the JSON bodies POSTed to it.
+async fn webhook() -> (String, Posted) {
+    let hook = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/alerts", hook.local_addr().unwrap());
+    let posted: Posted = Arc::default();
+    let keep = Arc::clone(&posted);
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = hook.accept().await else {
+                return;
+            };
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 65536];
+            // Until the body the Content-Length announces is all there.
+            while let Ok(n) = s.read(&mut chunk).await {
+                if n == 0 {
+                    break;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).to_string();
+                let Some((head, body)) = text.split_once("\r\n\r\n") else {
+                    continue;
+                };
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Content-Length: "))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                if body.len() >= len {
+                    if let Ok(v) = serde_json::from_str::<Value>(body) {
+                        keep.lock().unwrap().push(v);
+                    }
+                    break;
+                }
+            }
+            let _ = s
+                .write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
+                .await;
+        }
+    });
+    (url, posted)
 }
 
 /// The pages in a real browser (headless Chromium, Debian's package): they render, and the

@@ -18,8 +18,8 @@ use tokio::sync::watch;
 
 use hashforge_metrics::{duration_for_people, Exposition, CONTENT_TYPE};
 
-use hashforge_minerapi::antminer_web;
 use hashforge_minerapi::digest::{Account, Nonces, ANTMINER_REALM};
+use hashforge_minerapi::{antminer_web, ChainState, ChipHealth};
 
 use crate::cgminer::status_now;
 use crate::miner::Shared;
@@ -426,24 +426,32 @@ th{{background:#f3f3f3}}.chip{{display:inline-block;width:1.4em;text-align:cente
             d.hardware_errors
         );
         for c in &d.chains {
+            let state = match &c.state {
+                ChainState::Starting => "starting".to_string(),
+                ChainState::Running => match c.chips_found {
+                    Some(n) => format!("running with {n} of {} chips", c.expected_chips),
+                    None => "running".to_string(),
+                },
+                ChainState::Failed(why) => format!("failed: {}", esc(why)),
+            };
             let _ = write!(
                 o,
-                "<p>chain {} &middot; {} &middot; chip temp {}</p><div>",
+                "<p>chain {} &middot; {state} &middot; {} &middot; chip temp {}</p><div>",
                 c.index,
                 c.hashrate.last_5s,
                 c.chip_temp.map_or("-".to_string(), |t| t.to_string())
             );
+            // The same judgement the cgminer API and the fleet console show.
             for (i, chip) in c.chips.iter().enumerate() {
-                let class = if chip.hardware_errors > 0 {
-                    "bad"
-                } else if chip.nonces > 0 {
-                    "ok"
-                } else {
-                    "idle"
+                let (class, what) = match c.chip_health.get(i) {
+                    Some(ChipHealth::Ok) => ("ok", "good"),
+                    Some(ChipHealth::Bad) => ("bad", "bad nonces"),
+                    Some(ChipHealth::Silent) => ("bad", "silent"),
+                    None => ("idle", "did not answer"),
                 };
                 let _ = write!(
                     o,
-                    "<span class=\"chip {class}\" title=\"chip {i}: {} nonces, {} HW errors\">{i}</span>",
+                    "<span class=\"chip {class}\" title=\"chip {i}: {what}, {} nonces, {} HW errors\">{i}</span>",
                     chip.nonces, chip.hardware_errors
                 );
             }
