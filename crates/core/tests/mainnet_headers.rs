@@ -8,13 +8,15 @@ use hashforge_core::{
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-const FIXTURE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../fixtures/mainnet-headers.json"
-);
+/// The fixture, from the manifest directory at run time (see
+/// crates/sha256d/tests/agreement.rs).
+fn fixture() -> String {
+    let dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR");
+    format!("{dir}/../../fixtures/mainnet-headers.json")
+}
 
 fn headers() -> Vec<Value> {
-    let text = std::fs::read_to_string(FIXTURE).expect("fixture present beside the repository");
+    let text = std::fs::read_to_string(fixture()).expect("fixture present beside the repository");
     let json: Value = serde_json::from_str(&text).unwrap();
     json["headers"].as_array().unwrap().clone()
 }

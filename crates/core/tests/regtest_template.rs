@@ -10,13 +10,15 @@ use hashforge_core::{
 };
 use serde_json::Value;
 
-const FIXTURE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../fixtures/bitcoind/regtest-gbt-112.json"
-);
+/// The fixture, from the manifest directory at run time (see
+/// crates/sha256d/tests/agreement.rs).
+fn fixture_path() -> String {
+    let dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR");
+    format!("{dir}/../../fixtures/bitcoind/regtest-gbt-112.json")
+}
 
 fn fixture() -> Value {
-    serde_json::from_str(&std::fs::read_to_string(FIXTURE).unwrap()).unwrap()
+    serde_json::from_str(&std::fs::read_to_string(fixture_path()).unwrap()).unwrap()
 }
 
 fn display_to_internal(display_hex: &str) -> [u8; 32] {

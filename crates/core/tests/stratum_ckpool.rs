@@ -10,7 +10,12 @@ use hashforge_core::{
 };
 use serde_json::Value;
 
-const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/stratum/");
+/// The fixtures' directory, from the manifest directory at run time (see
+/// crates/sha256d/tests/agreement.rs).
+fn dir() -> String {
+    let dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR");
+    format!("{dir}/../../fixtures/stratum/")
+}
 
 struct Session {
     extranonce1: Vec<u8>,
@@ -30,7 +35,7 @@ fn strings(v: &Value) -> Vec<String> {
 }
 
 fn session() -> Session {
-    let text = std::fs::read_to_string(format!("{DIR}cpuminer-ckpool-regtest.jsonl")).unwrap();
+    let text = std::fs::read_to_string(format!("{}cpuminer-ckpool-regtest.jsonl", dir())).unwrap();
     let mut s = Session {
         extranonce1: vec![],
         extranonce2_size: 0,
@@ -85,7 +90,7 @@ fn share_header(s: &Session, submit: &[String]) -> Header {
 }
 
 fn block_111() -> Value {
-    let text = std::fs::read_to_string(format!("{DIR}cpuminer-ckpool-regtest.json")).unwrap();
+    let text = std::fs::read_to_string(format!("{}cpuminer-ckpool-regtest.json", dir())).unwrap();
     let json: Value = serde_json::from_str(&text).unwrap();
     json["block_111"].clone()
 }

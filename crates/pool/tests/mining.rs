@@ -260,9 +260,10 @@ async fn solo_blocks_pay_the_address_in_the_username() {
 }
 
 fn gbt_fixture() -> Value {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../fixtures/bitcoind/regtest-gbt-112.json"
+    // The manifest directory at run time (see crates/sha256d/tests/agreement.rs).
+    let path = format!(
+        "{}/../../fixtures/bitcoind/regtest-gbt-112.json",
+        std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR")
     );
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }

@@ -98,9 +98,11 @@ struct Fixture {
 }
 
 fn mainnet_headers() -> Vec<Fixture> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../fixtures/mainnet-headers.json"
+    // The manifest directory at run time (cargo sets it), not at build time: a test binary
+    // reused from a build in another checkout must read this checkout's fixtures.
+    let path = format!(
+        "{}/../../fixtures/mainnet-headers.json",
+        std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR")
     );
     let text =
         std::fs::read_to_string(path).expect("fixtures/mainnet-headers.json is in the repository");

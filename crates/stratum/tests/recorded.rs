@@ -13,7 +13,9 @@ use hashforge_stratum::{
 use serde_json::Value;
 
 fn fixture(name: &str) -> String {
-    let path = format!("{}/../../fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    // The manifest directory at run time (see crates/sha256d/tests/agreement.rs).
+    let dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR");
+    let path = format!("{dir}/../../fixtures/{name}");
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
