@@ -12,6 +12,7 @@
 pub mod alerts;
 pub mod client;
 pub mod console;
+pub mod fuzzing;
 pub mod http;
 pub mod poll;
 pub mod range;

@@ -131,6 +131,18 @@ fn span(part: &str) -> Result<(u32, u32), RangeError> {
 mod tests {
     use super::*;
 
+    proptest::proptest! {
+        #[test]
+        fn any_text_is_a_range_or_a_message(text in ".{0,40}") {
+            crate::fuzzing::ranges(text.as_bytes());
+        }
+
+        #[test]
+        fn any_bytes_are_a_reply_or_an_error(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600)) {
+            crate::fuzzing::http_reply(&bytes);
+        }
+    }
+
     #[test]
     fn forms_and_mistakes() {
         let r = Ranges::parse("10.0.0.0/30, 10.0.1.5-7 10.0.2.9").unwrap();
