@@ -8,7 +8,7 @@ use hashforge_core::Celsius;
 use serde_json::{json, Value};
 
 use crate::bmminer::{chip_map, type_name};
-use crate::cgminer::{count, text};
+use crate::cgminer::{count, ghs, text};
 use crate::status::{ChainState, Identity, MinerStatus, PoolState};
 
 /// The user stock firmware's web server knows.
@@ -54,10 +54,6 @@ fn header(s: &MinerStatus, msg: &str) -> (Value, Value) {
             "type": type_name(&s.identity),
         }),
     )
-}
-
-fn ghs(r: hashforge_core::HashRate) -> f64 {
-    (r.as_ghs() * 100.0).round() / 100.0
 }
 
 fn system_info(s: &MinerStatus) -> Value {

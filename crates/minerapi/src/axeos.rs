@@ -6,7 +6,7 @@
 use hashforge_core::{Celsius, HashRate};
 use serde_json::{json, Value};
 
-use crate::cgminer::{count, number, text};
+use crate::cgminer::{count, ghs, number, text};
 use crate::status::{
     ChainState, ChainStatus, ChipHealth, Identity, Make, MinerStatus, PoolState, PoolStatus, Rates,
     Shares,
@@ -23,10 +23,6 @@ pub fn asic_model(model: &str) -> &'static str {
         "max" => "BM1397",
         _ => "BM1370",
     }
-}
-
-fn ghs(r: HashRate) -> f64 {
-    (r.as_ghs() * 100.0).round() / 100.0
 }
 
 fn host_port(url: &str) -> (String, u16) {

@@ -12,7 +12,9 @@
 use hashforge_core::{Celsius, HashRate};
 use serde_json::Value;
 
-use crate::cgminer::{code, count, number, section, text, DecodeError, Obj, Reply, Stamp};
+use crate::cgminer::{
+    code, count, ghs, ghs_text, number, section, text, DecodeError, Obj, Reply, Stamp,
+};
 use crate::status::{
     ChainState, ChainStatus, ChipHealth, Identity, Make, MinerStatus, PoolState, PoolStatus, Rates,
     Shares,
@@ -60,15 +62,8 @@ pub fn type_name(identity: &Identity) -> String {
     format!("{} {}", identity.make, identity.model)
 }
 
-fn ghs(r: HashRate) -> f64 {
-    (r.as_ghs() * 100.0).round() / 100.0
-}
 fn mhs(r: HashRate) -> f64 {
     (r.as_mhs() * 1000.0).round() / 1000.0
-}
-/// bmminer's `GHS 5s`: a string with two decimals.
-fn ghs_text(r: HashRate) -> String {
-    format!("{:.2}", r.as_ghs())
 }
 fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0

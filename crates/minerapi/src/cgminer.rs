@@ -513,6 +513,31 @@ pub fn number(v: &Value) -> Option<f64> {
     n.is_finite().then_some(n)
 }
 
+/// Decimals that keep a rate in GH/s true to about four significant digits: stock firmware's
+/// two for a real machine (78,000.00 GH/s), more for a small one (an emulated board's
+/// 0.007812 GH/s would read 0.01, 28% off, with two).
+fn ghs_decimals(ghs: f64) -> usize {
+    match ghs.abs() {
+        g if g >= 100.0 || g == 0.0 => 2,
+        g if g >= 1.0 => 4,
+        _ => 6,
+    }
+}
+
+/// A rate as GH/s, as a number, rounded as [`ghs_text`].
+pub fn ghs(r: hashforge_core::HashRate) -> f64 {
+    let g = r.as_ghs();
+    let scale = 10f64.powi(ghs_decimals(g) as i32);
+    (g * scale).round() / scale
+}
+
+/// A rate as GH/s in a string (bmminer's `GHS 5s`, `chain_rateN`): two decimals, more for
+/// a rate under 100 GH/s.
+pub fn ghs_text(r: hashforge_core::HashRate) -> String {
+    let g = r.as_ghs();
+    format!("{g:.*}", ghs_decimals(g))
+}
+
 /// A non-negative whole number as firmware sends it.
 pub fn count(v: &Value) -> Option<u64> {
     let n = number(v)?;
@@ -632,6 +657,13 @@ mod tests {
             Err(DecodeError::NotJson(_))
         ));
         assert_eq!(number(&Value::from("nan")), None);
+        // Rates keep about four significant digits whatever their size.
+        use hashforge_core::HashRate;
+        assert_eq!(ghs_text(HashRate::from_ghs(78_125.004)), "78125.00");
+        assert_eq!(ghs_text(HashRate::from_mhs(7.8125)), "0.007813");
+        assert_eq!(ghs_text(HashRate::from_ghs(12.34567)), "12.3457");
+        assert_eq!(ghs_text(HashRate::ZERO), "0.00");
+        assert_eq!(ghs(HashRate::from_mhs(7.8125)), 0.007813);
         assert_eq!(count(&Value::from(-1)), None);
     }
 }
