@@ -299,8 +299,11 @@ async fn a_clean_job_abandons_old_work_at_once() {
         on_the_wire <= rounds,
         "{on_the_wire} shares were on the wire at a notify"
     );
+    // The first job and each round's clean job are timed; under load a switch can be
+    // overtaken by the next before every worker took it (one such miss seen in CI, 8 of 9
+    // timed), so one may be missing.
     let latencies = miner.switch_latencies();
-    assert!(latencies.len() > rounds, "{latencies:?}");
+    assert!(latencies.len() >= rounds, "{latencies:?}");
     miner.stop().await;
 }
 
