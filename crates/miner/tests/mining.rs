@@ -299,9 +299,9 @@ async fn a_clean_job_abandons_old_work_at_once() {
         on_the_wire <= rounds,
         "{on_the_wire} shares were on the wire at a notify"
     );
-    // The first job and each round's clean job are timed; under load a switch can be
-    // overtaken by the next before every worker took it (one such miss seen in CI, 8 of 9
-    // timed), so one may be missing.
+    // The first job and each round's clean job should be timed: 9. CI once timed 8 under
+    // load (cause not found: every round still got its shares on the new job), so the check
+    // allows one missing.
     let latencies = miner.switch_latencies();
     assert!(latencies.len() >= rounds, "{latencies:?}");
     miner.stop().await;
