@@ -715,10 +715,17 @@ impl Manager {
         if let Some(w) = dev.chain_windows.get_mut(n.chain) {
             w.add(second, found);
         }
+        let chain_nonces = match dev.chain_nonces.get_mut(n.chain) {
+            Some(count) => {
+                *count += 1;
+                *count
+            }
+            None => 0,
+        };
         if let Some(c) = dev.chip(n.chain, n.chip) {
             c.nonces += 1;
             c.found_difficulty += found;
-            c.last_nonce_secs = Some(second);
+            c.chain_nonces_at_last = chain_nonces;
         }
         dev.best_share = dev.best_share.max(share_difficulty);
         st.window.add(second, found);

@@ -195,7 +195,12 @@ impl Snapshot {
                             let chips_found = t.chips_found.get(c).copied().flatten();
                             ChainSnapshot {
                                 index: c,
-                                chip_health: chip_health(&state, chips_found, chips, elapsed),
+                                chip_health: chip_health(
+                                    &state,
+                                    chips_found,
+                                    chips,
+                                    d.chain_nonces.get(c).copied().unwrap_or(0),
+                                ),
                                 state,
                                 expected_chips: chips.len(),
                                 chips_found,
@@ -259,24 +264,24 @@ pub(crate) fn short_difficulty(d: f64) -> String {
     Difficulty::new(d).map_or_else(|_| "-".to_string(), |d| d.short().to_string())
 }
 
-/// The health of each chip that answered, judged against its share of the chain's nonces.
+/// The health of each chip that answered, judged against its share of the chain's nonces
+/// (only a running chain's silence means anything).
 fn chip_health(
     state: &ChainState,
     found: Option<usize>,
     chips: &[ChipStats],
-    elapsed: f64,
+    chain_nonces: u64,
 ) -> Vec<ChipHealth> {
     let found = found.unwrap_or(0).min(chips.len());
-    let answered = &chips[..found];
-    let nonces: u64 = answered.iter().map(|c| c.nonces).sum();
-    // Only a running chain's silence means anything.
-    let per_chip_rate = match state {
-        ChainState::Running if found > 0 && elapsed > 0.0 => nonces as f64 / elapsed / found as f64,
-        _ => 0.0,
+    // A chain that is not running says nothing about silence, only about bad nonces.
+    let chain_nonces = if *state == ChainState::Running {
+        chain_nonces
+    } else {
+        0
     };
-    answered
+    chips[..found]
         .iter()
-        .map(|c| c.health(elapsed, per_chip_rate))
+        .map(|c| c.health(chain_nonces, found))
         .collect()
 }
 

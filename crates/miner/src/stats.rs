@@ -155,12 +155,14 @@ pub struct ChipStats {
     pub nonces: u64,
     pub hardware_errors: u64,
     pub found_difficulty: f64,
-    /// The second (since the miner started) of its last good nonce.
-    pub last_nonce_secs: Option<u64>,
+    /// The chain's good-nonce count when this chip returned its last one (0: none yet).
+    pub chain_nonces_at_last: u64,
 }
 
-/// Nonces a chip's share of its chain's rate should have returned before the chip counts
-/// as silent: the chance that a working chip returns none is e^-20, about 2 in a billion.
+/// Nonces a chip's share of its chain's nonces should have brought before the chip counts
+/// as silent: the chance that a working chip returns none of 20 it is due is e^-20, about 2
+/// in a billion. Counted in the chain's nonces, not in seconds, so a chain that slows down
+/// (a busy host, a lower clock) makes no chip look silent.
 pub const SILENT_AFTER_NONCES: f64 = 20.0;
 
 /// A chip whose nonces are wrong more than this often is bad (a working chip's are almost
@@ -169,17 +171,19 @@ const BAD_SHARE: f64 = 0.1;
 const BAD_AT_LEAST: u64 = 8;
 
 impl ChipStats {
-    /// How the chip is doing at `elapsed` seconds since the start, when each chip of its
-    /// chain returns `per_chip_rate` good nonces a second on average.
-    pub fn health(&self, elapsed: f64, per_chip_rate: f64) -> ChipHealth {
+    /// How the chip is doing, when its chain has returned `chain_nonces` good nonces from
+    /// `chips` chips that answered.
+    pub fn health(&self, chain_nonces: u64, chips: usize) -> ChipHealth {
         let all = self.nonces + self.hardware_errors;
         if self.hardware_errors >= BAD_AT_LEAST
             && self.hardware_errors as f64 > BAD_SHARE * all as f64
         {
             return ChipHealth::Bad;
         }
-        let quiet_for = elapsed - self.last_nonce_secs.map_or(0.0, |s| s as f64 + 1.0);
-        if per_chip_rate > 0.0 && quiet_for * per_chip_rate >= SILENT_AFTER_NONCES {
+        // Its share of what the chain found since its own last nonce.
+        let due =
+            chain_nonces.saturating_sub(self.chain_nonces_at_last) as f64 / chips.max(1) as f64;
+        if due >= SILENT_AFTER_NONCES {
             ChipHealth::Silent
         } else {
             ChipHealth::Ok
@@ -197,6 +201,8 @@ pub struct DeviceStats {
     /// Per chain.
     pub chain_windows: Vec<RateWindow>,
     pub chain_hardware_errors: Vec<u64>,
+    /// Per chain: good nonces.
+    pub chain_nonces: Vec<u64>,
     /// Per chain, per chip.
     pub chips: Vec<Vec<ChipStats>>,
 }
@@ -210,6 +216,7 @@ impl DeviceStats {
                 .collect(),
             chain_windows: vec![RateWindow::default(); chains.len()],
             chain_hardware_errors: vec![0; chains.len()],
+            chain_nonces: vec![0; chains.len()],
             ..DeviceStats::default()
         }
     }
@@ -222,6 +229,32 @@ impl DeviceStats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_chip_is_silent_by_the_chains_nonces_not_by_the_clock() {
+        // 65 chips; this one's last nonce came when the chain had found 1,000.
+        let chip = ChipStats {
+            nonces: 15,
+            chain_nonces_at_last: 1_000,
+            ..ChipStats::default()
+        };
+        // However long ago that was, 19 of its share since then is not yet silence.
+        assert_eq!(chip.health(1_000 + 19 * 65, 65), ChipHealth::Ok);
+        assert_eq!(chip.health(1_000 + 20 * 65, 65), ChipHealth::Silent);
+        // Wrong nonces make a bad chip first.
+        let bad = ChipStats {
+            nonces: 10,
+            hardware_errors: 9,
+            ..ChipStats::default()
+        };
+        assert_eq!(bad.health(0, 65), ChipHealth::Bad);
+        let rare = ChipStats {
+            nonces: 1_000,
+            hardware_errors: 9,
+            ..ChipStats::default()
+        };
+        assert_eq!(rare.health(0, 65), ChipHealth::Ok);
+    }
 
     /// One difficulty-1 nonce per second.
     const ONE_PER_SECOND: f64 = 4_294_967_296.0;
