@@ -540,7 +540,7 @@ fn fleet(args: FleetBenchArgs) -> Result<(), String> {
         }
         // A day of history as the rollup keeps it: the last hour per minute, hourly means.
         {
-            let now = hashforge_fleet::sim::serve::unix_now();
+            let now = hashforge_fleet::unix_now();
             let mut inv = collector
                 .inventory
                 .write()

@@ -63,19 +63,22 @@ pub enum Contract {
     AxeOs,
 }
 
-/// Sends one cgminer request and reads the JSON reply.
-pub async fn cgminer(
+/// One exchange on a fresh connection: connect, send `request`, read until the peer closes or
+/// `complete` says the reply is whole, all within `timeout` and at most `limit` bytes. Every
+/// client here (the cgminer API, HTTP GET, the webhook's POST) goes through it.
+pub async fn exchange(
     addr: SocketAddr,
-    command: &str,
+    request: &[u8],
     timeout: Duration,
-) -> Result<Value, ReadError> {
+    limit: usize,
+    complete: fn(&[u8]) -> bool,
+) -> Result<Vec<u8>, ReadError> {
     let deadline = tokio::time::Instant::now() + timeout;
     let mut stream = tokio::time::timeout_at(deadline, TcpStream::connect(addr))
         .await
         .map_err(|_| ReadError::Timeout("connect"))?
         .map_err(ReadError::Connect)?;
-    let req = Request::new(command, "").encode();
-    tokio::time::timeout_at(deadline, stream.write_all(&req))
+    tokio::time::timeout_at(deadline, stream.write_all(request))
         .await
         .map_err(|_| ReadError::Timeout("send"))?
         .map_err(ReadError::io)?;
@@ -90,17 +93,28 @@ pub async fn cgminer(
             break;
         }
         buf.extend_from_slice(&chunk[..n]);
-        if buf.len() > MAX_REPLY {
+        if buf.len() > limit {
             return Err(ReadError::TooLong(buf.len()));
         }
-        // A NUL ends a reply even if the miner keeps the connection open.
-        if buf.last() == Some(&0) {
+        if complete(&buf) {
             break;
         }
     }
     if buf.is_empty() {
         return Err(ReadError::Closed);
     }
+    Ok(buf)
+}
+
+/// Sends one cgminer request and reads the JSON reply. A NUL ends a reply even if the miner
+/// keeps the connection open.
+pub async fn cgminer(
+    addr: SocketAddr,
+    command: &str,
+    timeout: Duration,
+) -> Result<Value, ReadError> {
+    let req = Request::new(command, "").encode();
+    let buf = exchange(addr, &req, timeout, MAX_REPLY, |b| b.last() == Some(&0)).await?;
     Ok(decode_reply(&buf)?)
 }
 
@@ -229,29 +243,53 @@ pub async fn read(
     }
 }
 
-/// What the web CGI adds (MAC, serial, hostname, board serials), with the first of
-/// `passwords` the miner takes; which one worked is returned.
+/// What the web CGI adds to a cgminer reading.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct WebIdentity {
+    pub mac: Option<String>,
+    pub serial: Option<String>,
+    pub hostname: Option<String>,
+    /// (board index, serial).
+    pub board_serials: Vec<(usize, String)>,
+}
+
+/// The web CGI's identity pages, with the first of `passwords` the miner takes; which one
+/// worked is returned too.
 pub async fn read_web_identity(
     ip: IpAddr,
     port: u16,
     passwords: &[String],
-    status: &mut MinerStatus,
     timeout: Duration,
-) -> Result<usize, ReadError> {
+) -> Result<(usize, WebIdentity), ReadError> {
     let addr = SocketAddr::new(ip, port);
     for (i, pw) in passwords.iter().enumerate() {
         match crate::http::get(addr, "/cgi-bin/get_system_info.cgi", Some(pw), timeout).await {
             Ok(r) if r.code == 200 => {
                 let v: Value =
                     serde_json::from_slice(&r.body).map_err(|e| ReadError::Shape(e.to_string()))?;
-                antminer_web::read_system_info(&v, &mut status.identity);
-                if let Ok(r) = crate::http::get(addr, "/cgi-bin/stats.cgi", Some(pw), timeout).await
-                {
-                    if let Ok(v) = serde_json::from_slice::<Value>(&r.body) {
-                        antminer_web::read_board_serials(&v, status);
-                    }
-                }
-                return Ok(i);
+                let mut id = hashforge_minerapi::Identity {
+                    make: hashforge_minerapi::Make::Antminer,
+                    model: String::new(),
+                    firmware: String::new(),
+                    serial: None,
+                    mac: None,
+                    hostname: None,
+                };
+                antminer_web::read_system_info(&v, &mut id);
+                let board_serials =
+                    match crate::http::get(addr, "/cgi-bin/stats.cgi", Some(pw), timeout).await {
+                        Ok(r) => serde_json::from_slice::<Value>(&r.body)
+                            .map(|v| antminer_web::board_serials(&v))
+                            .unwrap_or_default(),
+                        Err(_) => Vec::new(),
+                    };
+                let web = WebIdentity {
+                    mac: id.mac,
+                    serial: id.serial,
+                    hostname: id.hostname,
+                    board_serials,
+                };
+                return Ok((i, web));
             }
             Ok(r) => return Err(ReadError::Http(format!("status {}", r.code))),
             Err(ReadError::Unauthorized) => continue,

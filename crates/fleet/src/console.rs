@@ -26,8 +26,8 @@ use tokio::sync::watch;
 
 use crate::alerts::Alert;
 use crate::poll::Collector;
-use crate::sim::serve::unix_now;
-use crate::state::{Miner, Sample};
+use crate::state::{Inventory, Miner, Sample};
+use crate::unix_now;
 
 /// Rows per page of the miner table.
 pub const PAGE: usize = 100;
@@ -573,17 +573,23 @@ async fn api_miners(State(c): State<Arc<Collector>>, Query(q): Query<TableQuery>
     Json(json!({ "total": total, "page": q.page.unwrap_or(1).max(1), "per_page": PAGE, "miners": rows })).into_response()
 }
 
-fn parse_ip(ip: &str) -> Option<IpAddr> {
-    ip.parse().ok()
+/// The miner a path names, or the answer for a bad address (400) or an unknown one (404).
+#[allow(clippy::result_large_err)]
+fn lookup<'a>(inv: &'a Inventory, ip: &str) -> Result<(IpAddr, &'a Miner), Response> {
+    let Ok(ip) = ip.parse::<IpAddr>() else {
+        return Err((StatusCode::BAD_REQUEST, "not an IP address").into_response());
+    };
+    match inv.get(ip) {
+        Some(m) => Ok((ip, m)),
+        None => Err((StatusCode::NOT_FOUND, "no such miner in the inventory").into_response()),
+    }
 }
 
 async fn miner_page(State(c): State<Arc<Collector>>, Path(ip): Path<String>) -> Response {
-    let Some(ip) = parse_ip(&ip) else {
-        return (StatusCode::BAD_REQUEST, "not an IP address").into_response();
-    };
     let inv = c.inventory();
-    let Some(m) = inv.get(ip) else {
-        return (StatusCode::NOT_FOUND, "no such miner in the inventory").into_response();
+    let (ip, m) = match lookup(&inv, &ip) {
+        Ok(found) => found,
+        Err(refused) => return refused,
     };
     let alerts = c.alerts();
     let mut b = String::new();
@@ -672,12 +678,10 @@ async fn miner_page(State(c): State<Arc<Collector>>, Path(ip): Path<String>) -> 
 }
 
 async fn api_miner(State(c): State<Arc<Collector>>, Path(ip): Path<String>) -> Response {
-    let Some(ip) = parse_ip(&ip) else {
-        return (StatusCode::BAD_REQUEST, "not an IP address").into_response();
-    };
     let inv = c.inventory();
-    let Some(m) = inv.get(ip) else {
-        return (StatusCode::NOT_FOUND, "no such miner in the inventory").into_response();
+    let (ip, m) = match lookup(&inv, &ip) {
+        Ok(found) => found,
+        Err(refused) => return refused,
     };
     let alerts = c.alerts();
     Json(json!({

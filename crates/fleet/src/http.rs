@@ -9,7 +9,7 @@ use hashforge_minerapi::digest::authorization;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::client::ReadError;
+use crate::client::{exchange, ReadError};
 
 /// The longest request head a server reads.
 const MAX_HEAD: usize = 8 * 1024;
@@ -116,38 +116,15 @@ async fn once(
     auth: Option<&str>,
     timeout: Duration,
 ) -> Result<Reply, ReadError> {
-    let deadline = tokio::time::Instant::now() + timeout;
-    let mut stream = tokio::time::timeout_at(deadline, TcpStream::connect(addr))
-        .await
-        .map_err(|_| ReadError::Timeout("connect"))?
-        .map_err(ReadError::Connect)?;
     let auth = auth.map_or(String::new(), |a| format!("Authorization: {a}\r\n"));
     let req = format!(
         "GET {path} HTTP/1.1\r\nHost: {}\r\n{auth}Connection: close\r\n\r\n",
         addr.ip()
     );
-    tokio::time::timeout_at(deadline, stream.write_all(req.as_bytes()))
-        .await
-        .map_err(|_| ReadError::Timeout("send"))?
-        .map_err(ReadError::io)?;
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 16 * 1024];
-    loop {
-        let n = tokio::time::timeout_at(deadline, stream.read(&mut chunk))
-            .await
-            .map_err(|_| ReadError::Timeout("reply"))?
-            .map_err(ReadError::io)?;
-        if n == 0 {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if buf.len() > MAX_BODY + MAX_HEAD {
-            return Err(ReadError::TooLong(buf.len()));
-        }
-    }
-    if buf.is_empty() {
-        return Err(ReadError::Closed);
-    }
+    let buf = exchange(addr, req.as_bytes(), timeout, MAX_BODY + MAX_HEAD, |_| {
+        false
+    })
+    .await?;
     parse_reply(&buf)
 }
 
@@ -234,23 +211,13 @@ pub async fn post_json(url: &str, body: &[u8], timeout: Duration) -> Result<(), 
         .parse()
         .or_else(|_| format!("{hostport}:80").parse())
         .map_err(|_| ReadError::Http(format!("`{url}`: the host must be an IP address")))?;
-    let deadline = tokio::time::Instant::now() + timeout;
-    let mut stream = tokio::time::timeout_at(deadline, TcpStream::connect(addr))
-        .await
-        .map_err(|_| ReadError::Timeout("connect"))?
-        .map_err(ReadError::Connect)?;
     let mut req = format!(
         "POST {path} HTTP/1.1\r\nHost: {hostport}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     )
     .into_bytes();
     req.extend_from_slice(body);
-    tokio::time::timeout_at(deadline, stream.write_all(&req))
-        .await
-        .map_err(|_| ReadError::Timeout("send"))?
-        .map_err(ReadError::io)?;
-    let mut buf = Vec::new();
-    let _ = tokio::time::timeout_at(deadline, stream.read_to_end(&mut buf)).await;
+    let buf = exchange(addr, &req, timeout, MAX_BODY + MAX_HEAD, |_| false).await?;
     let reply = parse_reply(&buf)?;
     if (200..300).contains(&reply.code) {
         Ok(())

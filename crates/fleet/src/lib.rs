@@ -19,3 +19,10 @@ pub mod range;
 pub mod scan;
 pub mod sim;
 pub mod state;
+
+/// The wall clock in unix seconds (0 before 1970).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

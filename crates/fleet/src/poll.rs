@@ -13,8 +13,8 @@ use crate::alerts::{findings, Alert, Alerts, Rules};
 use crate::client::{self, Contract, MinerPorts};
 use crate::range::Ranges;
 use crate::scan::{scan, ScanConfig, ScanReport};
-use crate::sim::serve::unix_now;
 use crate::state::Inventory;
+use crate::unix_now;
 
 /// How the collector works.
 #[derive(Clone, Debug)]
@@ -161,32 +161,29 @@ impl Collector {
         };
         let t = self.config.timeout;
         let defaults = [hashforge_minerapi::antminer_web::USER.to_string()];
-        let mut status = match client::read(ip, Contract::Bmminer, ports, None, t).await {
-            Ok(s) => s,
-            Err(_) => return,
-        };
-        let default_password = client::read_web_identity(ip, ports.http, &defaults, &mut status, t)
+        let by_default = client::read_web_identity(ip, ports.http, &defaults, t)
             .await
-            .is_ok();
-        if !default_password && !self.config.web_passwords.is_empty() {
-            let _ = client::read_web_identity(
-                ip,
-                ports.http,
-                &self.config.web_passwords,
-                &mut status,
-                t,
-            )
-            .await;
-        }
+            .ok();
+        let default_password = by_default.is_some();
+        let web = match by_default {
+            Some((_, web)) => Some(web),
+            None if !self.config.web_passwords.is_empty() => {
+                client::read_web_identity(ip, ports.http, &self.config.web_passwords, t)
+                    .await
+                    .ok()
+                    .map(|(_, web)| web)
+            }
+            None => None,
+        };
         let api_open = client::api_open(ip, ports.cgminer, t).await.ok();
         let mut inv = self.inventory_mut();
         if let Some(i) = inv.position(ip) {
             let m = &mut inv.miners[i];
             m.default_password = Some(default_password);
             m.api_open = api_open;
-            m.serial = status.identity.serial.clone().or(m.serial.take());
-            m.mac = status.identity.mac.clone().or(m.mac.take());
-            m.hostname = status.identity.hostname.clone().or(m.hostname.take());
+            if let Some(web) = web {
+                m.take_web_identity(web);
+            }
         }
     }
 
@@ -197,7 +194,7 @@ impl Collector {
             .inventory()
             .miners
             .iter()
-            .map(|m| (m.ip, m.ports, m.contract, expected_chips(&m.model)))
+            .map(|m| (m.ip, m.ports, m.contract, m.expected_chips))
             .collect();
         let permits = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
         let mut tasks = JoinSet::new();

@@ -52,6 +52,8 @@ pub struct Miner {
     pub contract: Contract,
     pub make: String,
     pub model: String,
+    /// Chips per board by the model's table (the cgminer API does not say), looked up once.
+    pub expected_chips: Option<usize>,
     pub firmware: String,
     pub serial: Option<String>,
     pub mac: Option<String>,
@@ -78,6 +80,9 @@ pub struct Miner {
     pub default_password: Option<bool>,
     /// The cgminer API takes privileged commands from anyone.
     pub api_open: Option<bool>,
+    /// Board serials from the web CGI, by board index.
+    #[serde(skip)]
+    pub board_serials: Vec<(usize, String)>,
     /// The last read's round trip, milliseconds.
     pub read_ms: f32,
     #[serde(skip)]
@@ -96,6 +101,7 @@ impl Miner {
             contract: found.contract,
             make: found.make.clone(),
             model: found.model.clone(),
+            expected_chips: crate::poll::expected_chips(&found.model),
             firmware: found.firmware.clone(),
             serial: None,
             mac: None,
@@ -118,6 +124,7 @@ impl Miner {
             hardware_errors: 0,
             default_password: None,
             api_open: None,
+            board_serials: Vec::new(),
             read_ms: 0.0,
             recent: VecDeque::with_capacity(RECENT),
             hourly: VecDeque::with_capacity(HOURLY),
@@ -146,7 +153,6 @@ impl Miner {
         self.ideal_ths = s.ideal.map(|r| r.as_ths() as f32);
         self.power_w = s.power_w.map(|w| w as f32);
         self.uptime_secs = s.uptime_secs;
-        let serials: Vec<Option<String>> = self.boards.iter().map(|b| b.serial.clone()).collect();
         self.boards = s
             .chains
             .iter()
@@ -166,7 +172,7 @@ impl Miner {
                 serial: c
                     .serial
                     .clone()
-                    .or_else(|| serials.get(c.index).cloned().flatten()),
+                    .or_else(|| serial_in(&self.board_serials, c.index)),
             })
             .collect();
         self.fans_rpm = s.fans_rpm.clone();
@@ -187,6 +193,18 @@ impl Miner {
             temp,
             power_w: self.power_w.unwrap_or(f32::NAN),
         });
+    }
+
+    /// What the web CGI said at enrolment: identity, and board serials that readings of the
+    /// cgminer API (which has none) keep from then on.
+    pub fn take_web_identity(&mut self, web: crate::client::WebIdentity) {
+        self.serial = web.serial.or(self.serial.take());
+        self.mac = web.mac.or(self.mac.take());
+        self.hostname = web.hostname.or(self.hostname.take());
+        self.board_serials = web.board_serials;
+        for b in &mut self.boards {
+            b.serial = serial_in(&self.board_serials, usize::from(b.index)).or(b.serial.take());
+        }
     }
 
     /// A poll it did not answer.
@@ -252,6 +270,14 @@ impl Miner {
     }
 }
 
+/// The serial of board `index` in a list of (index, serial).
+fn serial_in(serials: &[(usize, String)], index: usize) -> Option<String> {
+    serials
+        .iter()
+        .find(|(i, _)| *i == index)
+        .map(|(_, s)| s.clone())
+}
+
 /// The fleet at one poll: totals for the overview's chart.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct FleetPoint {
@@ -282,7 +308,10 @@ impl Inventory {
                 Some(&i) => {
                     let m = &mut self.miners[i];
                     m.make.clone_from(&f.make);
-                    m.model.clone_from(&f.model);
+                    if m.model != f.model {
+                        m.model.clone_from(&f.model);
+                        m.expected_chips = crate::poll::expected_chips(&f.model);
+                    }
                     m.contract = f.contract;
                     m.ports = f.ports;
                 }

@@ -235,23 +235,29 @@ pub fn read_system_info(v: &Value, identity: &mut Identity) {
 /// What `stats.cgi` adds to a cgminer reading: each board's serial, where the firmware
 /// reports one, matched by `index`.
 pub fn read_board_serials(v: &Value, status: &mut MinerStatus) {
+    for (index, sn) in board_serials(v) {
+        if let Some(chain) = status.chains.iter_mut().find(|x| x.index == index) {
+            chain.serial = Some(sn);
+        }
+    }
+}
+
+/// Each board's serial in `stats.cgi`, by board index, where the firmware reports one.
+pub fn board_serials(v: &Value) -> Vec<(usize, String)> {
     let Some(chains) = v
         .get("STATS")
         .and_then(|s| s.get(0))
         .and_then(|s| s.get("chain"))
         .and_then(Value::as_array)
     else {
-        return;
+        return Vec::new();
     };
-    for c in chains {
-        let (Some(index), Some(sn)) = (
-            c.get("index").and_then(count),
-            c.get("sn").and_then(text).filter(|s| !s.is_empty()),
-        ) else {
-            continue;
-        };
-        if let Some(chain) = status.chains.iter_mut().find(|x| x.index as u64 == index) {
-            chain.serial = Some(sn);
-        }
-    }
+    chains
+        .iter()
+        .filter_map(|c| {
+            let index = c.get("index").and_then(count)?;
+            let sn = c.get("sn").and_then(text).filter(|s| !s.is_empty())?;
+            Some((usize::try_from(index).ok()?, sn))
+        })
+        .collect()
 }

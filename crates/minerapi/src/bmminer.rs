@@ -103,7 +103,7 @@ fn version_item(s: &MinerStatus) -> Obj {
 fn summary(s: &MinerStatus) -> Reply {
     let minutes = (s.uptime_secs as f64 / 60.0).max(1.0 / 60.0);
     let sh = &s.shares;
-    let diff_total = sh.accepted_difficulty + sh.rejected_difficulty + sh.stale_difficulty;
+    let diff_total = sh.difficulty_total();
     let mut item = Obj::default()
         .with("Elapsed", s.uptime_secs)
         .with("GHS 5s", ghs_text(s.hashrate.last_5s))
@@ -163,7 +163,7 @@ fn pools(s: &MinerStatus) -> Reply {
         .iter()
         .map(|p| {
             let sh = &p.shares;
-            let total = sh.accepted_difficulty + sh.rejected_difficulty + sh.stale_difficulty;
+            let total = sh.difficulty_total();
             let host = p
                 .url
                 .split_once("://")
@@ -498,15 +498,7 @@ pub fn read(reply: &Value, expected_chips: Option<usize>) -> Result<MinerStatus,
         last_15m: rate_of(summary, "GHS 15m", "MHS 15m"),
         average: rate_of(summary, "GHS av", "MHS av"),
     };
-    let shares = Shares {
-        accepted: u(summary, "Accepted").unwrap_or(0),
-        rejected: u(summary, "Rejected").unwrap_or(0),
-        stale: u(summary, "Stale").unwrap_or(0),
-        lost: u(summary, "Remote Failures").unwrap_or(0),
-        accepted_difficulty: f(summary, "Difficulty Accepted").unwrap_or(0.0),
-        rejected_difficulty: f(summary, "Difficulty Rejected").unwrap_or(0.0),
-        stale_difficulty: f(summary, "Difficulty Stale").unwrap_or(0.0),
-    };
+    let shares = shares_in(summary);
 
     // Chains: every N with a `chain_acnN`; slots past `miner_count` that are empty are the
     // firmware's unused ones (an S9 numbers its three chains 6, 7, 8 of 16).
@@ -615,15 +607,7 @@ pub fn read(reply: &Value, expected_chips: Option<usize>) -> Result<MinerStatus,
                     .get("Stratum Active")
                     .and_then(Value::as_bool)
                     .unwrap_or(false),
-                shares: Shares {
-                    accepted: u(p, "Accepted").unwrap_or(0),
-                    rejected: u(p, "Rejected").unwrap_or(0),
-                    stale: u(p, "Stale").unwrap_or(0),
-                    lost: u(p, "Remote Failures").unwrap_or(0),
-                    accepted_difficulty: f(p, "Difficulty Accepted").unwrap_or(0.0),
-                    rejected_difficulty: f(p, "Difficulty Rejected").unwrap_or(0.0),
-                    stale_difficulty: f(p, "Difficulty Stale").unwrap_or(0.0),
-                },
+                shares: shares_in(p),
                 difficulty: p.get("Diff").and_then(parse_short_diff),
                 jobs: u(p, "Getworks").unwrap_or(0),
                 best_share: f(p, "Best Share").unwrap_or(0.0),
@@ -657,6 +641,19 @@ pub fn read(reply: &Value, expected_chips: Option<usize>) -> Result<MinerStatus,
         pools,
         messages: Vec::new(),
     })
+}
+
+/// The share counts SUMMARY and each POOLS entry carry under the same names.
+fn shares_in(o: &Value) -> Shares {
+    Shares {
+        accepted: u(o, "Accepted").unwrap_or(0),
+        rejected: u(o, "Rejected").unwrap_or(0),
+        stale: u(o, "Stale").unwrap_or(0),
+        lost: u(o, "Remote Failures").unwrap_or(0),
+        accepted_difficulty: f(o, "Difficulty Accepted").unwrap_or(0.0),
+        rejected_difficulty: f(o, "Difficulty Rejected").unwrap_or(0.0),
+        stale_difficulty: f(o, "Difficulty Stale").unwrap_or(0.0),
+    }
 }
 
 /// `65.54K` back to 65540, a plain number as itself.

@@ -76,6 +76,13 @@ pub struct Shares {
     pub stale_difficulty: f64,
 }
 
+impl Shares {
+    /// Difficulty sent or found in all: accepted, rejected and stale.
+    pub fn difficulty_total(&self) -> f64 {
+        self.accepted_difficulty + self.rejected_difficulty + self.stale_difficulty
+    }
+}
+
 /// How a chip on a chain is doing, by position.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

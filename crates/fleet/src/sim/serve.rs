@@ -21,6 +21,7 @@ use tokio::task::JoinHandle;
 
 use super::model::{Contract, SimFleet};
 use crate::http::{read_head, respond, Head};
+use crate::unix_now;
 
 /// Connections answered at once (each holds a descriptor): under the 20,000 a process may
 /// hold, with room for a console of 1,024 reads in the same process. Fleet tools that probe
@@ -306,11 +307,4 @@ fn antminer_page(
         Some(v) => (200, Vec::new(), "application/json", v.to_string()),
         None => (404, Vec::new(), "text/plain", "not found".into()),
     }
-}
-
-/// The wall clock in unix seconds.
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
