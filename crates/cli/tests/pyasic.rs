@@ -51,15 +51,6 @@ async def main(ip):
 asyncio.run(main(sys.argv[1]))
 "#;
 
-fn pyasic_available() -> bool {
-    Command::new("python3")
-        .args(["-c", "import pyasic"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 /// pyasic only looks at port 4028: find a loopback address where it is free.
 fn api_address() -> SocketAddr {
     (1..=20u8)
@@ -70,7 +61,7 @@ fn api_address() -> SocketAddr {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pyasic_reads_a_running_miner_like_an_antminer() {
-    if !pyasic_available() {
+    if !python_has("pyasic") {
         let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false");
         assert!(
             !ci,
