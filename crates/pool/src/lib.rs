@@ -162,7 +162,7 @@ impl Pool {
             payout,
         });
         tracing::info!("templates from {}", shared.source.describe());
-        tracing::info!("ledger: {}", redact(&database));
+        tracing::info!("ledger: {}", hashforge_store::redact(&database));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = vec![
             tokio::spawn(template_loop(Arc::clone(&shared), shutdown_rx.clone())),
@@ -248,16 +248,6 @@ fn rand_seed() -> u32 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos() ^ (d.as_secs() as u32).rotate_left(16))
         .unwrap_or(0)
-}
-
-fn redact(url: &str) -> String {
-    match url.split_once('@') {
-        Some((head, tail)) => match head.rsplit_once(':') {
-            Some((user, _)) if user.contains("://") => format!("{user}:***@{tail}"),
-            _ => url.to_string(),
-        },
-        None => url.to_string(),
-    }
 }
 
 async fn connect_bitcoind(

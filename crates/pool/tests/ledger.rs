@@ -4,9 +4,7 @@
 //! schema of its own, dropped when it passes.
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use hashforge_pool::ledger::{
@@ -14,94 +12,13 @@ use hashforge_pool::ledger::{
 };
 use hashforge_pool::testing::{fresh_dir, http_get, Connection as StratumConnection};
 use hashforge_pool::{Pool, PoolConfig};
+use hashforge_store::testing::{postgres_enabled, TestDb};
 use hashforge_stratum::{ClientConfig, ClientEvent, Share};
 use serde_json::Value;
 use sqlx::{Connection, Executor, Row};
 
-const POSTGRES_ENV: &str = "HASHFORGE_TEST_POSTGRES";
 /// Set in the SIGKILL test's child process: the database URL it writes to.
 const CHILD_ENV: &str = "HASHFORGE_LEDGER_SIGKILL_CHILD";
-
-static NEXT_DB: AtomicU32 = AtomicU32::new(0);
-
-fn unique(name: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!(
-        "hf_{name}_{}_{}_{nanos}",
-        std::process::id(),
-        NEXT_DB.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// A database for one test, removed when the test passes.
-struct TestDb {
-    url: String,
-    cleanup: Cleanup,
-}
-
-enum Cleanup {
-    File(PathBuf),
-    Schema { admin_url: String, schema: String },
-}
-
-impl TestDb {
-    fn sqlite(name: &str) -> TestDb {
-        let dir = std::env::temp_dir().join(unique(name));
-        TestDb {
-            url: format!("sqlite://{}", dir.join("pool.db").display()),
-            cleanup: Cleanup::File(dir),
-        }
-    }
-
-    async fn postgres(name: &str) -> TestDb {
-        let admin_url = match std::env::var(POSTGRES_ENV) {
-            Ok(url) => url,
-            Err(_) => panic!(
-                "{POSTGRES_ENV} is not set: PostgreSQL ledger tests need a postgres:// URL to an empty database (.ci/run sets one up)"
-            ),
-        };
-        sqlx::any::install_default_drivers();
-        let schema = unique(name);
-        let mut conn = sqlx::AnyConnection::connect(&admin_url).await.unwrap();
-        conn.execute(format!("CREATE SCHEMA {schema}").as_str())
-            .await
-            .unwrap();
-        conn.close().await.unwrap();
-        let sep = if admin_url.contains('?') { '&' } else { '?' };
-        TestDb {
-            url: format!("{admin_url}{sep}options[search_path]={schema}"),
-            cleanup: Cleanup::Schema { admin_url, schema },
-        }
-    }
-
-    async fn remove(self) {
-        match self.cleanup {
-            Cleanup::File(dir) => std::fs::remove_dir_all(dir).unwrap(),
-            Cleanup::Schema { admin_url, schema } => {
-                let mut conn = sqlx::AnyConnection::connect(&admin_url).await.unwrap();
-                conn.execute(format!("DROP SCHEMA {schema} CASCADE").as_str())
-                    .await
-                    .unwrap();
-            }
-        }
-    }
-}
-
-/// Whether the PostgreSQL tests run: yes with the URL, no without it, and a failure
-/// without it under CI, so a CI that lost its database cannot pass by skipping.
-fn postgres_enabled() -> bool {
-    if std::env::var_os(POSTGRES_ENV).is_some() {
-        return true;
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("CI=true but {POSTGRES_ENV} is unset: the PostgreSQL ledger tests must run in CI");
-    }
-    eprintln!("skipping: set {POSTGRES_ENV}=postgres://... to run the PostgreSQL ledger tests");
-    false
-}
 
 /// Runs one check against SQLite and one against PostgreSQL.
 macro_rules! both_databases {
@@ -110,7 +27,7 @@ macro_rules! both_databases {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $check() {
-                    let db = super::TestDb::sqlite(stringify!($check));
+                    let db = super::TestDb::sqlite(stringify!($check), "pool.db");
                     super::$check(&db.url).await;
                     db.remove().await;
                 }
@@ -668,7 +585,7 @@ async fn a_database_error_reaches_the_caller(url: &str) {
 
 #[tokio::test]
 async fn sqlite_files_are_in_wal_mode() {
-    let db = TestDb::sqlite("wal");
+    let db = TestDb::sqlite("wal", "pool.db");
     let ledger = Ledger::open(&db.url).await.unwrap();
     ledger.record_share(share("a", 1, 1.0)).await.unwrap();
     let mut conn = sqlx::AnyConnection::connect(&db.url).await.unwrap();
@@ -690,7 +607,7 @@ async fn sqlite_files_are_in_wal_mode() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a measurement; prints shares/s"]
 async fn throughput_sqlite() {
-    let db = TestDb::sqlite("throughput");
+    let db = TestDb::sqlite("throughput", "pool.db");
     measure(&db.url, "SQLite").await;
     db.remove().await;
 }
@@ -746,7 +663,7 @@ async fn measure(url: &str, name: &str) {
 /// restart. The child is this test binary again, running `sigkill_child` below.
 #[test]
 fn sigkill_keeps_every_acknowledged_share_sqlite() {
-    let db = TestDb::sqlite("sigkill");
+    let db = TestDb::sqlite("sigkill", "pool.db");
     kill_and_check(&db.url);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(db.remove());

@@ -1,23 +1,24 @@
-//! The only SQL that differs between SQLite and PostgreSQL: the statements that unpack a
-//! batch's rows from one JSON parameter (SQLite's `json_each`, PostgreSQL's
-//! `json_array_elements`, each with its own casts and hex decoding) and the migrations that
-//! change a column's type. Everything else in the ledger is portable SQL with `$n`
+//! The only ledger SQL that differs between SQLite and PostgreSQL (besides the migrations
+//! that change a column's type): the statements that unpack a batch's rows from one JSON
+//! parameter (SQLite's `json_each`, PostgreSQL's `json_array_elements`, each with its own
+//! casts and hex decoding). Everything else in the ledger is portable SQL with `$n`
 //! placeholders.
 
-/// Which database a ledger talks to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Dialect {
-    Sqlite,
-    Postgres,
+pub(crate) use hashforge_store::Dialect;
+
+/// The ledger's statements that differ per database.
+pub(crate) trait LedgerSql {
+    fn insert_shares(self) -> &'static str;
+    fn add_rejects(self) -> &'static str;
 }
 
-impl Dialect {
+impl LedgerSql for Dialect {
     /// Every share of a batch in one statement: the rows arrive as one JSON array of arrays
     /// (one bind, however many rows; see `writer::shares_json`), the hash as display hex
     /// turned back into its 32 bytes by the database. Measured against multi-row INSERTs
     /// with a placeholder per value (sqlx's SQLite driver looks each `$n` up by name, so
     /// those had to stay at 16 rows).
-    pub(crate) fn insert_shares(self) -> &'static str {
+    fn insert_shares(self) -> &'static str {
         match self {
             // `WHERE true`: SQLite's parser otherwise takes ON CONFLICT for a join's ON.
             Dialect::Sqlite => {
@@ -40,7 +41,7 @@ impl Dialect {
 
     /// Adds a batch's refused-share counts to `rejects`: rows `[has_worker, worker, reason,
     /// count]`, one per key (PostgreSQL refuses to update one row twice in a statement).
-    pub(crate) fn add_rejects(self) -> &'static str {
+    fn add_rejects(self) -> &'static str {
         match self {
             Dialect::Sqlite => {
                 "INSERT INTO rejects (has_worker, worker, reason, count) \
@@ -56,15 +57,6 @@ impl Dialect {
                  ON CONFLICT (has_worker, worker, reason) \
                  DO UPDATE SET count = rejects.count + excluded.count"
             }
-        }
-    }
-
-    /// A migration's SQL for this database.
-    pub(crate) fn pick(self, sql: &super::migrate::Sql) -> &'static str {
-        match (sql, self) {
-            (super::migrate::Sql::Portable(s), _) => s,
-            (super::migrate::Sql::PerDatabase { sqlite, .. }, Dialect::Sqlite) => sqlite,
-            (super::migrate::Sql::PerDatabase { postgres, .. }, Dialect::Postgres) => postgres,
         }
     }
 }

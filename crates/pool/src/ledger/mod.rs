@@ -23,15 +23,13 @@ mod writer;
 use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex, Once};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
-use sqlx::{AnyPool, Executor, Row};
+use sqlx::any::AnyRow;
+use sqlx::{AnyPool, Row};
 use tokio::sync::{mpsc, oneshot};
 
-use dialect::Dialect;
 use writer::{Command, Writer};
 
 /// Refused shares counted but not yet written, by (worker, reason).
@@ -47,20 +45,11 @@ const PPLNS_PAGE: i64 = 10_000;
 /// Why the ledger could not do what was asked.
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum LedgerError {
-    #[error(
-        "unsupported database URL `{0}`: use sqlite:///path/to/pool.db, sqlite:path or postgres://user:password@host/database"
-    )]
-    UnsupportedUrl(String),
+    /// The URL, the connection or a migration.
+    #[error(transparent)]
+    Store(#[from] hashforge_store::StoreError),
     #[error("database: {0}")]
     Database(Arc<sqlx::Error>),
-    #[error("cannot create the database's directory {path}: {message}")]
-    CreateDir { path: String, message: String },
-    #[error("ledger migration {name} failed: {message}")]
-    Migration { name: &'static str, message: String },
-    #[error(
-        "the database's ledger schema is at version {found}, newer than this hashforge knows ({known}); run a newer hashforge or use another database"
-    )]
-    SchemaTooNew { found: i64, known: i64 },
     #[error("invalid {what}: {why}")]
     Invalid { what: &'static str, why: String },
     #[error("unknown block {0}")]
@@ -299,46 +288,12 @@ impl Ledger {
     /// Opens (creating if missing) and migrates the ledger at `url`:
     /// `sqlite:///path/to/pool.db`, `sqlite:path`, or `postgres://user:pass@host/db`.
     pub async fn open(url: &str) -> Result<Ledger, LedgerError> {
-        static DRIVERS: Once = Once::new();
-        DRIVERS.call_once(sqlx::any::install_default_drivers);
-
-        let (url, dialect) = connect_url(url)?;
-        let sqlite = dialect == Dialect::Sqlite;
-        let options = AnyConnectOptions::from_str(&url)?;
-        let pool = AnyPoolOptions::new()
-            .max_connections(if sqlite { 4 } else { 8 })
-            .acquire_timeout(Duration::from_secs(10))
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if sqlite {
-                        // WAL persists in the file; `synchronous` is per connection.
-                        // NORMAL: a commit is in the WAL (the OS's cache) when it returns,
-                        // so it survives a killed process; only a checkpoint fsyncs.
-                        conn.execute("PRAGMA journal_mode = WAL").await?;
-                        conn.execute("PRAGMA synchronous = NORMAL").await?;
-                        // Latency over peak throughput. The writer's own checkpoint (each
-                        // 1024 pages = 4 MiB of WAL) copies only what the background
-                        // checkpointer (writer.rs) left in the last 20 ms, though it still
-                        // fsyncs twice in the commit path (~30 times a second at 20k
-                        // shares/s), which is where this disk's writeback stalls reach replies.
-                        // `bench pool`, 19,900 connections at 20k shares/s for 15 s, reply
-                        // p99 by WAL pages per writer checkpoint: 512: 75 ms; 1024: 14-19
-                        // ms; 2048: 18-19 ms; 8192: 28 ms; 16384: 37 ms. Saturated ledger
-                        // throughput falls from ~62k (16384, no background) to ~44k
-                        // shares/s, twice the target. An 8 MiB page cache measured as well
-                        // as 64 MiB.
-                        conn.execute("PRAGMA cache_size = -8192").await?;
-                        conn.execute("PRAGMA wal_autocheckpoint = 1024").await?;
-                        conn.execute("PRAGMA journal_size_limit = 67108864").await?;
-                        // Statement journals and sort spills in memory, not in temp files.
-                        conn.execute("PRAGMA temp_store = MEMORY").await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect_with(options)
-            .await?;
-        migrate::run(&pool, dialect).await?;
+        let connections = hashforge_store::Connections {
+            sqlite: 4,
+            postgres: 8,
+        };
+        let (pool, dialect) = hashforge_store::open(url, connections).await?;
+        migrate::LEDGER.migrate(&pool, dialect).await?;
         let last: Option<i64> = sqlx::query("SELECT MAX(seq) FROM shares")
             .fetch_one(&pool)
             .await?
@@ -715,50 +670,6 @@ fn payout_row(r: &AnyRow) -> Result<PayoutRow, LedgerError> {
 
 /// The URL to connect with, and which database it is. SQLite files (and their directory)
 /// are created if missing.
-fn connect_url(url: &str) -> Result<(String, Dialect), LedgerError> {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Ok((url.to_owned(), Dialect::Postgres));
-    }
-    let Some(rest) = url.strip_prefix("sqlite:") else {
-        return Err(LedgerError::UnsupportedUrl(redact(url)));
-    };
-    let rest = rest.strip_prefix("//").unwrap_or(rest);
-    let (path, params) = rest.split_once('?').unwrap_or((rest, ""));
-    if path.is_empty() {
-        return Err(LedgerError::UnsupportedUrl(url.to_owned()));
-    }
-    if path != ":memory:" {
-        if let Some(dir) = std::path::Path::new(path)
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-        {
-            std::fs::create_dir_all(dir).map_err(|e| LedgerError::CreateDir {
-                path: dir.display().to_string(),
-                message: e.to_string(),
-            })?;
-        }
-    }
-    let params = if params.split('&').any(|p| p.starts_with("mode=")) {
-        params.to_owned()
-    } else if params.is_empty() {
-        "mode=rwc".to_owned()
-    } else {
-        format!("{params}&mode=rwc")
-    };
-    Ok((format!("sqlite://{path}?{params}"), Dialect::Sqlite))
-}
-
-/// A URL with its password masked, for messages.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => match url[scheme + 3..at].split_once(':') {
-            Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-            None => url.to_owned(),
-        },
-        _ => url.to_owned(),
-    }
-}
-
 /// A hash held in internal byte order, in display order: the bytes the ledger stores.
 fn display_order(hash: &[u8; 32]) -> [u8; 32] {
     let mut reversed = *hash;
@@ -822,38 +733,6 @@ fn serialize_hash<S: serde::Serializer>(hash: &[u8; 32], s: S) -> Result<S::Ok, 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sqlite_urls_create_the_file_and_keep_their_parameters() {
-        let dir = std::env::temp_dir().join(format!("hashforge-ledger-url-{}", std::process::id()));
-        let db = dir.join("sub").join("pool.db");
-        let (url, dialect) = connect_url(&format!("sqlite://{}", db.display())).unwrap();
-        assert_eq!(dialect, Dialect::Sqlite);
-        assert_eq!(url, format!("sqlite://{}?mode=rwc", db.display()));
-        assert!(db.parent().unwrap().is_dir());
-        std::fs::remove_dir_all(&dir).unwrap();
-        assert_eq!(
-            connect_url("sqlite:pool.db").unwrap().0,
-            "sqlite://pool.db?mode=rwc"
-        );
-        assert_eq!(
-            connect_url("sqlite:pool.db?mode=ro").unwrap().0,
-            "sqlite://pool.db?mode=ro"
-        );
-        assert_eq!(
-            connect_url("postgres://u:p@h/db").unwrap().1,
-            Dialect::Postgres
-        );
-    }
-
-    #[test]
-    fn a_bad_url_is_refused_without_its_password() {
-        let e = connect_url("mysql://user:secret@host/db")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("mysql://user:***@host/db"), "{e}");
-        assert!(!e.contains("secret"));
-    }
 
     #[test]
     fn block_status_round_trips_through_text() {

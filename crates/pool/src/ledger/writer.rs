@@ -16,7 +16,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyPool, Connection, Transaction};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::dialect::Dialect;
+use super::dialect::{Dialect, LedgerSql};
 use super::{BlockRecord, BlockStatus, LedgerError, RejectCounts, ShareRecord};
 
 /// Shares per transaction at most.
@@ -268,7 +268,7 @@ async fn checkpointer(pool: AnyPool, mut batches: watch::Receiver<()>) {
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// `[[hash, seq, worker, job_id, height, difficulty, share_difficulty, is_block, time_ms],
-/// ...]`: the rows of [`Dialect::insert_shares`], the hash in display hex. Floats are
+/// ...]`: the rows of [`LedgerSql::insert_shares`], the hash in display hex. Floats are
 /// written shortest-round-trip, so both databases read back the same `f64`.
 fn shares_json(shares: &[(i64, ShareRecord)]) -> String {
     let rows: Vec<_> = shares
@@ -290,7 +290,7 @@ fn shares_json(shares: &[(i64, ShareRecord)]) -> String {
     serde_json::to_string(&rows).expect("plain values serialize")
 }
 
-/// `[[has_worker, worker, reason, count], ...]`: the rows of [`Dialect::add_rejects`].
+/// `[[has_worker, worker, reason, count], ...]`: the rows of [`LedgerSql::add_rejects`].
 fn rejects_json(rejects: &RejectCounts) -> String {
     let rows: Vec<_> = rejects
         .iter()
