@@ -42,6 +42,9 @@ pub struct FleetBenchArgs {
     /// One JSON object instead of a table.
     #[arg(long)]
     json: bool,
+    /// The fleet database to write to [default: a fresh SQLite file, removed afterwards].
+    #[arg(long, value_name = "URL")]
+    database: Option<String>,
     #[command(flatten)]
     ports: crate::fleet::PortArgs,
 }
@@ -458,8 +461,13 @@ struct FleetBenchResult {
     console_bytes_per_miner: f64,
     table_page_ms: f64,
     overview_ms: f64,
-    /// History is kept in memory (rolled up per miner); no database yet.
-    db_bytes_per_miner_day: Option<f64>,
+    /// The database's growth per miner and day of history (hourly rows, addresses).
+    db_bytes_per_miner_day: f64,
+    /// That, for 100,000 miners over 30 days.
+    db_month_100k_gb: f64,
+    /// Writing a day of history for every miner.
+    db_day_write_secs: f64,
+    database: String,
 }
 
 /// The smallest CIDR block, /16 or larger, that holds `first..=last`.
@@ -493,6 +501,11 @@ fn fleet(args: FleetBenchArgs) -> Result<(), String> {
     let block = covering_block(base, last);
     let ranges = Ranges::parse(&block).map_err(|e| e.to_string())?;
     let pid = std::process::id();
+    let scratch = std::env::temp_dir().join(format!("hashforge-bench-fleet-{pid}"));
+    let database = args
+        .database
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}", scratch.join("fleet.db").display()));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -510,11 +523,19 @@ fn fleet(args: FleetBenchArgs) -> Result<(), String> {
         let sim = Simulator::start(SimFleet::new(spec), ports)
             .await
             .map_err(|e| e.to_string())?;
-        let collector = Collector::new(CollectorConfig {
-            ports: args.ports.miner_ports(),
-            concurrency: args.concurrency,
-            ..CollectorConfig::default()
-        });
+        let store = hashforge_fleet::store::Store::open(&database, "bench")
+            .await
+            .map_err(|e| e.to_string())?;
+        let collector = Collector::with_store(
+            CollectorConfig {
+                ports: args.ports.miner_ports(),
+                concurrency: args.concurrency,
+                ..CollectorConfig::default()
+            },
+            store.clone(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         let rss_before = rss_kib(pid).unwrap_or(0);
         if !args.json {
             eprintln!(
@@ -529,33 +550,57 @@ fn fleet(args: FleetBenchArgs) -> Result<(), String> {
             let r = collector.poll_cycle().await;
             if !args.json {
                 eprintln!(
-                    "poll cycle {}: {} of {} answered in {:.2} s",
+                    "poll cycle {}: {} of {} answered in {:.2} s, written in {:.2} s",
                     i + 1,
                     r.answered,
                     r.miners,
-                    r.elapsed_secs
+                    r.elapsed_secs,
+                    r.store_secs
                 );
             }
             cycles.push(r);
         }
-        // A day of history as the rollup keeps it: the last hour per minute, hourly means.
-        {
+        // A day of history as the rollup keeps it (the last hour per minute, hourly means
+        // in memory), and written to the database as the collector writes it.
+        store.checkpoint().await.map_err(|e| e.to_string())?;
+        let (_, bytes_before) = store.size().await.map_err(|e| e.to_string())?;
+        let hours = {
             let now = hashforge_fleet::unix_now();
             let mut inv = collector
                 .inventory
                 .write()
                 .unwrap_or_else(|e| e.into_inner());
+            let mut hours = Vec::with_capacity(inv.miners.len() * HOURLY);
             for m in inv.miners.iter_mut() {
                 for k in 0..(HOURLY * 60 + RECENT) as u64 {
-                    m.record_sample(Sample {
-                        at: now - 86_400 + k * 60,
+                    let sample = Sample {
+                        at: now - 86_400 - 3_600 + k * 60,
                         hashrate_ths: m.hashrate_ths,
                         temp: 70.0,
                         power_w: m.power_w.unwrap_or(f32::NAN),
-                    });
+                    };
+                    if let Some(h) = m.record(sample, true) {
+                        hours.push((m.ip, h));
+                    }
                 }
             }
-        }
+            hours
+        };
+        let day_rows = hours.len();
+        let t = Instant::now();
+        let last = cycles.last().cloned().unwrap_or_default();
+        collector
+            .persist(hours, &last)
+            .await
+            .map_err(|e| e.to_string())?;
+        let db_day_write_secs = t.elapsed().as_secs_f64();
+        store.checkpoint().await.map_err(|e| e.to_string())?;
+        let (_, bytes_after) = store.size().await.map_err(|e| e.to_string())?;
+        let days = day_rows as f64 / HOURLY as f64 / f64::from(args.miners);
+        let db_bytes_per_miner_day = bytes_after.saturating_sub(bytes_before) as f64
+            / f64::from(args.miners)
+            / days.max(1e-9);
+        store.close().await;
         let rss_after = rss_kib(pid).unwrap_or(0);
         // The UI: the first page of the table, filtered and sorted, and the overview.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -597,9 +642,16 @@ fn fleet(args: FleetBenchArgs) -> Result<(), String> {
             console_bytes_per_miner: grown / f64::from(args.miners),
             table_page_ms,
             overview_ms,
-            db_bytes_per_miner_day: None,
+            db_bytes_per_miner_day,
+            db_month_100k_gb: db_bytes_per_miner_day * 100_000.0 * 30.0 / 1e9,
+            db_day_write_secs,
+            database: hashforge_store::redact(&database),
         })
-    })?;
+    });
+    if args.database.is_none() {
+        let _ = std::fs::remove_dir_all(&scratch);
+    }
+    let result = result?;
     if args.json {
         println!(
             "{}",
@@ -632,6 +684,13 @@ fn fleet(args: FleetBenchArgs) -> Result<(), String> {
         "UI           miner table, first page filtered and sorted: {:.1} ms; overview {:.1} ms",
         result.table_page_ms, result.overview_ms
     );
-    println!("disk         not measured: history is kept in memory, there is no database yet");
+    println!(
+        "disk         {:.0} bytes per miner-day of history ({}): {:.1} GB for 100,000 miners over 30 days; a day of {} miners written in {:.2} s",
+        result.db_bytes_per_miner_day,
+        result.database,
+        result.db_month_100k_gb,
+        result.miners,
+        result.db_day_write_secs
+    );
     Ok(())
 }

@@ -56,8 +56,18 @@ pub struct ConsoleArgs {
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8090")]
     listen: SocketAddr,
     /// Address ranges to discover miners in (10.0.0.0/16, 10.0.1.5-40, a list); repeatable.
+    /// Without any (and with --database), the console shows every site's collectors from the
+    /// database instead of polling.
     #[arg(long = "scan", value_name = "RANGE")]
     scan: Vec<String>,
+    /// Where inventory, history and alerts are kept: sqlite://FILE or
+    /// postgres://USER:PASS@HOST/DB. Several collectors (one per --site) may share one
+    /// PostgreSQL. [default with --scan: sqlite://hashforge-fleet/fleet.db]
+    #[arg(long, value_name = "URL", env = "HASHFORGE_FLEET_DATABASE")]
+    database: Option<String>,
+    /// The site this collector watches; its miners and alerts carry the name.
+    #[arg(long, default_value = hashforge_fleet::poll::DEFAULT_SITE)]
+    site: String,
     /// Seconds between poll cycles.
     #[arg(long, default_value_t = 60.0)]
     poll_every: f64,
@@ -305,6 +315,9 @@ pub fn collector_config(c: &ConsoleArgs) -> Result<CollectorConfig, String> {
 /// What a console watches and how.
 pub struct ConsoleSetup {
     pub listen: SocketAddr,
+    /// The fleet database; with no ranges and no extra miners, the console reads every
+    /// site from it instead of polling.
+    pub database: Option<String>,
     pub poll_every: Duration,
     pub rescan_every: Duration,
     pub config: CollectorConfig,
@@ -323,17 +336,38 @@ impl ConsoleArgs {
         if !(self.rescan_every.is_finite() && self.rescan_every >= 1.0) {
             return Err("--rescan-every must be at least 1 second".into());
         }
-        if self.scan.is_empty() {
-            return Err("give the ranges to watch: --scan 10.0.0.0/16 (repeatable)".into());
+        if self.scan.is_empty() && self.database.is_none() {
+            return Err("give the ranges to watch (--scan 10.0.0.0/16, repeatable), or the database whose sites to show (--database URL)".into());
         }
-        let ranges =
-            Ranges::parse_all(self.scan.iter().map(String::as_str)).map_err(|e| e.to_string())?;
+        let site = self.site.trim();
+        if site.is_empty() || site.len() > 64 || site.chars().any(char::is_control) {
+            return Err(format!(
+                "--site `{}`: give a short name (1 to 64 characters)",
+                self.site.escape_debug()
+            ));
+        }
+        let ranges = if self.scan.is_empty() {
+            None
+        } else {
+            Some(
+                Ranges::parse_all(self.scan.iter().map(String::as_str))
+                    .map_err(|e| e.to_string())?,
+            )
+        };
+        let database = self.database.clone().or_else(|| {
+            ranges
+                .is_some()
+                .then(|| "sqlite://hashforge-fleet/fleet.db".to_string())
+        });
+        let mut config = collector_config(self)?;
+        config.site = site.to_owned();
         Ok(ConsoleSetup {
             listen: self.listen,
+            database,
             poll_every: Duration::from_secs_f64(self.poll_every),
             rescan_every: Duration::from_secs_f64(self.rescan_every.max(self.poll_every)),
-            config: collector_config(self)?,
-            ranges: Some(ranges),
+            config,
+            ranges,
             extra: Vec::new(),
             quiet: false,
         })
@@ -345,7 +379,35 @@ impl ConsoleArgs {
 pub async fn start_console(
     setup: ConsoleSetup,
 ) -> Result<(SocketAddr, Arc<Collector>, watch::Sender<bool>), String> {
-    let collector = Collector::new(setup.config);
+    let reader = setup.ranges.is_none() && setup.extra.is_empty();
+    let collector = match &setup.database {
+        Some(url) => {
+            let store = hashforge_fleet::store::Store::open(url, &setup.config.site)
+                .await
+                .map_err(|e| format!("--database {}: {e}", hashforge_store::redact(url)))?;
+            if !setup.quiet {
+                tracing::info!(
+                    "fleet database: {} ({})",
+                    hashforge_store::redact(url),
+                    if reader {
+                        "showing every site".to_string()
+                    } else {
+                        format!("site {}", setup.config.site)
+                    }
+                );
+            }
+            if reader {
+                let c = Collector::with_reader(setup.config, store);
+                c.refresh().await.map_err(|e| e.to_string())?;
+                c
+            } else {
+                Collector::with_store(setup.config, store)
+                    .await
+                    .map_err(|e| e.to_string())?
+            }
+        }
+        None => Collector::new(setup.config),
+    };
     let listener = tokio::net::TcpListener::bind(setup.listen)
         .await
         .map_err(|e| {
@@ -369,6 +431,21 @@ pub async fn start_console(
         setup.ranges,
         setup.extra,
     );
+    if reader {
+        tokio::spawn(async move {
+            let mut stop_rx = stop_rx;
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = stop_rx.changed() => return,
+                }
+                if let Err(e) = me.refresh().await {
+                    tracing::warn!("fleet database: {e}");
+                }
+            }
+        });
+        return Ok((addr, collector, stop));
+    }
     tokio::spawn(async move {
         let mut stop_rx = stop_rx;
         loop {

@@ -235,6 +235,10 @@ async fn start_fleet(
     };
     let setup = ConsoleSetup {
         listen: args.console,
+        database: Some(format!(
+            "sqlite://{}",
+            args.data_dir.join("fleet.db").display()
+        )),
         poll_every: Duration::from_secs(10),
         // The simulated machines come up over half a minute: look again soon.
         rescan_every: Duration::from_secs(40),

@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::state::Miner;
 
 /// What an alert is about.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertKind {
     Offline,
@@ -117,7 +117,10 @@ fn pool_key(url: &str) -> String {
 /// One open or closed alert.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Alert {
+    /// Numbered per site.
     pub id: u64,
+    /// The site of the collector that saw it.
+    pub site: String,
     pub kind: AlertKind,
     pub ip: IpAddr,
     /// The board it names, where it names one.
@@ -290,6 +293,12 @@ pub struct Alerts {
     opened_this_minute: (u64, HashMap<AlertKind, u32>),
     /// Notifications not sent because of the rate limit.
     pub suppressed: u64,
+    /// The site new alerts are numbered in.
+    pub site: String,
+    /// Every opening and closing since the last [`Alerts::take_journal`], kept only while
+    /// `journaling` (a collector writing to a database).
+    pub journaling: bool,
+    journal: Vec<Alert>,
 }
 
 /// Closed alerts kept for the console.
@@ -316,6 +325,9 @@ impl Alerts {
             let mut a = mine.swap_remove(i);
             a.end = Some(now);
             self.open_count -= 1;
+            if self.journaling {
+                self.journal.push(a.clone());
+            }
             if self.closed.len() == CLOSED_KEPT {
                 self.closed.pop_front();
             }
@@ -329,6 +341,7 @@ impl Alerts {
             self.next_id += 1;
             let a = Alert {
                 id: self.next_id,
+                site: self.site.clone(),
                 kind,
                 ip,
                 board,
@@ -338,6 +351,9 @@ impl Alerts {
             };
             mine.push(a.clone());
             self.open_count += 1;
+            if self.journaling {
+                self.journal.push(a.clone());
+            }
             let minute = now / 60;
             if self.opened_this_minute.0 != minute {
                 self.opened_this_minute = (minute, HashMap::new());
@@ -354,6 +370,24 @@ impl Alerts {
             self.open.remove(&ip);
         }
         opened
+    }
+
+    /// The openings and closings since the last call, oldest first.
+    pub fn take_journal(&mut self) -> Vec<Alert> {
+        std::mem::take(&mut self.journal)
+    }
+
+    /// Takes in alerts read back from the database: the open ones become open again (a
+    /// collector's restart continues them, numbering after `next_id`), the closed ones
+    /// are history. Replaces what was there.
+    pub fn restore(&mut self, open: Vec<Alert>, closed: Vec<Alert>, next_id: u64) {
+        self.open.clear();
+        self.open_count = open.len();
+        for a in open {
+            self.open.entry(a.ip).or_default().push(a);
+        }
+        self.closed = closed.into_iter().rev().take(CLOSED_KEPT).rev().collect();
+        self.next_id = self.next_id.max(next_id);
     }
 
     /// Open alerts, the most urgent kinds first, newest first within a kind.
@@ -410,6 +444,7 @@ mod tests {
                 model: "S21 Pro".into(),
                 firmware: "x".into(),
             },
+            "a",
             0,
         );
         m.online = true;

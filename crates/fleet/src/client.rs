@@ -54,7 +54,7 @@ impl ReadError {
 }
 
 /// How a known miner is read.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Contract {
     /// cgminer API shaped as stock Antminer firmware (4028), web CGI (80).
@@ -132,7 +132,7 @@ pub struct Identified {
 }
 
 /// The ports miners answer on (fleet tools know no others; tests may move them).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MinerPorts {
     pub cgminer: u16,
     pub http: u16,

@@ -19,6 +19,7 @@ pub mod range;
 pub mod scan;
 pub mod sim;
 pub mod state;
+pub mod store;
 
 /// The wall clock in unix seconds (0 before 1970).
 pub fn unix_now() -> u64 {

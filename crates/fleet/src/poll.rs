@@ -1,6 +1,8 @@
 //! The collector: discovery into the inventory, enrolment checks (web identity, default
 //! password, open API), and poll cycles that read every known miner with bounded
-//! concurrency, retry a miss before it counts, update the inventory and the alerts.
+//! concurrency, retry a miss before it counts, update the inventory and the alerts, and
+//! write what changed to the database. A console without ranges of its own reads every
+//! site's collectors from the database instead ([`Collector::refresh`]).
 
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, RwLock};
@@ -13,7 +15,8 @@ use crate::alerts::{findings, Alert, Alerts, Rules};
 use crate::client::{self, Contract, MinerPorts};
 use crate::range::Ranges;
 use crate::scan::{scan, ScanConfig, ScanReport};
-use crate::state::Inventory;
+use crate::state::{HourRow, Inventory};
+use crate::store::{CycleWrite, MinerRow, RowRef, Store};
 use crate::unix_now;
 
 /// How the collector works.
@@ -34,7 +37,12 @@ pub struct CollectorConfig {
     /// Log each opened alert (the console does; `hashforge up`, whose log is the miner's,
     /// does not).
     pub log_alerts: bool,
+    /// The site this collector watches (`--site`): its miners and alerts carry it.
+    pub site: String,
 }
+
+/// The site of a collector not told one.
+pub const DEFAULT_SITE: &str = "local";
 
 impl Default for CollectorConfig {
     fn default() -> CollectorConfig {
@@ -47,12 +55,14 @@ impl Default for CollectorConfig {
             rules: Rules::default(),
             webhook: None,
             log_alerts: true,
+            site: DEFAULT_SITE.to_owned(),
         }
     }
 }
 
 /// What one poll cycle did.
-#[derive(Clone, Debug, Default, serde::Serialize)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct CycleReport {
     pub miners: usize,
     pub answered: usize,
@@ -63,7 +73,13 @@ pub struct CycleReport {
     pub read_p50_ms: f64,
     pub read_p99_ms: f64,
     pub alerts_opened: usize,
+    /// Writing the cycle to the database (after the reads).
+    pub store_secs: f64,
+    pub store_error: Option<String>,
 }
+
+/// Closed hours (by miner address) and alert changes not yet in the database.
+type Unwritten = (Vec<(IpAddr, HourRow)>, Vec<Alert>);
 
 /// The collector and what it knows.
 pub struct Collector {
@@ -71,6 +87,11 @@ pub struct Collector {
     pub inventory: RwLock<Inventory>,
     pub alerts: Mutex<Alerts>,
     pub last_cycle: Mutex<Option<CycleReport>>,
+    pub store: Option<Store>,
+    /// Hours and alerts a failed write left, written with the next cycle.
+    unwritten: Mutex<Unwritten>,
+    /// Each site's last cycle as its collector wrote it (a console reading the database).
+    pub sites: Mutex<Vec<(String, u64, CycleReport)>>,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -82,12 +103,77 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 impl Collector {
     pub fn new(config: CollectorConfig) -> Arc<Collector> {
+        Collector::build(config, None)
+    }
+
+    /// A collector that writes to `store`, continuing what it wrote before: its site's
+    /// miners (with a day of hourly history) and open alerts are read back first.
+    pub async fn with_store(
+        config: CollectorConfig,
+        store: Store,
+    ) -> Result<Arc<Collector>, hashforge_store::StoreError> {
+        let me = Collector::build(config, Some(store.clone()));
+        let miners = store.load_miners(false, unix_now()).await?;
+        let (open, closed, next_id) = store.load_alerts(false).await?;
+        if !miners.is_empty() {
+            tracing::info!(
+                "fleet database: {} miner(s) and {} open alert(s) of site {} read back",
+                miners.len(),
+                open.len(),
+                store.site()
+            );
+        }
+        me.inventory_mut().restore(miners);
+        let mut alerts = me.alerts();
+        alerts.restore(open, closed, next_id);
+        alerts.journaling = true;
+        drop(alerts);
+        Ok(me)
+    }
+
+    /// A console of every site in `store`, filled by [`Collector::refresh`]; it polls nothing.
+    pub fn with_reader(config: CollectorConfig, store: Store) -> Arc<Collector> {
+        Collector::build(config, Some(store))
+    }
+
+    fn build(config: CollectorConfig, store: Option<Store>) -> Arc<Collector> {
+        let mut alerts = Alerts::default();
+        alerts.site.clone_from(&config.site);
         Arc::new(Collector {
             config,
             inventory: RwLock::new(Inventory::default()),
-            alerts: Mutex::new(Alerts::default()),
+            alerts: Mutex::new(alerts),
             last_cycle: Mutex::new(None),
+            store,
+            unwritten: Mutex::new((Vec::new(), Vec::new())),
+            sites: Mutex::new(Vec::new()),
         })
+    }
+
+    /// A console of every site: reads what the collectors wrote (miners, alerts, cycles)
+    /// into this collector's inventory; the first call also reads a day of hourly history.
+    pub async fn refresh(&self) -> Result<(), hashforge_store::StoreError> {
+        let Some(store) = &self.store else {
+            return Ok(());
+        };
+        let now = unix_now();
+        let first = self.inventory().miners.is_empty();
+        let mut miners = store.load_miners(true, now).await?;
+        if !first {
+            for m in &mut miners {
+                m.hourly.clear();
+            }
+        }
+        let (open, closed, _) = store.load_alerts(true).await?;
+        let sites = store.sites().await?;
+        {
+            let mut inv = self.inventory_mut();
+            inv.restore(miners);
+            inv.close_cycle(now);
+        }
+        self.alerts().restore(open, closed, 0);
+        *self.sites.lock().unwrap_or_else(|e| e.into_inner()) = sites;
+        Ok(())
     }
 
     pub fn inventory(&self) -> std::sync::RwLockReadGuard<'_, Inventory> {
@@ -114,7 +200,7 @@ impl Collector {
         let report = scan(ranges, config).await;
         let fresh = {
             let mut inv = self.inventory_mut();
-            let positions = inv.enroll(&report.found, unix_now());
+            let positions = inv.enroll(&report.found, &self.config.site, unix_now());
             positions.into_iter().map(|i| inv.miners[i].ip).collect()
         };
         (report, fresh)
@@ -124,7 +210,10 @@ impl Collector {
     /// answers; returns whether it is new.
     pub async fn watch(&self, ip: IpAddr, ports: MinerPorts) -> Result<bool, client::ReadError> {
         match client::identify(ip, ports, self.config.timeout).await? {
-            Some(found) => Ok(!self.inventory_mut().enroll(&[found], unix_now()).is_empty()),
+            Some(found) => Ok(!self
+                .inventory_mut()
+                .enroll(&[found], &self.config.site, unix_now())
+                .is_empty()),
             None => Err(client::ReadError::Shape(format!(
                 "nothing miner-like answers at {ip} on ports {} and {}",
                 ports.cgminer, ports.http
@@ -204,6 +293,7 @@ impl Collector {
         };
         let mut latencies = Vec::with_capacity(targets.len());
         let mut opened: Vec<Alert> = Vec::new();
+        let mut hours: Vec<(IpAddr, HourRow)> = Vec::new();
         for (ip, ports, contract, expected) in targets {
             let permit = Arc::clone(&permits).acquire_owned().await.expect("open");
             let me = Arc::clone(self);
@@ -212,11 +302,11 @@ impl Collector {
                 me.read_one(ip, ports, contract, expected).await
             });
             while let Some(r) = tasks.try_join_next() {
-                self.tally(r, &mut report, &mut latencies, &mut opened);
+                self.tally(r, &mut report, &mut latencies, &mut opened, &mut hours);
             }
         }
         while let Some(r) = tasks.join_next().await {
-            self.tally(r, &mut report, &mut latencies, &mut opened);
+            self.tally(r, &mut report, &mut latencies, &mut opened, &mut hours);
         }
         self.inventory_mut().close_cycle(unix_now());
         latencies.sort_by(f64::total_cmp);
@@ -240,8 +330,82 @@ impl Collector {
                 tracing::warn!("webhook {hook}: {e}");
             }
         }
+        if self.store.is_some() {
+            let t = Instant::now();
+            if let Err(e) = self.persist(hours, &report).await {
+                tracing::warn!(
+                    "fleet database: {e}; the cycle's history is written with the next one"
+                );
+                report.store_error = Some(e.to_string());
+            }
+            report.store_secs = t.elapsed().as_secs_f64();
+        }
         *self.last_cycle.lock().unwrap_or_else(|e| e.into_inner()) = Some(report.clone());
         report
+    }
+
+    /// Writes the cycle: new or changed miners, every reading, the hours that closed, the
+    /// alerts that opened or closed. What a failed write held is kept for the next one.
+    pub async fn persist(
+        &self,
+        hours: Vec<(IpAddr, HourRow)>,
+        report: &CycleReport,
+    ) -> Result<(), hashforge_store::StoreError> {
+        let Some(store) = &self.store else {
+            return Ok(());
+        };
+        let (mut hours_due, mut alerts_due) =
+            std::mem::take(&mut *self.unwritten.lock().unwrap_or_else(|e| e.into_inner()));
+        hours_due.extend(hours);
+        alerts_due.extend(self.alerts().take_journal());
+        let (write, fresh) = {
+            let inv = self.inventory();
+            let mut w = CycleWrite {
+                report: Some(report.clone()),
+                ..CycleWrite::default()
+            };
+            let mut fresh = Vec::new();
+            let mut refs = Vec::with_capacity(inv.miners.len());
+            for (i, m) in inv.miners.iter().enumerate() {
+                let row = MinerRow::of(m);
+                let r = match &m.stored {
+                    Some(s) if row.unchanged(Some(s)) => RowRef::Id(s.id),
+                    _ => {
+                        fresh.push(i);
+                        w.miners.push(row);
+                        RowRef::New(w.miners.len() - 1)
+                    }
+                };
+                refs.push(r);
+                if m.last_seen.is_some() {
+                    if let Ok(json) = serde_json::to_string(m) {
+                        w.readings.push((r, json, m.last_seen));
+                    }
+                }
+            }
+            for (ip, h) in &hours_due {
+                if let Some(i) = inv.position(*ip) {
+                    w.hours.push((refs[i], h.clone(), *ip));
+                }
+            }
+            w.alerts = alerts_due.clone();
+            (w, fresh)
+        };
+        match store.write(&write).await {
+            Ok(ids) => {
+                let mut inv = self.inventory_mut();
+                for ((pos, id), row) in fresh.iter().zip(ids).zip(&write.miners) {
+                    if let Some(m) = inv.miners.get_mut(*pos) {
+                        m.stored = Some(row.stored(id));
+                    }
+                }
+                Ok(())
+            }
+            Err(e) => {
+                *self.unwritten.lock().unwrap_or_else(|e| e.into_inner()) = (hours_due, alerts_due);
+                Err(e)
+            }
+        }
     }
 
     fn tally(
@@ -250,10 +414,12 @@ impl Collector {
         report: &mut CycleReport,
         latencies: &mut Vec<f64>,
         opened: &mut Vec<Alert>,
+        hours: &mut Vec<(IpAddr, HourRow)>,
     ) {
         let Ok(o) = r else {
             return;
         };
+        hours.extend(o.hour);
         if o.answered {
             report.answered += 1;
             latencies.push(o.ms);
@@ -294,18 +460,20 @@ impl Collector {
                 return Outcome::default();
             };
             let m = &mut inv.miners[i];
-            match &result {
+            let closed = match &result {
                 Ok(s) => m.update(s, now, ms as f32),
                 Err(e) => m.missed(e.to_string(), now),
-            }
-            findings(m, &self.config.rules)
+            };
+            (findings(m, &self.config.rules), closed)
         };
+        let (f, hour) = f;
         let opened = self.alerts().apply(ip, f, now);
         Outcome {
             answered,
             retried: retried && answered,
             ms,
             opened,
+            hour: hour.map(|h| (ip, h)),
         }
     }
 
@@ -339,6 +507,7 @@ struct Outcome {
     retried: bool,
     ms: f64,
     opened: Vec<Alert>,
+    hour: Option<(IpAddr, HourRow)>,
 }
 
 /// Chips per board of a model, from the machine table (`S21 Pro` -> 65).

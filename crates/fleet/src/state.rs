@@ -1,12 +1,13 @@
 //! What the console keeps about every miner: identity, the last reading in a compact form,
 //! and history rolled up as it ages (the last hour per poll, then hourly means for a day),
-//! so 100,000 miners and a day of history fit in a few hundred megabytes.
+//! so 100,000 miners and a day of history fit in a few hundred megabytes. Each hour that
+//! closes is handed out as an [`HourRow`], the unit the database keeps (`store`).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 
 use hashforge_minerapi::{ChainState, MinerStatus};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::client::{Contract, Identified, MinerPorts};
 
@@ -16,7 +17,7 @@ pub const RECENT: usize = 60;
 pub const HOURLY: usize = 24;
 
 /// One board as last read.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Board {
     pub index: u8,
     /// Why it does not hash, when it does not.
@@ -33,7 +34,7 @@ pub struct Board {
 }
 
 /// A point of history.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
     /// Unix seconds.
     pub at: u64,
@@ -44,9 +45,90 @@ pub struct Sample {
     pub power_w: f32,
 }
 
+/// One hour of one miner, rolled up: what the database keeps per miner and hour.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HourRow {
+    /// Unix hour (seconds / 3600).
+    pub hour: u64,
+    /// Polls in the hour, and how many it answered.
+    pub samples: u32,
+    pub answered: u32,
+    /// Mean over every poll, a missed one counting 0: the rate the hour delivered.
+    pub hashrate_ths: f32,
+    /// Mean of the hottest chip over the polls that reported one.
+    pub temp: Option<f32>,
+    /// Mean over the polls that reported it.
+    pub power_w: Option<f32>,
+    /// Shares accepted and rejected during the hour (a reboot's reset counts from 0).
+    pub accepted: u64,
+    pub rejected: u64,
+    /// Per board: mean hash rate over the polls it answered, mean chip temperature.
+    pub boards: Vec<BoardHour>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BoardHour {
+    pub hashrate_ths: f32,
+    pub temp: Option<f32>,
+}
+
+impl HourRow {
+    /// The chart point of the hour.
+    pub fn sample(&self) -> Sample {
+        Sample {
+            at: self.hour * 3600,
+            hashrate_ths: self.hashrate_ths,
+            temp: self.temp.unwrap_or(f32::NAN),
+            power_w: self.power_w.unwrap_or(f32::NAN),
+        }
+    }
+}
+
+/// The hour being summed.
+#[derive(Clone, Debug, Default)]
+struct HourSum {
+    hour: u64,
+    samples: u32,
+    answered: u32,
+    hashrate: f64,
+    temp: (f64, u32),
+    power: (f64, u32),
+    accepted: u64,
+    rejected: u64,
+    /// Per board: hash rate sum, polls, temperature sum, temperature polls.
+    boards: Vec<(f64, u32, f64, u32)>,
+}
+
+impl HourSum {
+    fn row(&self) -> HourRow {
+        let mean = |(sum, n): (f64, u32)| (n > 0).then(|| (sum / f64::from(n)) as f32);
+        HourRow {
+            hour: self.hour,
+            samples: self.samples,
+            answered: self.answered,
+            hashrate_ths: (self.hashrate / f64::from(self.samples.max(1))) as f32,
+            temp: mean(self.temp),
+            power_w: mean(self.power),
+            accepted: self.accepted,
+            rejected: self.rejected,
+            boards: self
+                .boards
+                .iter()
+                .map(|&(h, n, t, tn)| BoardHour {
+                    hashrate_ths: mean((h, n)).unwrap_or(0.0),
+                    temp: mean((t, tn)),
+                })
+                .collect(),
+        }
+    }
+}
+
 /// Everything the console knows about one miner.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Miner {
+    /// The site its collector watches (`--site`).
+    #[serde(default)]
+    pub site: String,
     pub ip: IpAddr,
     pub ports: MinerPorts,
     pub contract: Contract,
@@ -81,7 +163,7 @@ pub struct Miner {
     /// The cgminer API takes privileged commands from anyone.
     pub api_open: Option<bool>,
     /// Board serials from the web CGI, by board index.
-    #[serde(skip)]
+    #[serde(default)]
     pub board_serials: Vec<(usize, String)>,
     /// The last read's round trip, milliseconds.
     pub read_ms: f32,
@@ -90,12 +172,19 @@ pub struct Miner {
     #[serde(skip)]
     pub hourly: VecDeque<Sample>,
     #[serde(skip)]
-    hour_sum: (f64, f64, f64, u32, u64),
+    hour: HourSum,
+    /// Share counters at the last reading, for the hour's deltas.
+    #[serde(skip)]
+    last_counts: Option<(u64, u64)>,
+    /// Its row in the database and what that row says, once written.
+    #[serde(skip)]
+    pub stored: Option<crate::store::Stored>,
 }
 
 impl Miner {
-    pub fn new(found: &Identified, now: u64) -> Miner {
+    pub fn new(found: &Identified, site: &str, now: u64) -> Miner {
         Miner {
+            site: site.to_owned(),
             ip: found.ip,
             ports: found.ports,
             contract: found.contract,
@@ -128,7 +217,18 @@ impl Miner {
             read_ms: 0.0,
             recent: VecDeque::with_capacity(RECENT),
             hourly: VecDeque::with_capacity(HOURLY),
-            hour_sum: (0.0, 0.0, 0.0, 0, 0),
+            hour: HourSum::default(),
+            last_counts: None,
+            stored: None,
+        }
+    }
+
+    /// Who it is across addresses: its serial, else its MAC, else its address at its site.
+    pub fn identity_key(&self) -> String {
+        match (&self.serial, &self.mac) {
+            (Some(sn), _) => format!("sn:{sn}"),
+            (None, Some(mac)) => format!("mac:{}", mac.to_ascii_lowercase()),
+            (None, None) => format!("ip:{}/{}", self.site, self.ip),
         }
     }
 
@@ -137,8 +237,8 @@ impl Miner {
         format!("{} {}", self.make, self.model)
     }
 
-    /// Takes in a reading made at `now`.
-    pub fn update(&mut self, s: &MinerStatus, now: u64, read_ms: f32) {
+    /// Takes in a reading made at `now`; returns the hour it closed, if it closed one.
+    pub fn update(&mut self, s: &MinerStatus, now: u64, read_ms: f32) -> Option<HourRow> {
         let id = &s.identity;
         self.firmware = id.firmware.clone();
         self.serial = id.serial.clone().or(self.serial.take());
@@ -187,12 +287,22 @@ impl Miner {
             .iter()
             .filter_map(|b| b.chip_temp)
             .fold(f32::NAN, f32::max);
-        self.record_sample(Sample {
-            at: now,
-            hashrate_ths: self.hashrate_ths,
-            temp,
-            power_w: self.power_w.unwrap_or(f32::NAN),
-        });
+        let closed = self.record(
+            Sample {
+                at: now,
+                hashrate_ths: self.hashrate_ths,
+                temp,
+                power_w: self.power_w.unwrap_or(f32::NAN),
+            },
+            true,
+        );
+        let (a, r) = (self.accepted, self.rejected);
+        let (a0, r0) = self.last_counts.unwrap_or((a, r));
+        // Counters only grow; a smaller one is a restart, counting again from 0.
+        self.hour.accepted += if a >= a0 { a - a0 } else { a };
+        self.hour.rejected += if r >= r0 { r - r0 } else { r };
+        self.last_counts = Some((a, r));
+        closed
     }
 
     /// What the web CGI said at enrolment: identity, and board serials that readings of the
@@ -207,46 +317,76 @@ impl Miner {
         }
     }
 
-    /// A poll it did not answer.
-    pub fn missed(&mut self, why: String, now: u64) {
+    /// A poll it did not answer; returns the hour it closed, if it closed one.
+    pub fn missed(&mut self, why: String, now: u64) -> Option<HourRow> {
         self.misses += 1;
         self.online = false;
         self.last_error = Some(why);
         self.hashrate_ths = 0.0;
-        self.record_sample(Sample {
-            at: now,
-            hashrate_ths: 0.0,
-            temp: f32::NAN,
-            power_w: f32::NAN,
-        });
+        self.record(
+            Sample {
+                at: now,
+                hashrate_ths: 0.0,
+                temp: f32::NAN,
+                power_w: f32::NAN,
+            },
+            false,
+        )
     }
 
-    /// Adds a point of history, rolling the last hour up into hourly means as it ages.
-    pub fn record_sample(&mut self, s: Sample) {
+    /// Adds a point of history (hash rate 0 for a missed poll) and, when it `answered`, the
+    /// boards as last read, rolling the last hour up as it ages; returns the hour that
+    /// closed, if `s` is the first point of a new one.
+    pub fn record(&mut self, s: Sample, answered: bool) -> Option<HourRow> {
         if self.recent.len() == RECENT {
             self.recent.pop_front();
         }
         self.recent.push_back(s);
         let hour = s.at / 3600;
-        let (h, t, p, n, at) = &mut self.hour_sum;
-        if *n > 0 && *at != hour {
-            if self.hourly.len() == HOURLY {
-                self.hourly.pop_front();
-            }
-            self.hourly.push_back(Sample {
-                at: *at * 3600,
-                hashrate_ths: (*h / f64::from(*n)) as f32,
-                temp: (*t / f64::from(*n)) as f32,
-                power_w: (*p / f64::from(*n)) as f32,
-            });
-            self.hour_sum = (0.0, 0.0, 0.0, 0, hour);
+        let mut closed = None;
+        if self.hour.samples > 0 && self.hour.hour != hour {
+            let row = self.hour.row();
+            self.keep_hour(row.sample());
+            closed = Some(row);
+            self.hour = HourSum::default();
         }
-        let (h, t, p, n, at) = &mut self.hour_sum;
-        *at = hour;
-        *h += f64::from(s.hashrate_ths);
-        *t += f64::from(s.temp);
-        *p += f64::from(s.power_w);
-        *n += 1;
+        let h = &mut self.hour;
+        h.hour = hour;
+        h.samples += 1;
+        h.hashrate += f64::from(s.hashrate_ths);
+        h.answered += u32::from(answered);
+        if answered {
+            for b in &self.boards {
+                let i = usize::from(b.index);
+                if h.boards.len() <= i {
+                    h.boards.resize(i + 1, (0.0, 0, 0.0, 0));
+                }
+                let e = &mut h.boards[i];
+                e.0 += f64::from(b.hashrate_ths);
+                e.1 += 1;
+                if let Some(t) = b.chip_temp {
+                    e.2 += f64::from(t);
+                    e.3 += 1;
+                }
+            }
+        }
+        if !s.temp.is_nan() {
+            h.temp.0 += f64::from(s.temp);
+            h.temp.1 += 1;
+        }
+        if !s.power_w.is_nan() {
+            h.power.0 += f64::from(s.power_w);
+            h.power.1 += 1;
+        }
+        closed
+    }
+
+    /// Adds an hour to the day kept in memory (from a rollup, or from the database).
+    pub fn keep_hour(&mut self, s: Sample) {
+        if self.hourly.len() == HOURLY {
+            self.hourly.pop_front();
+        }
+        self.hourly.push_back(s);
     }
 
     /// The median of its recent hash rates while it answered, if there are enough.
@@ -299,9 +439,9 @@ pub struct Inventory {
 }
 
 impl Inventory {
-    /// Adds what a scan found; a known address keeps its record (and history). Returns the
-    /// positions of new miners.
-    pub fn enroll(&mut self, found: &[Identified], now: u64) -> Vec<usize> {
+    /// Adds what a scan found at `site`; a known address keeps its record (and history).
+    /// Returns the positions of new miners.
+    pub fn enroll(&mut self, found: &[Identified], site: &str, now: u64) -> Vec<usize> {
         let mut fresh = Vec::new();
         for f in found {
             match self.by_ip.get(&f.ip) {
@@ -318,11 +458,50 @@ impl Inventory {
                 None => {
                     self.by_ip.insert(f.ip, self.miners.len());
                     fresh.push(self.miners.len());
-                    self.miners.push(Miner::new(f, now));
+                    self.miners.push(Miner::new(f, site, now));
                 }
             }
         }
         fresh
+    }
+
+    /// Adds miners read back from the database; one at a known address replaces it,
+    /// keeping the history this process gathered.
+    pub fn restore(&mut self, miners: Vec<Miner>) {
+        for mut m in miners {
+            match self.by_ip.get(&m.ip) {
+                Some(&i) => {
+                    let old = &mut self.miners[i];
+                    m.recent = std::mem::take(&mut old.recent);
+                    if m.hourly.is_empty() {
+                        m.hourly = std::mem::take(&mut old.hourly);
+                    }
+                    if m.last_seen > old.last_seen {
+                        if let Some(at) = m.last_seen {
+                            let temp = m
+                                .boards
+                                .iter()
+                                .filter_map(|b| b.chip_temp)
+                                .fold(f32::NAN, f32::max);
+                            if m.recent.len() == RECENT {
+                                m.recent.pop_front();
+                            }
+                            m.recent.push_back(Sample {
+                                at,
+                                hashrate_ths: if m.online { m.hashrate_ths } else { 0.0 },
+                                temp,
+                                power_w: m.power_w.unwrap_or(f32::NAN),
+                            });
+                        }
+                    }
+                    *old = m;
+                }
+                None => {
+                    self.by_ip.insert(m.ip, self.miners.len());
+                    self.miners.push(m);
+                }
+            }
+        }
     }
 
     pub fn position(&self, ip: IpAddr) -> Option<usize> {
