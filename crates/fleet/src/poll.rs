@@ -366,8 +366,24 @@ impl Collector {
             };
             let mut fresh = Vec::new();
             let mut refs = Vec::with_capacity(inv.miners.len());
-            for (i, m) in inv.miners.iter().enumerate() {
-                let row = MinerRow::of(m);
+            // One row per identity: when two machines claim one serial or MAC (a cloned
+            // control board, a machine that moved and left its old address silent), the
+            // one seen last has it and the other is kept by its address.
+            let keys: Vec<String> = inv.miners.iter().map(|m| m.identity_key()).collect();
+            let mut owner: std::collections::HashMap<&str, usize> =
+                std::collections::HashMap::with_capacity(keys.len());
+            for (i, k) in keys.iter().enumerate() {
+                let e = owner.entry(k.as_str()).or_insert(i);
+                if inv.miners[i].last_seen > inv.miners[*e].last_seen {
+                    *e = i;
+                }
+            }
+            for (i, (m, key)) in inv.miners.iter().zip(&keys).enumerate() {
+                let row = if owner.get(key.as_str()) == Some(&i) {
+                    MinerRow::keyed(m, key.clone())
+                } else {
+                    MinerRow::keyed(m, format!("ip:{}/{}", m.site, m.ip))
+                };
                 let r = match &m.stored {
                     Some(s) if row.unchanged(Some(s)) => RowRef::Id(s.id),
                     _ => {

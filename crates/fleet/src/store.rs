@@ -103,9 +103,14 @@ pub struct MinerRow {
 }
 
 impl MinerRow {
-    /// The row of `m`; `old_key` is set when its row was written under another key.
+    /// The row of `m` under its identity; `old_key` is set when its row was written under
+    /// another key.
     pub fn of(m: &Miner) -> MinerRow {
-        let key = m.identity_key();
+        MinerRow::keyed(m, m.identity_key())
+    }
+
+    /// The row of `m` under `key` (its address key, when another machine holds its identity).
+    pub fn keyed(m: &Miner, key: String) -> MinerRow {
         let old_key = m
             .stored
             .as_ref()
@@ -190,13 +195,36 @@ impl Store {
                 let taken = sqlx::query("SELECT id FROM fleet_miners WHERE key = $1")
                     .bind(&m.key)
                     .fetch_optional(&mut *tx)
-                    .await?
-                    .is_some();
-                if taken {
-                    sqlx::query("DELETE FROM fleet_miners WHERE key = $1")
+                    .await?;
+                if let Some(row) = taken {
+                    // The placeholder's hours join the machine's (where it has none of its
+                    // own for the hour), then the placeholder goes.
+                    let keep: i64 = row.try_get(0)?;
+                    let gone = sqlx::query("SELECT id FROM fleet_miners WHERE key = $1")
                         .bind(old)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    if let Some(gone) = gone {
+                        let gone: i64 = gone.try_get(0)?;
+                        sqlx::query(
+                            "UPDATE fleet_hourly SET miner_id = $1 WHERE miner_id = $2 AND hour \
+                             NOT IN (SELECT hour FROM fleet_hourly WHERE miner_id = $1)",
+                        )
+                        .bind(keep)
+                        .bind(gone)
                         .execute(&mut *tx)
                         .await?;
+                        for table in ["fleet_hourly", "fleet_addresses"] {
+                            sqlx::query(&format!("DELETE FROM {table} WHERE miner_id = $1"))
+                                .bind(gone)
+                                .execute(&mut *tx)
+                                .await?;
+                        }
+                        sqlx::query("DELETE FROM fleet_miners WHERE id = $1")
+                            .bind(gone)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
                 } else {
                     sqlx::query("UPDATE fleet_miners SET key = $1 WHERE key = $2")
                         .bind(&m.key)
@@ -275,12 +303,19 @@ impl Store {
                 .bind(Value::Array(rows).to_string())
                 .execute(&mut *tx)
                 .await?;
-            // The address was in use this hour.
-            let seen: Vec<Value> = chunk
-                .iter()
-                .filter_map(|(r, h, ip)| {
-                    id_of(*r).map(|id| json!([id, ip.to_string(), h.hour * 3600, h.hour * 3600]))
-                })
+            // The address was in use in these hours; one row per machine and address (a
+            // statement may not update a row twice).
+            let mut seen: HashMap<(i64, IpAddr), (u64, u64)> = HashMap::new();
+            for (r, h, ip) in chunk {
+                if let Some(id) = id_of(*r) {
+                    let at = h.hour * 3600;
+                    let e = seen.entry((id, *ip)).or_insert((at, at));
+                    *e = (e.0.min(at), e.1.max(at));
+                }
+            }
+            let seen: Vec<Value> = seen
+                .into_iter()
+                .map(|((id, ip), (first, last))| json!([id, ip.to_string(), first, last]))
                 .collect();
             sqlx::query(self.upsert_addresses())
                 .bind(Value::Array(seen).to_string())
@@ -386,6 +421,26 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(|r| hour_of(r).map(|(_, h)| h)).collect()
+    }
+
+    /// The addresses a machine had: (address, first seen, last seen), oldest first.
+    pub async fn addresses_of(&self, id: i64) -> Result<Vec<(String, u64, u64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT ip, first_seen, last_seen FROM fleet_addresses WHERE miner_id = $1 \
+             ORDER BY first_seen, ip",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            out.push((
+                r.try_get(0)?,
+                r.try_get::<i64, _>(1)?.max(0) as u64,
+                r.try_get::<i64, _>(2)?.max(0) as u64,
+            ));
+        }
+        Ok(out)
     }
 
     /// Open alerts and the most recent closed ones of this site (or every site), and the

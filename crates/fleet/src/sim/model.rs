@@ -343,14 +343,17 @@ impl SimFleet {
             Kind::S19Xp => "JYZZX9",
             Kind::Bitaxe => "BXG",
         };
+        // From the seed and the address, so two fleets (two sites) never share one.
+        let address = u64::from(u32::from(self.address(index)));
         format!(
             "{prefix}{:010}",
-            splitmix(self.spec.seed ^ u64::from(index)) % 10_000_000_000
+            splitmix(splitmix(self.spec.seed) ^ address) % 10_000_000_000
         )
     }
 
+    /// Unique on 127.0.0.0/8: the address's last three bytes.
     fn mac(&self, index: u32) -> String {
-        let b = index.to_be_bytes();
+        let b = self.address(index).octets();
         format!("02:48:46:{:02x}:{:02x}:{:02x}", b[1], b[2], b[3])
     }
 
