@@ -98,7 +98,9 @@ pub(crate) fn fault_help() -> String {
 /// Logs to stderr; `RUST_LOG` overrides the default level (info).
 pub(crate) fn logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        // PostgreSQL's notices (`relation ... already exists, skipping` from a migration
+        // another process ran first) are not news.
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx::postgres::notice=warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         // Colours for a terminal; plain text for a file or a pipe.

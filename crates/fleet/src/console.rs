@@ -164,6 +164,7 @@ struct Overview {
     power_w: f64,
     /// Joules per terahash over the miners that report power.
     j_per_th: Option<f64>,
+    by_site: Vec<Group>,
     by_model: Vec<Group>,
     by_network: Vec<Group>,
     alerts_by_kind: Vec<(String, usize)>,
@@ -185,6 +186,7 @@ struct Group {
 fn overview_of(c: &Collector) -> (Overview, Vec<(u64, f64)>) {
     let inv = c.inventory();
     let alerts = c.alerts();
+    let mut by_site: BTreeMap<String, Group> = BTreeMap::new();
     let mut by_model: BTreeMap<String, Group> = BTreeMap::new();
     let mut by_net: BTreeMap<String, Group> = BTreeMap::new();
     let (mut online, mut hashing, mut rate, mut ideal, mut power, mut mp, mut mh) =
@@ -197,7 +199,11 @@ fn overview_of(c: &Collector) -> (Overview, Vec<(u64, f64)>) {
             }
             IpAddr::V6(a) => a.to_string(),
         };
-        for (map, key) in [(&mut by_model, m.name()), (&mut by_net, net)] {
+        for (map, key) in [
+            (&mut by_site, m.site.clone()),
+            (&mut by_model, m.name()),
+            (&mut by_net, net),
+        ] {
             let g = map.entry(key.clone()).or_default();
             g.name = key;
             g.miners += 1;
@@ -237,6 +243,7 @@ fn overview_of(c: &Collector) -> (Overview, Vec<(u64, f64)>) {
         ideal_ths: ideal,
         power_w: power,
         j_per_th: (mp > 0.0 && mh > 0.0).then(|| mp / mh),
+        by_site: by_site.into_values().collect(),
         by_model: by_model.into_values().collect(),
         by_network: by_net.into_values().collect(),
         alerts_by_kind: alerts
@@ -297,17 +304,39 @@ async fn overview(State(c): State<Arc<Collector>>) -> Html<String> {
             p.answered, p.miners, p.elapsed_secs, p.retried, p.read_p50_ms, p.read_p99_ms
         );
     }
-    for (title, groups) in [("By model", &o.by_model), ("By network", &o.by_network)] {
-        let _ = write!(b, "<h2>{title}</h2><table><tr><th>{}</th><th>miners</th><th>online</th><th>hash rate</th><th>power</th><th>efficiency</th></tr>", if title == "By model" { "model" } else { "network" });
+    let sites = c.sites.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    if !sites.is_empty() {
+        let now = unix_now();
+        b.push_str("<h2>Collectors</h2><table><tr><th>site</th><th>last poll</th><th>answered</th><th>read in</th><th>written in</th></tr>");
+        for (site, at, r) in &sites {
+            let _ = write!(
+                b,
+                "<tr><td class=\"t\">{}</td><td>{} ago</td><td>{} of {}</td><td>{:.2} s</td><td>{:.2} s</td></tr>",
+                esc(site),
+                duration_for_people(now.saturating_sub(*at) as f64),
+                r.answered,
+                r.miners,
+                r.elapsed_secs,
+                r.store_secs
+            );
+        }
+        b.push_str("</table>");
+    }
+    for (title, head, groups) in [
+        ("By site", "site", &o.by_site),
+        ("By model", "model", &o.by_model),
+        ("By network", "network", &o.by_network),
+    ] {
+        let _ = write!(b, "<h2>{title}</h2><table><tr><th>{head}</th><th>miners</th><th>online</th><th>hash rate</th><th>power</th><th>efficiency</th></tr>");
         for g in groups.iter() {
-            let link = if title == "By model" {
+            let link = if head == "network" {
+                esc(&g.name)
+            } else {
                 format!(
                     "<a href=\"/miners?q={}\">{}</a>",
                     esc(&g.name),
                     esc(&g.name)
                 )
-            } else {
-                esc(&g.name)
             };
             let _ = write!(
                 b,
@@ -441,13 +470,14 @@ fn contains_ci(hay: &str, needle: &str) -> bool {
             .any(|w| w.iter().zip(n).all(|(a, b)| a.to_ascii_lowercase() == *b))
 }
 
-/// Whether the miner's address, make and model, firmware, hostname, serial, MAC or pool
-/// holds `needle`; `ip_text` is a buffer reused across miners.
+/// Whether the miner's address, site, make and model, firmware, hostname, serial, MAC or
+/// pool holds `needle`; `ip_text` is a buffer reused across miners.
 fn matches(m: &Miner, needle: &str, ip_text: &mut String) -> bool {
     ip_text.clear();
     let _ = write!(ip_text, "{}", m.ip);
     let fields = [
         Some(ip_text.as_str()),
+        Some(m.site.as_str()),
         Some(m.make.as_str()),
         Some(m.model.as_str()),
         Some(m.firmware.as_str()),
@@ -496,7 +526,7 @@ async fn miners_page(State(c): State<Arc<Collector>>, Query(q): Query<TableQuery
         b,
         "<p>{total} miner(s) match; page {page_no} of {pages}.</p>"
     );
-    b.push_str("<table><tr><th>address</th><th>model</th><th>state</th><th>hash rate</th><th>of nameplate</th><th>hottest chip</th><th>power</th><th>efficiency</th><th>chips</th><th>fans</th><th>pool</th><th>uptime</th><th>alerts</th></tr>");
+    b.push_str("<table><tr><th>address</th><th>site</th><th>model</th><th>state</th><th>hash rate</th><th>of nameplate</th><th>hottest chip</th><th>power</th><th>efficiency</th><th>chips</th><th>fans</th><th>pool</th><th>uptime</th><th>alerts</th></tr>");
     for m in rows {
         let state = if !m.online {
             "<span class=\"bad\">offline</span>"
@@ -532,7 +562,8 @@ async fn miners_page(State(c): State<Arc<Collector>>, Query(q): Query<TableQuery
         let open = alerts.open_for(m.ip).len();
         let _ = write!(
             b,
-            "<tr><td class=\"t\"><a href=\"/miner/{ip}\">{ip}</a></td><td class=\"t\">{}</td><td>{state}</td><td>{}</td><td>{share}</td><td>{}</td><td>{}</td><td>{}</td><td>{chips}</td><td>{}</td><td class=\"t\">{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td class=\"t\"><a href=\"/miner/{ip}\">{ip}</a></td><td class=\"t\">{}</td><td class=\"t\">{}</td><td>{state}</td><td>{}</td><td>{share}</td><td>{}</td><td>{}</td><td>{}</td><td>{chips}</td><td>{}</td><td class=\"t\">{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&m.site),
             esc(&m.name()),
             if m.online { ths(f64::from(m.hashrate_ths)) } else { "–".into() },
             temp_text(Some(m.boards.iter().filter_map(|b| b.chip_temp).fold(f32::NAN, f32::max))),
@@ -595,7 +626,7 @@ async fn miner_page(State(c): State<Arc<Collector>>, Path(ip): Path<String>) -> 
     let mut b = String::new();
     let _ = write!(
         b,
-        "<h2>{} at {}</h2><table><tr><td class=\"t\">state</td><td class=\"t\">{}</td></tr><tr><td class=\"t\">firmware</td><td class=\"t\">{}</td></tr>\
+        "<h2>{} at {}</h2><table><tr><td class=\"t\">state</td><td class=\"t\">{}</td></tr><tr><td class=\"t\">site</td><td class=\"t\">{}</td></tr><tr><td class=\"t\">firmware</td><td class=\"t\">{}</td></tr>\
 <tr><td class=\"t\">serial</td><td class=\"t\">{}</td></tr><tr><td class=\"t\">MAC</td><td class=\"t\">{}</td></tr><tr><td class=\"t\">hostname</td><td class=\"t\">{}</td></tr>\
 <tr><td class=\"t\">hash rate</td><td class=\"t\">{} of {} nameplate</td></tr><tr><td class=\"t\">power</td><td class=\"t\">{}</td></tr><tr><td class=\"t\">uptime</td><td class=\"t\">{}</td></tr>\
 <tr><td class=\"t\">pool</td><td class=\"t\">{} as {}</td></tr><tr><td class=\"t\">shares</td><td class=\"t\">{} accepted, {} rejected, {} hardware errors</td></tr>\
@@ -603,6 +634,7 @@ async fn miner_page(State(c): State<Arc<Collector>>, Path(ip): Path<String>) -> 
         esc(&m.name()),
         m.ip,
         if m.online { if m.hashing() { "hashing" } else { "online, not hashing" } } else { "offline" },
+        esc(&m.site),
         esc(&m.firmware),
         esc(m.serial.as_deref().unwrap_or("–")),
         esc(m.mac.as_deref().unwrap_or("–")),
@@ -672,6 +704,18 @@ async fn miner_page(State(c): State<Arc<Collector>>, Path(ip): Path<String>) -> 
         .collect();
     b.push_str("<h2>Hottest chip, last hour</h2>");
     b.push_str(&chart(&temps, &|x| format!("{x:.0} °C"), 700, 180));
+    let day: Vec<(u64, f64)> = m
+        .hourly
+        .iter()
+        .map(|s: &Sample| (s.at, f64::from(s.hashrate_ths)))
+        .collect();
+    b.push_str("<h2>Hash rate, hourly means of the last day</h2>");
+    if day.len() < 2 {
+        b.push_str("<p>Hourly history appears once two hours have closed (kept in the fleet database).</p>");
+    } else {
+        b.push_str("<p>A missed poll counts as 0: what each hour delivered.</p>");
+        b.push_str(&chart(&day, &|x| ths(x), 700, 180));
+    }
     b.push_str("<h2>Open alerts</h2>");
     b.push_str(&alert_table(alerts.open_for(ip).iter()));
     page(&m.ip.to_string(), &b).into_response()

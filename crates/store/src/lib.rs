@@ -194,9 +194,43 @@ impl Schema {
 
     /// Brings the database up to [`Schema::latest_version`], each migration in its own
     /// transaction; refuses a database a newer build has migrated, rather than writing rows
-    /// it may no longer understand.
+    /// it may no longer understand. Processes that start together (the collectors of
+    /// several sites) take turns, under an advisory lock on PostgreSQL and the write lock on
+    /// SQLite, so each migration is applied once.
     pub async fn migrate(&self, pool: &AnyPool, dialect: Dialect) -> Result<(), StoreError> {
         debug_assert!(self.versions_are_dense(), "{} migrations", self.name);
+        let mut conn = pool.acquire().await?;
+        let lock = self.lock_key();
+        if dialect == Dialect::Postgres {
+            sqlx::query("SELECT pg_advisory_lock($1)")
+                .bind(lock)
+                .execute(&mut *conn)
+                .await?;
+        }
+        let result = self.migrate_on(&mut conn, dialect).await;
+        if dialect == Dialect::Postgres {
+            sqlx::query("SELECT pg_advisory_unlock($1)")
+                .bind(lock)
+                .execute(&mut *conn)
+                .await?;
+        }
+        result
+    }
+
+    /// The advisory lock's number: the table's name, hashed (FNV-1a).
+    fn lock_key(&self) -> i64 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in self.table.bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        h as i64
+    }
+
+    async fn migrate_on(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        dialect: Dialect,
+    ) -> Result<(), StoreError> {
         let create = format!(
             "CREATE TABLE IF NOT EXISTS {} (
                 version BIGINT PRIMARY KEY,
@@ -205,13 +239,16 @@ impl Schema {
             )",
             self.table
         );
-        sqlx::raw_sql(&create).execute(pool).await?;
+        sqlx::raw_sql(&create).execute(&mut *conn).await?;
         let latest = format!("SELECT COALESCE(MAX(version), 0) FROM {}", self.table);
         let record = format!(
             "INSERT INTO {} (version, name, applied_ms) VALUES ($1, $2, $3)",
             self.table
         );
-        let applied: i64 = sqlx::query(&latest).fetch_one(pool).await?.try_get(0)?;
+        let applied: i64 = sqlx::query(&latest)
+            .fetch_one(&mut *conn)
+            .await?
+            .try_get(0)?;
         if applied > self.latest_version() {
             return Err(StoreError::SchemaTooNew {
                 schema: self.name,
@@ -220,23 +257,50 @@ impl Schema {
             });
         }
         for m in self.migrations.iter().filter(|m| m.version > applied) {
-            let mut tx = pool.begin().await?;
-            sqlx::raw_sql(dialect.pick(&m.sql))
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| StoreError::Migration {
-                    schema: self.name,
-                    name: m.name,
-                    message: e.to_string(),
-                })?;
-            sqlx::query(&record)
-                .bind(m.version)
-                .bind(m.name)
-                .bind(now_ms())
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            tracing::info!(migration = m.name, "{} schema migrated", self.name);
+            // Under the write lock (SQLite: BEGIN IMMEDIATE), look again: another process
+            // may have applied it since.
+            let begin = match dialect {
+                Dialect::Sqlite => "BEGIN IMMEDIATE",
+                Dialect::Postgres => "BEGIN",
+            };
+            sqlx::raw_sql(begin).execute(&mut *conn).await?;
+            let step = async {
+                let now: i64 = sqlx::query(&latest)
+                    .fetch_one(&mut *conn)
+                    .await?
+                    .try_get(0)?;
+                if now >= m.version {
+                    return Ok(false);
+                }
+                sqlx::raw_sql(dialect.pick(&m.sql))
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(|e| StoreError::Migration {
+                        schema: self.name,
+                        name: m.name,
+                        message: e.to_string(),
+                    })?;
+                sqlx::query(&record)
+                    .bind(m.version)
+                    .bind(m.name)
+                    .bind(now_ms())
+                    .execute(&mut *conn)
+                    .await?;
+                Ok::<_, StoreError>(true)
+            }
+            .await;
+            match step {
+                Ok(applied) => {
+                    sqlx::raw_sql("COMMIT").execute(&mut *conn).await?;
+                    if applied {
+                        tracing::info!(migration = m.name, "{} schema migrated", self.name);
+                    }
+                }
+                Err(e) => {
+                    let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
+                    return Err(e);
+                }
+            }
         }
         Ok(())
     }
