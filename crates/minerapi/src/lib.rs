@@ -3,7 +3,9 @@
 //! the replies rendered from a status, and a reading of replies back into one.
 //!
 //! - [`cgminer`]: the cgminer API's envelope (TCP 4028): requests, replies, `+` joins,
-//!   what a client makes of real firmware's bytes; [`bmminer`]: stock Antminer's sections.
+//!   what a client makes of real firmware's bytes; [`bmminer`]: stock Antminer's sections;
+//!   [`btminer`]: Whatsminer's (with btminer's own `get_*` commands); [`avalon`]: Canaan
+//!   Avalon's (`MM ID0` strings).
 //! - [`antminer_web`]: the stock Antminer web CGI, behind [`digest`] authentication.
 //! - [`axeos`]: ESP-Miner's (Bitaxe) REST API.
 //!
@@ -15,8 +17,10 @@
 #![recursion_limit = "256"]
 
 pub mod antminer_web;
+pub mod avalon;
 pub mod axeos;
 pub mod bmminer;
+pub mod btminer;
 pub mod cgminer;
 pub mod digest;
 pub mod fuzzing;
