@@ -660,7 +660,11 @@ mod tests {
         assert_eq!(
             (f.kind(0), f.kind(2), f.kind(4)),
             (Kind::Bitaxe, Kind::Hashforge, Kind::S21Pro)
-        );
+        ); // ... and .1 and .3 of this one.
+        let mut spec = FleetSpec::new(4, Ipv4Addr::new(127, 0, 4, 1));
+        spec.mix = parse_mix("m60s=1,avalon=1").unwrap();
+        let f = SimFleet::new(spec);
+        assert_eq!((f.kind(0), f.kind(2)), (Kind::M60s, Kind::Avalon));
     }
 
     #[test]
