@@ -10,7 +10,8 @@
 //! - [`axeos`]: ESP-Miner's (Bitaxe) REST API.
 //!
 //! The miner's listener, the simulated fleet and the tests all answer through the same
-//! functions ([`bmminer::read_command`], [`antminer_web::render`]), so what a fleet tool reads
+//! functions ([`bmminer::read_command`], [`btminer::respond`], [`avalon::read_command`],
+//! [`antminer_web::render`]), so what a fleet tool reads
 //! from a hashforge miner and from a simulated Antminer is shaped by one piece of code.
 
 // serde_json's json! macro nests deeper than the default for ESP-Miner's 50-key reply.
