@@ -4,8 +4,9 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use hashforge_minerapi::cgminer::section;
 use hashforge_minerapi::cgminer::{decode_reply, DecodeError, Request, MAX_REPLY};
-use hashforge_minerapi::{antminer_web, axeos, bmminer, MinerStatus};
+use hashforge_minerapi::{antminer_web, avalon, axeos, bmminer, btminer, MinerStatus};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -61,6 +62,10 @@ pub enum Contract {
     Bmminer,
     /// ESP-Miner's REST API (80).
     AxeOs,
+    /// Whatsminer's cgminer API with btminer's own commands (4028).
+    Btminer,
+    /// Avalon's cgminer API (4028).
+    Avalon,
 }
 
 /// One exchange on a fresh connection: connect, send `request`, read until the peer closes or
@@ -147,36 +152,68 @@ impl Default for MinerPorts {
     }
 }
 
-/// Is there a miner at `ip`, and what is it? `version` on the cgminer API first, then the
-/// web page (AxeOS). `Ok(None)` is an address where nothing miner-like answered.
+/// Is there a miner at `ip`, and what is it? `version` on the cgminer API first (stock
+/// Antminer names its `Type`, Avalon its `PROD`), then `devdetails` (Whatsminer's driver is
+/// `bitmicro`), then the web page (AxeOS). `Ok(None)` is an address where nothing
+/// miner-like answered.
 pub async fn identify(
     ip: IpAddr,
     ports: MinerPorts,
     timeout: Duration,
 ) -> Result<Option<Identified>, ReadError> {
-    match cgminer(SocketAddr::new(ip, ports.cgminer), "version", timeout).await {
+    let api = SocketAddr::new(ip, ports.cgminer);
+    let found = |contract, make: String, model, firmware| {
+        Ok(Some(Identified {
+            ip,
+            ports,
+            contract,
+            make,
+            model,
+            firmware,
+        }))
+    };
+    match cgminer(api, "version", timeout).await {
         Ok(v) => {
-            let version = hashforge_minerapi::cgminer::section(&v, "version", "VERSION")?;
-            let ty = version
-                .first()
+            let first = section(&v, "version", "VERSION")
+                .ok()
+                .and_then(|s| s.first())
+                .cloned();
+            if let Some((model, firmware)) = first.as_ref().and_then(avalon::model_of) {
+                return found(Contract::Avalon, "Avalon".into(), model, firmware);
+            }
+            let ty = first
+                .as_ref()
                 .and_then(|o| o.get("Type"))
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            let (make, model) = bmminer::make_and_model(ty);
-            let firmware = version
-                .first()
+                .and_then(Value::as_str);
+            if ty.is_none() {
+                if let Some(model) = whatsminer_model(api, timeout).await? {
+                    let firmware = cgminer(api, "get_version", timeout)
+                        .await
+                        .ok()
+                        .and_then(|v| {
+                            btminer::own_msg(&v, "get_version")
+                                .ok()?
+                                .get("fw_ver")?
+                                .as_str()
+                                .map(str::to_string)
+                        })
+                        .unwrap_or_default();
+                    return found(Contract::Btminer, "Whatsminer".into(), model, firmware);
+                }
+            }
+            // A version the miner refused, or one without a make: still a cgminer API, read
+            // as stock Antminer's (what most of the fleet is).
+            if first.is_none() {
+                section(&v, "version", "VERSION")?;
+            }
+            let (make, model) = bmminer::make_and_model(ty.unwrap_or(""));
+            let firmware = first
+                .as_ref()
                 .and_then(|o| o.get("CompileTime").or_else(|| o.get("Miner")))
                 .and_then(Value::as_str)
                 .unwrap_or("")
                 .to_string();
-            return Ok(Some(Identified {
-                ip,
-                ports,
-                contract: Contract::Bmminer,
-                make: make.to_string(),
-                model,
-                firmware,
-            }));
+            return found(Contract::Bmminer, make.to_string(), model, firmware);
         }
         Err(ReadError::Connect(_) | ReadError::Closed) => {}
         Err(e) if e.is_transient() => return Err(e),
@@ -196,17 +233,26 @@ pub async fn identify(
         let v: Value =
             serde_json::from_slice(&info.body).map_err(|e| ReadError::Shape(e.to_string()))?;
         if let Some(s) = axeos::read(&v) {
-            return Ok(Some(Identified {
-                ip,
-                ports,
-                contract: Contract::AxeOs,
-                make: s.identity.make.to_string(),
-                model: s.identity.model,
-                firmware: s.identity.firmware,
-            }));
+            return found(
+                Contract::AxeOs,
+                s.identity.make.to_string(),
+                s.identity.model,
+                s.identity.firmware,
+            );
         }
     }
     Ok(None)
+}
+
+/// The model a Whatsminer's `devdetails` names, or `None` for another firmware's.
+async fn whatsminer_model(api: SocketAddr, timeout: Duration) -> Result<Option<String>, ReadError> {
+    match cgminer(api, "devdetails", timeout).await {
+        Ok(v) => Ok(section(&v, "devdetails", "DEVDETAILS")
+            .ok()
+            .and_then(btminer::model_of)),
+        Err(e) if e.is_transient() => Err(e),
+        Err(_) => Ok(None),
+    }
 }
 
 /// Reads everything a miner reports. `expected_chips` is its model's chips per board.
@@ -217,15 +263,27 @@ pub async fn read(
     expected_chips: Option<usize>,
     timeout: Duration,
 ) -> Result<MinerStatus, ReadError> {
+    let api = SocketAddr::new(ip, ports.cgminer);
     match contract {
         Contract::Bmminer => {
-            let v = cgminer(
-                SocketAddr::new(ip, ports.cgminer),
-                bmminer::READ_ALL,
-                timeout,
-            )
-            .await?;
+            let v = cgminer(api, bmminer::READ_ALL, timeout).await?;
             Ok(bmminer::read(&v, expected_chips)?)
+        }
+        Contract::Btminer => {
+            // btminer's own commands cannot be joined: one exchange each.
+            let joined = cgminer(api, btminer::READ_JOINED, timeout).await?;
+            let mut own = Vec::with_capacity(btminer::READ_OWN.len());
+            for cmd in btminer::READ_OWN {
+                own.push((cmd, cgminer(api, cmd, timeout).await?));
+            }
+            Ok(btminer::read(
+                &btminer::merge(joined, &own),
+                expected_chips,
+            )?)
+        }
+        Contract::Avalon => {
+            let v = cgminer(api, avalon::READ_ALL, timeout).await?;
+            Ok(avalon::read(&v, expected_chips)?)
         }
         Contract::AxeOs => {
             let info = crate::http::get(

@@ -526,10 +526,11 @@ struct Outcome {
     hour: Option<(IpAddr, HourRow)>,
 }
 
-/// Chips per board of a model, from the machine table (`S21 Pro` -> 65).
+/// Chips per board of a model, from the machine tables (`S21 Pro` -> 65, `M60S VK10` ->
+/// 215, Avalon `1246-90` -> 120: an Avalon's model is its family and a rate bin).
 pub fn expected_chips(model: &str) -> Option<usize> {
     let key = model.to_ascii_lowercase().replace([' ', '_'], "");
-    hashforge_asic::MachineProfile::ALL
+    let bitmain = hashforge_asic::MachineProfile::ALL
         .into_iter()
         .find(|p| {
             p.name.replace('-', "") == key
@@ -538,5 +539,15 @@ pub fn expected_chips(model: &str) -> Option<usize> {
                     .replace(' ', "")
                     .ends_with(&key)
         })
-        .map(|p| p.chips_per_board)
+        .map(|p| p.chips_per_board);
+    let family = |m: &str| {
+        let m = m.to_ascii_lowercase().replace([' ', '_'], "");
+        m.split('-').next().unwrap_or("").to_string()
+    };
+    bitmain.or_else(|| {
+        [crate::sim::model::M60S, crate::sim::model::AVALON_1246]
+            .into_iter()
+            .find(|n| !key.is_empty() && family(n.model) == family(model))
+            .map(|n| n.chips_per_board)
+    })
 }

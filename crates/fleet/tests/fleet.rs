@@ -415,3 +415,136 @@ async fn misbehaving_miners_get_typed_errors_and_never_stall_a_cycle() {
     assert!(started.elapsed() < Duration::from_secs(10), "{r:?}");
     assert_eq!(r.answered + r.missed, r.miners);
 }
+
+/// Whatsminers and Avalons among Antminers and Bitaxes: every one found as its make, read
+/// through its own contract with its boards, and a chip that dies on an M60S is seen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mixed_fleet_with_whatsminers_and_avalons_is_found_and_read() {
+    let ports = Ports {
+        cgminer: 24030,
+        http: 20081,
+    };
+    let mut spec = FleetSpec::new(40, Ipv4Addr::new(127, 22, 0, 1));
+    spec.mix = hashforge_fleet::sim::parse_mix("s21pro=2,bitaxe=1,m60s=2,avalon=2").unwrap();
+    spec.boot_spread_secs = 0.0;
+    spec.faults_per_hour = 0.0;
+    let sim = Simulator::start(SimFleet::new(spec), ports)
+        .await
+        .expect("simulator");
+    let collector = Collector::new(CollectorConfig {
+        ports: miner_ports(ports),
+        concurrency: 16,
+        timeout: Duration::from_secs(5),
+        web_passwords: vec!["farm".into()],
+        ..CollectorConfig::default()
+    });
+    let (scan, fresh) = collector
+        .discover(&Ranges::parse("127.22.0.1-40").unwrap())
+        .await;
+    assert_eq!(scan.found.len(), 40, "every miner found: {:?}", scan.unsure);
+    let kinds: Vec<Kind> = (0..40).map(|i| sim.fleet.kind(i)).collect();
+    for k in [Kind::M60s, Kind::Avalon, Kind::S21Pro, Kind::Bitaxe] {
+        assert!(kinds.contains(&k), "seed 1 has a {k:?} among 40: {kinds:?}");
+    }
+    for f in &scan.found {
+        let IpAddr::V4(v4) = f.ip else { unreachable!() };
+        let kind = sim.fleet.kind(sim.fleet.index_of(v4).unwrap());
+        let want = match kind {
+            Kind::M60s => (
+                Contract::Btminer,
+                "Whatsminer",
+                "M60S VK10",
+                "20240624.18.REL",
+            ),
+            Kind::Avalon => (
+                Contract::Avalon,
+                "Avalon",
+                "1246-90",
+                "21072802_4ec6bb0_211fc46",
+            ),
+            Kind::Bitaxe => (Contract::AxeOs, "Bitaxe", "Gamma", "v2.9.0"),
+            _ => (
+                Contract::Bmminer,
+                "Antminer",
+                "S21 Pro",
+                "Thu Oct 10 11:43:12 CST 2024",
+            ),
+        };
+        assert_eq!(
+            (
+                f.contract,
+                f.make.as_str(),
+                f.model.as_str(),
+                f.firmware.as_str()
+            ),
+            want,
+            "{kind:?} at {}",
+            f.ip
+        );
+    }
+    collector.enrol(fresh).await;
+    let cycle = collector.poll_cycle().await;
+    assert_eq!((cycle.answered, cycle.missed), (40, 0), "{cycle:?}");
+    let first = |k: Kind| kinds.iter().position(|x| *x == k).unwrap() as u32;
+    let (m60s, avalon) = (first(Kind::M60s), first(Kind::Avalon));
+    let ip = |i: u32| IpAddr::V4(sim.fleet.address(i));
+    {
+        let inv = collector.inventory();
+        let m = inv.get(ip(m60s)).unwrap();
+        assert_eq!(
+            (m.make.as_str(), m.expected_chips),
+            ("Whatsminer", Some(215))
+        );
+        assert_eq!(m.boards.len(), 3, "{m:?}");
+        assert!(m
+            .boards
+            .iter()
+            .all(|b| b.chips_found == 215 && b.failed.is_none()));
+        // Warming up: hashing, on the way to its nameplate.
+        assert!(m.hashrate_ths > 0.0, "{m:?}");
+        assert!((m.ideal_ths.unwrap() - 172.0).abs() < 0.01, "{m:?}");
+        assert_eq!(m.fans_rpm.len(), 2);
+        assert!(
+            m.mac.is_some() && m.serial.is_some(),
+            "identity from get_miner_info: {m:?}"
+        );
+        let a = inv.get(ip(avalon)).unwrap();
+        assert_eq!((a.make.as_str(), a.expected_chips), ("Avalon", Some(120)));
+        assert_eq!(a.boards.len(), 3, "{a:?}");
+        assert!(a
+            .boards
+            .iter()
+            .all(|b| b.chips_found == 120 && b.bad_chips.is_empty()));
+        // Warming up: hashing, on the way to its nameplate.
+        assert!(a.hashrate_ths > 0.0, "{a:?}");
+        assert!((a.ideal_ths.unwrap() - 90.0).abs() < 0.01, "{a:?}");
+        assert_eq!(a.fans_rpm.len(), 4);
+        assert!(
+            a.mac.is_some() && a.serial.is_some(),
+            "identity from version: {a:?}"
+        );
+    }
+
+    // A chip dies on the M60S and on the Avalon: btminer says how many chips work, Avalon
+    // which one stopped.
+    let t = sim.elapsed();
+    sim.fleet
+        .inject(m60s, t, SimFault::ChipDies { board: 1, chip: 30 });
+    sim.fleet
+        .inject(avalon, t, SimFault::ChipDies { board: 2, chip: 7 });
+    collector.poll_cycle().await;
+    let a = alerts_for(&collector, ip(m60s));
+    assert!(
+        a.iter().any(|(k, b, e)| *k == AlertKind::MissingChips
+            && *b == Some(1)
+            && e.contains("214 of 215")),
+        "{a:?}"
+    );
+    let a = alerts_for(&collector, ip(avalon));
+    assert!(
+        a.iter()
+            .any(|(k, b, e)| *k == AlertKind::BadChips && *b == Some(2) && e.contains("chip 7")),
+        "{a:?}"
+    );
+    sim.stop().await;
+}

@@ -62,13 +62,13 @@ pub fn type_name(identity: &Identity) -> String {
     format!("{} {}", identity.make, identity.model)
 }
 
-fn mhs(r: HashRate) -> f64 {
+pub(crate) fn mhs(r: HashRate) -> f64 {
     (r.as_mhs() * 1000.0).round() / 1000.0
 }
-fn round2(x: f64) -> f64 {
+pub(crate) fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
-fn pct(part: f64, whole: f64) -> f64 {
+pub(crate) fn pct(part: f64, whole: f64) -> f64 {
     if whole > 0.0 {
         round2(part / whole * 100.0)
     } else {
@@ -76,7 +76,7 @@ fn pct(part: f64, whole: f64) -> f64 {
     }
 }
 /// Megahashes behind `diff1` difficulty-1 shares.
-fn total_mh(diff1: f64) -> f64 {
+pub(crate) fn total_mh(diff1: f64) -> f64 {
     HashRate::from_diff1_shares(diff1, 1.0).as_mhs()
 }
 
@@ -158,8 +158,19 @@ fn pool_state(p: &PoolStatus) -> &'static str {
 }
 
 fn pools(s: &MinerStatus) -> Reply {
-    let items: Vec<Obj> = s
-        .pools
+    let items = pool_items(s);
+    Reply::ok(
+        stamp(s),
+        code::POOLS,
+        format!("{} Pool(s)", items.len()),
+        "POOLS",
+        items,
+    )
+}
+
+/// cgminer's `POOLS` entries, the same in every cgminer-based firmware.
+pub(crate) fn pool_items(s: &MinerStatus) -> Vec<Obj> {
+    s.pools
         .iter()
         .map(|p| {
             let sh = &p.shares;
@@ -203,14 +214,7 @@ fn pools(s: &MinerStatus) -> Reply {
                 .with("Pool Stale%", pct(sh.stale_difficulty, total))
                 .with("Bad Work", p.bad_work)
         })
-        .collect();
-    Reply::ok(
-        stamp(s),
-        code::POOLS,
-        format!("{} Pool(s)", items.len()),
-        "POOLS",
-        items,
-    )
+        .collect()
 }
 
 /// cgminer's `Status` for a device: `Alive`, `Initialising`, or `Dead` for a chain that
@@ -426,10 +430,10 @@ pub fn make_and_model(type_name: &str) -> (Make, String) {
     (Make::Other(String::new()), t.to_string())
 }
 
-fn f(o: &Value, k: &str) -> Option<f64> {
+pub(crate) fn f(o: &Value, k: &str) -> Option<f64> {
     o.get(k).and_then(number)
 }
-fn u(o: &Value, k: &str) -> Option<u64> {
+pub(crate) fn u(o: &Value, k: &str) -> Option<u64> {
     o.get(k).and_then(count)
 }
 fn ghs_rate(o: &Value, k: &str) -> Option<HashRate> {
@@ -588,7 +592,35 @@ pub fn read(reply: &Value, expected_chips: Option<usize>) -> Result<MinerStatus,
         .or_else(|| f(chains_obj, "power").or_else(|| f(chains_obj, "Power")))
         .filter(|w| w.is_finite() && *w >= 0.0);
 
-    let pools = pools
+    let pools = read_pools(pools);
+
+    let when = section(reply, "summary", "STATUS")
+        .ok()
+        .and_then(|st| st.first())
+        .and_then(|st| u(st, "When"))
+        .unwrap_or(0);
+    Ok(MinerStatus {
+        identity,
+        when,
+        uptime_secs: u(summary, "Elapsed").unwrap_or(0),
+        hashrate,
+        ideal: ghs_rate(chains_obj, "total_rateideal"),
+        power_w,
+        shares,
+        diff1_work: f(summary, "Total MH").map_or(0.0, |mh| mh / total_mh(1.0)),
+        hardware_errors: u(summary, "Hardware Errors").unwrap_or(0),
+        best_share: f(summary, "Best Share").unwrap_or(0.0),
+        found_blocks: u(summary, "Found Blocks").unwrap_or(0),
+        chains,
+        fans_rpm,
+        pools,
+        messages: Vec::new(),
+    })
+}
+
+/// cgminer's `POOLS` entries read back (every cgminer-based firmware writes them alike).
+pub(crate) fn read_pools(pools: &[Value]) -> Vec<PoolStatus> {
+    pools
         .iter()
         .enumerate()
         .map(|(i, p)| {
@@ -617,34 +649,11 @@ pub fn read(reply: &Value, expected_chips: Option<usize>) -> Result<MinerStatus,
                 bad_work: u(p, "Bad Work").unwrap_or(0),
             }
         })
-        .collect();
-
-    let when = section(reply, "summary", "STATUS")
-        .ok()
-        .and_then(|st| st.first())
-        .and_then(|st| u(st, "When"))
-        .unwrap_or(0);
-    Ok(MinerStatus {
-        identity,
-        when,
-        uptime_secs: u(summary, "Elapsed").unwrap_or(0),
-        hashrate,
-        ideal: ghs_rate(chains_obj, "total_rateideal"),
-        power_w,
-        shares,
-        diff1_work: f(summary, "Total MH").map_or(0.0, |mh| mh / total_mh(1.0)),
-        hardware_errors: u(summary, "Hardware Errors").unwrap_or(0),
-        best_share: f(summary, "Best Share").unwrap_or(0.0),
-        found_blocks: u(summary, "Found Blocks").unwrap_or(0),
-        chains,
-        fans_rpm,
-        pools,
-        messages: Vec::new(),
-    })
+        .collect()
 }
 
 /// The share counts SUMMARY and each POOLS entry carry under the same names.
-fn shares_in(o: &Value) -> Shares {
+pub(crate) fn shares_in(o: &Value) -> Shares {
     Shares {
         accepted: u(o, "Accepted").unwrap_or(0),
         rejected: u(o, "Rejected").unwrap_or(0),

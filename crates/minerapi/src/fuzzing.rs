@@ -15,9 +15,26 @@ pub fn cgminer_request(bytes: &[u8]) {
     }
 }
 
-/// A client reading a reply, then reading it as stock Antminer firmware and as the web CGI.
+/// The `MM ID0` string an Avalon packs its state into, as text from the miner.
+pub fn avalon_mm(bytes: &[u8]) {
+    let text = String::from_utf8_lossy(bytes);
+    let mm = crate::avalon::parse_mm(&text);
+    let v = serde_json::json!({
+        "version": [{"VERSION": [{"PROD": "AvalonMiner 1246-90"}]}],
+        "summary": [{"SUMMARY": [{}]}],
+        "devs": [{"DEVS": []}],
+        "estats": [{"STATS": [{"MM ID0": text}]}],
+        "pools": [{"POOLS": []}],
+    });
+    let _ = (mm.len(), crate::avalon::read(&v, Some(120)));
+}
+
+/// A client reading a reply, then reading it as stock Antminer firmware and as the web CGI,
+/// as a Whatsminer's and as an Avalon's.
 pub fn cgminer_reply(bytes: &[u8]) {
     if let Ok(v) = decode_reply(bytes) {
+        let _ = crate::btminer::read(&v, Some(215));
+        let _ = crate::avalon::read(&v, Some(120));
         if let Ok(mut status) = crate::bmminer::read(&v, Some(3)) {
             crate::antminer_web::read_system_info(&v, &mut status.identity);
             crate::antminer_web::read_board_serials(&v, &mut status);

@@ -26,16 +26,56 @@ pub enum Kind {
     Bitaxe,
     /// An S21 Pro running hashforge's miner (open firmware, no default password).
     Hashforge,
+    /// A MicroBT Whatsminer M60S on stock firmware (btminer, API V2).
+    M60s,
+    /// A Canaan Avalon A1246 on stock firmware.
+    Avalon,
 }
 
+/// What a machine is built to do: the simulator's numbers for a kind.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Nameplate {
+    /// The model as its firmware reports it, without the make.
+    pub model: &'static str,
+    pub boards: usize,
+    pub chips_per_board: usize,
+    pub fans: usize,
+    pub nominal_ths: f64,
+    pub nominal_watts: f64,
+}
+
+/// Whatsminer M60S, variant VK10: 3 boards of 215 chips and 2 fans (pyasic 0.79's and
+/// asic-rs 0.8.6's tables for `M60SVK10`); 172 TH/s at 18.5 J/TH (MicroBT's nameplate).
+pub const M60S: Nameplate = Nameplate {
+    model: "M60S VK10",
+    boards: 3,
+    chips_per_board: 215,
+    fans: 2,
+    nominal_ths: 172.0,
+    nominal_watts: 3182.0,
+};
+
+/// Avalon A1246 in its 90 TH/s bin (`MODEL` `1246-90`): 3 boards of 120 chips and 4 fans
+/// (pyasic's and asic-rs's tables for the 1246); 90 TH/s at 38 J/TH (Canaan's nameplate).
+pub const AVALON_1246: Nameplate = Nameplate {
+    model: "1246-90",
+    boards: 3,
+    chips_per_board: 120,
+    fans: 4,
+    nominal_ths: 90.0,
+    nominal_watts: 3420.0,
+};
+
 impl Kind {
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 8] = [
         Kind::S21Pro,
         Kind::S21,
         Kind::T21,
         Kind::S19Xp,
         Kind::Bitaxe,
         Kind::Hashforge,
+        Kind::M60s,
+        Kind::Avalon,
     ];
 
     /// The name in `--mix`.
@@ -47,36 +87,47 @@ impl Kind {
             Kind::S19Xp => "s19xp",
             Kind::Bitaxe => "bitaxe",
             Kind::Hashforge => "hashforge",
+            Kind::M60s => "m60s",
+            Kind::Avalon => "avalon",
         }
     }
 
-    pub fn profile(self) -> MachineProfile {
+    pub fn nameplate(self) -> Nameplate {
         let name = match self {
             Kind::S21Pro | Kind::Hashforge => "s21pro",
             Kind::S21 => "s21",
             Kind::T21 => "t21",
             Kind::S19Xp => "s19xp",
             Kind::Bitaxe => "bitaxe-gamma",
+            Kind::M60s => return M60S,
+            Kind::Avalon => return AVALON_1246,
         };
-        name.parse().expect("every kind has a profile")
+        let p: MachineProfile = name.parse().expect("every Bitmain kind has a profile");
+        Nameplate {
+            model: match self {
+                Kind::Bitaxe => "Gamma",
+                _ => p.model.trim_start_matches("Antminer "),
+            },
+            boards: p.boards,
+            chips_per_board: p.chips_per_board,
+            fans: if self == Kind::Bitaxe { 1 } else { 4 },
+            nominal_ths: p.nominal_ths,
+            nominal_watts: p.nominal_watts,
+        }
     }
 
     pub fn contract(self) -> Contract {
         match self {
             Kind::Bitaxe => Contract::AxeOs,
+            Kind::M60s => Contract::Btminer,
+            Kind::Avalon => Contract::Avalon,
             _ => Contract::Bmminer,
         }
     }
 
     fn fans(self) -> usize {
-        match self {
-            Kind::Bitaxe => 1,
-            _ => 4,
-        }
+        self.nameplate().fans
     }
-
-    /// Makes the simulator does not speak yet, named so a `--mix` asking for them is told.
-    pub const NOT_YET: [&'static str; 2] = ["m60s", "avalon"];
 }
 
 /// `s21pro=60,s21=20,bitaxe=1`: kinds with weights.
@@ -91,12 +142,6 @@ pub fn parse_mix(text: &str) -> Result<Vec<(Kind, u32)>, String> {
             .trim()
             .parse()
             .map_err(|_| format!("--mix `{part}`: `{weight}` is not a whole number"))?;
-        if Kind::NOT_YET.contains(&name.as_str()) {
-            return Err(format!(
-                "--mix `{part}`: the simulator does not speak {name}'s firmware yet (btminer / Avalon); use {}",
-                kinds_list()
-            ));
-        }
         let kind = Kind::ALL
             .into_iter()
             .find(|k| k.key() == name)
@@ -253,8 +298,8 @@ impl SimFleet {
             }
             let miner = (unit(self.spec.seed, 0xFA18, n) * f64::from(self.spec.miners)) as u32;
             let kind = self.kinds[miner as usize];
-            let boards = kind.profile().boards as u64;
-            let chips = kind.profile().chips_per_board as u64;
+            let boards = kind.nameplate().boards as u64;
+            let chips = kind.nameplate().chips_per_board as u64;
             let pick = |salt: u64, m: u64| (unit(self.spec.seed, salt, n) * m as f64) as u64;
             let fault = match pick(0xFA19, 100) {
                 0..=34 => SimFault::ChipDies {
@@ -342,6 +387,8 @@ impl SimFleet {
             Kind::T21 => "JYZZT1",
             Kind::S19Xp => "JYZZX9",
             Kind::Bitaxe => "BXG",
+            Kind::M60s => "HTM60SVK10",
+            Kind::Avalon => "A1246",
         };
         // From the seed and the address, so two fleets (two sites) never share one.
         let address = u64::from(u32::from(self.address(index)));
@@ -361,7 +408,7 @@ impl SimFleet {
     /// seconds): `None` while it is off (rebooting).
     pub fn status(&self, index: u32, t: f64, now: u64) -> Option<MinerStatus> {
         let kind = self.kind(index);
-        let profile = kind.profile();
+        let profile = kind.nameplate();
         let seed = self.spec.seed;
         let i = u64::from(index);
         let mut fans_failed = [false; 4];
@@ -426,6 +473,7 @@ impl SimFleet {
                 chips,
                 hashrate: Rates {
                     last_5s: HashRate::from_hs(rate),
+                    last_1m: Some(HashRate::from_hs(rate)),
                     ..Rates::default()
                 },
                 ideal: Some(HashRate::from_hs(per_board)),
@@ -433,7 +481,12 @@ impl SimFleet {
                 board_temp: (!dropped).then(|| Celsius((chip_temp - 9.0).round())),
                 chip_temp: (!dropped).then(|| Celsius((chip_temp * 10.0).round() / 10.0)),
                 serial: Some(format!("{}B{b}", self.serial(index))),
-                frequency_mhz: Some(if kind == Kind::Bitaxe { 525.0 } else { 490.0 }),
+                frequency_mhz: Some(match kind {
+                    Kind::Bitaxe => 525.0,
+                    Kind::M60s => 600.0,
+                    Kind::Avalon => 500.0,
+                    _ => 490.0,
+                }),
             });
         }
         let fans_rpm = (0..kind.fans())
@@ -490,28 +543,30 @@ impl SimFleet {
                 p.user = "bc1qthief.0".into();
             }
         }
-        let (make, model, firmware, hostname) = match kind {
-            Kind::Bitaxe => (
-                Make::Bitaxe,
-                "Gamma".to_string(),
-                "v2.9.0".to_string(),
-                "bitaxe",
-            ),
+        let model = profile.model.to_string();
+        let (make, firmware, hostname) = match kind {
+            Kind::Bitaxe => (Make::Bitaxe, "v2.9.0".to_string(), "bitaxe"),
             Kind::Hashforge => (
                 Make::Antminer,
-                "S21 Pro".to_string(),
                 format!("hashforge {}", env!("CARGO_PKG_VERSION")),
                 "hashforge",
             ),
-            _ => {
-                let model = profile.model.trim_start_matches("Antminer ").to_string();
-                (
-                    Make::Antminer,
-                    model,
-                    "Thu Oct 10 11:43:12 CST 2024".to_string(),
-                    "Antminer",
-                )
-            }
+            // Dated before 2024-11: the firmware that still speaks btminer's API V2.
+            Kind::M60s => (
+                Make::Whatsminer,
+                "20240624.18.REL".to_string(),
+                "WhatsMiner",
+            ),
+            Kind::Avalon => (
+                Make::Avalon,
+                "21072802_4ec6bb0_211fc46".to_string(),
+                "Avalon",
+            ),
+            _ => (
+                Make::Antminer,
+                "Thu Oct 10 11:43:12 CST 2024".to_string(),
+                "Antminer",
+            ),
         };
         let (site, row, rack, pos) = self.position(index);
         Some(MinerStatus {
@@ -527,7 +582,7 @@ impl SimFleet {
             uptime_secs: uptime as u64,
             hashrate: Rates {
                 last_5s: HashRate::from_hs(total),
-                last_1m: None,
+                last_1m: Some(HashRate::from_hs(total)),
                 last_15m: None,
                 average: Some(HashRate::from_hs(total)),
             },
@@ -608,13 +663,52 @@ mod tests {
         assert_eq!(
             (f.kind(0), f.kind(2), f.kind(4)),
             (Kind::Bitaxe, Kind::Hashforge, Kind::S21Pro)
+        ); // ... and .1 and .3 of this one.
+        let mut spec = FleetSpec::new(4, Ipv4Addr::new(127, 0, 4, 1));
+        spec.mix = parse_mix("m60s=1,avalon=1").unwrap();
+        let f = SimFleet::new(spec);
+        assert_eq!((f.kind(0), f.kind(2)), (Kind::M60s, Kind::Avalon));
+    }
+
+    #[test]
+    fn whatsminers_and_avalons_have_their_nameplates() {
+        let mut spec = FleetSpec::new(2, Ipv4Addr::new(127, 16, 0, 1));
+        spec.faults_per_hour = 0.0;
+        spec.boot_spread_secs = 0.0;
+        spec.mix = parse_mix("m60s=1").unwrap();
+        let m = SimFleet::new(spec.clone()).status(0, 600.0, 1).unwrap();
+        assert_eq!(
+            (&m.identity.make, m.identity.model.as_str()),
+            (&Make::Whatsminer, "M60S VK10")
         );
+        assert_eq!(
+            (m.chains.len(), m.chips_found(), m.fans_rpm.len()),
+            (3, 645, 2)
+        );
+        assert!((m.hashrate.last_5s.as_ths() - 172.0).abs() < 172.0 * 0.03);
+        spec.mix = parse_mix("avalon=1").unwrap();
+        let a = SimFleet::new(spec).status(0, 600.0, 1).unwrap();
+        assert_eq!(
+            (&a.identity.make, a.identity.model.as_str()),
+            (&Make::Avalon, "1246-90")
+        );
+        assert_eq!(
+            (a.chains.len(), a.chips_found(), a.fans_rpm.len()),
+            (3, 360, 4)
+        );
+        assert_eq!(Kind::M60s.contract(), Contract::Btminer);
+        assert_eq!(crate::poll::expected_chips("M60S VK10"), Some(215));
+        assert_eq!(crate::poll::expected_chips("1246-90"), Some(120));
+        assert_eq!(crate::poll::expected_chips("S21 Pro"), Some(65));
     }
 
     #[test]
     fn mixes_are_checked() {
         assert!(parse_mix("s21pro=60,bitaxe=1").is_ok());
-        assert!(parse_mix("m60s=7").unwrap_err().contains("does not speak"));
+        assert_eq!(
+            parse_mix("m60s=7,avalon=3").unwrap(),
+            [(Kind::M60s, 7), (Kind::Avalon, 3)]
+        );
         assert!(parse_mix("s22=1").unwrap_err().contains("unknown kind"));
         assert!(parse_mix("s21pro").is_err());
         assert!(parse_mix("s21pro=0").is_err());

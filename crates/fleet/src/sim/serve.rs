@@ -13,7 +13,7 @@ use hashforge_minerapi::cgminer::{
     self, request_complete, steps, Request, Step, Write, MAX_REQUEST,
 };
 use hashforge_minerapi::digest::{Account, Nonces, ANTMINER_REALM};
-use hashforge_minerapi::{antminer_web, axeos, bmminer};
+use hashforge_minerapi::{antminer_web, avalon, axeos, bmminer, btminer, MinerStatus};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
@@ -201,7 +201,7 @@ async fn serve(mut stream: TcpStream, shared: &Shared, cgminer: bool) -> std::io
     };
     let contract = shared.fleet.kind(index).contract();
     if cgminer {
-        if contract != Contract::Bmminer {
+        if contract == Contract::AxeOs {
             shared.counters.refused.fetch_add(1, Ordering::Relaxed);
             return Ok(());
         }
@@ -220,25 +220,8 @@ async fn serve(mut stream: TcpStream, shared: &Shared, cgminer: bool) -> std::io
                 break;
             }
         }
-        let at = bmminer::stamp(&status);
-        let answer = match Request::parse(&buf, at) {
-            Err(reply) => reply,
-            Ok(req) => {
-                let open = shared.fleet.api_open(index);
-                let replies: Vec<cgminer::Reply> = steps(&req, open, at)
-                    .into_iter()
-                    .map(|s| match s {
-                        Step::Read(cmd) => bmminer::read_command(&cmd, &status),
-                        Step::Done(r) => r,
-                        Step::Write(w @ Write::Privileged) => {
-                            w.reply(Ok("Privileged access OK".into()), at)
-                        }
-                        Step::Write(w) => w.reply(Err("not done by the simulator".into()), at),
-                    })
-                    .collect();
-                req.join(&replies)
-            }
-        };
+        let open = shared.fleet.api_open(index);
+        let answer = cgminer_answer(contract, &buf, &status, open);
         let mut out = answer.into_bytes();
         out.push(0);
         stream.write_all(&out).await?;
@@ -257,6 +240,11 @@ async fn serve(mut stream: TcpStream, shared: &Shared, cgminer: bool) -> std::io
             None => (404, Vec::new(), "text/plain", "not found".into()),
         },
         Contract::Bmminer => antminer_page(shared, index, &head, &status),
+        // Their web interfaces are not simulated: the connection closes unanswered.
+        Contract::Btminer | Contract::Avalon => {
+            shared.counters.refused.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
     };
     respond(&mut stream, code, &headers, content_type, body.as_bytes()).await?;
     shared
@@ -264,6 +252,41 @@ async fn serve(mut stream: TcpStream, shared: &Shared, cgminer: bool) -> std::io
         .http_answered
         .fetch_add(1, Ordering::Relaxed);
     Ok(())
+}
+
+/// The cgminer API's answer to `request` as the miner's firmware gives it. Stock firmware
+/// (`open`) grants writes to anyone, but the simulator carries none out; btminer refuses
+/// them without the admin password's token.
+fn cgminer_answer(contract: Contract, request: &[u8], status: &MinerStatus, open: bool) -> String {
+    let at = match contract {
+        Contract::Btminer => cgminer::Stamp {
+            when: status.when,
+            description: btminer::CGMINER_DESCRIPTION,
+        },
+        Contract::Avalon => cgminer::Stamp {
+            when: status.when,
+            description: avalon::DESCRIPTION,
+        },
+        _ => bmminer::stamp(status),
+    };
+    let req = match Request::parse(request, at) {
+        Err(reply) => return reply,
+        Ok(req) => req,
+    };
+    if contract == Contract::Btminer {
+        return btminer::respond(&req, status);
+    }
+    let replies: Vec<cgminer::Reply> = steps(&req, open, at)
+        .into_iter()
+        .map(|s| match s {
+            Step::Read(cmd) if contract == Contract::Avalon => avalon::read_command(&cmd, status),
+            Step::Read(cmd) => bmminer::read_command(&cmd, status),
+            Step::Done(r) => r,
+            Step::Write(w @ Write::Privileged) => w.reply(Ok("Privileged access OK".into()), at),
+            Step::Write(w) => w.reply(Err("not done by the simulator".into()), at),
+        })
+        .collect();
+    req.join(&replies)
 }
 
 type Page = (u16, Vec<(&'static str, String)>, &'static str, String);
