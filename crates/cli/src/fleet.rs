@@ -123,7 +123,7 @@ pub struct SimArgs {
     /// Kinds and their weights.
     #[arg(
         long,
-        default_value = "s21pro=60,s21=20,t21=10,s19xp=7,bitaxe=1,hashforge=2"
+        default_value = "s21pro=50,s21=15,t21=10,s19xp=5,m60s=15,avalon=2,bitaxe=1,hashforge=2"
     )]
     pub mix: String,
     #[arg(long, default_value_t = 1)]

@@ -40,6 +40,10 @@ fn alerts_for(c: &Collector, ip: IpAddr) -> Vec<(AlertKind, Option<u8>, String)>
 async fn a_simulated_fleet_is_found_read_and_its_faults_become_alerts() {
     let base = Ipv4Addr::new(127, 20, 0, 1);
     let mut spec = FleetSpec::new(200, base);
+    // Antminers and Bitaxes: the web CGI's checks below are theirs.
+    spec.mix =
+        hashforge_fleet::sim::parse_mix("s21pro=60,s21=20,t21=10,s19xp=7,bitaxe=1,hashforge=2")
+            .unwrap();
     spec.boot_spread_secs = 0.0;
     spec.faults_per_hour = 0.0;
     let allowed = spec.pools.clone();

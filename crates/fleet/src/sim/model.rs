@@ -213,7 +213,8 @@ impl FleetSpec {
         FleetSpec {
             miners,
             base,
-            mix: parse_mix("s21pro=60,s21=20,t21=10,s19xp=7,bitaxe=1,hashforge=2").expect("valid"),
+            mix: parse_mix("s21pro=50,s21=15,t21=10,s19xp=5,m60s=15,avalon=2,bitaxe=1,hashforge=2")
+                .expect("valid"),
             seed: 1,
             faults_per_hour: 60.0,
             farm_password: "farm".into(),
@@ -626,7 +627,9 @@ mod tests {
             assert_eq!(a.status(i, 600.0, 1), b.status(i, 600.0, 1));
         }
         let s21pro = (0..1000).filter(|i| a.kind(*i) == Kind::S21Pro).count();
-        assert!((520..680).contains(&s21pro), "60% of 1000: {s21pro}");
+        assert!((420..580).contains(&s21pro), "50% of 1000: {s21pro}");
+        let m60s = (0..1000).filter(|i| a.kind(*i) == Kind::M60s).count();
+        assert!((100..200).contains(&m60s), "15% of 1000: {m60s}");
     }
 
     #[test]
