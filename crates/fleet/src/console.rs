@@ -307,7 +307,7 @@ async fn overview(State(c): State<Arc<Collector>>) -> Html<String> {
     let sites = c.sites.lock().unwrap_or_else(|e| e.into_inner()).clone();
     if !sites.is_empty() {
         let now = unix_now();
-        b.push_str("<h2>Collectors</h2><table><tr><th>site</th><th>last poll</th><th>answered</th><th>read in</th><th>written in</th></tr>");
+        b.push_str("<h2>Collectors</h2><table><tr><th>site</th><th>last poll</th><th>answered</th><th>read in</th><th>last write</th></tr>");
         for (site, at, r) in &sites {
             let _ = write!(
                 b,

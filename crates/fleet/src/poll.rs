@@ -231,7 +231,7 @@ impl Collector {
             let Some(contract) = self.inventory().get(ip).map(|m| m.contract) else {
                 continue;
             };
-            if contract != Contract::Bmminer {
+            if contract == Contract::AxeOs {
                 continue;
             }
             let permit = Arc::clone(&permits).acquire_owned().await.expect("open");
@@ -245,10 +245,20 @@ impl Collector {
     }
 
     async fn enrol_one(&self, ip: IpAddr) {
-        let Some(ports) = self.inventory().get(ip).map(|m| m.ports) else {
+        let Some((ports, contract)) = self.inventory().get(ip).map(|m| (m.ports, m.contract))
+        else {
             return;
         };
         let t = self.config.timeout;
+        if contract != Contract::Bmminer {
+            // Whatsminer and Avalon: the cgminer API only (their web pages are not read).
+            let api_open = client::api_open(ip, ports.cgminer, t).await.ok();
+            let mut inv = self.inventory_mut();
+            if let Some(i) = inv.position(ip) {
+                inv.miners[i].api_open = api_open;
+            }
+            return;
+        }
         let defaults = [hashforge_minerapi::antminer_web::USER.to_string()];
         let by_default = client::read_web_identity(ip, ports.http, &defaults, t)
             .await
@@ -332,7 +342,16 @@ impl Collector {
         }
         if self.store.is_some() {
             let t = Instant::now();
-            if let Err(e) = self.persist(hours, &report).await {
+            // The report written carries the previous cycle's write time (its own is not
+            // known until it is written).
+            let mut written = report.clone();
+            written.store_secs = self
+                .last_cycle
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_ref()
+                .map_or(0.0, |r| r.store_secs);
+            if let Err(e) = self.persist(hours, &written).await {
                 tracing::warn!(
                     "fleet database: {e}; the cycle's history is written with the next one"
                 );
