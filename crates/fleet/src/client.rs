@@ -270,16 +270,10 @@ pub async fn read(
             Ok(bmminer::read(&v, expected_chips)?)
         }
         Contract::Btminer => {
-            // btminer's own commands cannot be joined: one exchange each.
+            // One exchange: btminer's own commands (which cannot be joined) add only the
+            // identity, read once at enrolment (`read_btminer_identity`).
             let joined = cgminer(api, btminer::READ_JOINED, timeout).await?;
-            let mut own = Vec::with_capacity(btminer::READ_OWN.len());
-            for cmd in btminer::READ_OWN {
-                own.push((cmd, cgminer(api, cmd, timeout).await?));
-            }
-            Ok(btminer::read(
-                &btminer::merge(joined, &own),
-                expected_chips,
-            )?)
+            Ok(btminer::read(&joined, expected_chips)?)
         }
         Contract::Avalon => {
             let v = cgminer(api, avalon::READ_ALL, timeout).await?;
@@ -309,6 +303,30 @@ pub struct WebIdentity {
     pub hostname: Option<String>,
     /// (board index, serial).
     pub board_serials: Vec<(usize, String)>,
+}
+
+/// A Whatsminer's serial, MAC and hostname (`get_miner_info`, btminer's own command), read
+/// once at enrolment rather than in every poll.
+pub async fn read_btminer_identity(
+    ip: IpAddr,
+    port: u16,
+    timeout: Duration,
+) -> Result<WebIdentity, ReadError> {
+    let v = cgminer(SocketAddr::new(ip, port), "get_miner_info", timeout).await?;
+    let msg = btminer::own_msg(&v, "get_miner_info")?;
+    let field = |k: &str| {
+        msg.get(k)
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    Ok(WebIdentity {
+        mac: field("mac").map(|m| m.to_ascii_lowercase()),
+        serial: field("minersn"),
+        hostname: field("hostname"),
+        board_serials: Vec::new(),
+    })
 }
 
 /// The web CGI's identity pages, with the first of `passwords` the miner takes; which one

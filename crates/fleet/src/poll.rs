@@ -251,11 +251,20 @@ impl Collector {
         };
         let t = self.config.timeout;
         if contract != Contract::Bmminer {
-            // Whatsminer and Avalon: the cgminer API only (their web pages are not read).
+            // Whatsminer and Avalon: the cgminer API only (their web pages are not read);
+            // a Whatsminer's identity from btminer's own command.
             let api_open = client::api_open(ip, ports.cgminer, t).await.ok();
+            let identity = if contract == Contract::Btminer {
+                client::read_btminer_identity(ip, ports.cgminer, t).await.ok()
+            } else {
+                None
+            };
             let mut inv = self.inventory_mut();
             if let Some(i) = inv.position(ip) {
                 inv.miners[i].api_open = api_open;
+                if let Some(id) = identity {
+                    inv.miners[i].take_web_identity(id);
+                }
             }
             return;
         }
@@ -412,11 +421,6 @@ impl Collector {
                     }
                 };
                 refs.push(r);
-                if m.last_seen.is_some() {
-                    if let Ok(json) = serde_json::to_string(m) {
-                        w.readings.push((r, json, m.last_seen));
-                    }
-                }
             }
             for (ip, h) in &hours_due {
                 if let Some(i) = inv.position(*ip) {
@@ -434,13 +438,31 @@ impl Collector {
                         m.stored = Some(row.stored(id));
                     }
                 }
-                Ok(())
             }
             Err(e) => {
                 *self.unwritten.lock().unwrap_or_else(|e| e.into_inner()) = (hours_due, alerts_due);
-                Err(e)
+                return Err(e);
             }
         }
+        drop(write);
+        // The readings, a batch at a time: each serialized under the lock, written without it.
+        let total = self.inventory().miners.len();
+        for start in (0..total).step_by(crate::store::BATCH) {
+            let batch = {
+                let inv = self.inventory();
+                let end = (start + crate::store::BATCH).min(inv.miners.len());
+                crate::store::readings_batch(inv.miners[start.min(end)..end].iter().filter_map(
+                    |m| match (&m.stored, m.last_seen) {
+                        (Some(s), Some(_)) => Some((s.id, m)),
+                        _ => None,
+                    },
+                ))
+            };
+            if batch.len() > 2 {
+                store.write_readings(&batch).await?;
+            }
+        }
+        Ok(())
     }
 
     fn tally(

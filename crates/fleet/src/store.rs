@@ -40,7 +40,7 @@ pub const FLEET: Schema = Schema {
 };
 
 /// Rows per statement.
-const BATCH: usize = 2_000;
+pub const BATCH: usize = 2_000;
 /// Closed alerts a console reads back.
 const CLOSED_READ: i64 = 10_000;
 
@@ -69,8 +69,6 @@ impl MinerRow {
 pub struct CycleWrite {
     /// Miners whose identity or address changed, or that have no row yet.
     pub miners: Vec<MinerRow>,
-    /// Every miner's last reading: (id or position of `miners`, JSON, time).
-    pub readings: Vec<(RowRef, String, Option<u64>)>,
     pub hours: Vec<(RowRef, HourRow, IpAddr)>,
     pub alerts: Vec<Alert>,
     pub report: Option<CycleReport>,
@@ -284,16 +282,6 @@ impl Store {
             RowRef::Id(id) => Some(id),
             RowRef::New(i) => ids.get(i).copied(),
         };
-        for chunk in w.readings.chunks(BATCH) {
-            let rows: Vec<Value> = chunk
-                .iter()
-                .filter_map(|(r, json, seen)| id_of(*r).map(|id| json!([id, json, seen])))
-                .collect();
-            sqlx::query(self.update_readings())
-                .bind(Value::Array(rows).to_string())
-                .execute(&mut *tx)
-                .await?;
-        }
         for chunk in w.hours.chunks(BATCH) {
             let rows: Vec<Value> = chunk
                 .iter()
@@ -357,6 +345,17 @@ impl Store {
         }
         tx.commit().await?;
         Ok(ids)
+    }
+
+    /// Writes last readings: `batch` is [`readings_batch`]'s text. Readings are the latest
+    /// state, not history: each batch is its own statement, so a cycle's readings never sit
+    /// in memory all at once.
+    pub async fn write_readings(&self, batch: &str) -> Result<(), StoreError> {
+        sqlx::query(self.update_readings())
+            .bind(batch)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// The miners of this store's site, or of every site (`all`), as last written, each with
@@ -598,13 +597,13 @@ impl Store {
     fn update_readings(&self) -> &'static str {
         match self.dialect {
             Dialect::Sqlite => {
-                "UPDATE fleet_miners SET reading = x.value ->> 1, \
+                "UPDATE fleet_miners SET reading = x.value -> 1, \
                  reading_at = COALESCE(x.value ->> 2, fleet_miners.reading_at), \
                  last_seen = COALESCE(x.value ->> 2, fleet_miners.last_seen) \
                  FROM json_each($1) AS x WHERE fleet_miners.id = x.value ->> 0"
             }
             Dialect::Postgres => {
-                "UPDATE fleet_miners SET reading = r ->> 1, \
+                "UPDATE fleet_miners SET reading = (r -> 1)::text, \
                  reading_at = COALESCE((r ->> 2)::bigint, fleet_miners.reading_at), \
                  last_seen = COALESCE((r ->> 2)::bigint, fleet_miners.last_seen) \
                  FROM json_array_elements($1::json) AS r \
@@ -662,6 +661,22 @@ impl Store {
             }
         }
     }
+}
+
+/// Rows for [`Store::write_readings`], `[[id, reading, last seen], ...]`, serialized straight
+/// into one text (the reading as a JSON object, not a string inside one).
+pub fn readings_batch<'a>(miners: impl Iterator<Item = (i64, &'a Miner)>) -> String {
+    let mut out = Vec::with_capacity(64 * 1024);
+    out.push(b'[');
+    for (n, (id, m)) in miners.enumerate() {
+        if n > 0 {
+            out.push(b',');
+        }
+        // A `Miner` always serializes (no maps with non-string keys, no failing impls).
+        let _ = serde_json::to_writer(&mut out, &(id, m, m.last_seen));
+    }
+    out.push(b']');
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// An hour as a row of [`Store::upsert_hours`]: rates in whole GH/s, temperatures in tenths

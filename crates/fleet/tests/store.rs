@@ -14,7 +14,7 @@ use hashforge_fleet::poll::{Collector, CollectorConfig};
 use hashforge_fleet::range::Ranges;
 use hashforge_fleet::sim::{FleetSpec, Kind, Ports, SimFault, SimFleet, Simulator};
 use hashforge_fleet::state::{Miner, Sample};
-use hashforge_fleet::store::{CycleWrite, MinerRow, RowRef, Store};
+use hashforge_fleet::store::{readings_batch, CycleWrite, MinerRow, RowRef, Store};
 use hashforge_store::testing::{postgres_enabled, TestDb};
 
 macro_rules! both_databases {
@@ -252,11 +252,6 @@ async fn hours_are_rolled_up_written_and_read_back(url: &str, _: u8) {
     let row = MinerRow::of(&m);
     let write = CycleWrite {
         miners: vec![row.clone()],
-        readings: vec![(
-            RowRef::New(0),
-            serde_json::to_string(&m).unwrap(),
-            m.last_seen,
-        )],
         hours: rows
             .iter()
             .map(|h| (RowRef::New(0), h.clone(), m.ip))
@@ -264,6 +259,10 @@ async fn hours_are_rolled_up_written_and_read_back(url: &str, _: u8) {
         ..CycleWrite::default()
     };
     let ids = store.write(&write).await.unwrap();
+    store
+        .write_readings(&readings_batch([(ids[0], &m)].into_iter()))
+        .await
+        .unwrap();
     // Written again (a restart mid-hour): the row is replaced, not doubled.
     store.write(&write).await.unwrap();
     let back = store.hours_of(m.ip, hour).await.unwrap();
@@ -311,15 +310,10 @@ async fn a_machine_keeps_its_row_across_identity_and_address_changes(url: &str, 
     assert_eq!(store.write(&write_one(&moved)).await.unwrap()[0], id);
     let mut reading = moved.clone();
     reading.online = true;
-    let w = CycleWrite {
-        readings: vec![(
-            RowRef::Id(id),
-            serde_json::to_string(&reading).unwrap(),
-            Some(200),
-        )],
-        ..CycleWrite::default()
-    };
-    store.write(&w).await.unwrap();
+    store
+        .write_readings(&readings_batch([(id, &reading)].into_iter()))
+        .await
+        .unwrap();
     let loaded = store.load_miners(false, 300).await.unwrap();
     assert_eq!(loaded.len(), 1);
     assert_eq!(loaded[0].ip.to_string(), "10.0.0.9");
