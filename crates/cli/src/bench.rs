@@ -42,6 +42,9 @@ pub struct FleetBenchArgs {
     /// One JSON object instead of a table.
     #[arg(long)]
     json: bool,
+    /// Kinds and their weights (as `fleet simulate --mix`) [default: the simulator's].
+    #[arg(long)]
+    mix: Option<String>,
     /// The fleet database to write to [default: a fresh SQLite file, removed afterwards].
     #[arg(long, value_name = "URL")]
     database: Option<String>,
@@ -512,6 +515,9 @@ fn fleet(args: FleetBenchArgs) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let result = rt.block_on(async {
         let mut spec = FleetSpec::new(args.miners, base);
+        if let Some(mix) = &args.mix {
+            spec.mix = hashforge_fleet::sim::parse_mix(mix)?;
+        }
         // Every machine up from the start and no faults: this measures the console, and a
         // rebooting machine would rightly count as missed.
         spec.boot_spread_secs = 0.0;

@@ -255,7 +255,9 @@ impl Collector {
             // a Whatsminer's identity from btminer's own command.
             let api_open = client::api_open(ip, ports.cgminer, t).await.ok();
             let identity = if contract == Contract::Btminer {
-                client::read_btminer_identity(ip, ports.cgminer, t).await.ok()
+                client::read_btminer_identity(ip, ports.cgminer, t)
+                    .await
+                    .ok()
             } else {
                 None
             };
@@ -410,9 +412,9 @@ impl Collector {
                 let row = if owner.get(key.as_str()) == Some(&i) {
                     MinerRow::keyed(m, key.clone())
                 } else {
-                    MinerRow::keyed(m, format!("ip:{}/{}", m.site, m.ip))
+                    MinerRow::keyed(m, crate::store::address_key(&m.site, m.ip))
                 };
-                let r = match &m.stored {
+                let r = match m.stored {
                     Some(s) if row.unchanged(Some(s)) => RowRef::Id(s.id),
                     _ => {
                         fresh.push(i);
@@ -452,7 +454,7 @@ impl Collector {
                 let inv = self.inventory();
                 let end = (start + crate::store::BATCH).min(inv.miners.len());
                 crate::store::readings_batch(inv.miners[start.min(end)..end].iter().filter_map(
-                    |m| match (&m.stored, m.last_seen) {
+                    |m| match (m.stored, m.last_seen) {
                         (Some(s), Some(_)) => Some((s.id, m)),
                         _ => None,
                     },

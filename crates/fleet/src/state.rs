@@ -87,36 +87,55 @@ impl HourRow {
 /// The hour being summed.
 #[derive(Clone, Debug, Default)]
 struct HourSum {
-    hour: u64,
-    samples: u32,
-    answered: u32,
-    hashrate: f64,
-    temp: (f64, u32),
-    power: (f64, u32),
-    accepted: u64,
-    rejected: u64,
-    /// Per board: hash rate sum, polls, temperature sum, temperature polls.
-    boards: Vec<(f64, u32, f64, u32)>,
+    /// Unix hour (fits 32 bits until the year 491,000).
+    hour: u32,
+    samples: u16,
+    answered: u16,
+    hashrate: f32,
+    temp: Mean,
+    power: Mean,
+    accepted: u32,
+    rejected: u32,
+    /// Per board: hash rate, temperature.
+    boards: Vec<(Mean, Mean)>,
+}
+
+/// A running sum for a mean over an hour's polls (at most a few thousand: `f32` and `u16`
+/// keep 100,000 miners' sums small).
+#[derive(Clone, Copy, Debug, Default)]
+struct Mean {
+    sum: f32,
+    n: u16,
+}
+
+impl Mean {
+    fn add(&mut self, x: f32) {
+        self.sum += x;
+        self.n = self.n.saturating_add(1);
+    }
+
+    fn get(self) -> Option<f32> {
+        (self.n > 0).then(|| self.sum / f32::from(self.n))
+    }
 }
 
 impl HourSum {
     fn row(&self) -> HourRow {
-        let mean = |(sum, n): (f64, u32)| (n > 0).then(|| (sum / f64::from(n)) as f32);
         HourRow {
-            hour: self.hour,
-            samples: self.samples,
-            answered: self.answered,
-            hashrate_ths: (self.hashrate / f64::from(self.samples.max(1))) as f32,
-            temp: mean(self.temp),
-            power_w: mean(self.power),
-            accepted: self.accepted,
-            rejected: self.rejected,
+            hour: u64::from(self.hour),
+            samples: u32::from(self.samples),
+            answered: u32::from(self.answered),
+            hashrate_ths: self.hashrate / f32::from(self.samples.max(1)),
+            temp: self.temp.get(),
+            power_w: self.power.get(),
+            accepted: u64::from(self.accepted),
+            rejected: u64::from(self.rejected),
             boards: self
                 .boards
                 .iter()
-                .map(|&(h, n, t, tn)| BoardHour {
-                    hashrate_ths: mean((h, n)).unwrap_or(0.0),
-                    temp: mean((t, tn)),
+                .map(|(h, t)| BoardHour {
+                    hashrate_ths: h.get().unwrap_or(0.0),
+                    temp: t.get(),
                 })
                 .collect(),
         }
@@ -228,7 +247,7 @@ impl Miner {
         match (&self.serial, &self.mac) {
             (Some(sn), _) => format!("sn:{sn}"),
             (None, Some(mac)) => format!("mac:{}", mac.to_ascii_lowercase()),
-            (None, None) => format!("ip:{}/{}", self.site, self.ip),
+            (None, None) => crate::store::address_key(&self.site, self.ip),
         }
     }
 
@@ -299,8 +318,11 @@ impl Miner {
         let (a, r) = (self.accepted, self.rejected);
         let (a0, r0) = self.last_counts.unwrap_or((a, r));
         // Counters only grow; a smaller one is a restart, counting again from 0.
-        self.hour.accepted += if a >= a0 { a - a0 } else { a };
-        self.hour.rejected += if r >= r0 { r - r0 } else { r };
+        let delta = |now: u64, then: u64| {
+            u32::try_from(if now >= then { now - then } else { now }).unwrap_or(u32::MAX)
+        };
+        self.hour.accepted = self.hour.accepted.saturating_add(delta(a, a0));
+        self.hour.rejected = self.hour.rejected.saturating_add(delta(r, r0));
         self.last_counts = Some((a, r));
         closed
     }
@@ -342,7 +364,7 @@ impl Miner {
             self.recent.pop_front();
         }
         self.recent.push_back(s);
-        let hour = s.at / 3600;
+        let hour = u32::try_from(s.at / 3600).unwrap_or(u32::MAX);
         let mut closed = None;
         if self.hour.samples > 0 && self.hour.hour != hour {
             let row = self.hour.row();
@@ -352,31 +374,27 @@ impl Miner {
         }
         let h = &mut self.hour;
         h.hour = hour;
-        h.samples += 1;
-        h.hashrate += f64::from(s.hashrate_ths);
-        h.answered += u32::from(answered);
+        h.samples = h.samples.saturating_add(1);
+        h.hashrate += s.hashrate_ths;
+        h.answered = h.answered.saturating_add(u16::from(answered));
         if answered {
             for b in &self.boards {
                 let i = usize::from(b.index);
                 if h.boards.len() <= i {
-                    h.boards.resize(i + 1, (0.0, 0, 0.0, 0));
+                    h.boards.resize(i + 1, Default::default());
                 }
-                let e = &mut h.boards[i];
-                e.0 += f64::from(b.hashrate_ths);
-                e.1 += 1;
+                let (rate, temp) = &mut h.boards[i];
+                rate.add(b.hashrate_ths);
                 if let Some(t) = b.chip_temp {
-                    e.2 += f64::from(t);
-                    e.3 += 1;
+                    temp.add(t);
                 }
             }
         }
         if !s.temp.is_nan() {
-            h.temp.0 += f64::from(s.temp);
-            h.temp.1 += 1;
+            h.temp.add(s.temp);
         }
         if !s.power_w.is_nan() {
-            h.power.0 += f64::from(s.power_w);
-            h.power.1 += 1;
+            h.power.add(s.power_w);
         }
         closed
     }

@@ -44,13 +44,14 @@ pub const BATCH: usize = 2_000;
 /// Closed alerts a console reads back.
 const CLOSED_READ: i64 = 10_000;
 
-/// A miner's row once written: its id, and a digest of what the row says, so an unchanged
-/// miner is not written again.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A miner's row once written: its id, a digest of what the row says (so an unchanged miner
+/// is not written again) and, when the row is keyed by the address, that address (so the
+/// row is renamed when the identity appears). No strings: 100,000 of these stay small.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stored {
     pub id: i64,
-    pub key: String,
     digest: u64,
+    pub address_key: Option<IpAddr>,
 }
 
 impl MinerRow {
@@ -58,8 +59,8 @@ impl MinerRow {
     pub fn stored(&self, id: i64) -> Stored {
         Stored {
             id,
-            key: self.key.clone(),
             digest: self.digest,
+            address_key: self.key.starts_with("ip:").then_some(self.ip),
         }
     }
 }
@@ -111,9 +112,9 @@ impl MinerRow {
     pub fn keyed(m: &Miner, key: String) -> MinerRow {
         let old_key = m
             .stored
-            .as_ref()
-            .filter(|s| s.key != key)
-            .map(|s| s.key.clone());
+            .and_then(|s| s.address_key)
+            .map(|ip| address_key(&m.site, ip))
+            .filter(|old| *old != key);
         let mut h = std::collections::hash_map::DefaultHasher::new();
         (
             &key,
@@ -144,7 +145,7 @@ impl MinerRow {
     }
 
     /// Whether the row `stored` describes is still this miner as it is.
-    pub fn unchanged(&self, stored: Option<&Stored>) -> bool {
+    pub fn unchanged(&self, stored: Option<Stored>) -> bool {
         stored.is_some_and(|s| s.digest == self.digest)
     }
 }
@@ -164,6 +165,9 @@ impl Store {
         let connections = hashforge_store::Connections {
             sqlite: 2,
             postgres: 4,
+            // The collector writes a cycle and reads little: a small cache keeps 100,000
+            // miners' console inside its memory target (`bench fleet`).
+            sqlite_cache_kib: 2048,
         };
         let (pool, dialect) = hashforge_store::open(url, connections).await?;
         FLEET.migrate(&pool, dialect).await?;
@@ -661,6 +665,11 @@ impl Store {
             }
         }
     }
+}
+
+/// The key of a machine known only by its address at its site.
+pub fn address_key(site: &str, ip: IpAddr) -> String {
+    format!("ip:{site}/{ip}")
 }
 
 /// Rows for [`Store::write_readings`], `[[id, reading, last seen], ...]`, serialized straight

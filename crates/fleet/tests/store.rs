@@ -273,7 +273,7 @@ async fn hours_are_rolled_up_written_and_read_back(url: &str, _: u8) {
     assert_eq!(back[0].temp, Some(70.0));
     let loaded = store.load_miners(false, (hour + 3) * 3600).await.unwrap();
     assert_eq!(loaded.len(), 1);
-    assert_eq!(loaded[0].stored.as_ref().map(|s| s.id), Some(ids[0]));
+    assert_eq!(loaded[0].stored.map(|s| s.id), Some(ids[0]));
     assert_eq!(loaded[0].hourly.len(), 2, "the day's hours come back");
     assert_eq!(loaded[0].serial.as_deref(), Some("SN1"));
     let (rows, bytes) = store.size().await.unwrap();
@@ -351,16 +351,16 @@ async fn two_machines_claiming_one_serial_keep_a_row_each(url: &str, _: u8) {
     let mut loaded = store.load_miners(false, 100).await.unwrap();
     loaded.sort_by_key(|m| m.ip);
     assert_eq!(loaded.len(), 2);
-    let keys: Vec<String> = c
+    let keyed_by_address: Vec<Option<IpAddr>> = c
         .inventory()
         .miners
         .iter()
-        .map(|m| m.stored.as_ref().unwrap().key.clone())
+        .map(|m| m.stored.unwrap().address_key)
         .collect();
     assert_eq!(
-        keys,
-        ["ip:a/10.0.0.1", "sn:CLONED"],
-        "the one seen last has the serial"
+        keyed_by_address,
+        [Some("10.0.0.1".parse().unwrap()), None],
+        "the one seen last has the serial; the other is kept by its address"
     );
     store.close().await;
 }

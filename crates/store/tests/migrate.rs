@@ -37,6 +37,7 @@ async fn starts_together(url: &str) {
     let connections = hashforge_store::Connections {
         sqlite: 2,
         postgres: 2,
+        sqlite_cache_kib: 1024,
     };
     // Each on a thread and runtime of its own, as separate processes would be.
     let threads: Vec<_> = (0..6)

@@ -291,6 +291,7 @@ impl Ledger {
         let connections = hashforge_store::Connections {
             sqlite: 4,
             postgres: 8,
+            sqlite_cache_kib: 8192,
         };
         let (pool, dialect) = hashforge_store::open(url, connections).await?;
         migrate::LEDGER.migrate(&pool, dialect).await?;
