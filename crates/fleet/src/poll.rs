@@ -399,26 +399,22 @@ impl Collector {
             // One row per identity: when two machines claim one serial or MAC (a cloned
             // control board, a machine that moved and left its old address silent), the
             // one seen last has it and the other is kept by its address.
-            let keys: Vec<String> = inv.miners.iter().map(|m| m.identity_key()).collect();
-            let mut owner: std::collections::HashMap<&str, usize> =
+            let keys: Vec<u64> = inv.miners.iter().map(MinerRow::identity_hash).collect();
+            let mut owner: std::collections::HashMap<u64, usize> =
                 std::collections::HashMap::with_capacity(keys.len());
             for (i, k) in keys.iter().enumerate() {
-                let e = owner.entry(k.as_str()).or_insert(i);
+                let e = owner.entry(*k).or_insert(i);
                 if inv.miners[i].last_seen > inv.miners[*e].last_seen {
                     *e = i;
                 }
             }
             for (i, (m, key)) in inv.miners.iter().zip(&keys).enumerate() {
-                let row = if owner.get(key.as_str()) == Some(&i) {
-                    MinerRow::keyed(m, key.clone())
-                } else {
-                    MinerRow::keyed(m, crate::store::address_key(&m.site, m.ip))
-                };
+                let by_address = owner.get(key) != Some(&i);
                 let r = match m.stored {
-                    Some(s) if row.unchanged(Some(s)) => RowRef::Id(s.id),
+                    Some(s) if s.describes(m, by_address) => RowRef::Id(s.id),
                     _ => {
                         fresh.push(i);
-                        w.miners.push(row);
+                        w.miners.push(MinerRow::build(m, by_address));
                         RowRef::New(w.miners.len() - 1)
                     }
                 };

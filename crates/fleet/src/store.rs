@@ -54,6 +54,13 @@ pub struct Stored {
     pub address_key: Option<IpAddr>,
 }
 
+impl Stored {
+    /// Whether the row still says what `m` is (`by_address`: kept by its address).
+    pub fn describes(&self, m: &Miner, by_address: bool) -> bool {
+        self.digest == MinerRow::digest(m, by_address)
+    }
+}
+
 impl MinerRow {
     /// What a miner keeps once this row is written as `id`.
     pub fn stored(&self, id: i64) -> Stored {
@@ -105,29 +112,22 @@ impl MinerRow {
     /// The row of `m` under its identity; `old_key` is set when its row was written under
     /// another key.
     pub fn of(m: &Miner) -> MinerRow {
-        MinerRow::keyed(m, m.identity_key())
+        MinerRow::build(m, false)
     }
 
-    /// The row of `m` under `key` (its address key, when another machine holds its identity).
-    pub fn keyed(m: &Miner, key: String) -> MinerRow {
+    /// The row of `m`, under its address key when `by_address` (another machine holds its
+    /// identity).
+    pub fn build(m: &Miner, by_address: bool) -> MinerRow {
+        let key = if by_address {
+            address_key(&m.site, m.ip)
+        } else {
+            m.identity_key()
+        };
         let old_key = m
             .stored
             .and_then(|s| s.address_key)
             .map(|ip| address_key(&m.site, ip))
             .filter(|old| *old != key);
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        (
-            &key,
-            &m.site,
-            m.ip,
-            &m.make,
-            &m.model,
-            &m.firmware,
-            &m.serial,
-            &m.mac,
-        )
-            .hash(&mut h);
-        m.hostname.hash(&mut h);
         MinerRow {
             old_key,
             ip: m.ip,
@@ -139,14 +139,39 @@ impl MinerRow {
             hostname: m.hostname.clone(),
             first_seen: m.first_seen,
             last_seen: m.last_seen,
-            digest: h.finish(),
+            digest: MinerRow::digest(m, by_address),
             key,
         }
     }
 
-    /// Whether the row `stored` describes is still this miner as it is.
-    pub fn unchanged(&self, stored: Option<Stored>) -> bool {
-        stored.is_some_and(|s| s.digest == self.digest)
+    /// What the row of `m` says, as one number, without building it: a cycle compares it
+    /// with what each miner's row said when written.
+    pub fn digest(m: &Miner, by_address: bool) -> u64 {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (
+            by_address,
+            &m.site,
+            m.ip,
+            &m.make,
+            &m.model,
+            &m.firmware,
+            &m.serial,
+            &m.mac,
+        )
+            .hash(&mut h);
+        m.hostname.hash(&mut h);
+        h.finish()
+    }
+
+    /// Who `m` is, as one number (its identity key's hash), without allocating the key.
+    pub fn identity_hash(m: &Miner) -> u64 {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        match (&m.serial, &m.mac) {
+            (Some(sn), _) => (0u8, sn).hash(&mut h),
+            (None, Some(mac)) => (1u8, mac.to_ascii_lowercase()).hash(&mut h),
+            (None, None) => (2u8, &m.site, m.ip).hash(&mut h),
+        }
+        h.finish()
     }
 }
 
