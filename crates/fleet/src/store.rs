@@ -320,10 +320,12 @@ impl Store {
                 .bind(Value::Array(rows).to_string())
                 .execute(&mut *tx)
                 .await?;
-            // The address was in use in these hours; one row per machine and address (a
-            // statement may not update a row twice).
+            // The address was in use that day: touched with the day's first hour, so an
+            // address's last use is known to the day (a change of address is written when
+            // it happens, with the miner's row) without rewriting 100,000 rows an hour. One
+            // row per machine and address (a statement may not update a row twice).
             let mut seen: HashMap<(i64, IpAddr), (u64, u64)> = HashMap::new();
-            for (r, h, ip) in chunk {
+            for (r, h, ip) in chunk.iter().filter(|(_, h, _)| h.hour % 24 == 0) {
                 if let Some(id) = id_of(*r) {
                     let at = h.hour * 3600;
                     let e = seen.entry((id, *ip)).or_insert((at, at));
@@ -334,10 +336,12 @@ impl Store {
                 .into_iter()
                 .map(|((id, ip), (first, last))| json!([id, ip.to_string(), first, last]))
                 .collect();
-            sqlx::query(self.upsert_addresses())
-                .bind(Value::Array(seen).to_string())
-                .execute(&mut *tx)
-                .await?;
+            if !seen.is_empty() {
+                sqlx::query(self.upsert_addresses())
+                    .bind(Value::Array(seen).to_string())
+                    .execute(&mut *tx)
+                    .await?;
+            }
         }
         for chunk in w.alerts.chunks(BATCH) {
             let rows: Vec<Value> = chunk
@@ -530,7 +534,10 @@ impl Store {
         Ok(out)
     }
 
-    /// Rows and bytes the history takes: (hour rows, bytes on disk for the whole database).
+    /// Rows and bytes the history takes: (hour rows, bytes on disk). SQLite: the whole file
+    /// (readings are updated in place, so its growth is history). PostgreSQL: the history
+    /// tables with their indexes (`fleet_miners`' readings are rewritten every cycle, whose
+    /// dead versions autovacuum reuses: churn, not growth).
     pub async fn size(&self) -> Result<(u64, u64), StoreError> {
         let rows: i64 = sqlx::query("SELECT COUNT(*) FROM fleet_hourly")
             .fetch_one(&self.pool)
@@ -546,7 +553,7 @@ impl Store {
             Dialect::Postgres => sqlx::query(
                 "SELECT (COALESCE(SUM(pg_total_relation_size(c.oid)), 0))::bigint FROM pg_class c \
                  JOIN pg_namespace n ON n.oid = c.relnamespace \
-                 WHERE c.relkind = 'r' AND c.relname LIKE 'fleet_%' \
+                 WHERE c.relkind = 'r' AND c.relname IN ('fleet_hourly', 'fleet_addresses') \
                  AND n.nspname = current_schema()",
             )
             .fetch_one(&self.pool)
@@ -658,9 +665,9 @@ impl Store {
             Dialect::Postgres => {
                 "INSERT INTO fleet_hourly (miner_id, hour, samples, answered, hashrate_ghs, \
                  temp_dc, power_w, accepted, rejected, boards) \
-                 SELECT (r ->> 0)::bigint, (r ->> 1)::bigint, (r ->> 2)::integer, \
-                 (r ->> 3)::integer, (r ->> 4)::bigint, (r ->> 5)::integer, (r ->> 6)::integer, \
-                 (r ->> 7)::bigint, (r ->> 8)::bigint, r ->> 9 \
+                 SELECT (r ->> 0)::bigint, (r ->> 1)::integer, (r ->> 2)::smallint, \
+                 (r ->> 3)::smallint, (r ->> 4)::integer, (r ->> 5)::smallint, \
+                 (r ->> 6)::integer, (r ->> 7)::integer, (r ->> 8)::integer, r ->> 9 \
                  FROM json_array_elements($1::json) AS r \
                  ON CONFLICT (miner_id, hour) DO UPDATE SET samples = excluded.samples, \
                  answered = excluded.answered, hashrate_ghs = excluded.hashrate_ghs, \
@@ -727,16 +734,18 @@ fn hour_json(id: i64, h: &HourRow) -> Value {
             format!("{}/{t}", (b.hashrate_ths * 1000.0).round() as i64)
         })
         .collect();
+    // Within the narrowest column types (0001_fleet.postgres.sql); `as` saturates.
+    let int = |x: f32| x.round() as i32;
     json!([
         id,
-        h.hour,
-        h.samples,
-        h.answered,
-        (h.hashrate_ths * 1000.0).round() as i64,
-        h.temp.map(|t| (t * 10.0).round() as i64),
-        h.power_w.map(|p| p.round() as i64),
-        h.accepted,
-        h.rejected,
+        h.hour.min(i32::MAX as u64),
+        h.samples.min(i16::MAX as u32),
+        h.answered.min(i16::MAX as u32),
+        int(h.hashrate_ths * 1000.0),
+        h.temp.map(|t| (t * 10.0).round() as i16),
+        h.power_w.map(int),
+        h.accepted.min(i32::MAX as u64),
+        h.rejected.min(i32::MAX as u64),
         boards.join(" ")
     ])
 }
