@@ -586,7 +586,9 @@ fn fleet(args: FleetBenchArgs) -> Result<(), String> {
                 for m in inv.miners.iter_mut() {
                     for k in 0..60 {
                         let sample = Sample {
-                            at: now - 86_400 - 3_600 + (hour * 60 + k) * 60,
+                            at: hashforge_fleet::state::secs32(
+                                now - 86_400 - 3_600 + (hour * 60 + k) * 60,
+                            ),
                             hashrate_ths: m.hashrate_ths,
                             temp: 70.0,
                             power_w: m.power_w.unwrap_or(f32::NAN),

@@ -692,7 +692,7 @@ async fn miner_page(State(c): State<Arc<Collector>>, Path(ip): Path<String>) -> 
     let recent: Vec<(u64, f64)> = m
         .recent
         .iter()
-        .map(|s: &Sample| (s.at, f64::from(s.hashrate_ths)))
+        .map(|s: &Sample| (u64::from(s.at), f64::from(s.hashrate_ths)))
         .collect();
     b.push_str("<h2>Hash rate, last hour</h2>");
     b.push_str(&chart(&recent, &|x| ths(x), 700, 180));
@@ -700,14 +700,14 @@ async fn miner_page(State(c): State<Arc<Collector>>, Path(ip): Path<String>) -> 
         .recent
         .iter()
         .filter(|s| !s.temp.is_nan())
-        .map(|s| (s.at, f64::from(s.temp)))
+        .map(|s| (u64::from(s.at), f64::from(s.temp)))
         .collect();
     b.push_str("<h2>Hottest chip, last hour</h2>");
     b.push_str(&chart(&temps, &|x| format!("{x:.0} °C"), 700, 180));
     let day: Vec<(u64, f64)> = m
         .hourly
         .iter()
-        .map(|s: &Sample| (s.at, f64::from(s.hashrate_ths)))
+        .map(|s: &Sample| (u64::from(s.at), f64::from(s.hashrate_ths)))
         .collect();
     b.push_str("<h2>Hash rate, hourly means of the last day</h2>");
     if day.len() < 2 {

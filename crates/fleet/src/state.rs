@@ -33,16 +33,21 @@ pub struct Board {
     pub serial: Option<String>,
 }
 
-/// A point of history.
+/// A point of history: 16 bytes, 84 of them per miner in memory.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
-    /// Unix seconds.
-    pub at: u64,
+    /// Unix seconds (32 bits hold them until 2106: [`secs32`]).
+    pub at: u32,
     pub hashrate_ths: f32,
     /// The hottest chip, `NaN` when unknown.
     pub temp: f32,
     /// `NaN` when unknown.
     pub power_w: f32,
+}
+
+/// Unix seconds in a [`Sample`]'s 32 bits (saturating past 2106).
+pub fn secs32(unix: u64) -> u32 {
+    u32::try_from(unix).unwrap_or(u32::MAX)
 }
 
 /// One hour of one miner, rolled up: what the database keeps per miner and hour.
@@ -76,7 +81,7 @@ impl HourRow {
     /// The chart point of the hour.
     pub fn sample(&self) -> Sample {
         Sample {
-            at: self.hour * 3600,
+            at: secs32(self.hour * 3600),
             hashrate_ths: self.hashrate_ths,
             temp: self.temp.unwrap_or(f32::NAN),
             power_w: self.power_w.unwrap_or(f32::NAN),
@@ -308,7 +313,7 @@ impl Miner {
             .fold(f32::NAN, f32::max);
         let closed = self.record(
             Sample {
-                at: now,
+                at: secs32(now),
                 hashrate_ths: self.hashrate_ths,
                 temp,
                 power_w: self.power_w.unwrap_or(f32::NAN),
@@ -347,7 +352,7 @@ impl Miner {
         self.hashrate_ths = 0.0;
         self.record(
             Sample {
-                at: now,
+                at: secs32(now),
                 hashrate_ths: 0.0,
                 temp: f32::NAN,
                 power_w: f32::NAN,
@@ -364,7 +369,7 @@ impl Miner {
             self.recent.pop_front();
         }
         self.recent.push_back(s);
-        let hour = u32::try_from(s.at / 3600).unwrap_or(u32::MAX);
+        let hour = s.at / 3600;
         let mut closed = None;
         if self.hour.samples > 0 && self.hour.hour != hour {
             let row = self.hour.row();
@@ -505,7 +510,7 @@ impl Inventory {
                                 m.recent.pop_front();
                             }
                             m.recent.push_back(Sample {
-                                at,
+                                at: secs32(at),
                                 hashrate_ths: if m.online { m.hashrate_ths } else { 0.0 },
                                 temp,
                                 power_w: m.power_w.unwrap_or(f32::NAN),

@@ -236,7 +236,7 @@ async fn hours_are_rolled_up_written_and_read_back(url: &str, _: u8) {
     for k in 0..121u64 {
         let answered = k % 4 != 3;
         let s = Sample {
-            at: hour * 3600 + k * 60,
+            at: (hour * 3600 + k * 60) as u32,
             hashrate_ths: if answered { 200.0 } else { 0.0 },
             temp: if answered { 70.0 } else { f32::NAN },
             power_w: if answered { 3500.0 } else { f32::NAN },
