@@ -526,7 +526,16 @@ async fn miners_page(State(c): State<Arc<Collector>>, Query(q): Query<TableQuery
         b,
         "<p>{total} miner(s) match; page {page_no} of {pages}.</p>"
     );
-    b.push_str("<table><tr><th>address</th><th>site</th><th>model</th><th>state</th><th>hash rate</th><th>of nameplate</th><th>hottest chip</th><th>power</th><th>efficiency</th><th>chips</th><th>fans</th><th>pool</th><th>uptime</th><th>alerts</th></tr>");
+    // The site column only when there is more than one site to tell apart.
+    let sites = inv
+        .miners
+        .first()
+        .is_some_and(|f| inv.miners.iter().any(|m| m.site != f.site));
+    b.push_str("<table><tr><th>address</th>");
+    if sites {
+        b.push_str("<th>site</th>");
+    }
+    b.push_str("<th>model</th><th>state</th><th>hash rate</th><th>of nameplate</th><th>hottest chip</th><th>power</th><th>efficiency</th><th>chips</th><th>fans</th><th>pool</th><th>uptime</th><th>alerts</th></tr>");
     for m in rows {
         let state = if !m.online {
             "<span class=\"bad\">offline</span>"
@@ -562,8 +571,8 @@ async fn miners_page(State(c): State<Arc<Collector>>, Query(q): Query<TableQuery
         let open = alerts.open_for(m.ip).len();
         let _ = write!(
             b,
-            "<tr><td class=\"t\"><a href=\"/miner/{ip}\">{ip}</a></td><td class=\"t\">{}</td><td class=\"t\">{}</td><td>{state}</td><td>{}</td><td>{share}</td><td>{}</td><td>{}</td><td>{}</td><td>{chips}</td><td>{}</td><td class=\"t\">{}</td><td>{}</td><td>{}</td></tr>",
-            esc(&m.site),
+            "<tr><td class=\"t\"><a href=\"/miner/{ip}\">{ip}</a></td>{}<td class=\"t\">{}</td><td>{state}</td><td>{}</td><td>{share}</td><td>{}</td><td>{}</td><td>{}</td><td>{chips}</td><td>{}</td><td class=\"t\">{}</td><td>{}</td><td>{}</td></tr>",
+            if sites { format!("<td class=\"t\">{}</td>", esc(&m.site)) } else { String::new() },
             esc(&m.name()),
             if m.online { ths(f64::from(m.hashrate_ths)) } else { "–".into() },
             temp_text(Some(m.boards.iter().filter_map(|b| b.chip_temp).fold(f32::NAN, f32::max))),
