@@ -128,7 +128,7 @@ impl Backend {
 
 #[cfg(target_arch = "x86_64")]
 fn shani_lanes() -> usize {
-    shani::LANES
+    shani::VERSIONS
 }
 #[cfg(not(target_arch = "x86_64"))]
 fn shani_lanes() -> usize {

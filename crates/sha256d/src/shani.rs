@@ -1,6 +1,8 @@
 //! The x86 SHA extensions: `sha256rnds2` does two rounds, `sha256msg1`/`sha256msg2` the
-//! message schedule. One nonce is one dependency chain of 62 `sha256rnds2`; `LANES` nonces
-//! are interleaved so that their chains overlap in the pipeline.
+//! message schedule. One hash is one dependency chain of 62 `sha256rnds2`; several are
+//! interleaved so that their chains overlap in the pipeline: `VERSIONS` rolled versions of one
+//! nonce, whose first hashes share one message schedule (the second block's message is the
+//! same for every version), or, without version rolling, `NONCES` nonces.
 //!
 //! The state lives in the instructions' own layout: `abef` holds (F, E, B, A) in lanes 0..3,
 //! `cdgh` holds (H, G, D, C).
@@ -14,8 +16,15 @@ use crate::lanes::{confirm, Tail};
 use crate::sha256::{self, IV, K};
 use crate::work::{Hit, Work};
 
-/// Nonces interleaved per step (measured: 2 and 3 beat 1; 4 spills registers).
-pub(crate) const LANES: usize = 2;
+/// Nonces interleaved per step when versions are not rolled (measured on Intel: 2 and 3
+/// beat 1; 4 spills registers).
+pub(crate) const NONCES: usize = 2;
+
+/// Rolled versions hashed per step, sharing one message schedule of the first hash's second
+/// block. Measured on a Zen 3 EPYC, one thread, 16 rolled versions: 8 versions 27.7 MH/s
+/// against 20.6 for 2 interleaved nonces; 4 versions 22-26, 16 versions 23 (the 32 state
+/// registers spill).
+pub(crate) const VERSIONS: usize = 8;
 
 #[inline(always)]
 unsafe fn k4(i: usize) -> __m128i {
@@ -107,12 +116,74 @@ unsafe fn sha256d_h7<const L: usize>(p: &Prep, tail: &Tail, n: [u32; L]) -> [u32
             rounds4(&mut abef[l], &mut cdgh[l], _mm_add_epi32(w, k4(i)));
         }
     }
+    hash2_h7::<L>([p.mid; L], abef, cdgh)
+}
+
+/// H7 of SHA-256d for one nonce word `n` (byte-swapped) under `V` versions: the second
+/// block of the first hash is the same message for every version, so its schedule is
+/// computed once and feeds `V` round chains; the second hashes run `P` streams at a time.
+#[inline(always)]
+unsafe fn sha256d_h7_versions<const V: usize, const P: usize>(
+    p: &[Prep; V],
+    tail: &Tail,
+    n: u32,
+) -> [u32; V] {
+    let w2 = tail.w2();
+    let mut abef: [__m128i; V] = std::array::from_fn(|v| p[v].s2.0);
+    let mut cdgh: [__m128i; V] = std::array::from_fn(|v| p[v].s2.1);
+    let wk = set4([K[2].wrapping_add(w2), K[3].wrapping_add(n), 0, 0]);
+    for v in 0..V {
+        let new = _mm_sha256rnds2_epu32(cdgh[v], abef[v], wk);
+        cdgh[v] = abef[v];
+        abef[v] = new;
+    }
+    let mut m = [
+        set4([tail.w0(), tail.w1(), w2, n]),
+        set4([0x8000_0000, 0, 0, 0]),
+        _mm_setzero_si128(),
+        set4([0, 0, 0, 640]),
+    ];
+    for i in [4, 8, 12] {
+        let wk = _mm_add_epi32(m[i / 4], k4(i));
+        for v in 0..V {
+            rounds4(&mut abef[v], &mut cdgh[v], wk);
+        }
+    }
+    for i in (16..64).step_by(4) {
+        let w = next4(&m);
+        m = [m[1], m[2], m[3], w];
+        let wk = _mm_add_epi32(w, k4(i));
+        for v in 0..V {
+            rounds4(&mut abef[v], &mut cdgh[v], wk);
+        }
+    }
+    let mut out = [0u32; V];
+    for g in (0..V).step_by(P) {
+        let h = hash2_h7::<P>(
+            std::array::from_fn(|j| p[g + j].mid),
+            std::array::from_fn(|j| abef[g + j]),
+            std::array::from_fn(|j| cdgh[g + j]),
+        );
+        out[g..g + P].copy_from_slice(&h);
+    }
+    out
+}
+
+/// The second hash of `L` streams from their first hash's state (before the midstate is
+/// added), stopped once H7 is known.
+#[inline(always)]
+unsafe fn hash2_h7<const L: usize>(
+    mid: [(__m128i, __m128i); L],
+    mut abef: [__m128i; L],
+    mut cdgh: [__m128i; L],
+) -> [u32; L] {
+    let mut m = [[_mm_setzero_si128(); 4]; L];
     // Second hash: its message is the first hash (A..H) and constant padding.
     let (iv_abef, iv_cdgh) = pack(&IV);
     let mut out = [0u32; L];
     for l in 0..L {
-        let abef1 = _mm_add_epi32(abef[l], p.mid.0);
-        let cdgh1 = _mm_add_epi32(cdgh[l], p.mid.1);
+        let abef1 = _mm_add_epi32(abef[l], mid[l].0);
+        let cdgh1 = _mm_add_epi32(cdgh[l], mid[l].1);
         let m0 = _mm_shuffle_epi32::<0xb1>(_mm_unpackhi_epi64(abef1, cdgh1));
         let m1 = _mm_shuffle_epi32::<0xb1>(_mm_unpacklo_epi64(abef1, cdgh1));
         m[l] = [m0, m1, set4([0x8000_0000, 0, 0, 0]), set4([0, 0, 0, 256])];
@@ -147,21 +218,41 @@ unsafe fn sha256d_h7<const L: usize>(p: &Prep, tail: &Tail, n: [u32; L]) -> [u32
 pub(crate) unsafe fn scan(work: &Work, hits: &mut Vec<Hit>) {
     let tail = Tail::new(work.header());
     let top = work.target().top_u32();
-    for k in 0..work.version_count() {
+    let mut k = 0u64;
+    // Whole groups of VERSIONS rolled versions share their first hash's schedule.
+    while work.version_count() - k >= VERSIONS as u64 {
+        let versions: [u32; VERSIONS] = std::array::from_fn(|v| {
+            work.rolled_version(work.version_start() + (k + v as u64) as u32)
+        });
+        let preps =
+            versions.map(|ver| Prep::new(sha256::midstate(&work.header_with(ver, 0)), &tail));
+        for j in 0..work.nonce_count() {
+            let nonce = work.nonce_start().wrapping_add(j as u32);
+            let h7 = sha256d_h7_versions::<VERSIONS, NONCES>(&preps, &tail, nonce.swap_bytes());
+            for v in 0..VERSIONS {
+                if h7[v].swap_bytes() <= top {
+                    confirm(work, versions[v], nonce, hits);
+                }
+            }
+        }
+        k += VERSIONS as u64;
+    }
+    // The versions left over, one at a time, NONCES nonces interleaved.
+    for k in k..work.version_count() {
         let version = work.rolled_version(work.version_start() + k as u32);
         let prep = Prep::new(sha256::midstate(&work.header_with(version, 0)), &tail);
         let mut done = 0u64;
         while done < work.nonce_count() {
             let n0 = work.nonce_start().wrapping_add(done as u32);
-            let nonces: [u32; LANES] = std::array::from_fn(|l| n0.wrapping_add(l as u32));
-            let h7 = sha256d_h7::<LANES>(&prep, &tail, nonces.map(u32::swap_bytes));
-            let valid = (work.nonce_count() - done).min(LANES as u64) as usize;
+            let nonces: [u32; NONCES] = std::array::from_fn(|l| n0.wrapping_add(l as u32));
+            let h7 = sha256d_h7::<NONCES>(&prep, &tail, nonces.map(u32::swap_bytes));
+            let valid = (work.nonce_count() - done).min(NONCES as u64) as usize;
             for l in 0..valid {
                 if h7[l].swap_bytes() <= top {
                     confirm(work, version, nonces[l], hits);
                 }
             }
-            done += LANES as u64;
+            done += NONCES as u64;
         }
     }
 }
@@ -173,7 +264,7 @@ pub(crate) unsafe fn scan(work: &Work, hits: &mut Vec<Hit>) {
 /// The CPU must support SHA, SSE4.1 and SSSE3.
 #[target_feature(enable = "sha,sse4.1,ssse3")]
 pub(crate) unsafe fn compress_chain(iters: u64) -> u32 {
-    const L: usize = LANES;
+    const L: usize = NONCES;
     let (a0, c0) = pack(&IV);
     let mut abef = [a0; L];
     let mut cdgh = [c0; L];

@@ -40,7 +40,7 @@ fn run(backend: Backend, iters: u64) -> (u32, u64) {
         #[cfg(target_arch = "x86_64")]
         Backend::ShaNi => (
             unsafe { crate::shani::compress_chain(iters) },
-            crate::shani::LANES as u64,
+            crate::shani::NONCES as u64,
         ),
         #[cfg(target_arch = "x86_64")]
         Backend::Avx2 => (unsafe { crate::x86::avx2_compress_chain(iters) }, 16),
