@@ -138,6 +138,29 @@ fn sha256d(args: Sha256dArgs) -> Result<(), String> {
         None => vec![1],
     };
     let duration = Duration::from_secs_f64(args.seconds);
+    let calibration = hashforge_sha256d::calibration();
+    if args.json {
+        let rates: serde_json::Map<String, serde_json::Value> = calibration
+            .rates
+            .iter()
+            .map(|(b, hs)| (b.name().to_string(), round2(hs / 1e6).into()))
+            .collect();
+        let line = serde_json::json!({
+            "calibration": { "mhs": rates, "chosen": calibration.chosen.name() }
+        });
+        println!("{line}");
+    } else {
+        let rates: Vec<String> = calibration
+            .rates
+            .iter()
+            .map(|(b, hs)| format!("{b} {:.1} MH/s", hs / 1e6))
+            .collect();
+        println!(
+            "calibration (one thread, a few ms each): {} -> {} is the default",
+            rates.join(", "),
+            calibration.chosen
+        );
+    }
     if !args.json {
         println!(
             "SHA-256d on {cores} core(s), {} s per run, {}",

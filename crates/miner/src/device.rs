@@ -180,12 +180,10 @@ impl CpuDevice {
 
 impl Device for CpuDevice {
     fn info(&self) -> DeviceInfo {
-        let per_thread = match self.scanner.backend() {
-            hashforge_sha256d::Backend::Avx512 => 45e6,
-            hashforge_sha256d::Backend::ShaNi => 19e6,
-            hashforge_sha256d::Backend::Avx2 => 16e6,
-            hashforge_sha256d::Backend::Portable => 3e6,
-        };
+        // What this CPU measured for the backend at start-up, not a figure from another CPU.
+        let per_thread = hashforge_sha256d::calibration()
+            .rate_of(self.scanner.backend())
+            .unwrap_or(0.0);
         DeviceInfo {
             kind: "cpu",
             name: format!("cpu ({}, {} threads)", self.scanner.backend(), self.threads),
