@@ -239,7 +239,7 @@ impl Sums {
 
     /// What `ghs` GH/s earns over `from..to` at these hashprices.
     pub fn revenue(&self, ghs: u64, from: Date, to: Date) -> Usd {
-        let micros = self.sum(from, to) * i128::from(ghs);
+        let micros = self.sum(from, to).saturating_mul(i128::from(ghs));
         Usd::from_micros(crate::money::div_round(micros, 1_000_000).clamp(i64::MIN.into(), i64::MAX.into()) as i64)
     }
 }

@@ -119,7 +119,7 @@ impl Usd {
         if d == 0 {
             return Usd::ZERO;
         }
-        Usd(div_round(i128::from(self.0) * n, d).clamp(i64::MIN.into(), i64::MAX.into()) as i64)
+        Usd(div_round(i128::from(self.0).saturating_mul(n), d).clamp(i64::MIN.into(), i64::MAX.into()) as i64)
     }
 
     /// `self` times a rate.
@@ -225,6 +225,13 @@ impl Ppm {
     /// The rate as a percentage, for people and JSON (`2.6`).
     pub fn percent(self) -> f64 {
         f64::from(self.0) / 10_000.0
+    }
+}
+
+impl serde::Serialize for Ppm {
+    /// As a percentage (`2.6`).
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(self.percent())
     }
 }
 

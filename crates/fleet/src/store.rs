@@ -794,7 +794,8 @@ fn hour_of(r: &sqlx::any::AnyRow) -> Result<(i64, HourRow), StoreError> {
     ))
 }
 
-fn kind_name(k: AlertKind) -> String {
+/// An alert kind's JSON name (`bad_chips`).
+pub(crate) fn kind_name(k: AlertKind) -> String {
     serde_json::to_value(k)
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))

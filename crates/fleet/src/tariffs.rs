@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use crate::assets::{hts_shape, Country, ImportError, ImportErrors};
+use crate::assets::{hts_shape, hts_under, Country, ImportError, ImportErrors};
 use crate::csv::{check_header, Reader};
 use crate::date::Date;
 use crate::money::{Ppm, Usd};
@@ -41,9 +41,7 @@ impl Layer {
     }
 
     fn applies(&self, hts: &str, origin: Country, on: Date) -> bool {
-        let code = hts == self.hts_code
-            || (hts.starts_with(&self.hts_code)
-                && hts.as_bytes().get(self.hts_code.len()) == Some(&b'.'));
+        let code = hts_under(hts, &self.hts_code);
         let origin = match self.origin {
             Some(o) => o == origin,
             None => origin != Country::US,
@@ -59,7 +57,7 @@ pub struct Schedule {
 }
 
 /// What the duties and fees on some machines come to.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Duties {
     /// Each layer in force and what it adds, for all the units together.
     pub layers: Vec<LayerCost>,
@@ -69,7 +67,7 @@ pub struct Duties {
     pub fees: Usd,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct LayerCost {
     pub layer: String,
     pub rate_pct: f64,
@@ -151,11 +149,7 @@ impl Schedule {
 
     /// Whether any row names this code (or the code it is a subheading of).
     pub fn knows(&self, hts: &str) -> bool {
-        self.layers.iter().any(|l| {
-            hts == l.hts_code
-                || (hts.starts_with(&l.hts_code)
-                    && hts.as_bytes().get(l.hts_code.len()) == Some(&b'.'))
-        })
+        self.layers.iter().any(|l| hts_under(hts, &l.hts_code))
     }
 
     /// The codes the schedule names, sorted.
@@ -267,7 +261,7 @@ fn layer(f: &[std::borrow::Cow<'_, str>]) -> Result<Layer, String> {
 }
 
 /// One origin's column of a what-if.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct WhatIfOrigin {
     pub origin: Country,
     pub duty_rate_pct: f64,
@@ -279,7 +273,7 @@ pub struct WhatIfOrigin {
 }
 
 /// The same order from each origin, on one date.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct WhatIf {
     pub model: String,
     pub units: u64,
@@ -365,6 +359,7 @@ mod tests {
         // A statistical suffix falls under its subheading.
         assert!(s.knows("8543.70.9960"));
         assert!(!s.knows("8543.70.9"));
+        assert!(!s.knows("8543.70.991"));
         assert!(!s.knows("8471.50.01"));
     }
 

@@ -360,12 +360,17 @@ impl Store {
     }
 
     /// The tracks of every machine, with their open holds and repairs, by serial.
-    async fn tracks(&self, tx: &mut Transaction<'static, Any>) -> Result<HashMap<String, Track>, StoreError> {
+    async fn tracks(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        only: Option<&str>,
+    ) -> Result<HashMap<String, Track>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, serial, state, last_event, last_on, seq, produced_on, shipped_on, \
              held_on, released_on, delivered_on, deployed_on, retired_on, shipment, site, \
-             row_name, rack, position FROM fleet_assets",
+             row_name, rack, position FROM fleet_assets WHERE CAST($1 AS TEXT) IS NULL OR serial = $1",
         )
+        .bind(only)
         .fetch_all(&mut **tx)
         .await?;
         let mut tracks = HashMap::with_capacity(rows.len());
@@ -401,12 +406,17 @@ impl Store {
             by_id.insert(t.id, serial.clone());
             tracks.insert(serial, t);
         }
-        for h in self.holds_where(&mut **tx, "end_on IS NULL").await? {
+        let one = only.map(|_| tracks.values().next().map_or(-1, |t| t.id));
+        let open = |what: &str| match one {
+            None => format!("{what} IS NULL"),
+            Some(id) => format!("{what} IS NULL AND asset_id = {id}"),
+        };
+        for h in self.holds_where(&mut **tx, &open("end_on")).await? {
             if let Some(t) = by_id.get(&h.asset_id).and_then(|s| tracks.get_mut(s)) {
                 t.open_hold = Some(h);
             }
         }
-        for r in self.repairs_where(&mut **tx, "outcome IS NULL").await? {
+        for r in self.repairs_where(&mut **tx, &open("outcome")).await? {
             if let Some(t) = by_id.get(&r.asset_id).and_then(|s| tracks.get_mut(s)) {
                 t.open_repair = Some(r);
             }
@@ -418,14 +428,81 @@ impl Store {
     /// through the lifecycle; any refused row (an unknown serial, a wrong transition, a
     /// date before the machine's last) and nothing is written.
     pub async fn import_events(&self, rows: &[(usize, CheckedEvent)]) -> Result<Imported, ImportFailure> {
-        self.record_events(rows, |_| {}).await
+        self.record_events(rows, None, |_| {}).await
     }
 
-    /// [`Store::import_events`], letting `amend` fill in what an event's row cannot carry
-    /// (a repair ticket's board and chips) before it is written.
-    pub async fn record_events(
+    /// One event (from the API or by hand): the machine's new state, or why not.
+    pub async fn record_event(&self, e: CheckedEvent) -> Result<State, EventError> {
+        self.record_with(e, |_| {}).await
+    }
+
+    async fn record_with(&self, e: CheckedEvent, amend: impl Fn(&mut Repair)) -> Result<State, EventError> {
+        let serial = e.serial.clone();
+        match self.record_events(&[(1, e)], Some(&serial), amend).await {
+            Ok(_) => {}
+            Err(ImportFailure::Store(e)) => return Err(EventError::Store(e)),
+            Err(ImportFailure::Rows(rows)) => {
+                let reason = rows.errors.into_iter().next().map(|e| e.reason).unwrap_or_default();
+                return Err(if reason.contains("is not in the register") {
+                    EventError::UnknownSerial(serial)
+                } else {
+                    EventError::Refused(reason)
+                });
+            }
+        }
+        let state: String = sqlx::query("SELECT state FROM fleet_assets WHERE serial = $1")
+            .bind(&serial)
+            .fetch_one(self.pool())
+            .await
+            .map_err(StoreError::from)?
+            .try_get(0)
+            .map_err(StoreError::from)?;
+        Ok(state.parse().unwrap_or(State::Retired))
+    }
+
+    /// Opens a repair ticket from a part-1 alert (a dead chip, a board gone...): the
+    /// machine at the alert's address is found in the register by its polled serial or
+    /// MAC, and gets a `failed` event on `on` whose ticket names the board and the chip
+    /// positions the alert's evidence lists.
+    pub async fn repair_from_alert(&self, alert: &crate::alerts::Alert, on: Date) -> Result<State, EventError> {
+        let row = sqlx::query(
+            "SELECT a.serial FROM fleet_miners m JOIN fleet_assets a \
+             ON a.serial = m.serial OR (m.mac IS NOT NULL AND a.mac = LOWER(m.mac)) \
+             WHERE m.site = $1 AND m.ip = $2 LIMIT 1",
+        )
+        .bind(&alert.site)
+        .bind(alert.ip.to_string())
+        .fetch_optional(self.pool())
+        .await
+        .map_err(StoreError::from)?;
+        let Some(row) = row else {
+            return Err(EventError::UnknownSerial(format!("the miner at {} ({})", alert.ip, alert.site)));
+        };
+        let serial: String = row.try_get(0).map_err(StoreError::from)?;
+        let e = CheckedEvent {
+            serial,
+            event: crate::lifecycle::Event::Failed,
+            date: on,
+            place: None,
+            shipment: None,
+            reason: Some(crate::store::kind_name(alert.kind)),
+            fee: None,
+            note: Some(alert.evidence.clone()),
+        };
+        let (board, chips) = (alert.board, chip_positions(&alert.evidence));
+        self.record_with(e, move |r| {
+            r.board = board;
+            r.chips.clone_from(&chips);
+        })
+        .await
+    }
+
+    /// [`Store::import_events`] over the machines of `only` (one serial) or all, letting
+    /// `amend` fill in what an event's row cannot carry (a repair ticket's board and chips).
+    async fn record_events(
         &self,
         rows: &[(usize, CheckedEvent)],
+        only: Option<&str>,
         amend: impl Fn(&mut Repair),
     ) -> Result<Imported, ImportFailure> {
         let mut tx = self.pool().begin().await?;
@@ -435,7 +512,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        let mut tracks = self.tracks(&mut tx).await?;
+        let mut tracks = self.tracks(&mut tx, only).await?;
         let mut errors = ImportErrors {
             errors: Vec::new(),
             total: 0,
@@ -528,7 +605,7 @@ impl Store {
         for chunk in moved.chunks(BATCH) {
             let batch: Vec<Value> = chunk
                 .iter()
-                .filter_map(|s| tracks.get(s).map(track_json))
+                .filter_map(|s| tracks.get(*s).map(track_json))
                 .collect();
             sqlx::query(&update)
                 .bind(Value::Array(batch).to_string())
@@ -796,6 +873,34 @@ impl Store {
     }
 }
 
+/// Why one event was not recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum EventError {
+    #[error("{0} is not in the register")]
+    UnknownSerial(String),
+    /// A wrong transition or a date before the machine's last event.
+    #[error("{0}")]
+    Refused(String),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+}
+
+/// The chip positions an alert's evidence names (`board 2: chips 7, 30 silent or bad`:
+/// `7, 30`).
+pub fn chip_positions(evidence: &str) -> Option<String> {
+    let (_, rest) = evidence.split_once("chip")?;
+    let rest = rest.trim_start_matches('s').trim_start();
+    let list: Vec<&str> = rest
+        .split(',')
+        .map(str::trim)
+        .map_while(|p| {
+            let n = p.split_whitespace().next()?;
+            n.bytes().all(|b| b.is_ascii_digit()).then_some(n)
+        })
+        .collect();
+    (!list.is_empty()).then(|| list.join(", "))
+}
+
 /// A polled miner and the machine of the register it is.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct PolledMiner {
@@ -816,4 +921,20 @@ pub struct MinerMatch {
     pub matched: Vec<PolledMiner>,
     /// Miners nobody ordered (or whose order is not in the register).
     pub unordered: Vec<PolledMiner>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chip_positions_from_alert_evidence() {
+        assert_eq!(chip_positions("board 2: chips 7, 30 silent or bad").as_deref(), Some("7, 30"));
+        assert_eq!(chip_positions("board 1: chip 7 silent or bad").as_deref(), Some("7"));
+        assert_eq!(
+            chip_positions("board 0: chips 1, 2, 3 and 9 more silent or bad").as_deref(),
+            Some("1, 2, 3")
+        );
+        assert_eq!(chip_positions("board 1 gone"), None);
+    }
 }

@@ -167,14 +167,14 @@ impl std::fmt::Display for ImportErrors {
     }
 }
 
-fn text(f: Option<&Cow<'_, str>>) -> Option<String> {
+fn field(f: Option<&Cow<'_, str>>) -> Option<String> {
     f.map(|s| s.trim())
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
 }
 
 fn required(r: &Record<'_>, i: usize, name: &str) -> Result<String, String> {
-    text(r.fields.get(i)).ok_or_else(|| format!("`{name}` is empty"))
+    field(r.fields.get(i)).ok_or_else(|| format!("`{name}` is empty"))
 }
 
 fn check_len(r: &Record<'_>) -> Result<(), String> {
@@ -202,15 +202,22 @@ pub fn normal_mac(s: &str) -> Option<String> {
     )
 }
 
-/// A HTS code's shape: `8543.70.99` or `8543.70.9960` (digits in groups 4.2.2[2]).
+/// A HTS code's shape: `8543.70.99` (subheading) or `8543.70.9960` (with the statistical
+/// suffix).
 pub fn hts_shape(s: &str) -> bool {
     let parts: Vec<&str> = s.split('.').collect();
     let digits = |p: &str, n: usize| p.len() == n && p.bytes().all(|b| b.is_ascii_digit());
     match parts.as_slice() {
-        [a, b, c] => digits(a, 4) && digits(b, 2) && digits(c, 2),
-        [a, b, c, d] => digits(a, 4) && digits(b, 2) && digits(c, 2) && digits(d, 2),
+        [a, b, c] => digits(a, 4) && digits(b, 2) && (digits(c, 2) || digits(c, 4)),
         _ => false,
     }
+}
+
+/// Whether `code` is `heading` or falls under it (`8543.70.9960` under `8543.70.99`).
+pub fn hts_under(code: &str, heading: &str) -> bool {
+    code.strip_prefix(heading).is_some_and(|rest| {
+        rest.is_empty() || (rest.len() == 2 && rest.bytes().all(|b| b.is_ascii_digit()))
+    })
 }
 
 fn asset_row(
@@ -232,8 +239,8 @@ fn asset_row(
     let ths = required(r, 3, "nameplate_ths")?;
     let nameplate_ghs = parse_fixed(&ths, 3)
         .ok()
-        .filter(|g| *g > 0)
-        .ok_or_else(|| format!("nameplate_ths `{ths}` must be a positive number (TH/s, e.g. 234 or 1.2)"))?
+        .filter(|g| *g > 0 && *g <= 1_000_000_000)
+        .ok_or_else(|| format!("nameplate_ths `{ths}` must be a positive number of TH/s up to 1000000 (e.g. 234 or 1.2)"))?
         as u64;
     let w = required(r, 4, "nameplate_w")?;
     let nameplate_w = w
@@ -262,7 +269,7 @@ fn asset_row(
     let order_id = required(r, 8, "order_id")?;
     let ordered = required(r, 9, "ordered_on")?;
     let ordered_on: Date = ordered.parse().map_err(|e| format!("ordered_on: {e}"))?;
-    let extra = |name: &str| extras.get(name).and_then(|&i| text(r.fields.get(i)));
+    let extra = |name: &str| extras.get(name).and_then(|&i| field(r.fields.get(i)));
     let currency = extra("currency").unwrap_or_else(|| "USD".into());
     let currency = currency.to_ascii_uppercase();
     if !CURRENCIES.split(' ').any(|c| c == currency) {
@@ -478,7 +485,7 @@ pub fn parse_events(text: &str) -> Result<Vec<(usize, CheckedEvent)>, ImportErro
             });
             continue;
         }
-        let f = |i: usize| text(r.fields.get(i));
+        let f = |i: usize| field(r.fields.get(i));
         let spec = EventSpec {
             serial: f(0).unwrap_or_default(),
             event: f(1).unwrap_or_default(),
