@@ -173,11 +173,21 @@ impl MarketArgs {
                     let points: Option<Vec<_>> = btc
                         .points()
                         .iter()
-                        .map(|(day, price)| hashprice_from_difficulty(d, reward, *price).map(|h| (*day, h)))
+                        .map(|(day, price)| {
+                            hashprice_from_difficulty(d, reward, *price).map(|h| (*day, h))
+                        })
                         .collect();
-                    Series::from_points(points.ok_or("--difficulty must be a positive number and --fees-btc 0 or more")?)
+                    Series::from_points(
+                        points.ok_or(
+                            "--difficulty must be a positive number and --fees-btc 0 or more",
+                        )?,
+                    )
                 }
-                (Some(_), None) => return Err("--difficulty needs the BTC price (--btc-price or --btc-price-csv)".into()),
+                (Some(_), None) => {
+                    return Err(
+                        "--difficulty needs the BTC price (--btc-price or --btc-price-csv)".into(),
+                    )
+                }
                 (None, _) => Series::default(),
             }
         };
@@ -193,7 +203,11 @@ impl MarketArgs {
             hashprice,
             energy,
             growth_per_month: self.growth / 100.0,
-            storage_rate: self.storage_rate.as_deref().map(|s| usd("storage-rate", s)).transpose()?,
+            storage_rate: self
+                .storage_rate
+                .as_deref()
+                .map(|s| usd("storage-rate", s))
+                .transpose()?,
         })
     }
 
@@ -237,7 +251,9 @@ async fn open(db: &DatabaseArg) -> Result<Store, String> {
 fn failure(path: &std::path::Path, e: ImportFailure) -> String {
     match e {
         ImportFailure::Rows(rows) => format!("{}: {rows}", path.display()),
-        ImportFailure::Store(e) => format!("{}: database: {e}; nothing was imported", path.display()),
+        ImportFailure::Store(e) => {
+            format!("{}: database: {e}; nothing was imported", path.display())
+        }
     }
 }
 
@@ -281,7 +297,9 @@ pub fn import(a: ImportArgs) -> Result<(), String> {
 
 /// `--at`, or today.
 pub fn at_date(at: Option<&str>) -> Result<Date, String> {
-    at.map_or(Ok(Date::today()), |s| s.parse().map_err(|e| format!("--at: {e}")))
+    at.map_or(Ok(Date::today()), |s| {
+        s.parse().map_err(|e| format!("--at: {e}"))
+    })
 }
 
 impl ReportArgs {
@@ -291,14 +309,22 @@ impl ReportArgs {
                 let origins = self
                     .what_if_origins
                     .split(',')
-                    .map(|c| Country::parse(c).ok_or_else(|| format!("--what-if-origins: `{c}` is not an ISO 3166 code")))
+                    .map(|c| {
+                        Country::parse(c).ok_or_else(|| {
+                            format!("--what-if-origins: `{c}` is not an ISO 3166 code")
+                        })
+                    })
                     .collect::<Result<Vec<_>, _>>()?;
                 Some(WhatIfOrder {
                     model: model.clone(),
                     units: units.max(1),
                     unit_price: usd("what-if-price", price)?,
                     hts_code: self.what_if_hts.clone(),
-                    origins: if origins.is_empty() { default_origins() } else { origins },
+                    origins: if origins.is_empty() {
+                        default_origins()
+                    } else {
+                        origins
+                    },
                 })
             }
             _ => None,
@@ -317,13 +343,19 @@ pub fn report(a: ReportArgs) -> Result<(), String> {
     runtime()?.block_on(async {
         let params = a.params().await?;
         let store = open(&a.db).await?;
-        let register = store.register().await.map_err(|e| format!("database: {e}"))?;
+        let register = store
+            .register()
+            .await
+            .map_err(|e| format!("database: {e}"))?;
         store.close().await;
         let Some((json, table)) = reports::by_name(&a.name, &register, &params) else {
             return Err(format!("unknown report `{}`", a.name));
         };
         if a.json {
-            println!("{}", serde_json::to_string_pretty(&json).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&json).unwrap_or_default()
+            );
         } else if a.csv {
             print!("{}", table.csv());
         } else {

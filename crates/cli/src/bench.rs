@@ -743,7 +743,8 @@ fn assets(args: AssetsBenchArgs) -> Result<(), String> {
     if args.assets == 0 {
         return Err("--assets must be at least 1".into());
     }
-    let scratch = std::env::temp_dir().join(format!("hashforge-bench-assets-{}", std::process::id()));
+    let scratch =
+        std::env::temp_dir().join(format!("hashforge-bench-assets-{}", std::process::id()));
     let database = args
         .database
         .clone()
@@ -830,10 +831,16 @@ fn assets(args: AssetsBenchArgs) -> Result<(), String> {
             r["events"], r["events_import_s"].as_f64().unwrap_or(0.0), r["events_parse_s"].as_f64().unwrap_or(0.0),
             r["import_total_s"].as_f64().unwrap_or(0.0)
         );
-        println!("register read: {:.3} s", r["register_load_s"].as_f64().unwrap_or(0.0));
+        println!(
+            "register read: {:.3} s",
+            r["register_load_s"].as_f64().unwrap_or(0.0)
+        );
         if let Some(m) = r["reports_s"].as_object() {
             for (name, s) in m {
-                println!("report {name:<10} {:.3} s (register read included)", s.as_f64().unwrap_or(0.0));
+                println!(
+                    "report {name:<10} {:.3} s (register read included)",
+                    s.as_f64().unwrap_or(0.0)
+                );
             }
         }
     }

@@ -879,8 +879,12 @@ impl ReportQuery {
         Ok(crate::reports::Params {
             at,
             market: Market {
-                hashprice: usd("hashprice", &self.hashprice)?.map(Series::flat).unwrap_or_default(),
-                energy: usd("energy", &self.energy)?.map(Series::flat).unwrap_or_default(),
+                hashprice: usd("hashprice", &self.hashprice)?
+                    .map(Series::flat)
+                    .unwrap_or_default(),
+                energy: usd("energy", &self.energy)?
+                    .map(Series::flat)
+                    .unwrap_or_default(),
                 growth_per_month: growth / 100.0,
                 storage_rate: usd("storage_rate", &self.storage_rate)?,
             },
@@ -914,7 +918,10 @@ async fn api_report(
     if !crate::reports::NAMES.contains(&name.as_str()) {
         return error(
             StatusCode::NOT_FOUND,
-            format!("no report `{name}`: one of {}", crate::reports::NAMES.join(", ")),
+            format!(
+                "no report `{name}`: one of {}",
+                crate::reports::NAMES.join(", ")
+            ),
         );
     }
     let params = match q.params() {
@@ -967,7 +974,9 @@ async fn api_post_event(
             Json(json!({"serial": serial, "state": state})),
         )
             .into_response(),
-        Err(EventError::UnknownSerial(s)) => error(StatusCode::NOT_FOUND, format!("{s} is not in the register")),
+        Err(EventError::UnknownSerial(s)) => {
+            error(StatusCode::NOT_FOUND, format!("{s} is not in the register"))
+        }
         Err(EventError::Refused(why)) => error(StatusCode::CONFLICT, why),
         Err(EventError::Store(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
     }

@@ -231,10 +231,7 @@ mod tests {
 
     #[test]
     fn broken_quotes_name_their_line() {
-        let e = Reader::new("a\n\"open,1\n2\n")
-            .nth(1)
-            .unwrap()
-            .unwrap_err();
+        let e = Reader::new("a\n\"open,1\n2\n").nth(1).unwrap().unwrap_err();
         assert_eq!(e.line, 2);
         let e = Reader::new("a\nx\"y,1\n").nth(1).unwrap().unwrap_err();
         assert_eq!(e.line, 2);

@@ -208,7 +208,9 @@ mod tests {
         }
         assert!("2024-02-29".parse::<Date>().is_ok());
         assert_eq!(
-            Date::parse_prefix("2025-03-06T14:00:00Z").unwrap().to_string(),
+            Date::parse_prefix("2025-03-06T14:00:00Z")
+                .unwrap()
+                .to_string(),
             "2025-03-06"
         );
         assert!(Date::parse_prefix("2025-03-061").is_err());

@@ -21,7 +21,8 @@ pub const SUBSIDY_BTC: f64 = 3.125;
 /// Dollars a day that 1 PH/s earns at `difficulty`, with `reward_btc` per block (subsidy
 /// plus average fees) and BTC at `btc_usd`.
 pub fn hashprice_from_difficulty(difficulty: f64, reward_btc: f64, btc_usd: Usd) -> Option<Usd> {
-    if !(difficulty.is_finite() && difficulty > 0.0 && reward_btc.is_finite() && reward_btc >= 0.0) {
+    if !(difficulty.is_finite() && difficulty > 0.0 && reward_btc.is_finite() && reward_btc >= 0.0)
+    {
         return None;
     }
     let btc_per_ph_day = 1e15 * 86_400.0 * reward_btc / (difficulty * 4_294_967_296.0);
@@ -59,7 +60,11 @@ pub fn payback_days(cost: Usd, revenue: Usd, power: Usd, growth_per_month: f64) 
     } else {
         0.0
     };
-    let (cost, revenue, power) = (cost.micros() as f64, revenue.micros() as f64, power.micros() as f64);
+    let (cost, revenue, power) = (
+        cost.micros() as f64,
+        revenue.micros() as f64,
+        power.micros() as f64,
+    );
     let mut paid = 0.0;
     for day in 0..3653u32 {
         let month = (f64::from(day) / DAYS_PER_MONTH).floor();
@@ -240,7 +245,10 @@ impl Sums {
     /// What `ghs` GH/s earns over `from..to` at these hashprices.
     pub fn revenue(&self, ghs: u64, from: Date, to: Date) -> Usd {
         let micros = self.sum(from, to).saturating_mul(i128::from(ghs));
-        Usd::from_micros(crate::money::div_round(micros, 1_000_000).clamp(i64::MIN.into(), i64::MAX.into()) as i64)
+        Usd::from_micros(
+            crate::money::div_round(micros, 1_000_000).clamp(i64::MIN.into(), i64::MAX.into())
+                as i64,
+        )
     }
 }
 
@@ -292,13 +300,19 @@ mod tests {
     fn the_worked_example() {
         let hp = Usd::from_dollars(45);
         assert_eq!(revenue_per_day(200_000, hp), Usd::from_cents(900));
-        assert_eq!(power_per_day(3_500, Usd::parse("0.06").unwrap()), Usd::from_cents(504));
+        assert_eq!(
+            power_per_day(3_500, Usd::parse("0.06").unwrap()),
+            Usd::from_cents(504)
+        );
         let m = Market {
             hashprice: Series::flat(hp),
             energy: Series::flat(Usd::parse("0.06").unwrap()),
             ..Market::default()
         };
-        assert_eq!(m.day(200_000, 3_500, d("2025-06-01")).margin, Some(Usd::from_cents(396)));
+        assert_eq!(
+            m.day(200_000, 3_500, d("2025-06-01")).margin,
+            Some(Usd::from_cents(396))
+        );
         assert_eq!(joules_per_th(3_500, 200_000), Some(17.5));
     }
 
@@ -309,7 +323,8 @@ mod tests {
         let hp = hashprice_from_difficulty(148e12, SUBSIDY_BTC, Usd::from_dollars(88_000)).unwrap();
         assert!((37_000_000..38_500_000).contains(&hp.micros()), "{hp}");
         // Twice the difficulty, half the hashprice.
-        let half = hashprice_from_difficulty(296e12, SUBSIDY_BTC, Usd::from_dollars(88_000)).unwrap();
+        let half =
+            hashprice_from_difficulty(296e12, SUBSIDY_BTC, Usd::from_dollars(88_000)).unwrap();
         assert!((hp.micros() - 2 * half.micros()).abs() <= 1);
         assert!(hashprice_from_difficulty(0.0, 3.125, Usd::from_dollars(1)).is_none());
         assert!(hashprice_from_difficulty(f64::NAN, 3.125, Usd::from_dollars(1)).is_none());
@@ -319,7 +334,10 @@ mod tests {
     fn payback_with_difficulty_growth() {
         // $3,960 at $3.96 a day without growth: 1,000 days.
         let (rev, pow) = (Usd::from_cents(900), Usd::from_cents(504));
-        assert_eq!(payback_days(Usd::from_dollars(3_960), rev, pow, 0.0), Some(1000));
+        assert_eq!(
+            payback_days(Usd::from_dollars(3_960), rev, pow, 0.0),
+            Some(1000)
+        );
         // Growth makes it longer, or never.
         let with = payback_days(Usd::from_dollars(1_000), rev, pow, 0.02).unwrap();
         assert!(with > 253, "{with}");

@@ -35,12 +35,20 @@ pub fn asset_files(bytes: &[u8]) {
     if let Ok(s) = crate::tariffs::Schedule::parse(&text) {
         let day = crate::date::Date::from_days(20_000);
         for code in s.codes().iter().take(10) {
-            let _ = s.duties(code, crate::assets::Country::CN, day, crate::money::Usd::from_dollars(1), 1);
+            let _ = s.duties(
+                code,
+                crate::assets::Country::CN,
+                day,
+                crate::money::Usd::from_dollars(1),
+                1,
+            );
         }
     }
     if let Ok(series) = crate::economics::Series::parse_csv(&text) {
         let day = crate::date::Date::from_days(20_000);
-        let _ = series.sums(day, day.plus(10)).sum(day.plus(-5), day.plus(20));
+        let _ = series
+            .sums(day, day.plus(10))
+            .sum(day.plus(-5), day.plus(20));
     }
     let _ = crate::date::Date::parse_prefix(&text);
     let _ = crate::money::Usd::parse(&text);

@@ -265,7 +265,10 @@ mod tests {
                     (Ok(to), Some((_, _, want))) => assert_eq!(to, *want, "{s} --{e}-->"),
                     (Err(refused), None) => {
                         let text = refused.to_string();
-                        assert!(text.contains(&format!("the machine is {}", s.name())), "{text}");
+                        assert!(
+                            text.contains(&format!("the machine is {}", s.name())),
+                            "{text}"
+                        );
                         assert!(text.contains(e.name()), "{text}");
                     }
                     (got, want) => panic!("{s} --{e}-->: got {got:?}, want {want:?}"),
@@ -315,7 +318,13 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.to_string(), "cannot record `delivered` on 2025-03-01: the machine's last event (shipped) was on 2025-03-10, and dates may not go backwards");
         // The same day is fine.
-        assert!(step(State::Shipped, ("shipped", d("2025-03-10")), Event::Delivered, d("2025-03-10")).is_ok());
+        assert!(step(
+            State::Shipped,
+            ("shipped", d("2025-03-10")),
+            Event::Delivered,
+            d("2025-03-10")
+        )
+        .is_ok());
         for s in State::ALL {
             assert_eq!(s.name().parse::<State>(), Ok(s));
         }

@@ -119,7 +119,8 @@ impl Usd {
         if d == 0 {
             return Usd::ZERO;
         }
-        Usd(div_round(i128::from(self.0).saturating_mul(n), d).clamp(i64::MIN.into(), i64::MAX.into()) as i64)
+        Usd(div_round(i128::from(self.0).saturating_mul(n), d)
+            .clamp(i64::MIN.into(), i64::MAX.into()) as i64)
     }
 
     /// `self` times a rate.
@@ -261,10 +262,25 @@ mod tests {
         assert_eq!(Usd::parse(".5").unwrap().cents(), 50);
         assert_eq!(Usd::parse("3.").unwrap().cents(), 300);
         assert_eq!(Usd::parse("1.2500000").unwrap().micros(), 1_250_000);
-        assert_eq!(Usd::parse("1234567.891").unwrap().to_string(), "$1,234,567.89");
+        assert_eq!(
+            Usd::parse("1234567.891").unwrap().to_string(),
+            "$1,234,567.89"
+        );
         assert_eq!(Usd::parse("-12").unwrap().to_string(), "-$12.00");
         assert_eq!(Usd::from_cents(99).to_string(), "$0.99");
-        for bad in ["", "-", ".", "1e3", "1,000", "NaN", "inf", "1.2.3", " 1 2", "+1", "1.0000001"] {
+        for bad in [
+            "",
+            "-",
+            ".",
+            "1e3",
+            "1,000",
+            "NaN",
+            "inf",
+            "1.2.3",
+            " 1 2",
+            "+1",
+            "1.0000001",
+        ] {
             assert!(Usd::parse(bad).is_err(), "{bad}");
         }
         assert!(matches!(
@@ -280,7 +296,10 @@ mod tests {
     #[test]
     fn rates_apply_exactly() {
         let price = Usd::from_dollars(3_000);
-        assert_eq!(price.at(Ppm::parse_percent("2.6").unwrap()), Usd::from_dollars(78));
+        assert_eq!(
+            price.at(Ppm::parse_percent("2.6").unwrap()),
+            Usd::from_dollars(78)
+        );
         assert_eq!(
             price.at(Ppm::parse_percent("57.6").unwrap()),
             Usd::from_dollars(1_728)

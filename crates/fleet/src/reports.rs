@@ -21,7 +21,14 @@ use crate::money::Usd;
 use crate::tariffs::{Schedule, WhatIf};
 
 /// The report names, as the CLI and the API take them.
-pub const NAMES: [&str; 6] = ["customs", "tariffs", "repairs", "vendors", "economics", "leadtimes"];
+pub const NAMES: [&str; 6] = [
+    "customs",
+    "tariffs",
+    "repairs",
+    "vendors",
+    "economics",
+    "leadtimes",
+];
 
 /// What every report is computed with.
 #[derive(Clone, Debug)]
@@ -157,8 +164,10 @@ impl DayStats {
             n: days.len(),
             median_days: percentile(&days, 0.5),
             p90_days: percentile(&days, 0.9),
-            mean_days: (!days.is_empty())
-                .then(|| (days.iter().map(|&d| f64::from(d)).sum::<f64>() / days.len() as f64 * 10.0).round() / 10.0),
+            mean_days: (!days.is_empty()).then(|| {
+                (days.iter().map(|&d| f64::from(d)).sum::<f64>() / days.len() as f64 * 10.0).round()
+                    / 10.0
+            }),
         }
     }
 
@@ -255,7 +264,10 @@ impl HoldTotals {
 /// Days a hold has lasted by `at`, whether it is open on `at`, and its cost of delay.
 fn hold_days(start: Date, end: Option<Date>, at: Date) -> (i64, bool) {
     let until = end.map_or(at, |e| e.min(at));
-    (i64::from(until.since(start).max(0)), end.is_none_or(|e| e > at))
+    (
+        i64::from(until.since(start).max(0)),
+        end.is_none_or(|e| e > at),
+    )
 }
 
 /// Money a hold cost by `at`: (storage if its rate is known, cost of delay if the hashprice is).
@@ -349,8 +361,17 @@ impl CustomsReport {
         let mut t = Table::new(
             format!("Customs holds as of {}", self.at),
             &[
-                "shipment", "reasons", "units", "held now", "unit-days", "held TH/s", "storage",
-                "cost of delay", "total", "since", "released",
+                "shipment",
+                "reasons",
+                "units",
+                "held now",
+                "unit-days",
+                "held TH/s",
+                "storage",
+                "cost of delay",
+                "total",
+                "since",
+                "released",
             ],
         );
         let row = |name: &str, reasons: &str, x: &HoldTotals, since: String, end: String| {
@@ -377,7 +398,8 @@ impl CustomsReport {
                 s.last_end.map_or("held".into(), |d| d.to_string()),
             ));
         }
-        t.rows.push(row("TOTAL", "", &self.total, String::new(), String::new()));
+        t.rows
+            .push(row("TOTAL", "", &self.total, String::new(), String::new()));
         if self.total.units_without_rate > 0 {
             t.notes.push(format!(
                 "{} hold(s) have no storage rate (no fee on the event, no --storage-rate): not in storage",
@@ -385,7 +407,10 @@ impl CustomsReport {
             ));
         }
         if self.total.cost_of_delay.is_none() {
-            t.notes.push("cost of delay needs a hashprice (--hashprice, or --difficulty with --btc-price)".into());
+            t.notes.push(
+                "cost of delay needs a hashprice (--hashprice, or --difficulty with --btc-price)"
+                    .into(),
+            );
         }
         t
     }
@@ -440,7 +465,11 @@ pub struct OriginCost {
 
 /// Each machine's landed cost (price, its duty, its share of its entry's fees) by id; a
 /// machine not entered by `at` costs its price.
-pub fn landed_costs(reg: &Register, tariffs: &Schedule, at: Date) -> (Vec<EntryCost>, HashMap<i64, Usd>) {
+pub fn landed_costs(
+    reg: &Register,
+    tariffs: &Schedule,
+    at: Date,
+) -> (Vec<EntryCost>, HashMap<i64, Usd>) {
     let mut groups: BTreeMap<(String, String, String, Date), Vec<&AssetRecord>> = BTreeMap::new();
     let mut landed = HashMap::with_capacity(reg.assets.len());
     for a in &reg.assets {
@@ -521,7 +550,8 @@ pub fn tariffs(reg: &Register, p: &Params) -> TariffsReport {
             o.landed += e.landed;
         }
     }
-    let per_unit = |o: &mut OriginCost| o.landed_per_unit = o.landed.mul_div(1, i128::from(o.units.max(1)));
+    let per_unit =
+        |o: &mut OriginCost| o.landed_per_unit = o.landed.mul_div(1, i128::from(o.units.max(1)));
     let mut by_origin: Vec<OriginCost> = by.into_values().collect();
     by_origin.iter_mut().for_each(per_unit);
     per_unit(&mut total);
@@ -532,8 +562,14 @@ pub fn tariffs(reg: &Register, p: &Params) -> TariffsReport {
         total,
         not_entered: reg.assets.len() as u64 - entered,
         what_if: p.what_if.as_ref().map(|w| {
-            p.tariffs
-                .what_if(&w.model, w.units, w.unit_price, &w.hts_code, p.at, &w.origins)
+            p.tariffs.what_if(
+                &w.model,
+                w.units,
+                w.unit_price,
+                &w.hts_code,
+                p.at,
+                &w.origins,
+            )
         }),
     }
 }
@@ -541,8 +577,19 @@ pub fn tariffs(reg: &Register, p: &Params) -> TariffsReport {
 impl TariffsReport {
     pub fn table(&self) -> Table {
         let mut t = Table::new(
-            format!("Duties and landed cost of the machines entered by {}", self.at),
-            &["origin", "units", "value", "duty", "fees", "landed", "landed/unit"],
+            format!(
+                "Duties and landed cost of the machines entered by {}",
+                self.at
+            ),
+            &[
+                "origin",
+                "units",
+                "value",
+                "duty",
+                "fees",
+                "landed",
+                "landed/unit",
+            ],
         );
         for o in self.by_origin.iter().chain(std::iter::once(&self.total)) {
             t.rows.push(vec![
@@ -566,7 +613,17 @@ impl TariffsReport {
                 "\nWhat-if: {} x {} at {} ({}), entered {}",
                 w.units, w.model, w.unit_price, w.hts_code, w.date
             ));
-            let mut wt = Table::new("", &["origin", "duty rate", "duty", "fees", "landed/unit", "landed total"]);
+            let mut wt = Table::new(
+                "",
+                &[
+                    "origin",
+                    "duty rate",
+                    "duty",
+                    "fees",
+                    "landed/unit",
+                    "landed total",
+                ],
+            );
             for o in &w.origins {
                 wt.rows.push(vec![
                     o.origin.to_string(),
@@ -631,7 +688,9 @@ pub fn repairs(reg: &Register, p: &Params) -> RepairsReport {
         let until = back.unwrap_or(p.at);
         let days = until.since(r.opened).max(0);
         let td = ths(a.nameplate_ghs) * f64::from(days);
-        let money = sums.as_ref().map(|s| s.revenue(a.nameplate_ghs, r.opened, until));
+        let money = sums
+            .as_ref()
+            .map(|s| s.revenue(a.nameplate_ghs, r.opened, until));
         tickets += 1;
         open_n += u64::from(open);
         ths_days += td;
@@ -641,10 +700,18 @@ pub fn repairs(reg: &Register, p: &Params) -> RepairsReport {
             (None, Some("retired")) => "retired".into(),
             (None, _) => "on site".into(),
         };
-        for (map, key) in [(&mut centre, c), (&mut vendor, a.maker.clone()), (&mut fault, r.fault.clone())] {
-            let e = map
-                .entry(key)
-                .or_insert((0, 0, Vec::new(), 0.0, sums.is_some().then_some(Usd::ZERO)));
+        for (map, key) in [
+            (&mut centre, c),
+            (&mut vendor, a.maker.clone()),
+            (&mut fault, r.fault.clone()),
+        ] {
+            let e = map.entry(key).or_insert((
+                0,
+                0,
+                Vec::new(),
+                0.0,
+                sums.is_some().then_some(Usd::ZERO),
+            ));
             e.0 += 1;
             e.1 += u64::from(open);
             if back.is_some() {
@@ -681,10 +748,27 @@ pub fn repairs(reg: &Register, p: &Params) -> RepairsReport {
 impl RepairsReport {
     pub fn table(&self) -> Table {
         let mut t = Table::new(
-            format!("Repairs as of {}: {} ticket(s), {} open", self.at, self.tickets, self.open),
-            &["by", "key", "tickets", "open", "median d", "p90 d", "mean d", "TH·days lost", "revenue lost"],
+            format!(
+                "Repairs as of {}: {} ticket(s), {} open",
+                self.at, self.tickets, self.open
+            ),
+            &[
+                "by",
+                "key",
+                "tickets",
+                "open",
+                "median d",
+                "p90 d",
+                "mean d",
+                "TH·days lost",
+                "revenue lost",
+            ],
         );
-        for (by, list) in [("centre", &self.by_centre), ("vendor", &self.by_vendor), ("fault", &self.by_fault)] {
+        for (by, list) in [
+            ("centre", &self.by_centre),
+            ("vendor", &self.by_vendor),
+            ("fault", &self.by_fault),
+        ] {
             for x in list {
                 let [m, p90, mean] = x.days.cells();
                 t.rows.push(vec![
@@ -713,7 +797,12 @@ impl RepairsReport {
 // Vendors
 
 /// The network's shares by maker (units, 2025 survey): Bitmain 82%, MicroBT 15%, Canaan 2%.
-pub const NETWORK_SHARES: [(&str, f64); 4] = [("Bitmain", 82.0), ("MicroBT", 15.0), ("Canaan", 2.0), ("other", 1.0)];
+pub const NETWORK_SHARES: [(&str, f64); 4] = [
+    ("Bitmain", 82.0),
+    ("MicroBT", 15.0),
+    ("Canaan", 2.0),
+    ("other", 1.0),
+];
 
 /// The fleet's dependence on its makers.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -776,7 +865,13 @@ pub fn vendors(reg: &Register, p: &Params) -> VendorsReport {
     }
     let units: u64 = by.values().map(|v| v.0).sum();
     let ghs: u64 = by.values().map(|v| v.1).sum();
-    let pct = |x: u64, of: u64| if of == 0 { 0.0 } else { (x as f64 * 10_000.0 / of as f64).round() / 100.0 };
+    let pct = |x: u64, of: u64| {
+        if of == 0 {
+            0.0
+        } else {
+            (x as f64 * 10_000.0 / of as f64).round() / 100.0
+        }
+    };
     let makers: Vec<MakerShare> = by
         .into_iter()
         .map(|(maker, (u, g, pu, pg))| MakerShare {
@@ -815,8 +910,21 @@ pub fn vendors(reg: &Register, p: &Params) -> VendorsReport {
 impl VendorsReport {
     pub fn table(&self) -> Table {
         let mut t = Table::new(
-            format!("Makers of the fleet's {} machines ({:.1} TH/s) as of {}", self.units, self.nameplate_ths, self.at),
-            &["maker", "units", "units %", "TH/s", "hashrate %", "network %", "pipeline", "pipeline TH/s", "held: lost/day"],
+            format!(
+                "Makers of the fleet's {} machines ({:.1} TH/s) as of {}",
+                self.units, self.nameplate_ths, self.at
+            ),
+            &[
+                "maker",
+                "units",
+                "units %",
+                "TH/s",
+                "hashrate %",
+                "network %",
+                "pipeline",
+                "pipeline TH/s",
+                "held: lost/day",
+            ],
         );
         for m in &self.makers {
             t.rows.push(vec![
@@ -825,7 +933,8 @@ impl VendorsReport {
                 format!("{:.2}", m.unit_share_pct),
                 format!("{:.1}", m.nameplate_ths),
                 format!("{:.2}", m.hashrate_share_pct),
-                m.network_share_pct.map_or("–".into(), |s| format!("{s:.0}")),
+                m.network_share_pct
+                    .map_or("–".into(), |s| format!("{s:.0}")),
                 m.pipeline_units.to_string(),
                 format!("{:.1}", m.pipeline_ths),
                 money(m.pipeline_revenue_per_day),
@@ -914,7 +1023,8 @@ pub fn economics(reg: &Register, p: &Params) -> EconomicsReport {
     for h in reg.holds.iter().filter(|h| h.start <= p.at) {
         let ghs = reg.asset(h.asset_id).map_or(0, |a| a.nameplate_ghs);
         let (storage, delay) = hold_cost(h, ghs, p.at, &p.market, sums.as_ref());
-        *customs_lost.entry(h.asset_id).or_default() += storage.unwrap_or_default() + delay.unwrap_or_default();
+        *customs_lost.entry(h.asset_id).or_default() +=
+            storage.unwrap_or_default() + delay.unwrap_or_default();
     }
     let mut repair_lost: HashMap<i64, Usd> = HashMap::new();
     if let Some(s) = &sums {
@@ -927,7 +1037,11 @@ pub fn economics(reg: &Register, p: &Params) -> EconomicsReport {
     let growth = p.market.growth_per_month;
     let mut by: BTreeMap<(String, String), EconAcc> = BTreeMap::new();
     let mut machines = Vec::new();
-    for a in reg.assets.iter().filter(|a| a.ordered_on <= p.at && a.state != State::Retired) {
+    for a in reg
+        .assets
+        .iter()
+        .filter(|a| a.ordered_on <= p.at && a.state != State::Retired)
+    {
         let cost = landed.get(&a.id).copied().unwrap_or(a.price);
         let e = by.entry((a.maker.clone(), a.model.clone())).or_default();
         e.all += 1;
@@ -946,14 +1060,21 @@ pub fn economics(reg: &Register, p: &Params) -> EconomicsReport {
                 serial: a.serial.clone(),
                 model: a.model.clone(),
                 state: a.state,
-                j_per_th: joules_per_th(a.nameplate_w, a.nameplate_ghs).map(|j| (j * 10.0).round() / 10.0),
+                j_per_th: joules_per_th(a.nameplate_w, a.nameplate_ghs)
+                    .map(|j| (j * 10.0).round() / 10.0),
                 revenue_per_day: rev,
                 power_per_day: pow,
                 margin_per_day: rev.zip(pow).map(|(r, p)| r - p),
                 landed_cost: cost,
-                payback_days: rev.zip(pow).and_then(|(r, p)| payback_days(cost, r, p, growth)),
-                lost_to_customs: sums.as_ref().map(|_| customs_lost.get(&a.id).copied().unwrap_or_default()),
-                lost_to_repairs: sums.as_ref().map(|_| repair_lost.get(&a.id).copied().unwrap_or_default()),
+                payback_days: rev
+                    .zip(pow)
+                    .and_then(|(r, p)| payback_days(cost, r, p, growth)),
+                lost_to_customs: sums
+                    .as_ref()
+                    .map(|_| customs_lost.get(&a.id).copied().unwrap_or_default()),
+                lost_to_repairs: sums
+                    .as_ref()
+                    .map(|_| repair_lost.get(&a.id).copied().unwrap_or_default()),
             });
         }
     }
@@ -966,7 +1087,8 @@ pub fn economics(reg: &Register, p: &Params) -> EconomicsReport {
             machines: e.machines,
             nameplate_ths: ths(e.ghs),
             nameplate_kw: e.watts as f64 / 1000.0,
-            j_per_th: joules_per_th(e.watts.min(u64::from(u32::MAX)) as u32, e.ghs).map(|j| (j * 10.0).round() / 10.0),
+            j_per_th: joules_per_th(e.watts.min(u64::from(u32::MAX)) as u32, e.ghs)
+                .map(|j| (j * 10.0).round() / 10.0),
             revenue_per_day: rev,
             power_per_day: pow,
             margin_per_day: rev.zip(pow).map(|(r, p)| r - p),
@@ -985,7 +1107,12 @@ pub fn economics(reg: &Register, p: &Params) -> EconomicsReport {
     let nameplate: HashMap<(&str, &str), (u64, u32)> = reg
         .assets
         .iter()
-        .map(|a| ((a.maker.as_str(), a.model.as_str()), (a.nameplate_ghs, a.nameplate_w)))
+        .map(|a| {
+            (
+                (a.maker.as_str(), a.model.as_str()),
+                (a.nameplate_ghs, a.nameplate_w),
+            )
+        })
         .collect();
     for ((maker, model), e) in &by {
         fleet.machines += e.machines;
@@ -1016,10 +1143,24 @@ impl EconomicsReport {
                 "Economics as of {}: hashprice {}/PH/day, energy {}/kWh, difficulty +{}%/month",
                 self.at,
                 money(self.hashprice_usd_per_ph_day),
-                self.energy_usd_per_kwh.map_or("–".into(), |e| format!("${e:.4}")),
+                self.energy_usd_per_kwh
+                    .map_or("–".into(), |e| format!("${e:.4}")),
                 self.difficulty_growth_pct_per_month
             ),
-            &["model", "mining", "TH/s", "kW", "J/TH", "revenue/day", "power/day", "margin/day", "invested", "payback d", "lost: customs", "lost: repairs"],
+            &[
+                "model",
+                "mining",
+                "TH/s",
+                "kW",
+                "J/TH",
+                "revenue/day",
+                "power/day",
+                "margin/day",
+                "invested",
+                "payback d",
+                "lost: customs",
+                "lost: repairs",
+            ],
         );
         for e in self.by_model.iter().chain(std::iter::once(&self.fleet)) {
             t.rows.push(vec![
@@ -1045,7 +1186,14 @@ impl EconomicsReport {
 // Lead times
 
 /// The stages of a machine's way from order to rack, in order.
-pub const STAGES: [&str; 6] = ["production", "dispatch", "transit", "customs", "install", "order_to_deploy"];
+pub const STAGES: [&str; 6] = [
+    "production",
+    "dispatch",
+    "transit",
+    "customs",
+    "install",
+    "order_to_deploy",
+];
 
 /// Lead times (median, p90) per stage, overall and per vendor, origin and route.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -1124,7 +1272,10 @@ pub fn leadtimes(reg: &Register, p: &Params) -> LeadtimesReport {
         all.push(d);
         vendor.entry(&a.maker).or_default().push(d);
         origin.entry(&a.origin).or_default().push(d);
-        route.entry(a.shipment.as_deref().unwrap_or("-")).or_default().push(d);
+        route
+            .entry(a.shipment.as_deref().unwrap_or("-"))
+            .or_default()
+            .push(d);
     }
     // Where the days went: machines that made it all the way.
     let done: Vec<&[Option<i32>; 6]> = all.iter().filter(|d| d[5].is_some()).collect();
@@ -1136,12 +1287,24 @@ pub fn leadtimes(reg: &Register, p: &Params) -> LeadtimesReport {
             let sum: f64 = done.iter().map(|d| f64::from(d[i].unwrap_or(0))).sum();
             StageShare {
                 stage,
-                mean_days: if done.is_empty() { 0.0 } else { (sum / done.len() as f64 * 10.0).round() / 10.0 },
-                share_pct: if total > 0.0 { (sum * 1000.0 / total).round() / 10.0 } else { 0.0 },
+                mean_days: if done.is_empty() {
+                    0.0
+                } else {
+                    (sum / done.len() as f64 * 10.0).round() / 10.0
+                },
+                share_pct: if total > 0.0 {
+                    (sum * 1000.0 / total).round() / 10.0
+                } else {
+                    0.0
+                },
             }
         })
         .collect();
-    let groups = |m: BTreeMap<&str, Vec<[Option<i32>; 6]>>| m.into_iter().map(|(k, v)| group(k.to_owned(), &v)).collect();
+    let groups = |m: BTreeMap<&str, Vec<[Option<i32>; 6]>>| {
+        m.into_iter()
+            .map(|(k, v)| group(k.to_owned(), &v))
+            .collect()
+    };
     LeadtimesReport {
         at: p.at,
         overall: group("all".into(), &all),
@@ -1167,7 +1330,11 @@ impl LeadtimesReport {
             row
         };
         t.rows.push(show("all", &self.overall));
-        for (by, list) in [("vendor", &self.by_vendor), ("origin", &self.by_origin), ("route", &self.by_route)] {
+        for (by, list) in [
+            ("vendor", &self.by_vendor),
+            ("origin", &self.by_origin),
+            ("route", &self.by_route),
+        ] {
             for g in list.iter().take(200) {
                 t.rows.push(show(by, g));
             }
@@ -1177,7 +1344,10 @@ impl LeadtimesReport {
             .iter()
             .map(|s| format!("{} {:.1} d ({:.1}%)", s.stage, s.mean_days, s.share_pct))
             .collect();
-        t.notes.push(format!("Where the days went (deployed machines, mean): {}", went.join(", ")));
+        t.notes.push(format!(
+            "Where the days went (deployed machines, mean): {}",
+            went.join(", ")
+        ));
         t
     }
 }

@@ -170,7 +170,14 @@ impl Schedule {
 
     /// The duties and fees on `units` machines of `unit_value` each, entered together (one
     /// entry: per-entry fees are charged once, within their minimum and maximum).
-    pub fn duties(&self, hts: &str, origin: Country, on: Date, unit_value: Usd, units: u64) -> Duties {
+    pub fn duties(
+        &self,
+        hts: &str,
+        origin: Country,
+        on: Date,
+        unit_value: Usd,
+        units: u64,
+    ) -> Duties {
         let value = unit_value.mul_div(i128::from(units), 1);
         let mut out = Duties {
             layers: Vec::new(),
@@ -211,13 +218,16 @@ fn layer(f: &[std::borrow::Cow<'_, str>]) -> Result<Layer, String> {
     }
     let hts_code = get(0).to_owned();
     if !hts_shape(&hts_code) {
-        return Err(format!("hts_code `{hts_code}` is not a HTS code (e.g. 8543.70.99)"));
+        return Err(format!(
+            "hts_code `{hts_code}` is not a HTS code (e.g. 8543.70.99)"
+        ));
     }
     let origin = match get(1) {
         "*" => None,
-        o => Some(Country::parse(o).ok_or_else(|| {
-            format!("origin `{o}` is not an ISO 3166 country code or `*`")
-        })?),
+        o => Some(
+            Country::parse(o)
+                .ok_or_else(|| format!("origin `{o}` is not an ISO 3166 country code or `*`"))?,
+        ),
     };
     let from: Date = get(2).parse().map_err(|e| format!("from: {e}"))?;
     let until = match get(3) {
@@ -383,7 +393,13 @@ mod tests {
         assert_eq!(by("US").landed_total, Usd::from_dollars(800_000));
         assert_eq!(by("US").landed_per_unit, Usd::from_dollars(4_000));
         // One machine: the MPF minimum.
-        let one = s.duties("8543.70.99", c("MY"), d("2025-09-01"), Usd::from_dollars(1_000), 1);
+        let one = s.duties(
+            "8543.70.99",
+            c("MY"),
+            d("2025-09-01"),
+            Usd::from_dollars(1_000),
+            1,
+        );
         assert_eq!(one.fees, Usd::parse("32.71").unwrap());
     }
 
@@ -392,14 +408,18 @@ mod tests {
         let head = COLUMNS.join(",");
         for (row, why) in [
             ("8543.70.99,XX,2025-01-01,,base,2.6,,,", "origin `XX`"),
-            ("8543.70.99,CN,2025-01-01,2024-01-01,base,2.6,,,", "before from"),
+            (
+                "8543.70.99,CN,2025-01-01,2024-01-01,base,2.6,,,",
+                "before from",
+            ),
             ("8543.70.99,CN,2025-01-01,,base,-2.6,,,", "negative"),
             ("8543.70.99,CN,2025-01-01,,,2.6,,,", "`layer` is empty"),
             ("85437099,CN,2025-01-01,,base,2.6,,,", "not a HTS code"),
             ("8543.70.99,CN,2025-01-01,,mpf,0.3,10,5,", "below min"),
             ("8543.70.99,CN", "field(s)"),
         ] {
-            let e = Schedule::parse(&format!("# comment, with \"quotes\n{head}\n{row}\n")).unwrap_err();
+            let e =
+                Schedule::parse(&format!("# comment, with \"quotes\n{head}\n{row}\n")).unwrap_err();
             assert_eq!(e.errors[0].line, 3, "{row}");
             assert!(e.errors[0].reason.contains(why), "{row}: {}", e.errors[0]);
         }

@@ -49,7 +49,8 @@ both_databases!(
     a_synthetic_fleet_imports_and_reports,
 );
 
-const ASSETS: &str = "serial,maker,model,nameplate_ths,nameplate_w,origin,hts_code,price_usd,order_id,ordered_on\n";
+const ASSETS: &str =
+    "serial,maker,model,nameplate_ths,nameplate_w,origin,hts_code,price_usd,order_id,ordered_on\n";
 const EVENTS: &str = "serial,event,date,place,shipment,reason,fee_usd_per_unit_day,note\n";
 
 fn d(s: &str) -> Date {
@@ -57,7 +58,9 @@ fn d(s: &str) -> Date {
 }
 
 async fn open(url: &str) -> Store {
-    Store::open(url, "test").await.expect("open the fleet database")
+    Store::open(url, "test")
+        .await
+        .expect("open the fleet database")
 }
 
 async fn import(store: &Store, assets: &str, events: &str) {
@@ -101,7 +104,9 @@ async fn two_hundred_machines_held_five_months(url: &str) {
         ));
     }
     for i in 0..100 {
-        events.push_str(&format!("XP{i:03},customs_release,2025-03-01,LAX,SHP-42,,,\n"));
+        events.push_str(&format!(
+            "XP{i:03},customs_release,2025-03-01,LAX,SHP-42,,,\n"
+        ));
     }
     import(&store, &assets, &events).await;
     let register = store.register().await.unwrap();
@@ -164,9 +169,15 @@ async fn a_bad_file_imports_nothing(url: &str) {
     };
     assert_eq!(e.total, 2, "{e}");
     assert_eq!(e.errors[0].line, 4);
-    assert!(e.errors[0].reason.contains("dates may not go backwards"), "{e}");
+    assert!(
+        e.errors[0].reason.contains("dates may not go backwards"),
+        "{e}"
+    );
     assert_eq!(e.errors[1].line, 5);
-    assert!(e.errors[1].reason.contains("`B9` is not in the register"), "{e}");
+    assert!(
+        e.errors[1].reason.contains("`B9` is not in the register"),
+        "{e}"
+    );
     let register = store.register().await.unwrap();
     assert_eq!(register.assets[0].state, State::Ordered);
     assert!(store.events_of("A1").await.unwrap().is_empty());
@@ -205,7 +216,9 @@ async fn events_follow_the_lifecycle_across_imports(url: &str) {
         panic!("a wrong transition must be refused");
     };
     assert!(
-        refused.errors[0].reason.contains("the machine is customs_hold"),
+        refused.errors[0]
+            .reason
+            .contains("the machine is customs_hold"),
         "{refused}"
     );
     for (i, (ev, date, place)) in [
@@ -221,7 +234,10 @@ async fn events_follow_the_lifecycle_across_imports(url: &str) {
         let e = one(ev, date, place).check().unwrap();
         store.import_events(&[(i + 1, e)]).await.unwrap();
     }
-    assert!(store.add_triage("M1", "reseat: fault stayed").await.unwrap());
+    assert!(store
+        .add_triage("M1", "reseat: fault stayed")
+        .await
+        .unwrap());
     let e = one("repair_back", "2025-08-01", None).check().unwrap();
     store.import_events(&[(1, e)]).await.unwrap();
     let register = store.register().await.unwrap();
@@ -234,7 +250,10 @@ async fn events_follow_the_lifecycle_across_imports(url: &str) {
     assert_eq!(register.holds[0].shipment.as_deref(), Some("SHP-1"));
     assert_eq!(register.repairs.len(), 1);
     let r = &register.repairs[0];
-    assert_eq!((r.sent, r.back, r.outcome), (Some(d("2025-07-03")), Some(d("2025-08-01")), Some("rma")));
+    assert_eq!(
+        (r.sent, r.back, r.outcome),
+        (Some(d("2025-07-03")), Some(d("2025-08-01")), Some("rma"))
+    );
     assert_eq!(store.events_of("M1").await.unwrap().len(), 9);
     let p = params("2025-09-01", Some(Usd::from_dollars(50)));
     let (json, _) = reports::by_name("repairs", &register, &p).unwrap();

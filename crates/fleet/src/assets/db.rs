@@ -286,13 +286,17 @@ fn date_of(r: &sqlx::any::AnyRow, i: usize) -> Result<Date, sqlx::Error> {
 }
 
 fn opt_date(r: &sqlx::any::AnyRow, i: usize) -> Result<Option<Date>, sqlx::Error> {
-    Ok(r.try_get::<Option<i64>, _>(i)?.map(|d| Date::from_days(d as i32)))
+    Ok(r.try_get::<Option<i64>, _>(i)?
+        .map(|d| Date::from_days(d as i32)))
 }
 
 impl Store {
     /// Adds the machines of an `assets.csv` (a machine already in the register gets the
     /// file's description; its life is kept), all in one transaction.
-    pub async fn import_assets(&self, rows: &[(usize, AssetSpec)]) -> Result<Imported, ImportFailure> {
+    pub async fn import_assets(
+        &self,
+        rows: &[(usize, AssetSpec)],
+    ) -> Result<Imported, ImportFailure> {
         let mut tx = self.pool().begin().await?;
         let known: i64 = sqlx::query("SELECT COUNT(*) FROM fleet_assets")
             .fetch_one(&mut *tx)
@@ -427,7 +431,10 @@ impl Store {
     /// Records the events of an `events.csv` (or one posted event) in file order, each
     /// through the lifecycle; any refused row (an unknown serial, a wrong transition, a
     /// date before the machine's last) and nothing is written.
-    pub async fn import_events(&self, rows: &[(usize, CheckedEvent)]) -> Result<Imported, ImportFailure> {
+    pub async fn import_events(
+        &self,
+        rows: &[(usize, CheckedEvent)],
+    ) -> Result<Imported, ImportFailure> {
         self.record_events(rows, None, |_| {}).await
     }
 
@@ -436,13 +443,22 @@ impl Store {
         self.record_with(e, |_| {}).await
     }
 
-    async fn record_with(&self, e: CheckedEvent, amend: impl Fn(&mut Repair)) -> Result<State, EventError> {
+    async fn record_with(
+        &self,
+        e: CheckedEvent,
+        amend: impl Fn(&mut Repair),
+    ) -> Result<State, EventError> {
         let serial = e.serial.clone();
         match self.record_events(&[(1, e)], Some(&serial), amend).await {
             Ok(_) => {}
             Err(ImportFailure::Store(e)) => return Err(EventError::Store(e)),
             Err(ImportFailure::Rows(rows)) => {
-                let reason = rows.errors.into_iter().next().map(|e| e.reason).unwrap_or_default();
+                let reason = rows
+                    .errors
+                    .into_iter()
+                    .next()
+                    .map(|e| e.reason)
+                    .unwrap_or_default();
                 return Err(if reason.contains("is not in the register") {
                     EventError::UnknownSerial(serial)
                 } else {
@@ -464,7 +480,11 @@ impl Store {
     /// machine at the alert's address is found in the register by its polled serial or
     /// MAC, and gets a `failed` event on `on` whose ticket names the board and the chip
     /// positions the alert's evidence lists.
-    pub async fn repair_from_alert(&self, alert: &crate::alerts::Alert, on: Date) -> Result<State, EventError> {
+    pub async fn repair_from_alert(
+        &self,
+        alert: &crate::alerts::Alert,
+        on: Date,
+    ) -> Result<State, EventError> {
         let row = sqlx::query(
             "SELECT a.serial FROM fleet_miners m JOIN fleet_assets a \
              ON a.serial = m.serial OR (m.mac IS NOT NULL AND a.mac = LOWER(m.mac)) \
@@ -476,7 +496,10 @@ impl Store {
         .await
         .map_err(StoreError::from)?;
         let Some(row) = row else {
-            return Err(EventError::UnknownSerial(format!("the miner at {} ({})", alert.ip, alert.site)));
+            return Err(EventError::UnknownSerial(format!(
+                "the miner at {} ({})",
+                alert.ip, alert.site
+            )));
         };
         let serial: String = row.try_get(0).map_err(StoreError::from)?;
         let e = CheckedEvent {
@@ -699,9 +722,9 @@ impl Store {
                 shipment: r.try_get(8)?,
                 sent: opt_date(&r, 9)?,
                 back: opt_date(&r, 10)?,
-                outcome: outcome.as_deref().and_then(|o| {
-                    ["on_site", "rma", "retired"].into_iter().find(|k| *k == o)
-                }),
+                outcome: outcome
+                    .as_deref()
+                    .and_then(|o| ["on_site", "rma", "retired"].into_iter().find(|k| *k == o)),
             });
         }
         Ok(out)
@@ -828,7 +851,12 @@ impl Store {
     }
 
     /// Attaches a `hashforge board test` report (its JSON) to a hash board's serial.
-    pub async fn attach_board_report(&self, board_serial: &str, place: &str, report: &str) -> Result<(), StoreError> {
+    pub async fn attach_board_report(
+        &self,
+        board_serial: &str,
+        place: &str,
+        report: &str,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO fleet_board_reports (board_serial, at_unix, place, report) \
              VALUES ($1, $2, $3, $4) ON CONFLICT (board_serial, at_unix) DO UPDATE \
@@ -844,7 +872,10 @@ impl Store {
     }
 
     /// The reports attached to a hash board, oldest first: (unix time, place, JSON).
-    pub async fn board_reports(&self, board_serial: &str) -> Result<Vec<(i64, String, String)>, StoreError> {
+    pub async fn board_reports(
+        &self,
+        board_serial: &str,
+    ) -> Result<Vec<(i64, String, String)>, StoreError> {
         let rows = sqlx::query(
             "SELECT at_unix, place, report FROM fleet_board_reports WHERE board_serial = $1 \
              ORDER BY at_unix",
@@ -929,8 +960,14 @@ mod tests {
 
     #[test]
     fn chip_positions_from_alert_evidence() {
-        assert_eq!(chip_positions("board 2: chips 7, 30 silent or bad").as_deref(), Some("7, 30"));
-        assert_eq!(chip_positions("board 1: chip 7 silent or bad").as_deref(), Some("7"));
+        assert_eq!(
+            chip_positions("board 2: chips 7, 30 silent or bad").as_deref(),
+            Some("7, 30")
+        );
+        assert_eq!(
+            chip_positions("board 1: chip 7 silent or bad").as_deref(),
+            Some("7")
+        );
         assert_eq!(
             chip_positions("board 0: chips 1, 2, 3 and 9 more silent or bad").as_deref(),
             Some("1, 2, 3")

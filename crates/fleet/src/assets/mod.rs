@@ -310,7 +310,10 @@ fn asset_row(
 
 /// Every row of an `assets.csv`, or every bad one. A serial twice in one file is refused
 /// (the second names the first's line).
-pub fn parse_assets(text: &str, tariffs: &Schedule) -> Result<Vec<(usize, AssetSpec)>, ImportErrors> {
+pub fn parse_assets(
+    text: &str,
+    tariffs: &Schedule,
+) -> Result<Vec<(usize, AssetSpec)>, ImportErrors> {
     let mut errors = ImportErrors {
         errors: Vec::new(),
         total: 0,
@@ -770,14 +773,35 @@ mod tests {
     #[test]
     fn bad_assets_name_line_and_reason() {
         let bad = [
-            ("S1,Bitmain,S21,234,3510,XX,8543.70.99,1,PO,2025-01-02", "origin `XX`"),
-            ("S1,Bitmain,S21,234,3510,CN,8471.50.01,1,PO,2025-01-02", "not in the tariff schedule"),
-            ("S1,Bitmain,S21,234,3510,CN,8543,1,PO,2025-01-02", "not a HTS code"),
-            ("S1,Bitmain,S21,234,3510,CN,8543.70.99,-1,PO,2025-01-02", "negative"),
-            ("S1,Bitmain,S21,0,3510,CN,8543.70.99,1,PO,2025-01-02", "nameplate_ths"),
-            ("S1,Bitmain,S21,234,3510,CN,8543.70.99,1,PO,2025-02-30", "ordered_on"),
+            (
+                "S1,Bitmain,S21,234,3510,XX,8543.70.99,1,PO,2025-01-02",
+                "origin `XX`",
+            ),
+            (
+                "S1,Bitmain,S21,234,3510,CN,8471.50.01,1,PO,2025-01-02",
+                "not in the tariff schedule",
+            ),
+            (
+                "S1,Bitmain,S21,234,3510,CN,8543,1,PO,2025-01-02",
+                "not a HTS code",
+            ),
+            (
+                "S1,Bitmain,S21,234,3510,CN,8543.70.99,-1,PO,2025-01-02",
+                "negative",
+            ),
+            (
+                "S1,Bitmain,S21,0,3510,CN,8543.70.99,1,PO,2025-01-02",
+                "nameplate_ths",
+            ),
+            (
+                "S1,Bitmain,S21,234,3510,CN,8543.70.99,1,PO,2025-02-30",
+                "ordered_on",
+            ),
             ("S1,Bitmain,S21,234,3510,CN,8543.70.99,1,PO", "field(s)"),
-            (",Bitmain,S21,234,3510,CN,8543.70.99,1,PO,2025-01-02", "`serial` is empty"),
+            (
+                ",Bitmain,S21,234,3510,CN,8543.70.99,1,PO,2025-01-02",
+                "`serial` is empty",
+            ),
         ];
         for (row, why) in bad {
             let e = parse_assets(&format!("{HEADER}\n{row}\n"), &schedule()).unwrap_err();
@@ -785,7 +809,11 @@ mod tests {
             assert_eq!(e.errors[0].line, 2);
             assert!(e.errors[0].reason.contains(why), "{row}: {}", e.errors[0]);
         }
-        let e = parse_assets(&format!("{HEADER},currency\nS1,B,S,1,1,US,8543.70.99,1,P,2025-01-01,DOGE\n"), &schedule()).unwrap_err();
+        let e = parse_assets(
+            &format!("{HEADER},currency\nS1,B,S,1,1,US,8543.70.99,1,P,2025-01-01,DOGE\n"),
+            &schedule(),
+        )
+        .unwrap_err();
         assert!(e.errors[0].reason.contains("currency `DOGE`"), "{e}");
         let e = parse_assets("serial,maker\nS1,B\n", &schedule()).unwrap_err();
         assert_eq!(e.errors[0].line, 1);
@@ -832,21 +860,31 @@ mod tests {
         let mut t = Track::ordered(7, d("2025-01-01"));
         t.apply(&ev(Event::Produced, "2025-01-05", None)).unwrap();
         t.apply(&ev(Event::Shipped, "2025-01-10", None)).unwrap();
-        let fx = t.apply(&ev(Event::CustomsHold, "2025-02-01", None)).unwrap();
+        let fx = t
+            .apply(&ev(Event::CustomsHold, "2025-02-01", None))
+            .unwrap();
         assert_eq!(fx.hold.unwrap().start, d("2025-02-01"));
-        let fx = t.apply(&ev(Event::CustomsRelease, "2025-07-01", None)).unwrap();
+        let fx = t
+            .apply(&ev(Event::CustomsRelease, "2025-07-01", None))
+            .unwrap();
         assert_eq!(fx.hold.unwrap().end, Some(d("2025-07-01")));
         assert!(t.open_hold.is_none());
         t.apply(&ev(Event::Delivered, "2025-07-05", None)).unwrap();
-        t.apply(&ev(Event::Deployed, "2025-07-06", Some("tx1/R2/K3/4"))).unwrap();
+        t.apply(&ev(Event::Deployed, "2025-07-06", Some("tx1/R2/K3/4")))
+            .unwrap();
         assert_eq!(t.position.rack.as_deref(), Some("K3"));
         let fx = t.apply(&ev(Event::Failed, "2025-08-01", None)).unwrap();
         assert_eq!(fx.repair.unwrap().fault, "FCC");
         let fx = t.apply(&ev(Event::Deployed, "2025-08-03", None)).unwrap();
         let r = fx.repair.unwrap();
-        assert_eq!((r.back, r.outcome), (Some(d("2025-08-03")), Some("on_site")));
+        assert_eq!(
+            (r.back, r.outcome),
+            (Some(d("2025-08-03")), Some("on_site"))
+        );
         let before = t.clone();
-        let e = t.apply(&ev(Event::Delivered, "2025-08-04", None)).unwrap_err();
+        let e = t
+            .apply(&ev(Event::Delivered, "2025-08-04", None))
+            .unwrap_err();
         assert!(e.to_string().contains("the machine is deployed"), "{e}");
         let e = t.apply(&ev(Event::Failed, "2025-08-02", None)).unwrap_err();
         assert!(e.to_string().contains("backwards"), "{e}");

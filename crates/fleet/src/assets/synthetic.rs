@@ -37,12 +37,20 @@ pub fn csvs(assets: usize, seed: u64) -> (String, String) {
     let start = Date::from_ymd(2024, 1, 1).unwrap_or(Date::from_days(19_723));
     for i in 0..assets {
         let pick = rng.below(100);
-        let (maker, model, ths, w, price, origins): (&str, &str, &str, u32, u32, &[&str]) = match pick {
-            0..=81 => ("Bitmain", "S21 Pro", "234", 3510, 4200, &["CN", "MY", "MY", "ID", "TH", "US"]),
-            82..=96 => ("MicroBT", "M60S", "186", 3422, 3100, &["MY", "TH", "CN"]),
-            97..=98 => ("Canaan", "A1466", "150", 3230, 2300, &["MY", "ID"]),
-            _ => ("Auradine", "AT2880", "260", 5100, 5200, &["US"]),
-        };
+        let (maker, model, ths, w, price, origins): (&str, &str, &str, u32, u32, &[&str]) =
+            match pick {
+                0..=81 => (
+                    "Bitmain",
+                    "S21 Pro",
+                    "234",
+                    3510,
+                    4200,
+                    &["CN", "MY", "MY", "ID", "TH", "US"],
+                ),
+                82..=96 => ("MicroBT", "M60S", "186", 3422, 3100, &["MY", "TH", "CN"]),
+                97..=98 => ("Canaan", "A1466", "150", 3230, 2300, &["MY", "ID"]),
+                _ => ("Auradine", "AT2880", "260", 5100, 5200, &["US"]),
+            };
         let origin = origins[rng.below(origins.len() as u64) as usize];
         let shipment = format!("SHP-{}-{}", origin, i / 200);
         let ordered = start.plus((i / 200 % 400) as i32);
@@ -53,16 +61,43 @@ pub fn csvs(assets: usize, seed: u64) -> (String, String) {
             i / 200
         );
         let mut day = ordered;
-        let mut ev = |e: &mut String, rng: &mut Rng, event: &str, gap: u64, place: &str, ship: &str, reason: &str, fee: &str| {
+        let mut ev = |e: &mut String,
+                      rng: &mut Rng,
+                      event: &str,
+                      gap: u64,
+                      place: &str,
+                      ship: &str,
+                      reason: &str,
+                      fee: &str| {
             day = day.plus(rng.below(gap) as i32 + 1);
             let _ = writeln!(e, "{serial},{event},{day},{place},{ship},{reason},{fee},");
         };
         ev(&mut e, &mut rng, "produced", 60, "factory", "", "", "");
-        ev(&mut e, &mut rng, "shipped", 10, "factory", &shipment, "", "");
+        ev(
+            &mut e, &mut rng, "shipped", 10, "factory", &shipment, "", "",
+        );
         let held = origin != "US" && (i / 200) % 3 == 0;
         if held {
-            ev(&mut e, &mut rng, "customs_hold", 20, "LAX", &shipment, "FCC authorisation", "4.50");
-            ev(&mut e, &mut rng, "customs_release", 150, "LAX", &shipment, "", "");
+            ev(
+                &mut e,
+                &mut rng,
+                "customs_hold",
+                20,
+                "LAX",
+                &shipment,
+                "FCC authorisation",
+                "4.50",
+            );
+            ev(
+                &mut e,
+                &mut rng,
+                "customs_release",
+                150,
+                "LAX",
+                &shipment,
+                "",
+                "",
+            );
         }
         ev(&mut e, &mut rng, "delivered", 10, "tx1", &shipment, "", "");
         let pos = format!("tx1/R{}/K{}/{}", i % 40, (i / 40) % 50, i % 20);
@@ -74,9 +109,31 @@ pub fn csvs(assets: usize, seed: u64) -> (String, String) {
             ev(&mut e, &mut rng, "deployed", 3, &pos, "", "", "");
             ev(&mut e, &mut rng, "failed", 200, "", "", fault, "");
         }
-        let centre = if rng.below(2) == 0 { "Bitmain US (Houston)" } else { "Bitmain Malaysia" };
-        ev(&mut e, &mut rng, "repair_sent", 5, centre, &format!("RMA-{i}"), "", "");
-        ev(&mut e, &mut rng, "repair_back", 40, "tx1", &format!("RMA-{i}"), "", "");
+        let centre = if rng.below(2) == 0 {
+            "Bitmain US (Houston)"
+        } else {
+            "Bitmain Malaysia"
+        };
+        ev(
+            &mut e,
+            &mut rng,
+            "repair_sent",
+            5,
+            centre,
+            &format!("RMA-{i}"),
+            "",
+            "",
+        );
+        ev(
+            &mut e,
+            &mut rng,
+            "repair_back",
+            40,
+            "tx1",
+            &format!("RMA-{i}"),
+            "",
+            "",
+        );
         ev(&mut e, &mut rng, "failed", 300, "", "", fault, "");
     }
     (a, e)
