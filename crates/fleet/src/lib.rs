@@ -1,4 +1,4 @@
-//! The fleet console, part 1: find every miner, read it, watch many of them from one
+//! The fleet console: find every miner, read it, watch many of them from one
 //! machine.
 //!
 //! - [`range`]: the address ranges an operator writes.

@@ -13,6 +13,8 @@ use hashforge_fleet::reports::{self, Params};
 use hashforge_fleet::store::Store;
 use hashforge_fleet::tariffs::Schedule;
 use hashforge_store::testing::{postgres_enabled, TestDb};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 macro_rules! both_databases {
     ($($check:ident),* $(,)?) => {
@@ -47,6 +49,8 @@ both_databases!(
     a_bad_file_imports_nothing,
     events_follow_the_lifecycle_across_imports,
     a_synthetic_fleet_imports_and_reports,
+    the_api_records_events_and_serves_reports,
+    a_chip_alert_opens_a_ticket_and_miners_are_matched,
 );
 
 const ASSETS: &str =
@@ -291,5 +295,167 @@ async fn a_synthetic_fleet_imports_and_reports(url: &str) {
     assert_eq!(json["fleet"]["name"], "fleet");
     assert!(json["fleet"]["lost_to_customs"].as_f64().unwrap() > 0.0);
     assert!(json["fleet"]["lost_to_repairs"].as_f64().unwrap() > 0.0);
+    store.close().await;
+}
+
+/// One HTTP request to the console: (status, body).
+async fn http(addr: std::net::SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out).to_string();
+    let code = text[9..12].parse().unwrap();
+    let body = text.split_once("\r\n\r\n").map_or("", |b| b.1).to_string();
+    (code, body)
+}
+
+async fn the_api_records_events_and_serves_reports(url: &str) {
+    use hashforge_fleet::poll::{Collector, CollectorConfig};
+    let store = open(url).await;
+    import(
+        &store,
+        &format!("{ASSETS}K1,Bitmain,S21 Pro,234,3510,MY,8543.70.99,4200,PO-9,2025-08-01\n"),
+        EVENTS,
+    )
+    .await;
+    let collector = Collector::with_reader(CollectorConfig::default(), store);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(hashforge_fleet::console::serve(listener, collector, stop_rx));
+    let post = |body: &'static str| http(addr, "POST", "/api/assets/events", body);
+    let (code, body) = post(r#"{"serial":"K1","event":"produced","date":"2025-08-10"}"#).await;
+    assert_eq!(code, 201, "{body}");
+    assert!(body.contains(r#""state":"produced""#), "{body}");
+    // A wrong transition: 409 with the machine's state in the reason.
+    let (code, body) = post(r#"{"serial":"K1","event":"deployed","date":"2025-08-11"}"#).await;
+    assert_eq!(code, 409, "{body}");
+    assert!(body.contains("the machine is produced"), "{body}");
+    // Backwards: 409.
+    let (code, body) = post(r#"{"serial":"K1","event":"shipped","date":"2025-08-01"}"#).await;
+    assert_eq!(code, 409, "{body}");
+    assert!(body.contains("backwards"), "{body}");
+    // Malformed: 422. Unknown machine: 404.
+    let (code, body) = post(r#"{"serial":"K1","event":"teleported","date":"2025-08-11"}"#).await;
+    assert_eq!(code, 422, "{body}");
+    assert!(body.contains("unknown event"), "{body}");
+    let (code, _) = post(r#"{"serial":"K1","event":"shipped","date":"2025-13-01"}"#).await;
+    assert_eq!(code, 422);
+    let (code, _) = post(r#"{"serial":"K1","event":"shipped","date":"2025-08-11","fee_usd_per_unit_day":"-2"}"#).await;
+    assert_eq!(code, 422);
+    let (code, _) = post(r#"{"serial":"ZZ","event":"produced","date":"2025-08-11"}"#).await;
+    assert_eq!(code, 404);
+    let (code, _) = post("not json").await;
+    assert_eq!(code, 422);
+    for e in [
+        r#"{"serial":"K1","event":"shipped","date":"2025-08-12","shipment":"SHP-7"}"#,
+        r#"{"serial":"K1","event":"customs_hold","date":"2025-09-01","reason":"classification","fee_usd_per_unit_day":"3"}"#,
+    ] {
+        assert_eq!(post(e).await.0, 201);
+    }
+    let (code, body) = http(addr, "GET", "/api/assets/reports/customs?at=2025-09-11&hashprice=50", "").await;
+    assert_eq!(code, 200, "{body}");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["total"]["storage"], 30.0);
+    // 0.234 PH x $50 x 10 days.
+    assert_eq!(json["total"]["cost_of_delay"], 117.0);
+    let (code, body) = http(addr, "GET", "/api/assets/reports/customs?at=2025-09-11&format=csv", "").await;
+    assert_eq!(code, 200);
+    assert!(body.starts_with("shipment,reasons,units"), "{body}");
+    assert!(body.contains("SHP-7,classification,1,1,10"), "{body}");
+    let (code, _) = http(addr, "GET", "/api/assets/reports/nonsense", "").await;
+    assert_eq!(code, 404);
+    let (code, _) = http(addr, "GET", "/api/assets/reports/customs?at=yesterday", "").await;
+    assert_eq!(code, 422);
+    let (code, body) = http(addr, "GET", "/api/assets/K1/events", "").await;
+    assert_eq!(code, 200);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&body).unwrap()["events"].as_array().unwrap().len(), 3);
+    let _ = stop.send(true);
+}
+
+async fn a_chip_alert_opens_a_ticket_and_miners_are_matched(url: &str) {
+    use hashforge_fleet::alerts::{Alert, AlertKind};
+    use hashforge_fleet::client::{Contract, Identified, MinerPorts};
+    use hashforge_fleet::state::Miner;
+    use hashforge_fleet::store::{CycleWrite, MinerRow};
+    let store = open(url).await;
+    import(
+        &store,
+        &format!(
+            "{},mac\nP1,Bitmain,S21 Pro,234,3510,US,8543.70.99,4200,PO-1,2025-01-01,\n\
+             P2,Bitmain,S21 Pro,234,3510,US,8543.70.99,4200,PO-1,2025-01-01,AA:BB:CC:00:00:02\n",
+            ASSETS.trim_end()
+        ),
+        &format!(
+            "{EVENTS}P1,produced,2025-01-10,,,,,\nP1,shipped,2025-01-12,,,,,\n\
+             P1,delivered,2025-01-20,,,,,\nP1,deployed,2025-01-21,tx1/R1/K1/1,,,,\n"
+        ),
+    )
+    .await;
+    // Three polled miners: one by serial, one by MAC, one nobody ordered.
+    let seen = |ip: &str, serial: Option<&str>, mac: Option<&str>| {
+        let mut m = Miner::new(
+            &Identified {
+                ip: ip.parse().unwrap(),
+                ports: MinerPorts::default(),
+                contract: Contract::Bmminer,
+                make: "Antminer".into(),
+                model: "S21 Pro".into(),
+                firmware: "x".into(),
+            },
+            "tx1",
+            100,
+        );
+        m.serial = serial.map(str::to_owned);
+        m.mac = mac.map(str::to_owned);
+        MinerRow::of(&m)
+    };
+    store
+        .write(&CycleWrite {
+            miners: vec![
+                seen("10.0.0.1", Some("P1"), None),
+                seen("10.0.0.2", None, Some("aa:bb:cc:00:00:02")),
+                seen("10.0.0.3", Some("ROGUE"), None),
+            ],
+            ..CycleWrite::default()
+        })
+        .await
+        .unwrap();
+    let m = store.match_miners().await.unwrap();
+    let matched: Vec<(&str, Option<&str>)> = m
+        .matched
+        .iter()
+        .map(|x| (x.asset.as_deref().unwrap(), x.matched_by))
+        .collect();
+    assert_eq!(matched, [("P1", Some("serial")), ("P2", Some("mac"))]);
+    assert_eq!(m.unordered.len(), 1);
+    assert_eq!(m.unordered[0].serial.as_deref(), Some("ROGUE"));
+    // A dead chip on the deployed machine becomes its repair ticket.
+    let alert = Alert {
+        id: 1,
+        site: "tx1".into(),
+        kind: AlertKind::BadChips,
+        ip: "10.0.0.1".parse().unwrap(),
+        board: Some(2),
+        start: 0,
+        end: None,
+        evidence: "board 2: chip 7 silent or bad".into(),
+    };
+    let state = store.repair_from_alert(&alert, d("2025-03-01")).await.unwrap();
+    assert_eq!(state, State::Failed);
+    let register = store.register().await.unwrap();
+    let r = &register.repairs[0];
+    assert_eq!((r.fault.as_str(), r.board, r.chips.as_deref()), ("bad_chips", Some(2), Some("7")));
+    // The machine is failed now: a second alert cannot fail it again.
+    let again = store.repair_from_alert(&alert, d("2025-03-02")).await.unwrap_err();
+    assert!(again.to_string().contains("the machine is failed"), "{again}");
     store.close().await;
 }
