@@ -344,7 +344,7 @@ pub fn report(a: ReportArgs) -> Result<(), String> {
         let params = a.params().await?;
         let store = open(&a.db).await?;
         let register = store
-            .register()
+            .register_with(reports::parts(&a.name))
             .await
             .map_err(|e| format!("database: {e}"))?;
         store.close().await;

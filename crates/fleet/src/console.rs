@@ -928,7 +928,7 @@ async fn api_report(
         Ok(p) => p,
         Err(e) => return error(StatusCode::UNPROCESSABLE_ENTITY, e),
     };
-    let register = match store.register().await {
+    let register = match store.register_with(crate::reports::parts(&name)).await {
         Ok(r) => r,
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),
     };

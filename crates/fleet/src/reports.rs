@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
-use crate::assets::db::{AssetRecord, Register};
+use crate::assets::db::{AssetRecord, Parts, Register};
 use crate::assets::Country;
 use crate::date::Date;
 use crate::economics::{joules_per_th, payback_days, power_per_day, revenue_per_day, Market, Sums};
@@ -470,15 +470,15 @@ pub fn landed_costs(
     tariffs: &Schedule,
     at: Date,
 ) -> (Vec<EntryCost>, HashMap<i64, Usd>) {
-    let mut groups: BTreeMap<(String, String, String, Date), Vec<&AssetRecord>> = BTreeMap::new();
+    let mut groups: BTreeMap<(&str, &str, &str, Date), Vec<&AssetRecord>> = BTreeMap::new();
     let mut landed = HashMap::with_capacity(reg.assets.len());
     for a in &reg.assets {
         match entry_date(a).filter(|d| *d <= at) {
             Some(d) => groups
                 .entry((
-                    a.shipment.clone().unwrap_or_else(|| "-".into()),
-                    a.origin.clone(),
-                    a.hts_code.clone(),
+                    a.shipment.as_deref().unwrap_or("-"),
+                    &a.origin,
+                    &a.hts_code,
                     d,
                 ))
                 .or_default()
@@ -490,27 +490,29 @@ pub fn landed_costs(
     }
     let mut entries = Vec::with_capacity(groups.len());
     for ((shipment, origin, hts, date), machines) in groups {
-        let Some(country) = Country::parse(&origin) else {
+        let Some(country) = Country::parse(origin) else {
             continue;
         };
+        // The layers in force are the entry's; duty per machine (prices differ), per-entry
+        // fees on the entry's whole value, shared equally.
+        let rate = tariffs.duty_rate(hts, country, date);
         let mut duty = Usd::ZERO;
         let mut value = Usd::ZERO;
-        let mut rate = 0.0;
-        // Duty per machine (prices differ); per-entry fees on the entry's whole value.
         for a in &machines {
-            let d = tariffs.duties(&hts, country, date, a.price, 1);
-            rate = d.duty_rate_pct;
-            duty += d.duty;
+            let d = a.price.at(rate);
+            duty += d;
             value += a.price;
-            landed.insert(a.id, a.price + d.duty);
+            landed.insert(a.id, a.price + d);
         }
-        let fees = tariffs.duties(&hts, country, date, value, 1).fees;
+        let fees = tariffs.entry_fees(hts, country, date, value);
         let n = machines.len() as i128;
         for a in &machines {
             if let Some(l) = landed.get_mut(&a.id) {
                 *l += fees.mul_div(1, n);
             }
         }
+        let rate = rate.percent();
+        let (shipment, origin, hts) = (shipment.to_owned(), origin.to_owned(), hts.to_owned());
         entries.push(EntryCost {
             shipment,
             origin,
@@ -674,9 +676,9 @@ pub struct Turnaround {
 pub fn repairs(reg: &Register, p: &Params) -> RepairsReport {
     let sums = hashprice_sums(reg, p);
     type Acc = (u64, u64, Vec<i32>, f64, Option<Usd>);
-    let mut centre: BTreeMap<String, Acc> = BTreeMap::new();
-    let mut vendor: BTreeMap<String, Acc> = BTreeMap::new();
-    let mut fault: BTreeMap<String, Acc> = BTreeMap::new();
+    let mut centre: BTreeMap<&str, Acc> = BTreeMap::new();
+    let mut vendor: BTreeMap<&str, Acc> = BTreeMap::new();
+    let mut fault: BTreeMap<&str, Acc> = BTreeMap::new();
     let (mut tickets, mut open_n, mut ths_days) = (0u64, 0u64, 0.0);
     let mut lost = sums.is_some().then_some(Usd::ZERO);
     for r in reg.repairs.iter().filter(|r| r.opened <= p.at) {
@@ -696,14 +698,14 @@ pub fn repairs(reg: &Register, p: &Params) -> RepairsReport {
         ths_days += td;
         lost = lost.zip(money).map(|(a, b)| a + b);
         let c = match (&r.centre, r.outcome) {
-            (Some(c), _) => c.clone(),
-            (None, Some("retired")) => "retired".into(),
-            (None, _) => "on site".into(),
+            (Some(c), _) => c.as_str(),
+            (None, Some("retired")) => "retired",
+            (None, _) => "on site",
         };
         for (map, key) in [
             (&mut centre, c),
-            (&mut vendor, a.maker.clone()),
-            (&mut fault, r.fault.clone()),
+            (&mut vendor, a.maker.as_str()),
+            (&mut fault, r.fault.as_str()),
         ] {
             let e = map.entry(key).or_insert((
                 0,
@@ -721,10 +723,10 @@ pub fn repairs(reg: &Register, p: &Params) -> RepairsReport {
             e.4 = e.4.zip(money).map(|(a, b)| a + b);
         }
     }
-    let list = |m: BTreeMap<String, Acc>| -> Vec<Turnaround> {
+    let list = |m: BTreeMap<&str, Acc>| -> Vec<Turnaround> {
         m.into_iter()
             .map(|(key, (tickets, open, days, td, lost))| Turnaround {
-                key,
+                key: key.to_owned(),
                 tickets,
                 open,
                 days: DayStats::of(days),
@@ -1035,7 +1037,7 @@ pub fn economics(reg: &Register, p: &Params) -> EconomicsReport {
         }
     }
     let growth = p.market.growth_per_month;
-    let mut by: BTreeMap<(String, String), EconAcc> = BTreeMap::new();
+    let mut by: BTreeMap<(&str, &str), EconAcc> = BTreeMap::new();
     let mut machines = Vec::new();
     for a in reg
         .assets
@@ -1043,7 +1045,7 @@ pub fn economics(reg: &Register, p: &Params) -> EconomicsReport {
         .filter(|a| a.ordered_on <= p.at && a.state != State::Retired)
     {
         let cost = landed.get(&a.id).copied().unwrap_or(a.price);
-        let e = by.entry((a.maker.clone(), a.model.clone())).or_default();
+        let e = by.entry((&a.maker, &a.model)).or_default();
         e.all += 1;
         e.invested += cost;
         e.customs += customs_lost.get(&a.id).copied().unwrap_or_default();
@@ -1122,7 +1124,7 @@ pub fn economics(reg: &Register, p: &Params) -> EconomicsReport {
         fleet.invested += e.invested;
         fleet.customs += e.customs;
         fleet.repairs += e.repairs;
-        let unit = nameplate.get(&(maker.as_str(), model.as_str())).copied();
+        let unit = nameplate.get(&(*maker, *model)).copied();
         by_model.push(group(format!("{maker} {model}"), e, unit));
     }
     EconomicsReport {
@@ -1349,6 +1351,17 @@ impl LeadtimesReport {
             went.join(", ")
         ));
         t
+    }
+}
+
+/// What report `name` reads of the register besides the machines.
+pub fn parts(name: &str) -> Parts {
+    Parts {
+        holds: matches!(name, "customs" | "economics"),
+        repairs: matches!(name, "repairs" | "economics"),
+        repair_details: false,
+        asset_details: matches!(name, "tariffs" | "economics"),
+        keys: name != "economics",
     }
 }
 

@@ -40,6 +40,18 @@ impl Layer {
         self.min.is_some() || self.max.is_some()
     }
 
+    /// A per-entry fee on an entry of `value`.
+    fn fee_on(&self, value: Usd) -> Usd {
+        let mut amount = value.at(self.rate);
+        if let Some(min) = self.min {
+            amount = amount.max(min);
+        }
+        if let Some(max) = self.max {
+            amount = amount.min(max);
+        }
+        amount
+    }
+
     fn applies(&self, hts: &str, origin: Country, on: Date) -> bool {
         let code = hts_under(hts, &self.hts_code);
         let origin = match self.origin {
@@ -161,11 +173,30 @@ impl Schedule {
     }
 
     /// The layers in force for `hts` from `origin` on `on`.
-    pub fn in_force(&self, hts: &str, origin: Country, on: Date) -> impl Iterator<Item = &Layer> {
-        let hts = hts.to_owned();
+    pub fn in_force<'a>(
+        &'a self,
+        hts: &'a str,
+        origin: Country,
+        on: Date,
+    ) -> impl Iterator<Item = &'a Layer> + 'a {
         self.layers
             .iter()
-            .filter(move |l| l.applies(&hts, origin, on))
+            .filter(move |l| l.applies(hts, origin, on))
+    }
+
+    /// The duty rate on `hts` from `origin` on `on`: every per-machine layer in force, added.
+    pub fn duty_rate(&self, hts: &str, origin: Country, on: Date) -> Ppm {
+        self.in_force(hts, origin, on)
+            .filter(|l| !l.per_entry())
+            .fold(Ppm(0), |r, l| r + l.rate)
+    }
+
+    /// The per-entry fees on an entry of `value` (each within its minimum and maximum).
+    pub fn entry_fees(&self, hts: &str, origin: Country, on: Date, value: Usd) -> Usd {
+        self.in_force(hts, origin, on)
+            .filter(|l| l.per_entry())
+            .map(|l| l.fee_on(value))
+            .sum()
     }
 
     /// The duties and fees on `units` machines of `unit_value` each, entered together (one
@@ -187,19 +218,15 @@ impl Schedule {
         };
         let mut rate = Ppm(0);
         for l in self.in_force(hts, origin, on) {
-            let mut amount = value.at(l.rate);
-            if l.per_entry() {
-                if let Some(min) = l.min {
-                    amount = amount.max(min);
-                }
-                if let Some(max) = l.max {
-                    amount = amount.min(max);
-                }
-                out.fees += amount;
+            let amount = if l.per_entry() {
+                let fee = l.fee_on(value);
+                out.fees += fee;
+                fee
             } else {
                 rate = rate + l.rate;
-                out.duty += amount;
-            }
+                out.duty += value.at(l.rate);
+                value.at(l.rate)
+            };
             out.layers.push(LayerCost {
                 layer: l.name.clone(),
                 rate_pct: l.rate.percent(),

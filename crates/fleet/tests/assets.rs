@@ -330,7 +330,9 @@ async fn the_api_records_events_and_serves_reports(url: &str) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(hashforge_fleet::console::serve(listener, collector, stop_rx));
+    tokio::spawn(hashforge_fleet::console::serve(
+        listener, collector, stop_rx,
+    ));
     let post = |body: &'static str| http(addr, "POST", "/api/assets/events", body);
     let (code, body) = post(r#"{"serial":"K1","event":"produced","date":"2025-08-10"}"#).await;
     assert_eq!(code, 201, "{body}");
@@ -349,7 +351,10 @@ async fn the_api_records_events_and_serves_reports(url: &str) {
     assert!(body.contains("unknown event"), "{body}");
     let (code, _) = post(r#"{"serial":"K1","event":"shipped","date":"2025-13-01"}"#).await;
     assert_eq!(code, 422);
-    let (code, _) = post(r#"{"serial":"K1","event":"shipped","date":"2025-08-11","fee_usd_per_unit_day":"-2"}"#).await;
+    let (code, _) = post(
+        r#"{"serial":"K1","event":"shipped","date":"2025-08-11","fee_usd_per_unit_day":"-2"}"#,
+    )
+    .await;
     assert_eq!(code, 422);
     let (code, _) = post(r#"{"serial":"ZZ","event":"produced","date":"2025-08-11"}"#).await;
     assert_eq!(code, 404);
@@ -361,13 +366,25 @@ async fn the_api_records_events_and_serves_reports(url: &str) {
     ] {
         assert_eq!(post(e).await.0, 201);
     }
-    let (code, body) = http(addr, "GET", "/api/assets/reports/customs?at=2025-09-11&hashprice=50", "").await;
+    let (code, body) = http(
+        addr,
+        "GET",
+        "/api/assets/reports/customs?at=2025-09-11&hashprice=50",
+        "",
+    )
+    .await;
     assert_eq!(code, 200, "{body}");
     let json: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(json["total"]["storage"], 30.0);
     // 0.234 PH x $50 x 10 days.
     assert_eq!(json["total"]["cost_of_delay"], 117.0);
-    let (code, body) = http(addr, "GET", "/api/assets/reports/customs?at=2025-09-11&format=csv", "").await;
+    let (code, body) = http(
+        addr,
+        "GET",
+        "/api/assets/reports/customs?at=2025-09-11&format=csv",
+        "",
+    )
+    .await;
     assert_eq!(code, 200);
     assert!(body.starts_with("shipment,reasons,units"), "{body}");
     assert!(body.contains("SHP-7,classification,1,1,10"), "{body}");
@@ -377,7 +394,13 @@ async fn the_api_records_events_and_serves_reports(url: &str) {
     assert_eq!(code, 422);
     let (code, body) = http(addr, "GET", "/api/assets/K1/events", "").await;
     assert_eq!(code, 200);
-    assert_eq!(serde_json::from_str::<serde_json::Value>(&body).unwrap()["events"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["events"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
     let _ = stop.send(true);
 }
 
@@ -449,13 +472,25 @@ async fn a_chip_alert_opens_a_ticket_and_miners_are_matched(url: &str) {
         end: None,
         evidence: "board 2: chip 7 silent or bad".into(),
     };
-    let state = store.repair_from_alert(&alert, d("2025-03-01")).await.unwrap();
+    let state = store
+        .repair_from_alert(&alert, d("2025-03-01"))
+        .await
+        .unwrap();
     assert_eq!(state, State::Failed);
     let register = store.register().await.unwrap();
     let r = &register.repairs[0];
-    assert_eq!((r.fault.as_str(), r.board, r.chips.as_deref()), ("bad_chips", Some(2), Some("7")));
+    assert_eq!(
+        (r.fault.as_str(), r.board, r.chips.as_deref()),
+        ("bad_chips", Some(2), Some("7"))
+    );
     // The machine is failed now: a second alert cannot fail it again.
-    let again = store.repair_from_alert(&alert, d("2025-03-02")).await.unwrap_err();
-    assert!(again.to_string().contains("the machine is failed"), "{again}");
+    let again = store
+        .repair_from_alert(&alert, d("2025-03-02"))
+        .await
+        .unwrap_err();
+    assert!(
+        again.to_string().contains("the machine is failed"),
+        "{again}"
+    );
     store.close().await;
 }

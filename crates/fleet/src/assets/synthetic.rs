@@ -60,7 +60,57 @@ pub fn csvs(assets: usize, seed: u64) -> (String, String) {
             "{serial},{maker},{model},{ths},{w},{origin},8543.70.99,{price},PO-{},{ordered}",
             i / 200
         );
-        let mut day = ordered;
+        // A shipment's machines travel together: its dates come from the shipment's own
+        // seeded draws; production varies per machine but ends before the shipment leaves.
+        let mut ship_rng = Rng(seed ^ (i / 200) as u64 ^ (origin.as_bytes()[0] as u64) << 40);
+        let produced = ordered.plus(ship_rng.below(60) as i32 + 5);
+        let shipped = produced.plus(ship_rng.below(10) as i32 + 1);
+        let held_on = shipped.plus(ship_rng.below(20) as i32 + 1);
+        let released = held_on.plus(ship_rng.below(150) as i32 + 1);
+        let held = origin != "US" && (i / 200) % 3 == 0;
+        let delivered = if held { released } else { held_on }.plus(ship_rng.below(10) as i32 + 1);
+        let line = |e: &mut String,
+                    event: &str,
+                    day: Date,
+                    place: &str,
+                    ship: &str,
+                    reason: &str,
+                    fee: &str| {
+            let _ = writeln!(e, "{serial},{event},{day},{place},{ship},{reason},{fee},");
+        };
+        line(
+            &mut e,
+            "produced",
+            produced.plus(-(rng.below(5) as i32)),
+            "factory",
+            "",
+            "",
+            "",
+        );
+        line(&mut e, "shipped", shipped, "factory", &shipment, "", "");
+        if held {
+            line(
+                &mut e,
+                "customs_hold",
+                held_on,
+                "LAX",
+                &shipment,
+                "FCC authorisation",
+                "4.50",
+            );
+            line(
+                &mut e,
+                "customs_release",
+                released,
+                "LAX",
+                &shipment,
+                "",
+                "",
+            );
+        }
+        line(&mut e, "delivered", delivered, "tx1", &shipment, "", "");
+        let mut day = delivered;
+        #[allow(clippy::too_many_arguments)]
         let mut ev = |e: &mut String,
                       rng: &mut Rng,
                       event: &str,
@@ -72,34 +122,6 @@ pub fn csvs(assets: usize, seed: u64) -> (String, String) {
             day = day.plus(rng.below(gap) as i32 + 1);
             let _ = writeln!(e, "{serial},{event},{day},{place},{ship},{reason},{fee},");
         };
-        ev(&mut e, &mut rng, "produced", 60, "factory", "", "", "");
-        ev(
-            &mut e, &mut rng, "shipped", 10, "factory", &shipment, "", "",
-        );
-        let held = origin != "US" && (i / 200) % 3 == 0;
-        if held {
-            ev(
-                &mut e,
-                &mut rng,
-                "customs_hold",
-                20,
-                "LAX",
-                &shipment,
-                "FCC authorisation",
-                "4.50",
-            );
-            ev(
-                &mut e,
-                &mut rng,
-                "customs_release",
-                150,
-                "LAX",
-                &shipment,
-                "",
-                "",
-            );
-        }
-        ev(&mut e, &mut rng, "delivered", 10, "tx1", &shipment, "", "");
         let pos = format!("tx1/R{}/K{}/{}", i % 40, (i / 40) % 50, i % 20);
         ev(&mut e, &mut rng, "deployed", 7, &pos, "", "", "");
         let faults = ["bad_chips", "board_gone", "psu", "fan_failed"];
