@@ -409,7 +409,8 @@ async fn a_chip_alert_opens_a_ticket_and_miners_are_matched(url: &str) {
     use hashforge_fleet::client::{Contract, Identified, MinerPorts};
     use hashforge_fleet::state::Miner;
     use hashforge_fleet::store::{CycleWrite, MinerRow};
-    let store = open(url).await;
+    // The collector of site tx1 writes its polled miners under its site.
+    let store = Store::open(url, "tx1").await.unwrap();
     import(
         &store,
         &format!(
