@@ -202,6 +202,54 @@ pub fn check_header(
         .collect())
 }
 
+/// Every row of a file, typed by `row`, after `header` has read the header (and says what
+/// the rows need of it); or every bad row with its line. A record that cannot be split ends
+/// the file (nothing after a broken quote lines up); a bad row is reported and the next read.
+pub fn read_rows<H, T>(
+    text: &str,
+    header: impl FnOnce(&Record<'_>) -> Result<H, String>,
+    mut row: impl FnMut(&H, &Record<'_>) -> Result<T, String>,
+) -> Result<Vec<(usize, T)>, Vec<CsvError>> {
+    let mut reader = Reader::new(text);
+    let head = match reader.next() {
+        None => {
+            return Err(vec![CsvError {
+                line: 1,
+                reason: "empty file: no header line".into(),
+            }])
+        }
+        Some(Err(e)) => return Err(vec![e]),
+        Some(Ok(h)) => header(&h).map_err(|reason| {
+            vec![CsvError {
+                line: h.line,
+                reason,
+            }]
+        })?,
+    };
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    for r in reader {
+        match r {
+            Err(e) => {
+                errors.push(e);
+                break;
+            }
+            Ok(r) => match row(&head, &r) {
+                Ok(t) => out.push((r.line, t)),
+                Err(reason) => errors.push(CsvError {
+                    line: r.line,
+                    reason,
+                }),
+            },
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

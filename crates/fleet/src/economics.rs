@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::assets::{ImportError, ImportErrors};
-use crate::csv::Reader;
+use crate::assets::ImportErrors;
+use crate::csv::read_rows;
 use crate::date::Date;
 use crate::money::{parse_fixed, Usd};
 
@@ -119,71 +119,33 @@ impl Series {
     /// may carry a time (`2025-03-06T14:00`), and the rows of one day are averaged (hourly
     /// time-of-use prices become the day's mean).
     pub fn parse_csv(text: &str) -> Result<Series, ImportErrors> {
-        let mut errors = Vec::new();
-        let mut reader = Reader::new(text);
-        let per_mwh = match reader.next() {
-            Some(Ok(h)) => h
-                .fields
-                .get(1)
-                .is_some_and(|f| f.to_ascii_lowercase().contains("mwh")),
-            Some(Err(e)) => {
-                errors.push(ImportError {
-                    line: e.line,
-                    reason: e.reason,
-                });
-                false
-            }
-            None => {
-                errors.push(ImportError {
-                    line: 1,
-                    reason: "empty file: write a header (date,value) and DATE,VALUE rows".into(),
-                });
-                false
-            }
-        };
-        let mut days: BTreeMap<Date, (i128, i128)> = BTreeMap::new();
-        if errors.is_empty() {
-            for r in reader {
-                let r = match r {
-                    Ok(r) => r,
-                    Err(e) => {
-                        errors.push(ImportError {
-                            line: e.line,
-                            reason: e.reason,
-                        });
-                        break;
-                    }
-                };
-                let row = || -> Result<(Date, i64), String> {
-                    let d = r.fields.first().map(|f| f.trim()).unwrap_or("");
-                    let v = r.fields.get(1).map(|f| f.trim()).unwrap_or("");
-                    let date = Date::parse_prefix(d).map_err(|e| e.to_string())?;
-                    let v = parse_fixed(v, 6).map_err(|e| e.to_string())?;
-                    Ok((date, if per_mwh { v / 1000 } else { v }))
-                };
-                match row() {
-                    Ok((d, v)) => {
-                        let e = days.entry(d).or_insert((0, 0));
-                        e.0 += i128::from(v);
-                        e.1 += 1;
-                    }
-                    Err(reason) => errors.push(ImportError {
-                        line: r.line,
-                        reason,
-                    }),
-                }
-            }
-        }
-        if errors.is_empty() && days.is_empty() {
-            errors.push(ImportError {
+        let rows = read_rows(
+            text,
+            |h| {
+                Ok(h.fields
+                    .get(1)
+                    .is_some_and(|f| f.to_ascii_lowercase().contains("mwh")))
+            },
+            |per_mwh, r| {
+                let d = r.fields.first().map(|f| f.trim()).unwrap_or("");
+                let v = r.fields.get(1).map(|f| f.trim()).unwrap_or("");
+                let date = Date::parse_prefix(d).map_err(|e| e.to_string())?;
+                let v = parse_fixed(v, 6).map_err(|e| e.to_string())?;
+                Ok((date, if *per_mwh { v / 1000 } else { v }))
+            },
+        )
+        .map_err(ImportErrors::from)?;
+        if rows.is_empty() {
+            return Err(ImportErrors::from(vec![crate::csv::CsvError {
                 line: 2,
                 reason: "no rows".into(),
-            });
+            }]));
         }
-        if !errors.is_empty() {
-            let total = errors.len();
-            errors.truncate(ImportErrors::SHOWN);
-            return Err(ImportErrors { errors, total });
+        let mut days: BTreeMap<Date, (i128, i128)> = BTreeMap::new();
+        for (_, (d, v)) in rows {
+            let e = days.entry(d).or_insert((0, 0));
+            e.0 += i128::from(v);
+            e.1 += 1;
         }
         Ok(Series {
             points: days

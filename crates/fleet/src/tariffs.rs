@@ -5,8 +5,8 @@
 
 use serde::Serialize;
 
-use crate::assets::{hts_shape, hts_under, Country, ImportError, ImportErrors};
-use crate::csv::{check_header, Reader};
+use crate::assets::{hts_shape, hts_under, Country, ImportErrors};
+use crate::csv::{check_header, read_rows};
 use crate::date::Date;
 use crate::money::{Ppm, Usd};
 
@@ -98,65 +98,24 @@ impl Schedule {
         let text: String = text
             .split_inclusive('\n')
             .map(|l| {
-                if l.trim_start().starts_with('#') {
-                    if l.ends_with('\n') {
-                        "\n"
-                    } else {
-                        ""
-                    }
-                } else {
+                if !l.trim_start().starts_with('#') {
                     l
+                } else if l.ends_with('\n') {
+                    "\n"
+                } else {
+                    ""
                 }
             })
             .collect();
-        let mut errors = Vec::new();
-        let mut reader = Reader::new(&text);
-        match reader.next() {
-            Some(Ok(h)) => {
-                if let Err(e) = check_header(&h, &COLUMNS) {
-                    errors.push(ImportError {
-                        line: e.line,
-                        reason: e.reason,
-                    });
-                }
-            }
-            Some(Err(e)) => errors.push(ImportError {
-                line: e.line,
-                reason: e.reason,
-            }),
-            None => errors.push(ImportError {
-                line: 1,
-                reason: format!("empty file: the header is `{}`", COLUMNS.join(",")),
-            }),
-        }
-        let mut layers = Vec::new();
-        if errors.is_empty() {
-            for r in reader {
-                match r {
-                    Err(e) => {
-                        errors.push(ImportError {
-                            line: e.line,
-                            reason: e.reason,
-                        });
-                        break;
-                    }
-                    Ok(r) => match layer(&r.fields) {
-                        Ok(l) => layers.push(l),
-                        Err(reason) => errors.push(ImportError {
-                            line: r.line,
-                            reason,
-                        }),
-                    },
-                }
-            }
-        }
-        if errors.is_empty() {
-            Ok(Schedule { layers })
-        } else {
-            let total = errors.len();
-            errors.truncate(ImportErrors::SHOWN);
-            Err(ImportErrors { errors, total })
-        }
+        let rows = read_rows(
+            &text,
+            |h| check_header(h, &COLUMNS).map_err(|e| e.reason),
+            |_, r| layer(&r.fields),
+        )
+        .map_err(ImportErrors::from)?;
+        Ok(Schedule {
+            layers: rows.into_iter().map(|(_, l)| l).collect(),
+        })
     }
 
     /// Whether any row names this code (or the code it is a subheading of).

@@ -18,7 +18,7 @@ use std::collections::HashMap;
 pub use country::Country;
 use serde::Serialize;
 
-use crate::csv::{check_header, Reader, Record};
+use crate::csv::{check_header, read_rows, Record};
 use crate::date::Date;
 use crate::lifecycle::{self, Event, State};
 use crate::money::{parse_fixed, Usd};
@@ -137,6 +137,22 @@ pub struct ImportError {
 pub struct ImportErrors {
     pub errors: Vec<ImportError>,
     pub total: usize,
+}
+
+impl From<Vec<crate::csv::CsvError>> for ImportErrors {
+    fn from(errors: Vec<crate::csv::CsvError>) -> ImportErrors {
+        let mut out = ImportErrors {
+            errors: Vec::new(),
+            total: 0,
+        };
+        for e in errors {
+            out.push(ImportError {
+                line: e.line,
+                reason: e.reason,
+            });
+        }
+        out
+    }
 }
 
 impl ImportErrors {
@@ -314,72 +330,23 @@ pub fn parse_assets(
     text: &str,
     tariffs: &Schedule,
 ) -> Result<Vec<(usize, AssetSpec)>, ImportErrors> {
-    let mut errors = ImportErrors {
-        errors: Vec::new(),
-        total: 0,
-    };
-    let mut reader = Reader::new(text);
-    let extras: HashMap<String, usize> = match reader.next() {
-        None => {
-            errors.push(ImportError {
-                line: 1,
-                reason: format!("empty file: the header is `{}`", ASSET_COLUMNS.join(",")),
-            });
-            return Err(errors);
-        }
-        Some(Err(e)) => {
-            errors.push(ImportError {
-                line: e.line,
-                reason: e.reason,
-            });
-            return Err(errors);
-        }
-        Some(Ok(h)) => match check_header(&h, &ASSET_COLUMNS) {
-            Ok(x) => x.into_iter().collect(),
-            Err(e) => {
-                errors.push(ImportError {
-                    line: e.line,
-                    reason: e.reason,
-                });
-                return Err(errors);
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    read_rows(
+        text,
+        |h| {
+            check_header(h, &ASSET_COLUMNS)
+                .map(|x| x.into_iter().collect::<HashMap<String, usize>>())
+                .map_err(|e| e.reason)
+        },
+        |extras, r| {
+            let a = asset_row(r, extras, tariffs)?;
+            match seen.insert(a.serial.clone(), r.line) {
+                Some(first) => Err(format!("serial `{}` is also on line {first}", a.serial)),
+                None => Ok(a),
             }
         },
-    };
-    let mut out = Vec::new();
-    let mut seen: HashMap<String, usize> = HashMap::new();
-    for r in reader {
-        let r = match r {
-            Ok(r) => r,
-            Err(e) => {
-                errors.push(ImportError {
-                    line: e.line,
-                    reason: e.reason,
-                });
-                break;
-            }
-        };
-        match asset_row(&r, &extras, tariffs) {
-            Ok(a) => {
-                if let Some(first) = seen.insert(a.serial.clone(), r.line) {
-                    errors.push(ImportError {
-                        line: r.line,
-                        reason: format!("serial `{}` is also on line {first}", a.serial),
-                    });
-                } else {
-                    out.push((r.line, a));
-                }
-            }
-            Err(reason) => errors.push(ImportError {
-                line: r.line,
-                reason,
-            }),
-        }
-    }
-    if errors.is_empty() {
-        Ok(out)
-    } else {
-        Err(errors)
-    }
+    )
+    .map_err(ImportErrors::from)
 }
 
 impl EventSpec {
@@ -435,83 +402,32 @@ impl EventSpec {
 /// Every row of an `events.csv` typed on its own, or every bad one (transitions are checked
 /// against the register by [`Track::apply`]).
 pub fn parse_events(text: &str) -> Result<Vec<(usize, CheckedEvent)>, ImportErrors> {
-    let mut errors = ImportErrors {
-        errors: Vec::new(),
-        total: 0,
-    };
-    let mut reader = Reader::new(text);
-    match reader.next() {
-        None => {
-            errors.push(ImportError {
-                line: 1,
-                reason: format!("empty file: the header is `{}`", EVENT_COLUMNS.join(",")),
-            });
-            return Err(errors);
-        }
-        Some(Err(e)) => {
-            errors.push(ImportError {
-                line: e.line,
-                reason: e.reason,
-            });
-            return Err(errors);
-        }
-        Some(Ok(h)) => {
-            if let Err(e) = check_header(&h, &EVENT_COLUMNS) {
-                errors.push(ImportError {
-                    line: e.line,
-                    reason: e.reason,
-                });
-                return Err(errors);
-            }
-        }
-    }
-    let mut out = Vec::new();
-    for r in reader {
-        let r = match r {
-            Ok(r) => r,
-            Err(e) => {
-                errors.push(ImportError {
-                    line: e.line,
-                    reason: e.reason,
-                });
-                break;
-            }
-        };
-        if r.fields.len() < EVENT_COLUMNS.len() {
-            errors.push(ImportError {
-                line: r.line,
-                reason: format!(
+    read_rows(
+        text,
+        |h| check_header(h, &EVENT_COLUMNS).map_err(|e| e.reason),
+        |_, r| {
+            if r.fields.len() < EVENT_COLUMNS.len() {
+                return Err(format!(
                     "{} field(s), the header has at least {}",
                     r.fields.len(),
                     EVENT_COLUMNS.len()
-                ),
-            });
-            continue;
-        }
-        let f = |i: usize| field(r.fields.get(i));
-        let spec = EventSpec {
-            serial: f(0).unwrap_or_default(),
-            event: f(1).unwrap_or_default(),
-            date: f(2).unwrap_or_default(),
-            place: f(3),
-            shipment: f(4),
-            reason: f(5),
-            fee_usd_per_unit_day: f(6),
-            note: f(7),
-        };
-        match spec.check() {
-            Ok(e) => out.push((r.line, e)),
-            Err(reason) => errors.push(ImportError {
-                line: r.line,
-                reason,
-            }),
-        }
-    }
-    if errors.is_empty() {
-        Ok(out)
-    } else {
-        Err(errors)
-    }
+                ));
+            }
+            let f = |i: usize| field(r.fields.get(i));
+            EventSpec {
+                serial: f(0).unwrap_or_default(),
+                event: f(1).unwrap_or_default(),
+                date: f(2).unwrap_or_default(),
+                place: f(3),
+                shipment: f(4),
+                reason: f(5),
+                fee_usd_per_unit_day: f(6),
+                note: f(7),
+            }
+            .check()
+        },
+    )
+    .map_err(ImportErrors::from)
 }
 
 /// The first date a machine reached each stage.
