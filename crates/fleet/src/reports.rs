@@ -463,15 +463,12 @@ pub struct OriginCost {
     pub landed_per_unit: Usd,
 }
 
-/// Each machine's landed cost (price, its duty, its share of its entry's fees) by id; a
-/// machine not entered by `at` costs its price.
-pub fn landed_costs(
-    reg: &Register,
-    tariffs: &Schedule,
-    at: Date,
-) -> (Vec<EntryCost>, HashMap<i64, Usd>) {
+/// Each machine's landed cost (price, its duty, its share of its entry's fees), in the
+/// order of `reg.assets`; a machine not entered by `at` costs its price.
+pub fn landed_costs(reg: &Register, tariffs: &Schedule, at: Date) -> (Vec<EntryCost>, Vec<Usd>) {
     let mut groups: BTreeMap<(&str, &str, &str, Date), Vec<&AssetRecord>> = BTreeMap::new();
-    let mut landed = HashMap::with_capacity(reg.assets.len());
+    let mut landed: Vec<Usd> = reg.assets.iter().map(|a| a.price).collect();
+    let index = |a: &AssetRecord| reg.by_id.get(&a.id).copied();
     for a in &reg.assets {
         match entry_date(a).filter(|d| *d <= at) {
             Some(d) => groups
@@ -483,9 +480,7 @@ pub fn landed_costs(
                 ))
                 .or_default()
                 .push(a),
-            None => {
-                landed.insert(a.id, a.price);
-            }
+            None => {}
         }
     }
     let mut entries = Vec::with_capacity(groups.len());
@@ -502,12 +497,14 @@ pub fn landed_costs(
             let d = a.price.at(rate);
             duty += d;
             value += a.price;
-            landed.insert(a.id, a.price + d);
+            if let Some(l) = index(a).and_then(|i| landed.get_mut(i)) {
+                *l = a.price + d;
+            }
         }
         let fees = tariffs.entry_fees(hts, country, date, value);
         let n = machines.len() as i128;
         for a in &machines {
-            if let Some(l) = landed.get_mut(&a.id) {
+            if let Some(l) = index(a).and_then(|i| landed.get_mut(i)) {
                 *l += fees.mul_div(1, n);
             }
         }
@@ -1021,35 +1018,46 @@ pub fn economics(reg: &Register, p: &Params) -> EconomicsReport {
     let hp = p.market.hashprice.at(p.at);
     let kwh = p.market.energy.at(p.at);
     let (_, landed) = landed_costs(reg, &p.tariffs, p.at);
-    let mut customs_lost: HashMap<i64, Usd> = HashMap::new();
+    // What each machine lost, in the order of `reg.assets`.
+    let mut customs_lost = vec![Usd::ZERO; reg.assets.len()];
     for h in reg.holds.iter().filter(|h| h.start <= p.at) {
-        let ghs = reg.asset(h.asset_id).map_or(0, |a| a.nameplate_ghs);
-        let (storage, delay) = hold_cost(h, ghs, p.at, &p.market, sums.as_ref());
-        *customs_lost.entry(h.asset_id).or_default() +=
-            storage.unwrap_or_default() + delay.unwrap_or_default();
+        let Some(&i) = reg.by_id.get(&h.asset_id) else {
+            continue;
+        };
+        let (storage, delay) = hold_cost(
+            h,
+            reg.assets[i].nameplate_ghs,
+            p.at,
+            &p.market,
+            sums.as_ref(),
+        );
+        customs_lost[i] += storage.unwrap_or_default() + delay.unwrap_or_default();
     }
-    let mut repair_lost: HashMap<i64, Usd> = HashMap::new();
+    let mut repair_lost = vec![Usd::ZERO; reg.assets.len()];
     if let Some(s) = &sums {
         for r in reg.repairs.iter().filter(|r| r.opened <= p.at) {
-            let ghs = reg.asset(r.asset_id).map_or(0, |a| a.nameplate_ghs);
+            let Some(&i) = reg.by_id.get(&r.asset_id) else {
+                continue;
+            };
             let until = r.back.filter(|b| *b <= p.at).unwrap_or(p.at);
-            *repair_lost.entry(r.asset_id).or_default() += s.revenue(ghs, r.opened, until);
+            repair_lost[i] += s.revenue(reg.assets[i].nameplate_ghs, r.opened, until);
         }
     }
     let growth = p.market.growth_per_month;
     let mut by: BTreeMap<(&str, &str), EconAcc> = BTreeMap::new();
     let mut machines = Vec::new();
-    for a in reg
+    for (i, a) in reg
         .assets
         .iter()
-        .filter(|a| a.ordered_on <= p.at && a.state != State::Retired)
+        .enumerate()
+        .filter(|(_, a)| a.ordered_on <= p.at && a.state != State::Retired)
     {
-        let cost = landed.get(&a.id).copied().unwrap_or(a.price);
+        let cost = landed[i];
         let e = by.entry((&a.maker, &a.model)).or_default();
         e.all += 1;
         e.invested += cost;
-        e.customs += customs_lost.get(&a.id).copied().unwrap_or_default();
-        e.repairs += repair_lost.get(&a.id).copied().unwrap_or_default();
+        e.customs += customs_lost[i];
+        e.repairs += repair_lost[i];
         if a.state.mining() {
             e.machines += 1;
             e.ghs += a.nameplate_ghs;
@@ -1071,12 +1079,8 @@ pub fn economics(reg: &Register, p: &Params) -> EconomicsReport {
                 payback_days: rev
                     .zip(pow)
                     .and_then(|(r, p)| payback_days(cost, r, p, growth)),
-                lost_to_customs: sums
-                    .as_ref()
-                    .map(|_| customs_lost.get(&a.id).copied().unwrap_or_default()),
-                lost_to_repairs: sums
-                    .as_ref()
-                    .map(|_| repair_lost.get(&a.id).copied().unwrap_or_default()),
+                lost_to_customs: sums.as_ref().map(|_| customs_lost[i]),
+                lost_to_repairs: sums.as_ref().map(|_| repair_lost[i]),
             });
         }
     }
