@@ -11,7 +11,10 @@
 //!   `growth` as query parameters), `POST /api/assets/events` (one event; 201 with the new
 //!   state, 404 for an unknown serial, 409 for a wrong transition or a date going backwards,
 //!   422 for a malformed event), `/api/assets/{serial}/events` (a machine's timeline),
-//!   `/api/assets/match` (polled miners matched to the register, and those nobody ordered).
+//!   `/api/assets/match` (polled miners matched to the register, and those nobody ordered),
+//!   `POST /api/assets/repairs` (a ticket by hand, or from an open alert: `{"alert": N,
+//!   "date": ...}`), `/api/assets/boards/{serial}/reports` (`hashforge board test` JSON
+//!   reports by hash-board serial: POST one, GET them all).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -67,6 +70,11 @@ pub fn router(collector: Arc<Collector>) -> Router {
         .route("/api/assets/events", axum::routing::post(api_post_event))
         .route("/api/assets/{serial}/events", get(api_asset_events))
         .route("/api/assets/match", get(api_match))
+        .route("/api/assets/repairs", axum::routing::post(api_open_repair))
+        .route(
+            "/api/assets/boards/{serial}/reports",
+            get(api_board_reports).post(api_attach_board_report),
+        )
         .with_state(collector)
 }
 
@@ -955,7 +963,6 @@ async fn api_post_event(
     State(c): State<Arc<Collector>>,
     body: Result<Json<crate::assets::EventSpec>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
-    use crate::assets::db::EventError;
     let Some(store) = &c.store else {
         return no_database();
     };
@@ -968,18 +975,8 @@ async fn api_post_event(
         Err(e) => return error(StatusCode::UNPROCESSABLE_ENTITY, e),
     };
     let serial = event.serial.clone();
-    match store.record_event(event).await {
-        Ok(state) => (
-            StatusCode::CREATED,
-            Json(json!({"serial": serial, "state": state})),
-        )
-            .into_response(),
-        Err(EventError::UnknownSerial(s)) => {
-            error(StatusCode::NOT_FOUND, format!("{s} is not in the register"))
-        }
-        Err(EventError::Refused(why)) => error(StatusCode::CONFLICT, why),
-        Err(EventError::Store(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
-    }
+    let r = store.record_event(event).await;
+    event_result(&serial, r)
 }
 
 async fn api_asset_events(State(c): State<Arc<Collector>>, Path(serial): Path<String>) -> Response {
@@ -998,6 +995,111 @@ async fn api_match(State(c): State<Arc<Collector>>) -> Response {
     };
     match store.match_miners().await {
         Ok(m) => Json(m).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+/// `POST /api/assets/repairs`: a ticket by hand (`serial`, `date`, `fault`, `board`,
+/// `chips`, `evidence`), or from one of this console's open alerts (`alert`, its number,
+/// and `date`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RepairBody {
+    Alert { alert: u64, date: crate::date::Date },
+    Hand(crate::assets::db::RepairOpen),
+}
+
+fn event_result(
+    serial: &str,
+    r: Result<crate::lifecycle::State, crate::assets::db::EventError>,
+) -> Response {
+    use crate::assets::db::EventError;
+    match r {
+        Ok(state) => (
+            StatusCode::CREATED,
+            Json(json!({"serial": serial, "state": state})),
+        )
+            .into_response(),
+        Err(EventError::UnknownSerial(s)) => {
+            error(StatusCode::NOT_FOUND, format!("{s} is not in the register"))
+        }
+        Err(EventError::Refused(why)) => error(StatusCode::CONFLICT, why),
+        Err(EventError::Store(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+async fn api_open_repair(
+    State(c): State<Arc<Collector>>,
+    body: Result<Json<RepairBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Some(store) = &c.store else {
+        return no_database();
+    };
+    match body {
+        Err(e) => error(StatusCode::UNPROCESSABLE_ENTITY, e.body_text()),
+        Ok(Json(RepairBody::Hand(t))) => {
+            let r = store.open_repair(&t).await;
+            event_result(&t.serial, r)
+        }
+        Ok(Json(RepairBody::Alert { alert, date })) => {
+            let found = c
+                .alerts()
+                .open()
+                .into_iter()
+                .find(|a| a.id == alert)
+                .cloned();
+            let Some(a) = found else {
+                return error(StatusCode::NOT_FOUND, format!("no open alert {alert}"));
+            };
+            match store.repair_from_alert(&a, date).await {
+                Ok((serial, state)) => event_result(&serial, Ok(state)),
+                Err(e) => event_result(&a.ip.to_string(), Err(e)),
+            }
+        }
+    }
+}
+
+async fn api_attach_board_report(
+    State(c): State<Arc<Collector>>,
+    Path(serial): Path<String>,
+    body: String,
+) -> Response {
+    let Some(store) = &c.store else {
+        return no_database();
+    };
+    if serde_json::from_str::<serde_json::Value>(&body).is_err() {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "the body must be a `hashforge board test --json` report",
+        );
+    }
+    match store.attach_board_report(&serial, "api", &body).await {
+        Ok(()) => (StatusCode::CREATED, Json(json!({"board_serial": serial}))).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+async fn api_board_reports(
+    State(c): State<Arc<Collector>>,
+    Path(serial): Path<String>,
+) -> Response {
+    let Some(store) = &c.store else {
+        return no_database();
+    };
+    match store.board_reports(&serial).await {
+        Ok(list) => {
+            let reports: Vec<serde_json::Value> = list
+                .into_iter()
+                .map(|(at, place, report)| {
+                    json!({
+                        "at_unix": at,
+                        "place": place,
+                        "report": serde_json::from_str::<serde_json::Value>(&report).unwrap_or_default(),
+                    })
+                })
+                .collect();
+            Json(json!({"board_serial": serial, "reports": reports})).into_response()
+        }
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
     }
 }

@@ -392,6 +392,39 @@ async fn the_api_records_events_and_serves_reports(url: &str) {
     assert_eq!(code, 404);
     let (code, _) = http(addr, "GET", "/api/assets/reports/customs?at=yesterday", "").await;
     assert_eq!(code, 422);
+    // A repair ticket by hand needs a deployed machine: refused while it is held.
+    let (code, body) = http(
+        addr,
+        "POST",
+        "/api/assets/repairs",
+        r#"{"serial":"K1","date":"2025-09-12","fault":"bad_chips","board":1,"chips":"30, 31"}"#,
+    )
+    .await;
+    assert_eq!(code, 409, "{body}");
+    assert!(body.contains("the machine is customs_hold"), "{body}");
+    let (code, _) = http(
+        addr,
+        "POST",
+        "/api/assets/repairs",
+        r#"{"alert":99,"date":"2025-09-12"}"#,
+    )
+    .await;
+    assert_eq!(code, 404);
+    // A board test report attached to a hash board's serial, and read back.
+    let (code, _) = http(
+        addr,
+        "POST",
+        "/api/assets/boards/HB-1/reports",
+        r#"{"verdict":"fail","suspects":[30]}"#,
+    )
+    .await;
+    assert_eq!(code, 201);
+    let (code, _) = http(addr, "POST", "/api/assets/boards/HB-1/reports", "not json").await;
+    assert_eq!(code, 422);
+    let (code, body) = http(addr, "GET", "/api/assets/boards/HB-1/reports", "").await;
+    assert_eq!(code, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["reports"][0]["report"]["verdict"], "fail", "{body}");
     let (code, body) = http(addr, "GET", "/api/assets/K1/events", "").await;
     assert_eq!(code, 200);
     assert_eq!(
@@ -473,11 +506,11 @@ async fn a_chip_alert_opens_a_ticket_and_miners_are_matched(url: &str) {
         end: None,
         evidence: "board 2: chip 7 silent or bad".into(),
     };
-    let state = store
+    let (serial, state) = store
         .repair_from_alert(&alert, d("2025-03-01"))
         .await
         .unwrap();
-    assert_eq!(state, State::Failed);
+    assert_eq!((serial.as_str(), state), ("P1", State::Failed));
     let register = store.register().await.unwrap();
     let r = &register.repairs[0];
     assert_eq!(

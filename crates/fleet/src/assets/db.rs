@@ -508,6 +508,27 @@ impl Store {
         Ok(state.parse().unwrap_or(State::Retired))
     }
 
+    /// Opens a repair ticket by hand: a `failed` event on `on` for `serial`, whose ticket
+    /// names the fault, board, chip positions and evidence (a chip map, a note).
+    pub async fn open_repair(&self, t: &RepairOpen) -> Result<State, EventError> {
+        let e = CheckedEvent {
+            serial: t.serial.clone(),
+            event: crate::lifecycle::Event::Failed,
+            date: t.date,
+            place: None,
+            shipment: None,
+            reason: Some(t.fault.clone()),
+            fee: None,
+            note: t.evidence.clone(),
+        };
+        let (board, chips) = (t.board, t.chips.clone());
+        self.record_with(e, move |r| {
+            r.board = board;
+            r.chips.clone_from(&chips);
+        })
+        .await
+    }
+
     /// Opens a repair ticket from a part-1 alert (a dead chip, a board gone...): the
     /// machine at the alert's address is found in the register by its polled serial or
     /// MAC, and gets a `failed` event on `on` whose ticket names the board and the chip
@@ -516,7 +537,7 @@ impl Store {
         &self,
         alert: &crate::alerts::Alert,
         on: Date,
-    ) -> Result<State, EventError> {
+    ) -> Result<(String, State), EventError> {
         let row = sqlx::query(
             "SELECT a.serial FROM fleet_miners m JOIN fleet_assets a \
              ON a.serial = m.serial OR (m.mac IS NOT NULL AND a.mac = LOWER(m.mac)) \
@@ -535,7 +556,7 @@ impl Store {
         };
         let serial: String = row.try_get(0).map_err(StoreError::from)?;
         let e = CheckedEvent {
-            serial,
+            serial: serial.clone(),
             event: crate::lifecycle::Event::Failed,
             date: on,
             place: None,
@@ -545,11 +566,13 @@ impl Store {
             note: Some(alert.evidence.clone()),
         };
         let (board, chips) = (alert.board, chip_positions(&alert.evidence));
-        self.record_with(e, move |r| {
-            r.board = board;
-            r.chips.clone_from(&chips);
-        })
-        .await
+        let state = self
+            .record_with(e, move |r| {
+                r.board = board;
+                r.chips.clone_from(&chips);
+            })
+            .await?;
+        Ok((serial, state))
     }
 
     /// [`Store::import_events`] over the machines of `only` (one serial) or all, letting
@@ -1108,6 +1131,23 @@ impl Store {
         .await?;
         Ok(done.rows_affected() > 0)
     }
+}
+
+/// A repair ticket opened by hand (`POST /api/assets/repairs`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+pub struct RepairOpen {
+    pub serial: String,
+    pub date: Date,
+    /// The fault kind: `bad_chips`, `board_gone`, `psu`, `fan_failed`...
+    pub fault: String,
+    #[serde(default)]
+    pub board: Option<u8>,
+    /// Chip positions on the board (`7, 30`).
+    #[serde(default)]
+    pub chips: Option<String>,
+    /// The chip map, the technician's note.
+    #[serde(default)]
+    pub evidence: Option<String>,
 }
 
 /// Why one event was not recorded.
