@@ -470,17 +470,14 @@ pub fn landed_costs(reg: &Register, tariffs: &Schedule, at: Date) -> (Vec<EntryC
     let mut landed: Vec<Usd> = reg.assets.iter().map(|a| a.price).collect();
     let index = |a: &AssetRecord| reg.by_id.get(&a.id).copied();
     for a in &reg.assets {
-        match entry_date(a).filter(|d| *d <= at) {
-            Some(d) => groups
-                .entry((
-                    a.shipment.as_deref().unwrap_or("-"),
-                    &a.origin,
-                    &a.hts_code,
-                    d,
-                ))
-                .or_default()
-                .push(a),
-            None => {}
+        if let Some(d) = entry_date(a).filter(|d| *d <= at) {
+            let key = (
+                a.shipment.as_deref().unwrap_or("-"),
+                a.origin.as_str(),
+                a.hts_code.as_str(),
+                d,
+            );
+            groups.entry(key).or_default().push(a);
         }
     }
     let mut entries = Vec::with_capacity(groups.len());
