@@ -808,4 +808,47 @@ mod tests {
         assert_eq!(t.milestones.shipped, Some(d("2025-01-10")));
         assert_eq!(t.shipment.as_deref(), Some("SHP-9"));
     }
+
+    proptest::proptest! {
+        /// Any sequence of events on any days: a refused event changes nothing, an accepted
+        /// one moves the track exactly as `lifecycle::next` says, dates never go backwards,
+        /// and at most one hold and one repair are open at a time.
+        #[test]
+        fn random_lives_follow_the_lifecycle(
+            steps in proptest::collection::vec((0usize..10, -5i32..40), 0..60)
+        ) {
+            let start = Date::from_days(20_000);
+            let mut t = Track::ordered(1, start);
+            let mut day = start;
+            for (e, gap) in steps {
+                let event = Event::ALL[e];
+                let date = day.plus(gap);
+                let ev = CheckedEvent {
+                    serial: "S".into(),
+                    event,
+                    date,
+                    place: Some("a/b/c/d".into()),
+                    shipment: Some("X".into()),
+                    reason: None,
+                    fee: None,
+                    note: None,
+                };
+                let before = t.clone();
+                match t.apply(&ev) {
+                    Ok(_) => {
+                        proptest::prop_assert_eq!(Ok(t.state), lifecycle::next(before.state, event));
+                        proptest::prop_assert!(date >= before.last_on);
+                        proptest::prop_assert_eq!(t.seq, before.seq + 1);
+                        day = date;
+                    }
+                    Err(_) => proptest::prop_assert_eq!(&t, &before),
+                }
+                proptest::prop_assert_eq!(t.open_hold.is_some(), t.state == State::CustomsHold);
+                proptest::prop_assert_eq!(
+                    t.open_repair.is_some(),
+                    matches!(t.state, State::Failed | State::InRepair)
+                );
+            }
+        }
+    }
 }
