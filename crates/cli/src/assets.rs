@@ -45,6 +45,16 @@ pub struct ImportArgs {
 }
 
 #[derive(Args)]
+pub struct MatchArgs {
+    /// JSON: `matched` and `unordered`, each a list of `site`, `ip`, `make`, `model`,
+    /// `serial`, `mac`, `asset`, `matched_by`.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    db: DatabaseArg,
+}
+
+#[derive(Args)]
 pub struct ReportArgs {
     /// customs, tariffs, repairs, vendors, economics or leadtimes.
     #[arg(value_parser = reports::NAMES)]
@@ -360,6 +370,39 @@ pub fn report(a: ReportArgs) -> Result<(), String> {
             print!("{}", table.csv());
         } else {
             print!("{}", table.text());
+        }
+        Ok(())
+    })
+}
+
+/// Polled miners matched to the register; the ones nobody ordered are listed.
+pub fn match_miners(a: MatchArgs) -> Result<(), String> {
+    runtime()?.block_on(async {
+        let store = open(&a.db).await?;
+        let m = store
+            .match_miners()
+            .await
+            .map_err(|e| format!("database: {e}"))?;
+        store.close().await;
+        if a.json {
+            println!("{}", serde_json::to_string_pretty(&m).unwrap_or_default());
+            return Ok(());
+        }
+        println!(
+            "{} polled miner(s) matched to the register, {} nobody ordered",
+            m.matched.len(),
+            m.unordered.len()
+        );
+        for x in &m.unordered {
+            println!(
+                "  {:<10} {:<16} {:<10} {:<12} serial {:<16} MAC {}",
+                x.site,
+                x.ip,
+                x.make,
+                x.model,
+                x.serial.as_deref().unwrap_or("–"),
+                x.mac.as_deref().unwrap_or("–")
+            );
         }
         Ok(())
     })

@@ -36,6 +36,9 @@ enum FleetCommand {
     /// Print a report over the asset register: customs, tariffs, repairs, vendors,
     /// economics or leadtimes (a table, --json or --csv).
     Report(Box<crate::assets::ReportArgs>),
+    /// Match the polled miners to the register by serial, else MAC, and list the ones
+    /// nobody ordered.
+    Match(crate::assets::MatchArgs),
 }
 
 #[derive(Args, Clone)]
@@ -206,6 +209,7 @@ pub fn run(args: FleetArgs) -> Result<(), String> {
         Some(FleetCommand::Simulate(a)) => simulate(a),
         Some(FleetCommand::Import(a)) => crate::assets::import(a),
         Some(FleetCommand::Report(a)) => crate::assets::report(*a),
+        Some(FleetCommand::Match(a)) => crate::assets::match_miners(a),
         None => console(args.console),
     }
 }

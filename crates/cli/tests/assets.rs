@@ -159,5 +159,10 @@ fn two_hundred_machines_held_five_months_through_the_cli() {
         let want = if report == "repairs" { 1 } else { 2 };
         assert!(out.lines().count() >= want, "{report}: {out}");
     }
+    // No collector wrote here: nothing polled, nothing to flag.
+    let (ok, out, err) = hashforge(&["fleet", "match", "--json", "--database", &db]);
+    assert!(ok, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["unordered"].as_array().map(Vec::len), Some(0));
     let _ = std::fs::remove_dir_all(&dir);
 }
