@@ -26,6 +26,27 @@ pub enum BenchCommand {
     /// found/expected, poll-cycle time, per-miner read latency, the console's memory per
     /// miner with a day of history, and the miner table's first page.
     Fleet(FleetBenchArgs),
+    /// The asset register: generate an assets.csv and an events.csv (makers in the
+    /// network's shares, a third of the shipments held by customs, failures and repairs),
+    /// import both into a fresh database and time it, then time every report over it.
+    Assets(AssetsBenchArgs),
+}
+
+#[derive(Args)]
+pub struct AssetsBenchArgs {
+    /// Machines (each gets 10 events).
+    #[arg(long, default_value_t = 100_000)]
+    assets: usize,
+    /// The database to import into [default: a fresh SQLite file, removed afterwards]; it
+    /// should be empty.
+    #[arg(long, value_name = "URL")]
+    database: Option<String>,
+    /// Keep the generated CSVs in this directory.
+    #[arg(long, value_name = "DIR")]
+    keep: Option<std::path::PathBuf>,
+    /// One JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -101,6 +122,7 @@ pub fn run(cmd: BenchCommand) -> Result<(), String> {
         BenchCommand::Sha256d(args) => sha256d(args),
         BenchCommand::Pool(args) => pool(args),
         BenchCommand::Fleet(args) => fleet(args),
+        BenchCommand::Assets(args) => assets(args),
     }
 }
 
@@ -731,5 +753,122 @@ fn fleet(args: FleetBenchArgs) -> Result<(), String> {
         result.miners,
         result.db_day_write_secs
     );
+    Ok(())
+}
+
+fn assets(args: AssetsBenchArgs) -> Result<(), String> {
+    use hashforge_fleet::assets::{parse_assets, parse_events, synthetic};
+    use hashforge_fleet::economics::{Market, Series};
+    use hashforge_fleet::money::Usd;
+    use hashforge_fleet::reports::{self, Params};
+    use hashforge_fleet::tariffs::Schedule;
+    use std::time::Instant;
+    if args.assets == 0 {
+        return Err("--assets must be at least 1".into());
+    }
+    let scratch =
+        std::env::temp_dir().join(format!("hashforge-bench-assets-{}", std::process::id()));
+    let database = args
+        .database
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}", scratch.join("fleet.db").display()));
+    let t = Instant::now();
+    let (assets_csv, events_csv) = synthetic::csvs(args.assets, 1);
+    let generate_s = t.elapsed().as_secs_f64();
+    if let Some(dir) = &args.keep {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        for (name, text) in [("assets.csv", &assets_csv), ("events.csv", &events_csv)] {
+            std::fs::write(dir.join(name), text).map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let result = rt.block_on(async {
+        let store = hashforge_fleet::store::Store::open(&database, "bench")
+            .await
+            .map_err(|e| e.to_string())?;
+        let tariffs = Schedule::builtin();
+        let t = Instant::now();
+        let rows = parse_assets(&assets_csv, &tariffs).map_err(|e| e.to_string())?;
+        let parse_assets_s = t.elapsed().as_secs_f64();
+        store.import_assets(&rows).await.map_err(|e| e.to_string())?;
+        let assets_s = t.elapsed().as_secs_f64();
+        drop(rows);
+        let t = Instant::now();
+        let rows = parse_events(&events_csv).map_err(|e| e.to_string())?;
+        let parse_events_s = t.elapsed().as_secs_f64();
+        let done = store.import_events(&rows).await.map_err(|e| e.to_string())?;
+        let events_s = t.elapsed().as_secs_f64();
+        drop(rows);
+        let params = Params {
+            at: "2026-01-01".parse().map_err(|e: hashforge_fleet::date::BadDate| e.to_string())?,
+            market: Market {
+                hashprice: Series::flat(Usd::from_dollars(45)),
+                energy: Series::flat(Usd::parse("0.06").map_err(|e| e.to_string())?),
+                growth_per_month: 0.02,
+                storage_rate: None,
+            },
+            tariffs,
+            what_if: None,
+            per_machine: false,
+        };
+        let t = Instant::now();
+        let register = store.register().await.map_err(|e| e.to_string())?;
+        let load_s = t.elapsed().as_secs_f64();
+        let mut timings = Vec::new();
+        for name in reports::NAMES {
+            let t = Instant::now();
+            let register = store
+                .register_with(reports::parts(name))
+                .await
+                .map_err(|e| e.to_string())?;
+            let (json, _) = reports::by_name(name, &register, &params).ok_or("unknown report")?;
+            let text = json.to_string();
+            timings.push((name, t.elapsed().as_secs_f64(), text.len()));
+        }
+        drop(register);
+        store.close().await;
+        Ok::<_, String>(serde_json::json!({
+            "assets": args.assets,
+            "events": done.rows,
+            "generate_s": generate_s,
+            "assets_parse_s": parse_assets_s,
+            "assets_import_s": assets_s,
+            "events_parse_s": parse_events_s,
+            "events_import_s": events_s,
+            "import_total_s": assets_s + events_s,
+            "register_load_s": load_s,
+            "reports_s": timings.iter().map(|(n, s, _)| (n.to_string(), serde_json::json!(s))).collect::<serde_json::Map<_, _>>(),
+            "report_json_bytes": timings.iter().map(|(n, _, b)| (n.to_string(), serde_json::json!(b))).collect::<serde_json::Map<_, _>>(),
+        }))
+    });
+    if args.database.is_none() {
+        let _ = std::fs::remove_dir_all(&scratch);
+    }
+    let r = result?;
+    if args.json {
+        println!("{r}");
+    } else {
+        println!(
+            "imported {} assets in {:.2} s (parse {:.2} s) and {} events in {:.2} s (parse {:.2} s): {:.2} s in all",
+            r["assets"], r["assets_import_s"].as_f64().unwrap_or(0.0), r["assets_parse_s"].as_f64().unwrap_or(0.0),
+            r["events"], r["events_import_s"].as_f64().unwrap_or(0.0), r["events_parse_s"].as_f64().unwrap_or(0.0),
+            r["import_total_s"].as_f64().unwrap_or(0.0)
+        );
+        println!(
+            "register read: {:.3} s",
+            r["register_load_s"].as_f64().unwrap_or(0.0)
+        );
+        if let Some(m) = r["reports_s"].as_object() {
+            for (name, s) in m {
+                println!(
+                    "report {name:<10} {:.3} s (register read included)",
+                    s.as_f64().unwrap_or(0.0)
+                );
+            }
+        }
+    }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! `hashforge fleet`: the console (discover, poll, alert, serve the web UI), `fleet scan`
-//! (one-shot discovery) and `fleet simulate` (a simulated fleet on loopback addresses).
+//! (one-shot discovery), `fleet simulate` (a simulated fleet on loopback addresses), and
+//! the asset register's `fleet import` / `fleet report` (in `assets.rs`).
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -29,6 +30,15 @@ enum FleetCommand {
     /// A simulated fleet on loopback addresses: Antminers, Bitaxes and hashforge miners that
     /// answer as their makes do, with seeded lives and faults. Runs until Ctrl-C.
     Simulate(SimArgs),
+    /// Import the asset register's files: machines (--assets) and their events (--events).
+    /// A file with any bad row is refused whole, each bad row named with its line.
+    Import(crate::assets::ImportArgs),
+    /// Print a report over the asset register: customs, tariffs, repairs, vendors,
+    /// economics or leadtimes (a table, --json or --csv).
+    Report(Box<crate::assets::ReportArgs>),
+    /// Match the polled miners to the register by serial, else MAC, and list the ones
+    /// nobody ordered.
+    Match(crate::assets::MatchArgs),
 }
 
 #[derive(Args, Clone)]
@@ -197,6 +207,9 @@ pub fn run(args: FleetArgs) -> Result<(), String> {
     match args.command {
         Some(FleetCommand::Scan(a)) => scan_once(a),
         Some(FleetCommand::Simulate(a)) => simulate(a),
+        Some(FleetCommand::Import(a)) => crate::assets::import(a),
+        Some(FleetCommand::Report(a)) => crate::assets::report(*a),
+        Some(FleetCommand::Match(a)) => crate::assets::match_miners(a),
         None => console(args.console),
     }
 }

@@ -6,6 +6,15 @@
 //!   `/miner/{ip}` one miner (boards, chip map, temperatures, fans, pools, history),
 //!   `/alerts` open and recent alerts, security first.
 //! - `/api/fleet`, `/api/miners`, `/api/miners/{ip}`, `/api/alerts`, `/metrics`.
+//! - The asset register (with a database): `/api/assets/reports/{name}` (a report as
+//!   JSON, `?format=csv` its table as CSV; `at`, `hashprice`, `energy`, `storage_rate`,
+//!   `growth` as query parameters), `POST /api/assets/events` (one event; 201 with the new
+//!   state, 404 for an unknown serial, 409 for a wrong transition or a date going backwards,
+//!   422 for a malformed event), `/api/assets/{serial}/events` (a machine's timeline),
+//!   `/api/assets/match` (polled miners matched to the register, and those nobody ordered),
+//!   `POST /api/assets/repairs` (a ticket by hand, or from an open alert: `{"alert": N,
+//!   "date": ...}`), `/api/assets/boards/{serial}/reports` (`hashforge board test` JSON
+//!   reports by hash-board serial: POST one, GET them all).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -57,6 +66,15 @@ pub fn router(collector: Arc<Collector>) -> Router {
         .route("/api/miners/{ip}", get(api_miner))
         .route("/api/alerts", get(api_alerts))
         .route("/metrics", get(metrics))
+        .route("/api/assets/reports/{name}", get(api_report))
+        .route("/api/assets/events", axum::routing::post(api_post_event))
+        .route("/api/assets/{serial}/events", get(api_asset_events))
+        .route("/api/assets/match", get(api_match))
+        .route("/api/assets/repairs", axum::routing::post(api_open_repair))
+        .route(
+            "/api/assets/boards/{serial}/reports",
+            get(api_board_reports).post(api_attach_board_report),
+        )
         .with_state(collector)
 }
 
@@ -830,4 +848,258 @@ async fn metrics(State(c): State<Arc<Collector>>) -> Response {
         g.sample(&[("kind", k.as_str())], *n as f64);
     }
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], m.finish()).into_response()
+}
+
+/// The query of `/api/assets/reports/{name}`: the report's day and prices.
+#[derive(Debug, Default, Deserialize)]
+pub struct ReportQuery {
+    pub at: Option<String>,
+    /// Dollars per PH/s per day.
+    pub hashprice: Option<String>,
+    /// Dollars per kWh.
+    pub energy: Option<String>,
+    /// Storage per unit per day where a hold's event named none.
+    pub storage_rate: Option<String>,
+    /// Difficulty growth, percent a month.
+    pub growth: Option<f64>,
+    /// `csv` for the report's table as CSV.
+    pub format: Option<String>,
+}
+
+impl ReportQuery {
+    /// The report's parameters, or which one is wrong.
+    pub fn params(&self) -> Result<crate::reports::Params, String> {
+        use crate::economics::{Market, Series};
+        use crate::money::Usd;
+        let usd = |name: &str, v: &Option<String>| -> Result<Option<Usd>, String> {
+            v.as_deref()
+                .map(|s| Usd::parse_non_negative(s).map_err(|e| format!("{name}: {e}")))
+                .transpose()
+        };
+        let at = match &self.at {
+            Some(s) => s.parse().map_err(|e| format!("at: {e}"))?,
+            None => crate::date::Date::today(),
+        };
+        let growth = self.growth.unwrap_or(2.0);
+        if !growth.is_finite() || growth <= -99.0 {
+            return Err("growth: a percentage above -99".into());
+        }
+        Ok(crate::reports::Params {
+            at,
+            market: Market {
+                hashprice: usd("hashprice", &self.hashprice)?
+                    .map(Series::flat)
+                    .unwrap_or_default(),
+                energy: usd("energy", &self.energy)?
+                    .map(Series::flat)
+                    .unwrap_or_default(),
+                growth_per_month: growth / 100.0,
+                storage_rate: usd("storage_rate", &self.storage_rate)?,
+            },
+            tariffs: crate::tariffs::Schedule::builtin(),
+            what_if: None,
+            per_machine: false,
+        })
+    }
+}
+
+fn no_database() -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({"error": "this console has no database (start it with --database URL)"})),
+    )
+        .into_response()
+}
+
+fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {
+    (status, Json(json!({"error": message.to_string()}))).into_response()
+}
+
+async fn api_report(
+    State(c): State<Arc<Collector>>,
+    Path(name): Path<String>,
+    Query(q): Query<ReportQuery>,
+) -> Response {
+    let Some(store) = &c.store else {
+        return no_database();
+    };
+    if !crate::reports::NAMES.contains(&name.as_str()) {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no report `{name}`: one of {}",
+                crate::reports::NAMES.join(", ")
+            ),
+        );
+    }
+    let params = match q.params() {
+        Ok(p) => p,
+        Err(e) => return error(StatusCode::UNPROCESSABLE_ENTITY, e),
+    };
+    let register = match store.register_with(crate::reports::parts(&name)).await {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    };
+    let Some((value, table)) = crate::reports::by_name(&name, &register, &params) else {
+        return error(StatusCode::NOT_FOUND, format!("no report `{name}`"));
+    };
+    if q.format.as_deref() == Some("csv") {
+        return (
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"{name}-{}.csv\"", params.at),
+                ),
+            ],
+            table.csv(),
+        )
+            .into_response();
+    }
+    Json(value).into_response()
+}
+
+async fn api_post_event(
+    State(c): State<Arc<Collector>>,
+    body: Result<Json<crate::assets::EventSpec>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Some(store) = &c.store else {
+        return no_database();
+    };
+    let spec = match body {
+        Ok(Json(spec)) => spec,
+        Err(e) => return error(StatusCode::UNPROCESSABLE_ENTITY, e.body_text()),
+    };
+    let event = match spec.check() {
+        Ok(e) => e,
+        Err(e) => return error(StatusCode::UNPROCESSABLE_ENTITY, e),
+    };
+    let serial = event.serial.clone();
+    let r = store.record_event(event).await;
+    event_result(&serial, r)
+}
+
+async fn api_asset_events(State(c): State<Arc<Collector>>, Path(serial): Path<String>) -> Response {
+    let Some(store) = &c.store else {
+        return no_database();
+    };
+    match store.events_of(&serial).await {
+        Ok(events) => Json(json!({"serial": serial, "events": events})).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+async fn api_match(State(c): State<Arc<Collector>>) -> Response {
+    let Some(store) = &c.store else {
+        return no_database();
+    };
+    match store.match_miners().await {
+        Ok(m) => Json(m).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+/// `POST /api/assets/repairs`: a ticket by hand (`serial`, `date`, `fault`, `board`,
+/// `chips`, `evidence`), or from one of this console's open alerts (`alert`, its number,
+/// and `date`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RepairBody {
+    Alert { alert: u64, date: crate::date::Date },
+    Hand(crate::assets::db::RepairOpen),
+}
+
+fn event_result(
+    serial: &str,
+    r: Result<crate::lifecycle::State, crate::assets::db::EventError>,
+) -> Response {
+    use crate::assets::db::EventError;
+    match r {
+        Ok(state) => (
+            StatusCode::CREATED,
+            Json(json!({"serial": serial, "state": state})),
+        )
+            .into_response(),
+        Err(EventError::UnknownSerial(s)) => {
+            error(StatusCode::NOT_FOUND, format!("{s} is not in the register"))
+        }
+        Err(EventError::Refused(why)) => error(StatusCode::CONFLICT, why),
+        Err(EventError::Store(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+async fn api_open_repair(
+    State(c): State<Arc<Collector>>,
+    body: Result<Json<RepairBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Some(store) = &c.store else {
+        return no_database();
+    };
+    match body {
+        Err(e) => error(StatusCode::UNPROCESSABLE_ENTITY, e.body_text()),
+        Ok(Json(RepairBody::Hand(t))) => {
+            let r = store.open_repair(&t).await;
+            event_result(&t.serial, r)
+        }
+        Ok(Json(RepairBody::Alert { alert, date })) => {
+            let found = c
+                .alerts()
+                .open()
+                .into_iter()
+                .find(|a| a.id == alert)
+                .cloned();
+            let Some(a) = found else {
+                return error(StatusCode::NOT_FOUND, format!("no open alert {alert}"));
+            };
+            match store.repair_from_alert(&a, date).await {
+                Ok((serial, state)) => event_result(&serial, Ok(state)),
+                Err(e) => event_result(&a.ip.to_string(), Err(e)),
+            }
+        }
+    }
+}
+
+async fn api_attach_board_report(
+    State(c): State<Arc<Collector>>,
+    Path(serial): Path<String>,
+    body: String,
+) -> Response {
+    let Some(store) = &c.store else {
+        return no_database();
+    };
+    if serde_json::from_str::<serde_json::Value>(&body).is_err() {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "the body must be a `hashforge board test --json` report",
+        );
+    }
+    match store.attach_board_report(&serial, "api", &body).await {
+        Ok(()) => (StatusCode::CREATED, Json(json!({"board_serial": serial}))).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
+async fn api_board_reports(
+    State(c): State<Arc<Collector>>,
+    Path(serial): Path<String>,
+) -> Response {
+    let Some(store) = &c.store else {
+        return no_database();
+    };
+    match store.board_reports(&serial).await {
+        Ok(list) => {
+            let reports: Vec<serde_json::Value> = list
+                .into_iter()
+                .map(|(at, place, report)| {
+                    json!({
+                        "at_unix": at,
+                        "place": place,
+                        "report": serde_json::from_str::<serde_json::Value>(&report).unwrap_or_default(),
+                    })
+                })
+                .collect();
+            Json(json!({"board_serial": serial, "reports": reports})).into_response()
+        }
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
 }

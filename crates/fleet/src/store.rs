@@ -29,14 +29,24 @@ use crate::state::{BoardHour, HourRow, Miner};
 pub const FLEET: Schema = Schema {
     name: "fleet",
     table: "fleet_schema_migrations",
-    migrations: &[Migration {
-        version: 1,
-        name: "0001_fleet",
-        sql: Sql::PerDatabase {
-            sqlite: include_str!("../migrations/0001_fleet.sqlite.sql"),
-            postgres: include_str!("../migrations/0001_fleet.postgres.sql"),
+    migrations: &[
+        Migration {
+            version: 1,
+            name: "0001_fleet",
+            sql: Sql::PerDatabase {
+                sqlite: include_str!("../migrations/0001_fleet.sqlite.sql"),
+                postgres: include_str!("../migrations/0001_fleet.postgres.sql"),
+            },
         },
-    }],
+        Migration {
+            version: 2,
+            name: "0002_assets",
+            sql: Sql::PerDatabase {
+                sqlite: include_str!("../migrations/0002_assets.sqlite.sql"),
+                postgres: include_str!("../migrations/0002_assets.postgres.sql"),
+            },
+        },
+    ],
 };
 
 /// Rows per statement.
@@ -209,6 +219,11 @@ impl Store {
 
     pub fn dialect(&self) -> Dialect {
         self.dialect
+    }
+
+    /// The connection pool, for the asset register's statements (`assets::db`).
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
     }
 
     /// Writes one cycle in one transaction; returns the ids of `w.miners`, in order.
@@ -779,7 +794,8 @@ fn hour_of(r: &sqlx::any::AnyRow) -> Result<(i64, HourRow), StoreError> {
     ))
 }
 
-fn kind_name(k: AlertKind) -> String {
+/// An alert kind's JSON name (`bad_chips`).
+pub(crate) fn kind_name(k: AlertKind) -> String {
     serde_json::to_value(k)
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
