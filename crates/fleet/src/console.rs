@@ -6,6 +6,8 @@
 //!   `/miner/{ip}` one miner (boards, chip map, temperatures, fans, pools, history),
 //!   `/alerts` open and recent alerts, security first.
 //! - `/api/fleet`, `/api/miners`, `/api/miners/{ip}`, `/api/alerts`, `/metrics`.
+//! - `/register` the asset register (matched and unordered miners), `/register/{name}` each
+//!   report with its chart, table and CSV/JSON links.
 //! - The asset register (with a database): `/api/assets/reports/{name}` (a report as
 //!   JSON, `?format=csv` its table as CSV; `at`, `hashprice`, `energy`, `storage_rate`,
 //!   `growth` as query parameters), `POST /api/assets/events` (one event; 201 with the new
@@ -66,6 +68,8 @@ pub fn router(collector: Arc<Collector>) -> Router {
         .route("/api/miners/{ip}", get(api_miner))
         .route("/api/alerts", get(api_alerts))
         .route("/metrics", get(metrics))
+        .route("/register", get(register_page))
+        .route("/register/{name}", get(report_page))
         .route("/api/assets/reports/{name}", get(api_report))
         .route("/api/assets/events", axum::routing::post(api_post_event))
         .route("/api/assets/{serial}/events", get(api_asset_events))
@@ -123,7 +127,7 @@ fn page(title: &str, body: &str) -> Html<String> {
     Html(format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"30\">\
 <title>{t} · hashforge fleet</title><style>{STYLE}</style></head><body><header><b>hashforge fleet</b>\
-<a href=\"/\">Overview</a><a href=\"/miners\">Miners</a><a href=\"/alerts\">Alerts</a></header><main>{body}</main></body></html>",
+<a href=\"/\">Overview</a><a href=\"/miners\">Miners</a><a href=\"/alerts\">Alerts</a><a href=\"/register\">Register</a></header><main>{body}</main></body></html>",
         t = esc(title)
     ))
 }
@@ -1102,4 +1106,254 @@ async fn api_board_reports(
         }
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
     }
+}
+
+/// Which column each report's chart draws: (label column, value column, what the bars mean).
+const REPORT_CHARTS: [(&str, &str, &str, &str); 5] = [
+    (
+        "customs",
+        "shipment",
+        "total",
+        "cost of each shipment's holds (storage and delay)",
+    ),
+    (
+        "tariffs",
+        "origin",
+        "landed/unit",
+        "landed cost per machine by origin",
+    ),
+    ("repairs", "key", "median d", "median days out of service"),
+    (
+        "vendors",
+        "maker",
+        "units %",
+        "share of the fleet's units by maker",
+    ),
+    (
+        "economics",
+        "model",
+        "margin/day",
+        "margin per day by model",
+    ),
+];
+
+/// A number as a report cell prints it (`$1,234.50`, `12.5%`, `42`), if it is one.
+fn cell_number(cell: &str) -> Option<f64> {
+    let s: String = cell
+        .chars()
+        .filter(|c| !matches!(c, '$' | ',' | '%' | ' '))
+        .collect();
+    s.parse::<f64>().ok().filter(|x| x.is_finite())
+}
+
+/// Horizontal bars of `(label, value)`, each with its value written beside it.
+fn bars(rows: &[(String, f64, String)], w: u32) -> String {
+    if rows.is_empty() {
+        return String::new();
+    }
+    let max = rows.iter().map(|r| r.1.abs()).fold(0.0, f64::max).max(1e-9);
+    let (left, right, step) = (170.0, 110.0, 22.0);
+    let pw = f64::from(w) - left - right;
+    let h = (rows.len() as f64 * step + 10.0) as u32;
+    let mut s = format!("<svg width=\"{w}\" height=\"{h}\" role=\"img\">");
+    for (i, (label, v, text)) in rows.iter().enumerate() {
+        let y = 5.0 + i as f64 * step;
+        let len = v.abs() / max * pw;
+        let colour = if *v < 0.0 { "#d93636" } else { "#1f5fbf" };
+        let _ = write!(
+            s,
+            "<text x=\"{}\" y=\"{:.1}\" font-size=\"12\" text-anchor=\"end\" fill=\"#1d2330\">{}</text>\
+<rect x=\"{left}\" y=\"{y:.1}\" width=\"{len:.1}\" height=\"{:.1}\" fill=\"{colour}\" rx=\"2\"/>\
+<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"12\" fill=\"#667\">{}</text>",
+            left - 6.0,
+            y + 13.0,
+            esc(label),
+            step - 6.0,
+            left + len + 6.0,
+            y + 13.0,
+            esc(text)
+        );
+    }
+    s.push_str("</svg>");
+    s
+}
+
+fn table_html(t: &crate::reports::Table) -> String {
+    let mut b = String::new();
+    if !t.title.is_empty() {
+        let _ = write!(b, "<h2>{}</h2>", esc(&t.title));
+    }
+    b.push_str("<table><tr>");
+    for h in &t.headers {
+        let _ = write!(b, "<th>{}</th>", esc(h));
+    }
+    b.push_str("</tr>");
+    for r in &t.rows {
+        b.push_str("<tr>");
+        for c in r {
+            let class = if cell_number(c).is_some() {
+                ""
+            } else {
+                " class=\"t\""
+            };
+            let _ = write!(b, "<td{class}>{}</td>", esc(c));
+        }
+        b.push_str("</tr>");
+    }
+    b.push_str("</table>");
+    for n in &t.notes {
+        let _ = write!(b, "<p>{}</p>", esc(n));
+    }
+    b
+}
+
+fn register_nav(current: &str) -> String {
+    let mut b = String::from("<p class=\"pager\">");
+    for name in crate::reports::NAMES {
+        if name == current {
+            let _ = write!(b, "<b>{name}</b> ");
+        } else {
+            let _ = write!(b, "<a href=\"/register/{name}\">{name}</a> ");
+        }
+    }
+    b.push_str("</p>");
+    b
+}
+
+/// `/register`: the asset register at a glance: its reports, and the polled miners it
+/// knows or does not.
+async fn register_page(State(c): State<Arc<Collector>>) -> Response {
+    let Some(store) = &c.store else {
+        return page("Register", "<p>This console has no database: start it with <code>--database URL</code> to keep an asset register.</p>").into_response();
+    };
+    let mut b = String::from("<h1>Asset register</h1>");
+    b.push_str(&register_nav(""));
+    match store.match_miners().await {
+        Ok(m) => {
+            let _ = write!(
+                b,
+                "<div class=\"cards\"><div class=\"card\"><div class=\"v\">{}</div><div class=\"l\">polled miners in the register</div></div>\
+<div class=\"card\"><div class=\"v {}\">{}</div><div class=\"l\">polled miners nobody ordered</div></div></div>",
+                m.matched.len(),
+                if m.unordered.is_empty() { "ok" } else { "warn" },
+                m.unordered.len()
+            );
+            if !m.unordered.is_empty() {
+                b.push_str("<h2>Miners nobody ordered</h2><table><tr><th>site</th><th>address</th><th>make</th><th>model</th><th>serial</th><th>MAC</th></tr>");
+                for p in m.unordered.iter().take(200) {
+                    let v = serde_json::to_value(p).unwrap_or_default();
+                    let f = |k: &str| esc(v.get(k).and_then(|x| x.as_str()).unwrap_or("–"));
+                    let _ = write!(
+                        b,
+                        "<tr><td class=\"t\">{}</td><td class=\"t\">{}</td><td class=\"t\">{}</td><td class=\"t\">{}</td><td class=\"t\">{}</td><td class=\"t\">{}</td></tr>",
+                        f("site"), f("ip"), f("make"), f("model"), f("serial"), f("mac")
+                    );
+                }
+                b.push_str("</table>");
+            }
+        }
+        Err(e) => {
+            let _ = write!(b, "<p class=\"bad\">{}</p>", esc(&e.to_string()));
+        }
+    }
+    b.push_str("<p>Import machines and their events with <code>hashforge fleet import --assets FILE --events FILE --database URL</code>.</p>");
+    page("Register", &b).into_response()
+}
+
+/// `/register/{name}`: one report, its chart and its table, with the day and prices as a
+/// form, and the same numbers as CSV or JSON.
+async fn report_page(
+    State(c): State<Arc<Collector>>,
+    Path(name): Path<String>,
+    Query(q): Query<ReportQuery>,
+    raw: axum::extract::RawQuery,
+) -> Response {
+    let Some(store) = &c.store else {
+        return register_page(State(c.clone())).await;
+    };
+    if !crate::reports::NAMES.contains(&name.as_str()) {
+        return (
+            StatusCode::NOT_FOUND,
+            page("No such report", &register_nav("")),
+        )
+            .into_response();
+    }
+    let mut b = format!("<h1>{}</h1>", esc(&name));
+    b.push_str(&register_nav(&name));
+    let v = |x: &Option<String>| esc(x.as_deref().unwrap_or(""));
+    let _ = write!(
+        b,
+        "<form method=\"get\">as of <input name=\"at\" placeholder=\"YYYY-MM-DD\" value=\"{}\" size=\"10\"> \
+hashprice $/PH/day <input name=\"hashprice\" value=\"{}\" size=\"6\"> energy $/kWh <input name=\"energy\" value=\"{}\" size=\"6\"> \
+storage $/unit/day <input name=\"storage_rate\" value=\"{}\" size=\"6\"> <button>show</button></form>",
+        v(&q.at), v(&q.hashprice), v(&q.energy), v(&q.storage_rate)
+    );
+    let params = match q.params() {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = write!(b, "<p class=\"bad\">{}</p>", esc(&e));
+            return (StatusCode::UNPROCESSABLE_ENTITY, page(&name, &b)).into_response();
+        }
+    };
+    let register = match store.register_with(crate::reports::parts(&name)).await {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = write!(b, "<p class=\"bad\">{}</p>", esc(&e.to_string()));
+            return (StatusCode::INTERNAL_SERVER_ERROR, page(&name, &b)).into_response();
+        }
+    };
+    let Some((value, table)) = crate::reports::by_name(&name, &register, &params) else {
+        return (StatusCode::NOT_FOUND, page(&name, &b)).into_response();
+    };
+    let query = raw.0.unwrap_or_default();
+    let sep = if query.is_empty() { "" } else { "&" };
+    let _ = write!(
+        b,
+        "<p><a href=\"/api/assets/reports/{name}?{query}{sep}format=csv\">CSV</a> · <a href=\"/api/assets/reports/{name}?{query}\">JSON</a></p>",
+        query = esc(&query)
+    );
+    if name == "leadtimes" {
+        // Where the days went: each stage's mean days and share of the whole.
+        let rows: Vec<(String, f64, String)> = value
+            .get("where_the_days_went")
+            .and_then(|w| w.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|s| {
+                let days = s.get("mean_days")?.as_f64()?;
+                let share = s.get("share_pct")?.as_f64()?;
+                Some((
+                    s.get("stage")?.as_str()?.to_owned(),
+                    days,
+                    format!("{days:.1} d ({share:.1}%)"),
+                ))
+            })
+            .collect();
+        if !rows.is_empty() {
+            let _ = write!(
+                b,
+                "<h2>where the days went (mean days per stage)</h2>{}",
+                bars(&rows, 900)
+            );
+        }
+    }
+    if let Some((_, label, column, meaning)) = REPORT_CHARTS.iter().find(|r| r.0 == name) {
+        let col = |h: &str| table.headers.iter().position(|x| x == h);
+        if let (Some(l), Some(vi)) = (col(label), col(column)) {
+            let rows: Vec<(String, f64, String)> = table
+                .rows
+                .iter()
+                .filter_map(|r| {
+                    let text = r.get(vi)?;
+                    Some((r.get(l)?.clone(), cell_number(text)?, text.clone()))
+                })
+                .take(24)
+                .collect();
+            if !rows.is_empty() {
+                let _ = write!(b, "<h2>{}</h2>{}", esc(meaning), bars(&rows, 900));
+            }
+        }
+    }
+    b.push_str(&table_html(&table));
+    page(&name, &b).into_response()
 }

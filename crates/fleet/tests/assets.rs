@@ -3,6 +3,8 @@
 //! state, and the "done when" case: 200 machines held by customs for five months at
 //! a storage rate, whose storage and cost of delay `report customs --json` gives.
 
+mod common;
+
 use hashforge_fleet::assets::db::ImportFailure;
 use hashforge_fleet::assets::{parse_assets, parse_events, synthetic, EventSpec};
 use hashforge_fleet::date::Date;
@@ -390,6 +392,29 @@ async fn the_api_records_events_and_serves_reports(url: &str) {
     assert!(body.contains("SHP-7,classification,1,1,10"), "{body}");
     let (code, _) = http(addr, "GET", "/api/assets/reports/nonsense", "").await;
     assert_eq!(code, 404);
+    // The same report as a console page: its chart, its table, links to CSV and JSON.
+    let (code, body) = http(
+        addr,
+        "GET",
+        "/register/customs?at=2025-09-11&hashprice=50",
+        "",
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    for needle in ["<svg", "SHP-7", "$30.00", "$117.00", "format=csv"] {
+        assert!(body.contains(needle), "{needle} in {body}");
+    }
+    let (code, _) = http(addr, "GET", "/register/nonsense", "").await;
+    assert_eq!(code, 404);
+    let (code, body) = http(addr, "GET", "/register/customs?at=yesterday", "").await;
+    assert_eq!(code, 422, "{body}");
+    let (code, body) = http(addr, "GET", "/register", "").await;
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("polled miners nobody ordered"), "{body}");
+    if let Some(dom) = common::chromium_dom(addr, "/register/customs?at=2025-09-11&hashprice=50") {
+        assert!(dom.contains("<rect"), "the chart's bars render: {dom}");
+        assert!(dom.contains("$117.00"), "{dom}");
+    }
     let (code, _) = http(addr, "GET", "/api/assets/reports/customs?at=yesterday", "").await;
     assert_eq!(code, 422);
     // A repair ticket by hand needs a deployed machine: refused while it is held.

@@ -2,8 +2,9 @@
 //! injected into the simulation coming back as alerts that name the board and position,
 //! the security checks, the console's pages; and miners that misbehave on the wire.
 
+mod common;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -259,40 +260,10 @@ async fn webhook() -> (String, Posted) {
 /// The pages in a real browser (headless Chromium, Debian's package): they render, and the
 /// numbers the browser shows are the collector's.
 fn browser_check(addr: SocketAddr, chip_miner: IpAddr) {
-    let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false");
-    let found = Command::new("chromium")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        assert!(!ci, "chromium is missing; .ci/run installs it");
-        eprintln!("SKIPPED: no chromium for the browser check");
+    let Some(_) = common::chromium_dom(addr, "/") else {
         return;
-    }
-    let dump = |path: &str| {
-        let profile =
-            std::env::temp_dir().join(format!("hf-fleet-chromium-{}", std::process::id()));
-        let out = Command::new("chromium")
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-            ])
-            .args([
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ])
-            .arg(format!("--user-data-dir={}", profile.display()))
-            .args(["--dump-dom", &format!("http://{addr}{path}")])
-            .output()
-            .expect("run chromium");
-        String::from_utf8_lossy(&out.stdout).to_string()
     };
+    let dump = |path: &str| common::chromium_dom(addr, path).unwrap_or_default();
     let overview = dump("/");
     assert!(
         overview.contains("200</div><div class=\"l\">miners known"),
