@@ -1337,21 +1337,31 @@ storage $/unit/day <input name=\"storage_rate\" value=\"{}\" size=\"6\"> <button
             );
         }
     }
-    if let Some((_, label, column, meaning)) = REPORT_CHARTS.iter().find(|r| r.0 == name) {
+    // The first of the report's chart columns that has numbers (customs: the total needs a
+    // hashprice; without one, storage alone), one bar per row but the totals.
+    for (_, label, column, meaning) in REPORT_CHARTS.iter().filter(|r| r.0 == name) {
         let col = |h: &str| table.headers.iter().position(|x| x == h);
-        if let (Some(l), Some(vi)) = (col(label), col(column)) {
-            let rows: Vec<(String, f64, String)> = table
-                .rows
-                .iter()
-                .filter_map(|r| {
-                    let text = r.get(vi)?;
-                    Some((r.get(l)?.clone(), cell_number(text)?, text.clone()))
-                })
-                .take(24)
-                .collect();
-            if !rows.is_empty() {
-                let _ = write!(b, "<h2>{}</h2>{}", esc(meaning), bars(&rows, 900));
-            }
+        let (Some(l), Some(vi)) = (col(label), col(column)) else {
+            continue;
+        };
+        let unit = if column.ends_with('%') { "%" } else { "" };
+        let rows: Vec<(String, f64, String)> = table
+            .rows
+            .iter()
+            .filter(|r| r.get(l).is_some_and(|x| !x.eq_ignore_ascii_case("total")))
+            .filter_map(|r| {
+                let text = r.get(vi)?;
+                Some((
+                    r.get(l)?.clone(),
+                    cell_number(text)?,
+                    format!("{text}{unit}"),
+                ))
+            })
+            .take(24)
+            .collect();
+        if !rows.is_empty() {
+            let _ = write!(b, "<h2>{}</h2>{}", esc(meaning), bars(&rows, 900));
+            break;
         }
     }
     b.push_str(&table_html(&table));
