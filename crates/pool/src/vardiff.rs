@@ -82,7 +82,7 @@ impl Vardiff {
         Some(d)
     }
 
-    /// Counts an accepted share; may retarget early when shares come far too fast.
+    /// Counts an accepted share; may retarget early when shares come too fast.
     pub fn on_share(&mut self, now: Instant) -> Option<f64> {
         self.shares += 1;
         // A rate is judged over a second at least: inside one, a handful of shares is a burst
@@ -92,7 +92,13 @@ impl Vardiff {
             .as_secs_f64()
             .max(MIN_RATE_SPAN_SECS);
         let per_minute = f64::from(self.shares) * 60.0 / elapsed;
-        if self.shares >= 8 && per_minute > 4.0 * self.config.shares_per_minute {
+        // Far too fast on a few shares, or clearly too fast (over 2x, the band `retarget`
+        // leaves alone) on enough shares that noise cannot fake it: P(24 or more | 10
+        // expected) is about 1e-4. Either way the miner need not wait out a whole period.
+        let target = self.config.shares_per_minute;
+        if (self.shares >= 8 && per_minute > 4.0 * target)
+            || (self.shares >= 24 && per_minute > 2.0 * target)
+        {
             return self.retarget(per_minute, now);
         }
         None
@@ -158,6 +164,24 @@ mod tests {
         }
         // 8 shares in 0.24 s would be 2,000/min (256x); over a second they are 480/min: 64.
         assert_eq!(changed, Some(64.0));
+    }
+
+    #[test]
+    fn a_steady_rate_over_twice_the_target_retargets_before_the_period_ends() {
+        let t0 = Instant::now();
+        let mut v = Vardiff::new(VardiffConfig::default(), 1.0, t0);
+        // 25 shares a minute (2.5x the target of 10): below the 4x early rule, so only the
+        // 24-share rule can move it, at the 24th share (57.6 s), not at the 60 s tick.
+        for i in 1..=23 {
+            assert_eq!(v.on_share(t0 + Duration::from_millis(2400 * i)), None);
+        }
+        assert_eq!(v.on_share(t0 + Duration::from_millis(2400 * 24)), Some(2.0));
+        // 1.8x the target is inside the band: 24 shares and more change nothing.
+        let t1 = t0 + Duration::from_millis(2400 * 24);
+        let mut v = Vardiff::new(VardiffConfig::default(), 1.0, t1);
+        for i in 1..=30 {
+            assert_eq!(v.on_share(t1 + Duration::from_millis(3333 * i)), None);
+        }
     }
 
     #[test]
