@@ -175,7 +175,7 @@ fn up_mines_regtest_blocks_and_its_numbers_agree() {
             ),
             (
                 miner_page,
-                ["MH/s", "0.00", "every accepted share is a block"],
+                ["MH/s", "0.0", "every accepted share is a block"],
             ),
         ] {
             for w in want {
