@@ -14,39 +14,11 @@ use hashforge_fleet::money::Usd;
 use hashforge_fleet::reports::{self, Params};
 use hashforge_fleet::store::Store;
 use hashforge_fleet::tariffs::Schedule;
-use hashforge_store::testing::{postgres_enabled, TestDb};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-macro_rules! both_databases {
-    ($($check:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $check() {
-                    let db = hashforge_store::testing::TestDb::sqlite(stringify!($check), "fleet.db");
-                    super::$check(&db.url).await;
-                    db.remove().await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $check() {
-                    if !super::postgres_enabled() {
-                        return;
-                    }
-                    let db = super::TestDb::postgres(stringify!($check)).await;
-                    super::$check(&db.url).await;
-                    db.remove().await;
-                }
-            )*
-        }
-    };
-}
-
-both_databases!(
+hashforge_store::both_databases!(
+    "fleet.db";
     two_hundred_machines_held_five_months,
     a_bad_file_imports_nothing,
     events_follow_the_lifecycle_across_imports,

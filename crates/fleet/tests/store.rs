@@ -15,37 +15,9 @@ use hashforge_fleet::range::Ranges;
 use hashforge_fleet::sim::{FleetSpec, Kind, Ports, SimFault, SimFleet, Simulator};
 use hashforge_fleet::state::{Miner, Sample};
 use hashforge_fleet::store::{readings_batch, CycleWrite, MinerRow, RowRef, Store};
-use hashforge_store::testing::{postgres_enabled, TestDb};
 
-macro_rules! both_databases {
-    ($($check:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $check() {
-                    let db = hashforge_store::testing::TestDb::sqlite(stringify!($check), "fleet.db");
-                    super::$check(&db.url, 0).await;
-                    db.remove().await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $check() {
-                    if !super::postgres_enabled() {
-                        return;
-                    }
-                    let db = super::TestDb::postgres(stringify!($check)).await;
-                    super::$check(&db.url, 1).await;
-                    db.remove().await;
-                }
-            )*
-        }
-    };
-}
-
-both_databases!(
+hashforge_store::both_databases!(
+    "fleet.db";
     two_sites_write_one_database_and_one_console_reads_both,
     hours_are_rolled_up_written_and_read_back,
     a_machine_keeps_its_row_across_identity_and_address_changes,
@@ -75,7 +47,8 @@ async fn collector(url: &str, site: &str, ports: Ports) -> Arc<Collector> {
 
 /// `variant` keeps the SQLite and PostgreSQL runs of a test on addresses and ports of their
 /// own, so they can run at once.
-async fn two_sites_write_one_database_and_one_console_reads_both(url: &str, variant: u8) {
+async fn two_sites_write_one_database_and_one_console_reads_both(url: &str) {
+    let variant = u8::from(url.starts_with("postgres"));
     // Each site's simulator on ports of its own (one listener per port serves a fleet).
     let ports = |site: u16| Ports {
         cgminer: 25028 + 100 * site + u16::from(variant),
@@ -223,7 +196,7 @@ fn identified(ip: &str) -> Identified {
     }
 }
 
-async fn hours_are_rolled_up_written_and_read_back(url: &str, _: u8) {
+async fn hours_are_rolled_up_written_and_read_back(url: &str) {
     let store = Store::open(url, "a").await.unwrap();
     let mut m = Miner::new(&identified("10.0.0.5"), "a", 0);
     m.serial = Some("SN1".into());
@@ -282,7 +255,7 @@ async fn hours_are_rolled_up_written_and_read_back(url: &str, _: u8) {
     store.close().await;
 }
 
-async fn a_machine_keeps_its_row_across_identity_and_address_changes(url: &str, _: u8) {
+async fn a_machine_keeps_its_row_across_identity_and_address_changes(url: &str) {
     let store = Store::open(url, "a").await.unwrap();
     let write_one = |m: &Miner| {
         let row = MinerRow::of(m);
@@ -326,7 +299,7 @@ async fn a_machine_keeps_its_row_across_identity_and_address_changes(url: &str, 
     store.close().await;
 }
 
-async fn two_machines_claiming_one_serial_keep_a_row_each(url: &str, _: u8) {
+async fn two_machines_claiming_one_serial_keep_a_row_each(url: &str) {
     let store = Store::open(url, "a").await.unwrap();
     let c = Collector::with_store(
         CollectorConfig {

@@ -20,36 +20,8 @@ use sqlx::{Connection, Executor, Row};
 /// Set in the SIGKILL test's child process: the database URL it writes to.
 const CHILD_ENV: &str = "HASHFORGE_LEDGER_SIGKILL_CHILD";
 
-/// Runs one check against SQLite and one against PostgreSQL.
-macro_rules! both_databases {
-    ($($check:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $check() {
-                    let db = super::TestDb::sqlite(stringify!($check), "pool.db");
-                    super::$check(&db.url).await;
-                    db.remove().await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $check() {
-                    if !super::postgres_enabled() {
-                        return;
-                    }
-                    let db = super::TestDb::postgres(stringify!($check)).await;
-                    super::$check(&db.url).await;
-                    db.remove().await;
-                }
-            )*
-        }
-    };
-}
-
-both_databases!(
+hashforge_store::both_databases!(
+    "pool.db";
     shares_and_blocks_read_back,
     concurrent_shares_are_batched_and_counted_once,
     duplicates_count_once,

@@ -102,3 +102,36 @@ pub fn postgres_enabled() -> bool {
     eprintln!("skipping: set {POSTGRES_ENV}=postgres://... to run the PostgreSQL tests");
     false
 }
+
+/// Runs each `async fn check(url: &str)` of the calling test file twice: in `mod sqlite`
+/// against a fresh SQLite file named `$file`, and in `mod postgres` against a fresh schema of
+/// the test PostgreSQL ([`postgres_enabled`] decides whether that one runs). The caller
+/// depends on tokio with its test macro.
+#[macro_export]
+macro_rules! both_databases {
+    ($file:literal; $($check:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $check() {
+                    let db = $crate::testing::TestDb::sqlite(stringify!($check), $file);
+                    super::$check(&db.url).await;
+                    db.remove().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $check() {
+                    if !$crate::testing::postgres_enabled() {
+                        return;
+                    }
+                    let db = $crate::testing::TestDb::postgres(stringify!($check)).await;
+                    super::$check(&db.url).await;
+                    db.remove().await;
+                }
+            )*
+        }
+    };
+}
