@@ -62,7 +62,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // The environment is outside input too: a backend name that is wrong stops here, named,
     // instead of every scanner quietly falling back to the fastest one.
-    if let Err(e) = hashforge_sha256d::Scanner::from_env() {
+    if let Err(e) = hashforge_sha256d::Scanner::forced() {
         eprintln!("error: {}: {e}", hashforge_sha256d::BACKEND_ENV);
         return ExitCode::FAILURE;
     }

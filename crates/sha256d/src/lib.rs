@@ -186,9 +186,15 @@ impl Scanner {
     /// The backend named by `HASHFORGE_SHA256D_BACKEND` when it is set, else the fastest.
     /// A forced backend the CPU lacks is an error, not a silent fallback.
     pub fn from_env() -> Result<Scanner, BackendError> {
+        Ok(Scanner::forced()?.unwrap_or_else(Scanner::fastest))
+    }
+
+    /// The backend `HASHFORGE_SHA256D_BACKEND` forces, if it names one: checking the
+    /// variable costs no calibration.
+    pub fn forced() -> Result<Option<Scanner>, BackendError> {
         match std::env::var(BACKEND_ENV) {
-            Ok(name) if !name.trim().is_empty() => Scanner::new(name.parse()?),
-            _ => Ok(Scanner::fastest()),
+            Ok(name) if !name.trim().is_empty() => Scanner::new(name.parse()?).map(Some),
+            _ => Ok(None),
         }
     }
 
