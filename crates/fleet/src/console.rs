@@ -203,6 +203,9 @@ struct Group {
     /// Power over hash rate of the members that report both.
     #[serde(skip)]
     metered: (f64, f64),
+    /// Online members that report their power (none: the power is unknown, not 0 W).
+    #[serde(skip)]
+    reporting_power: usize,
 }
 
 fn overview_of(c: &Collector) -> (Overview, Vec<(u64, f64)>) {
@@ -236,6 +239,7 @@ fn overview_of(c: &Collector) -> (Overview, Vec<(u64, f64)>) {
                 if let Some(p) = m.power_w {
                     g.metered.0 += f64::from(p);
                     g.metered.1 += f64::from(m.hashrate_ths);
+                    g.reporting_power += 1;
                 }
             }
         }
@@ -366,7 +370,7 @@ async fn overview(State(c): State<Arc<Collector>>) -> Html<String> {
                 g.miners,
                 g.online,
                 ths(g.hashrate_ths),
-                watts(g.power_w),
+                if g.reporting_power > 0 { watts(g.power_w) } else { "–".into() },
                 jth(g.metered.0, g.metered.1)
             );
         }
