@@ -35,6 +35,14 @@ pub enum AlertKind {
 }
 
 impl AlertKind {
+    /// A chip or a board that died: on a deployed machine of the register, a repair ticket.
+    pub fn opens_repair(self) -> bool {
+        matches!(
+            self,
+            AlertKind::BadChips | AlertKind::MissingChips | AlertKind::BoardGone
+        )
+    }
+
     pub fn security(self) -> bool {
         matches!(
             self,

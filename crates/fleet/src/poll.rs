@@ -76,6 +76,9 @@ pub struct CycleReport {
     /// Writing the cycle to the database (after the reads).
     pub store_secs: f64,
     pub store_error: Option<String>,
+    /// Repair tickets opened from this cycle's chip and board alerts (machines in the
+    /// register, deployed).
+    pub repairs_opened: usize,
 }
 
 /// Closed hours (by miner address) and alert changes not yet in the database.
@@ -362,11 +365,14 @@ impl Collector {
                 .unwrap_or_else(|e| e.into_inner())
                 .as_ref()
                 .map_or(0.0, |r| r.store_secs);
-            if let Err(e) = self.persist(hours, &written).await {
-                tracing::warn!(
-                    "fleet database: {e}; the cycle's history is written with the next one"
-                );
-                report.store_error = Some(e.to_string());
+            match self.persist(hours, &written).await {
+                Ok(repairs) => report.repairs_opened = repairs,
+                Err(e) => {
+                    tracing::warn!(
+                        "fleet database: {e}; the cycle's history is written with the next one"
+                    );
+                    report.store_error = Some(e.to_string());
+                }
             }
             report.store_secs = t.elapsed().as_secs_f64();
         }
@@ -374,15 +380,42 @@ impl Collector {
         report
     }
 
+    /// Opens a repair ticket for each alert of a chip or a board that died, on a machine the
+    /// register knows and has deployed (a `failed` event naming the board and the chips);
+    /// returns how many opened. A miner nobody ordered, or a machine already failed or in
+    /// repair, gets none: the alert itself still stands.
+    async fn open_repairs(&self, alerts: &[Alert]) -> usize {
+        let Some(store) = &self.store else {
+            return 0;
+        };
+        let today = crate::date::Date::today();
+        let mut opened = 0;
+        for a in alerts {
+            match store.repair_from_alert(a, today).await {
+                Ok((serial, _)) => {
+                    opened += 1;
+                    tracing::info!(ip = %a.ip, serial, "repair ticket opened: {}", a.evidence);
+                }
+                Err(crate::assets::db::EventError::Store(e)) => {
+                    tracing::warn!(ip = %a.ip, "repair ticket not opened: {e}");
+                }
+                Err(e) => tracing::debug!(ip = %a.ip, "no repair ticket: {e}"),
+            }
+        }
+        opened
+    }
+
     /// Writes the cycle: new or changed miners, every reading, the hours that closed, the
     /// alerts that opened or closed. What a failed write held is kept for the next one.
+    /// Once the alerts are in, those of a chip or a board that died open repair tickets;
+    /// returns how many did.
     pub async fn persist(
         &self,
         hours: Vec<(IpAddr, HourRow)>,
         report: &CycleReport,
-    ) -> Result<(), hashforge_store::StoreError> {
+    ) -> Result<usize, hashforge_store::StoreError> {
         let Some(store) = &self.store else {
-            return Ok(());
+            return Ok(0);
         };
         let (mut hours_due, mut alerts_due) =
             std::mem::take(&mut *self.unwritten.lock().unwrap_or_else(|e| e.into_inner()));
@@ -443,6 +476,11 @@ impl Collector {
             }
         }
         drop(write);
+        let tickets: Vec<Alert> = alerts_due
+            .into_iter()
+            .filter(|a| a.end.is_none() && a.kind.opens_repair())
+            .collect();
+        let repairs = self.open_repairs(&tickets).await;
         // The readings, a batch at a time: each serialized under the lock, written without it.
         let total = self.inventory().miners.len();
         for start in (0..total).step_by(crate::store::BATCH) {
@@ -460,7 +498,7 @@ impl Collector {
                 store.write_readings(&batch).await?;
             }
         }
-        Ok(())
+        Ok(repairs)
     }
 
     fn tally(

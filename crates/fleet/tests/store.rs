@@ -86,17 +86,53 @@ async fn two_sites_write_one_database_and_one_console_reads_both(url: &str) {
         .find(|i| sims[0].fleet.kind(*i) != Kind::Bitaxe)
         .unwrap();
     let dying_ip = IpAddr::V4(sims[0].fleet.address(dying));
+    // The machine is in the register, deployed: its chip alert will open a repair ticket.
+    let serial = north
+        .inventory()
+        .get(dying_ip)
+        .unwrap()
+        .serial
+        .clone()
+        .unwrap();
+    let register = north.store.as_ref().unwrap();
+    let assets = format!(
+        "serial,maker,model,nameplate_ths,nameplate_w,origin,hts_code,price_usd,order_id,ordered_on\n\
+         {serial},Bitmain,S21 Pro,234,3510,US,8543.70.99,4200,PO-1,2025-01-01\n"
+    );
+    let events = format!(
+        "serial,event,date,place,shipment,reason,fee_usd_per_unit_day,note\n\
+         {serial},produced,2025-01-10,,,,,\n{serial},shipped,2025-01-12,,,,,\n\
+         {serial},delivered,2025-01-20,,,,,\n{serial},deployed,2025-01-21,north/R1,,,,\n"
+    );
+    let schedule = hashforge_fleet::tariffs::Schedule::builtin();
+    register
+        .import_assets(&hashforge_fleet::assets::parse_assets(&assets, &schedule).unwrap())
+        .await
+        .unwrap();
+    register
+        .import_events(&hashforge_fleet::assets::parse_events(&events).unwrap())
+        .await
+        .unwrap();
     let t = sims[0].elapsed();
     sims[0]
         .fleet
         .inject(dying, t, SimFault::ChipDies { board: 2, chip: 7 });
+    let mut repairs = 0;
     for _ in 0..2 {
         for c in [&north, &south] {
             let r = c.poll_cycle().await;
             assert_eq!((r.answered, r.missed), (20, 0));
             assert_eq!(r.store_error, None);
+            repairs += r.repairs_opened;
         }
     }
+    assert_eq!(repairs, 1, "the dead chip's ticket, and no other");
+    let reg = register.register().await.unwrap();
+    let ticket = &reg.repairs[0];
+    assert_eq!(
+        (ticket.fault.as_str(), ticket.board, ticket.chips.as_deref()),
+        ("bad_chips", Some(2), Some("7"))
+    );
     let chip_alert = |c: &Collector| {
         c.alerts()
             .open_for(dying_ip)
@@ -147,7 +183,7 @@ async fn two_sites_write_one_database_and_one_console_reads_both(url: &str) {
     assert_eq!(restarted.inventory().miners.len(), 20);
     assert_eq!(chip_alert(&restarted).map(|a| a.0), Some(alert_id));
     let r = restarted.poll_cycle().await;
-    assert_eq!((r.answered, r.alerts_opened), (20, 0));
+    assert_eq!((r.answered, r.alerts_opened, r.repairs_opened), (20, 0, 0));
     assert_eq!(chip_alert(&restarted).map(|a| a.0), Some(alert_id));
     // The south site's power goes: its miners are offline, in the database too; it comes
     // back: the alerts close, with their end written.
