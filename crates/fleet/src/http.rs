@@ -23,7 +23,12 @@ pub struct Head {
     /// The request target as sent, query included (what a digest signs).
     pub path: String,
     pub authorization: Option<String>,
+    /// The body, by `Content-Length` (at most [`MAX_REQUEST_BODY`]); empty without one.
+    pub body: Vec<u8>,
 }
+
+/// The largest request body a server here reads (a POSTed configuration).
+pub const MAX_REQUEST_BODY: usize = 64 * 1024;
 
 /// Reads a request head; `None` for a connection that closed, went quiet or sent garbage.
 pub async fn read_head(stream: &mut TcpStream, timeout: Duration) -> std::io::Result<Option<Head>> {
@@ -49,15 +54,38 @@ pub async fn read_head(stream: &mut TcpStream, timeout: Duration) -> std::io::Re
     let (Some(method), Some(path)) = (first.next(), first.next()) else {
         return Ok(None);
     };
-    let authorization = lines
-        .take_while(|l| !l.is_empty())
-        .filter_map(|l| l.split_once(':'))
-        .find(|(k, _)| k.trim().eq_ignore_ascii_case("authorization"))
-        .map(|(_, v)| v.trim().to_string());
+    let header = |name: &str| {
+        text.split("\r\n")
+            .skip(1)
+            .take_while(|l| !l.is_empty())
+            .filter_map(|l| l.split_once(':'))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim().to_string())
+    };
+    let authorization = header("authorization");
+    let length = match header("content-length").map(|v| v.parse::<usize>()) {
+        None => 0,
+        Some(Ok(n)) if n <= MAX_REQUEST_BODY => n,
+        Some(_) => return Ok(None),
+    };
+    let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(0) + 4;
+    let mut body = buf[end.min(buf.len())..].to_vec();
+    while body.len() < length {
+        let n = match tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await {
+            Ok(r) => r?,
+            Err(_) => return Ok(None),
+        };
+        if n == 0 {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    body.truncate(length);
     Ok(Some(Head {
         method: method.to_string(),
         path: path.to_string(),
         authorization,
+        body,
     }))
 }
 
@@ -110,21 +138,29 @@ impl Reply {
     }
 }
 
+/// One request: a GET, or a POST of a JSON `body`.
 async fn once(
     addr: SocketAddr,
     path: &str,
+    body: Option<&[u8]>,
     auth: Option<&str>,
     timeout: Duration,
 ) -> Result<Reply, ReadError> {
     let auth = auth.map_or(String::new(), |a| format!("Authorization: {a}\r\n"));
-    let req = format!(
-        "GET {path} HTTP/1.1\r\nHost: {}\r\n{auth}Connection: close\r\n\r\n",
-        addr.ip()
-    );
-    let buf = exchange(addr, req.as_bytes(), timeout, MAX_BODY + MAX_HEAD, |_| {
-        false
-    })
-    .await?;
+    let mut req = match body {
+        None => format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\n{auth}Connection: close\r\n\r\n",
+            addr.ip()
+        ),
+        Some(b) => format!(
+            "POST {path} HTTP/1.1\r\nHost: {}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            addr.ip(),
+            b.len()
+        ),
+    }
+    .into_bytes();
+    req.extend_from_slice(body.unwrap_or_default());
+    let buf = exchange(addr, &req, timeout, MAX_BODY + MAX_HEAD, |_| false).await?;
     parse_reply(&buf)
 }
 
@@ -174,16 +210,28 @@ pub async fn get(
     password: Option<&str>,
     timeout: Duration,
 ) -> Result<Reply, ReadError> {
-    let first = once(addr, path, None, timeout).await?;
+    request(addr, path, None, password, timeout).await
+}
+
+/// [`get`], or with a `body` a POST of that JSON (stock Antminer's `set_miner_conf.cgi`).
+pub async fn request(
+    addr: SocketAddr,
+    path: &str,
+    body: Option<&[u8]>,
+    password: Option<&str>,
+    timeout: Duration,
+) -> Result<Reply, ReadError> {
+    let first = once(addr, path, body, None, timeout).await?;
     if first.code != 401 {
         return Ok(first);
     }
     let (Some(password), Some(challenge)) = (password, first.header("www-authenticate")) else {
         return Err(ReadError::Unauthorized);
     };
-    let auth = authorization(challenge, "GET", path, "root", password, &cnonce(), 1)
+    let method = if body.is_some() { "POST" } else { "GET" };
+    let auth = authorization(challenge, method, path, "root", password, &cnonce(), 1)
         .map_err(|e| ReadError::Http(e.to_string()))?;
-    let second = once(addr, path, Some(&auth), timeout).await?;
+    let second = once(addr, path, body, Some(&auth), timeout).await?;
     if second.code == 401 {
         return Err(ReadError::Unauthorized);
     }
