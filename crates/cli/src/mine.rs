@@ -48,6 +48,10 @@ pub struct MineArgs {
     /// user root with this password (asic-rs reads a miner as an Antminer only from it).
     #[arg(long, value_name = "P", env = "HASHFORGE_WEB_PASSWORD")]
     web_password: Option<String>,
+    /// The machine's serial number (the web CGI's `serinum`): fleet consoles match the miner
+    /// to their asset register by it.
+    #[arg(long, value_name = "SERIAL")]
+    serial: Option<String>,
     /// Seconds between status lines on stderr (0: none).
     #[arg(long, value_name = "S", default_value_t = 5)]
     status_every: u64,
@@ -114,6 +118,9 @@ impl MineArgs {
         }
         if self.http.is_some() {
             config.http.listen = self.http;
+        }
+        if self.serial.is_some() {
+            config.serial = self.serial;
         }
         config.validate().map_err(|e| e.to_string())?;
         Ok(config)

@@ -7,10 +7,15 @@ use std::time::Duration;
 
 use clap::Args;
 use hashforge_fleet::alerts::Rules;
+use hashforge_fleet::assets::db::Parts;
 use hashforge_fleet::client::MinerPorts;
+use hashforge_fleet::date::Date;
 use hashforge_fleet::poll::CollectorConfig;
+use hashforge_fleet::poll::DEFAULT_SITE;
 use hashforge_fleet::range::Ranges;
-use hashforge_fleet::sim::{FleetSpec, Ports, SimFleet, Simulator};
+use hashforge_fleet::sim::{FleetSpec, Kind, Ports, SimFleet, Simulator};
+use hashforge_fleet::store::Store;
+use hashforge_fleet::tariffs::Schedule;
 use hashforge_miner::{DeviceSpec, Miner, MinerConfig, PoolConfig as MinerPool};
 use hashforge_pool::{Pool, PoolConfig};
 
@@ -104,6 +109,10 @@ pub fn run(args: UpArgs) -> Result<(), String> {
         });
         miner_config.api.listen = Some(args.api);
         miner_config.http.listen = Some(args.miner_http);
+        // The stock web CGI, where the fleet console reads the machine's serial and matches
+        // it to the demo register.
+        miner_config.http.web_password = Some(WEB_PASSWORD.into());
+        miner_config.serial = Some(OWN_SERIAL.into());
         let miner = Miner::start(miner_config)
             .await
             .map_err(|e| format!("miner: {e}"))?;
@@ -116,7 +125,9 @@ pub fn run(args: UpArgs) -> Result<(), String> {
             pool.http_addr().expect("configured")
         );
         if let Some(http) = miner.http_addr() {
-            eprintln!("  miner:  page http://{http}/");
+            eprintln!(
+                "  miner:  page http://{http}/   (serial {OWN_SERIAL}; web CGI user root, password {WEB_PASSWORD})"
+            );
         }
         if let Some(api) = miner.api_addr() {
             eprintln!(
@@ -166,6 +177,68 @@ pub fn run(args: UpArgs) -> Result<(), String> {
     })
 }
 
+/// The demo miner's serial, in the demo register.
+const OWN_SERIAL: &str = "HF-UP-0001";
+/// The demo miner's web CGI password (user root).
+const WEB_PASSWORD: &str = "hashforge";
+
+/// The simulated kind that describes an emulated machine of `profile` in the register.
+fn kind_of(device: &DeviceSpec) -> Option<Kind> {
+    let DeviceSpec::Emulated { profile } = device else {
+        return None;
+    };
+    match profile.split(':').next().unwrap_or("") {
+        "s21pro" => Some(Kind::Hashforge),
+        "s21" => Some(Kind::S21),
+        "t21" => Some(Kind::T21),
+        "s19xp" => Some(Kind::S19Xp),
+        "bitaxe-gamma" => Some(Kind::Bitaxe),
+        _ => None,
+    }
+}
+
+/// On a fresh data directory, the demo operation's register (`assets::demo`): this miner
+/// and the simulated fleet deployed, two orders from two origins, a shipment held by
+/// customs, past repairs. A register that has machines is left as it is.
+async fn seed_register(
+    url: &str,
+    fleet: Option<&SimFleet>,
+    own: Option<Kind>,
+) -> Result<(), String> {
+    use hashforge_fleet::assets::{demo, parse_assets, parse_events};
+    let fail = |e: &dyn std::fmt::Display| format!("demo register: {e}");
+    let store = Store::open(url, DEFAULT_SITE).await.map_err(|e| fail(&e))?;
+    let known = store
+        .register_with(Parts {
+            holds: false,
+            repairs: false,
+            repair_details: false,
+            asset_details: false,
+            keys: false,
+        })
+        .await
+        .map_err(|e| fail(&e))?
+        .assets
+        .len();
+    if known == 0 {
+        let own: Vec<demo::OwnMachine> = own
+            .map(|kind| demo::OwnMachine {
+                serial: OWN_SERIAL.into(),
+                kind,
+            })
+            .into_iter()
+            .collect();
+        let (assets, events) = demo::csvs(fleet, &own, DEFAULT_SITE, Date::today());
+        let assets = parse_assets(&assets, &Schedule::builtin()).map_err(|e| fail(&e))?;
+        store.import_assets(&assets).await.map_err(|e| fail(&e))?;
+        let events = parse_events(&events).map_err(|e| fail(&e))?;
+        store.import_events(&events).await.map_err(|e| fail(&e))?;
+        tracing::debug!("demo register: {} machines", assets.len());
+    }
+    store.close().await;
+    Ok(())
+}
+
 /// The fleet console on `--console`, watching this miner (its API and web on their own
 /// ports) and `--fleet` simulated miners from 127.16.0.1.
 async fn start_fleet(
@@ -181,7 +254,10 @@ async fn start_fleet(
     String,
 > {
     let sim = if args.fleet > 0 {
-        let spec = FleetSpec::new(args.fleet, Ipv4Addr::new(127, 16, 0, 1));
+        let mut spec = FleetSpec::new(args.fleet, Ipv4Addr::new(127, 16, 0, 1));
+        // A few faults an hour across the fleet, so the chip that dies on this miner is
+        // the demo's story and not one of many.
+        spec.faults_per_hour = 4.0;
         let ports = Ports {
             cgminer: args.fleet_cgminer_port,
             http: args.fleet_http_port,
@@ -210,6 +286,13 @@ async fn start_fleet(
         ),
         None => None,
     };
+    let database = format!("sqlite://{}", args.data_dir.join("fleet.db").display());
+    let own = args
+        .devices
+        .iter()
+        .filter_map(|d| d.parse().ok())
+        .find_map(|d| kind_of(&d));
+    seed_register(&database, sim.as_ref().map(|s| &*s.fleet), own).await?;
     let config = CollectorConfig {
         ports: MinerPorts {
             cgminer: args.fleet_cgminer_port,
@@ -219,6 +302,7 @@ async fn start_fleet(
             .as_ref()
             .map(|s| s.fleet.spec.farm_password.clone())
             .into_iter()
+            .chain([WEB_PASSWORD.to_string()])
             .collect(),
         rules: Rules {
             pools_allowed: sim
@@ -235,10 +319,7 @@ async fn start_fleet(
     };
     let setup = ConsoleSetup {
         listen: args.console,
-        database: Some(format!(
-            "sqlite://{}",
-            args.data_dir.join("fleet.db").display()
-        )),
+        database: Some(database),
         poll_every: Duration::from_secs(10),
         // The simulated machines come up over half a minute: look again soon.
         rescan_every: Duration::from_secs(40),

@@ -48,6 +48,10 @@ pub struct MinerConfig {
     pub http: HttpConfig,
     #[serde(default)]
     pub failover: FailoverConfig,
+    /// The machine's serial number as its label gives it: fleet consoles match the miner to
+    /// their asset register by it (the web CGI's `serinum`).
+    #[serde(default)]
+    pub serial: Option<String>,
 }
 
 fn default_devices() -> Vec<DeviceSpec> {
@@ -63,6 +67,7 @@ impl Default for MinerConfig {
             api: ApiConfig::default(),
             http: HttpConfig::default(),
             failover: FailoverConfig::default(),
+            serial: None,
         }
     }
 }
@@ -92,6 +97,15 @@ impl MinerConfig {
                 "an empty password is no password: give one, or leave the web CGI off",
             )),
             _ => {}
+        }
+        if let Some(sn) = &self.serial {
+            let ok = (1..=64).contains(&sn.len())
+                && sn
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+            if !ok {
+                return Err(ConfigError::Serial(sn.escape_debug().to_string()));
+            }
         }
         self.failover.validate()
     }
@@ -391,6 +405,8 @@ pub enum ConfigError {
     Toml(String),
     #[error("web password: {0}")]
     WebPassword(&'static str),
+    #[error("serial `{0}`: 1 to 64 letters, digits, `-`, `_` or `.`")]
+    Serial(String),
     #[error("[failover] {key} = {value}: must be {expected}")]
     Failover {
         key: &'static str,

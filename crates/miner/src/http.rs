@@ -312,15 +312,9 @@ fn refusal(h: &Http, method: &Method, uri: &Uri, headers: &HeaderMap) -> Option<
     }
 }
 
-async fn page(
-    State(h): State<Arc<Http>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    if let Some(refused) = refusal(&h, &method, &uri, &headers) {
-        return refused;
-    }
+/// `/`: the status page, read-only like `/api/*` and open even with a web password (the
+/// CGI behind it can change the miner; this page cannot).
+async fn page(State(h): State<Arc<Http>>) -> Response {
     Html(render_page(&Snapshot::of(&h.shared))).into_response()
 }
 

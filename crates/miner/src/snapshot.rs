@@ -287,7 +287,7 @@ fn chip_health(
 
 /// This machine's name and MAC address, as a fleet tool would want them: the kernel's
 /// hostname and the first network interface's address (loopback and virtual ones aside).
-pub(crate) fn host_identity(model: &str) -> Identity {
+pub(crate) fn host_identity(model: &str, serial: Option<String>) -> Identity {
     let (make, model) = hashforge_minerapi::bmminer::make_and_model(model);
     let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
@@ -309,7 +309,7 @@ pub(crate) fn host_identity(model: &str) -> Identity {
         make,
         model,
         firmware: format!("hashforge {}", env!("CARGO_PKG_VERSION")),
-        serial: None,
+        serial,
         mac,
         hostname,
     }

@@ -10,6 +10,7 @@
 
 pub mod country;
 pub mod db;
+pub mod demo;
 pub mod synthetic;
 
 use std::borrow::Cow;

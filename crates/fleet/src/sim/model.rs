@@ -381,7 +381,7 @@ impl SimFleet {
         )
     }
 
-    fn serial(&self, index: u32) -> String {
+    pub fn serial(&self, index: u32) -> String {
         let prefix = match self.kind(index) {
             Kind::S21Pro | Kind::Hashforge => "JYZZB2",
             Kind::S21 => "JYZZA1",
@@ -400,7 +400,7 @@ impl SimFleet {
     }
 
     /// Unique on 127.0.0.0/8: the address's last three bytes.
-    fn mac(&self, index: u32) -> String {
+    pub fn mac(&self, index: u32) -> String {
         let b = self.address(index).octets();
         format!("02:48:46:{:02x}:{:02x}:{:02x}", b[1], b[2], b[3])
     }
