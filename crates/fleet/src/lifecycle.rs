@@ -173,6 +173,9 @@ pub enum Refused {
         last: String,
         last_date: Date,
     },
+    /// A machine in repair whose RMA shipment's hold does not fit the event.
+    #[error("cannot record `{event}`: the machine is in_repair and its RMA shipment {why}")]
+    Rma { event: Event, why: &'static str },
 }
 
 fn allowed_text(state: State) -> String {
@@ -203,6 +206,9 @@ pub fn next(state: State, event: Event) -> Result<State, Refused> {
         (S::Delivered | S::Deployed, E::Failed) => Some(S::Failed),
         (S::Failed, E::RepairSent) => Some(S::InRepair),
         (S::InRepair, E::RepairBack) => Some(S::Deployed),
+        // The RMA shipment held by customs on its way (its hold opens and closes; the
+        // machine stays in repair).
+        (S::InRepair, E::CustomsHold | E::CustomsRelease) => Some(S::InRepair),
         _ => None,
     };
     to.ok_or(Refused::Transition { state, event })
@@ -255,6 +261,8 @@ mod tests {
             (S::Failed, E::RepairSent, S::InRepair),
             (S::Failed, E::Retired, S::Retired),
             (S::InRepair, E::RepairBack, S::Deployed),
+            (S::InRepair, E::CustomsHold, S::InRepair),
+            (S::InRepair, E::CustomsRelease, S::InRepair),
             (S::InRepair, E::Retired, S::Retired),
         ];
         let mut checked = 0;

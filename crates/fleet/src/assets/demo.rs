@@ -4,7 +4,7 @@
 //! classification and then deployed, its second shipment (40 T21s) held for a UFLPA review
 //! since 47 days before `today` and still accruing storage, the machines of a simulated
 //! fleet and the emulated ones mining in racks, and a few repairs already done (one at a US
-//! repair centre, one shipped back to China, one fixed on site). Dates count back from
+//! repair centre, one shipped to China whose return customs held, one fixed on site). Dates count back from
 //! `today`, so the open hold keeps accruing day by day on a register that persists.
 //!
 //! Prices are round demo figures of the 2025 market, not quotes.
@@ -260,6 +260,21 @@ pub fn csvs(
             "Bitmain repair centre Shenzhen CN",
             "RMA-0088,,,",
         );
+        // On its way back, customs holds the RMA shipment too.
+        f.event(
+            s,
+            "customs_hold",
+            40,
+            "Port of Los Angeles",
+            "RMA-0088,FCC authorisation,3.00,",
+        );
+        f.event(
+            s,
+            "customs_release",
+            34,
+            "Port of Los Angeles",
+            "RMA-0088,,,",
+        );
         f.event(s, "repair_back", 31, "", "RMA-0088,,,");
     }
     if let Some(s) = us.get(1) {
@@ -291,5 +306,32 @@ mod tests {
         assert_eq!(assets.len(), 1 + 50 + HELD_UNITS);
         let events = parse_events(&e).unwrap();
         assert!(events.len() > 6 * 51, "{}", events.len());
+        // Every event follows the lifecycle (the import runs the same `Track::apply`).
+        let mut tracks: std::collections::HashMap<String, crate::assets::Track> = assets
+            .iter()
+            .enumerate()
+            .map(|(i, (_, a))| {
+                let t = crate::assets::Track::ordered(i as i64, a.ordered_on);
+                (a.serial.clone(), t)
+            })
+            .collect();
+        let (mut holds, mut repairs) = (Vec::new(), Vec::new());
+        for (line, ev) in &events {
+            let t = tracks.get_mut(&ev.serial).unwrap();
+            let fx = t.apply(ev).unwrap_or_else(|e| panic!("line {line}: {e}"));
+            holds.extend(fx.hold);
+            repairs.extend(fx.repair);
+        }
+        let open_holds = tracks.values().filter(|t| t.open_hold.is_some()).count();
+        assert_eq!(open_holds, HELD_UNITS);
+        let deployed = tracks
+            .values()
+            .filter(|t| t.state == crate::lifecycle::State::Deployed)
+            .count();
+        assert_eq!(deployed, 51);
+        assert!(tracks.values().all(|t| t.open_repair.is_none()));
+        assert!(holds
+            .iter()
+            .any(|h| h.shipment.as_deref() == Some("RMA-0088")));
     }
 }

@@ -555,6 +555,25 @@ impl Track {
     pub fn apply(&mut self, e: &CheckedEvent) -> Result<Effects, lifecycle::Refused> {
         let from = self.state;
         let to = lifecycle::step(from, (&self.last_event, self.last_on), e.event, e.date)?;
+        if from == State::InRepair {
+            let held = self.open_hold.is_some();
+            let why = match e.event {
+                Event::CustomsHold if held => Some("is held by customs already"),
+                Event::CustomsRelease if !held => Some("is not held by customs"),
+                Event::RepairBack if held => {
+                    Some("is still held by customs (record its customs_release first)")
+                }
+                _ => None,
+            };
+            if let Some(why) = why {
+                return Err(lifecycle::Refused::Rma {
+                    event: e.event,
+                    why,
+                });
+            }
+        }
+        // An RMA shipment's hold is the repair's, not a stage of the machine's delivery.
+        let rma = from == State::InRepair;
         self.state = to;
         self.seq += 1;
         self.last_event = e.event.name().to_owned();
@@ -573,11 +592,18 @@ impl Track {
                 }
             }
             Event::CustomsHold => {
-                first(&mut m.held);
+                if !rma {
+                    first(&mut m.held);
+                }
+                let shipment = if rma {
+                    self.open_repair.as_ref().and_then(|r| r.shipment.clone())
+                } else {
+                    self.shipment.clone()
+                };
                 let hold = Hold {
                     asset_id: self.id,
                     seq: self.seq,
-                    shipment: e.shipment.clone().or_else(|| self.shipment.clone()),
+                    shipment: e.shipment.clone().or(shipment),
                     reason: e.reason.clone(),
                     place: e.place.clone(),
                     start: e.date,
@@ -588,7 +614,9 @@ impl Track {
                 fx.hold = Some(hold);
             }
             Event::CustomsRelease => {
-                first(&mut m.released);
+                if !rma {
+                    first(&mut m.released);
+                }
                 fx.hold = self.open_hold.take().map(|mut h| {
                     h.end = Some(e.date);
                     h
@@ -808,6 +836,39 @@ mod tests {
         assert_eq!(t, before, "a refused event changes nothing");
         assert_eq!(t.milestones.shipped, Some(d("2025-01-10")));
         assert_eq!(t.shipment.as_deref(), Some("SHP-9"));
+        // An RMA: the board goes to an overseas centre and customs holds it on its way back.
+        t.apply(&ev(Event::Failed, "2025-09-01", None)).unwrap();
+        let rma = |event, date| CheckedEvent {
+            shipment: Some("RMA-7".into()),
+            ..ev(event, date, Some("Shenzhen CN"))
+        };
+        t.apply(&rma(Event::RepairSent, "2025-09-02")).unwrap();
+        let e = t
+            .apply(&rma(Event::CustomsRelease, "2025-10-01"))
+            .unwrap_err();
+        assert!(e.to_string().contains("is not held"), "{e}");
+        let fx = t
+            .apply(&ev(Event::CustomsHold, "2025-10-01", None))
+            .unwrap();
+        let hold = fx.hold.unwrap();
+        assert_eq!(
+            hold.shipment.as_deref(),
+            Some("SHP-9"),
+            "the event's shipment"
+        );
+        assert_eq!(t.state, State::InRepair);
+        let before = t.clone();
+        let e = t.apply(&rma(Event::RepairBack, "2025-10-05")).unwrap_err();
+        assert!(e.to_string().contains("still held by customs"), "{e}");
+        assert_eq!(t, before);
+        t.apply(&rma(Event::CustomsRelease, "2025-10-09")).unwrap();
+        let fx = t.apply(&rma(Event::RepairBack, "2025-10-12")).unwrap();
+        assert_eq!(fx.repair.unwrap().outcome, Some("rma"));
+        assert_eq!(
+            (t.milestones.held, t.milestones.released),
+            (Some(d("2025-02-01")), Some(d("2025-07-01"))),
+            "the RMA's hold is not a stage of the delivery"
+        );
     }
 
     proptest::proptest! {
@@ -844,7 +905,10 @@ mod tests {
                     }
                     Err(_) => proptest::prop_assert_eq!(&t, &before),
                 }
-                proptest::prop_assert_eq!(t.open_hold.is_some(), t.state == State::CustomsHold);
+                if t.state != State::InRepair {
+                    // (In repair, the RMA shipment may be held.)
+                    proptest::prop_assert_eq!(t.open_hold.is_some(), t.state == State::CustomsHold);
+                }
                 proptest::prop_assert_eq!(
                     t.open_repair.is_some(),
                     matches!(t.state, State::Failed | State::InRepair)
