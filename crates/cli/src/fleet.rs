@@ -106,6 +106,16 @@ pub struct ConsoleArgs {
     concurrency: usize,
     #[command(flatten)]
     ports: PortArgs,
+    /// The hashprice the register's pages assume where a request names none (USD per PH/s
+    /// per day).
+    #[arg(long, value_name = "USD")]
+    hashprice: Option<String>,
+    /// The energy price they assume (USD per kWh).
+    #[arg(long, value_name = "USD")]
+    energy: Option<String>,
+    /// The storage rate card for holds whose event named no fee (USD per unit per day).
+    #[arg(long, value_name = "USD")]
+    storage_rate: Option<String>,
 }
 
 #[derive(Args)]
@@ -374,6 +384,15 @@ impl ConsoleArgs {
         });
         let mut config = collector_config(self)?;
         config.site = site.to_owned();
+        config.prices = hashforge_fleet::console::PriceDefaults {
+            hashprice: self.hashprice.clone(),
+            energy: self.energy.clone(),
+            storage_rate: self.storage_rate.clone(),
+        };
+        config
+            .prices
+            .check()
+            .map_err(|e| format!("--hashprice/--energy/--storage-rate: {e}"))?;
         Ok(ConsoleSetup {
             listen: self.listen,
             database,

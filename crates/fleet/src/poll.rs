@@ -39,6 +39,8 @@ pub struct CollectorConfig {
     pub log_alerts: bool,
     /// The site this collector watches (`--site`): its miners and alerts carry it.
     pub site: String,
+    /// The prices the console's register pages assume where a request names none.
+    pub prices: crate::console::PriceDefaults,
 }
 
 /// The site of a collector not told one.
@@ -56,6 +58,7 @@ impl Default for CollectorConfig {
             webhook: None,
             log_alerts: true,
             site: DEFAULT_SITE.to_owned(),
+            prices: crate::console::PriceDefaults::default(),
         }
     }
 }

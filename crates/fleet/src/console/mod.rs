@@ -863,7 +863,7 @@ async fn metrics(State(c): State<Arc<Collector>>) -> Response {
 }
 
 /// The query of `/api/assets/reports/{name}`: the report's day and prices.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 pub struct ReportQuery {
     pub at: Option<String>,
     /// Dollars per PH/s per day.
@@ -878,7 +878,38 @@ pub struct ReportQuery {
     pub format: Option<String>,
 }
 
+/// The prices the register's pages and API assume where a request names none
+/// (`hashforge fleet --hashprice ... --energy ... --storage-rate ...`), as the query gives
+/// them (dollars).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PriceDefaults {
+    pub hashprice: Option<String>,
+    pub energy: Option<String>,
+    pub storage_rate: Option<String>,
+}
+
+impl PriceDefaults {
+    /// Checks the prices as a report would read them.
+    pub fn check(&self) -> Result<(), String> {
+        ReportQuery::default().with(self).params().map(|_| ())
+    }
+}
+
 impl ReportQuery {
+    /// This query, with `defaults` where it names no price.
+    pub fn with(mut self, defaults: &PriceDefaults) -> ReportQuery {
+        for (mine, theirs) in [
+            (&mut self.hashprice, &defaults.hashprice),
+            (&mut self.energy, &defaults.energy),
+            (&mut self.storage_rate, &defaults.storage_rate),
+        ] {
+            if mine.as_deref().is_none_or(str::is_empty) {
+                mine.clone_from(theirs);
+            }
+        }
+        self
+    }
+
     /// The report's parameters, or which one is wrong.
     pub fn params(&self) -> Result<crate::reports::Params, String> {
         use crate::economics::{Market, Series};
@@ -944,6 +975,7 @@ async fn api_report(
             ),
         );
     }
+    let q = q.with(&c.config.prices);
     let params = match q.params() {
         Ok(p) => p,
         Err(e) => return error(StatusCode::UNPROCESSABLE_ENTITY, e),

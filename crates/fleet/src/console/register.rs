@@ -222,6 +222,7 @@ pub(super) async fn report_page(
         )
             .into_response();
     }
+    let q = q.with(&c.config.prices);
     let mut b = format!("<h1>{}</h1>", esc(&name));
     b.push_str(&register_nav(&name));
     let v = |x: &Option<String>| esc(x.as_deref().unwrap_or(""));
