@@ -144,6 +144,9 @@ pub fn run(args: UpArgs) -> Result<(), String> {
             ))
         );
         eprintln!(
+            "  register: http://{console}/register   (a demo operation: orders from two origins, a shipment held by customs, repairs; at ${DEMO_HASHPRICE}/PH/day and ${DEMO_ENERGY}/kWh)"
+        );
+        eprintln!(
             "  blocks: hashforge chain export --data-dir {}",
             args.data_dir.display()
         );
@@ -179,6 +182,10 @@ pub fn run(args: UpArgs) -> Result<(), String> {
 
 /// The demo miner's serial, in the demo register.
 const OWN_SERIAL: &str = "HF-UP-0001";
+/// The demo register's hashprice (USD per PH/s per day) and energy price (USD per kWh):
+/// round inputs the console shows in its forms, not market data.
+const DEMO_HASHPRICE: &str = "50";
+const DEMO_ENERGY: &str = "0.06";
 /// The demo miner's web CGI password (user root).
 const WEB_PASSWORD: &str = "hashforge";
 
@@ -315,6 +322,12 @@ async fn start_fleet(
             ..Rules::default()
         },
         log_alerts: false,
+        // The demo's prices (inputs the register's pages show and take: not market data).
+        prices: hashforge_fleet::console::PriceDefaults {
+            hashprice: Some(DEMO_HASHPRICE.into()),
+            energy: Some(DEMO_ENERGY.into()),
+            storage_rate: None,
+        },
         ..CollectorConfig::default()
     };
     let setup = ConsoleSetup {
