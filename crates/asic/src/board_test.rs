@@ -57,7 +57,7 @@ impl BoardTestConfig {
     /// nonces a second per chip at CPU speed), a fast ramp and no baud switch.
     pub fn emulated(spec: &EmulatedSpec, seconds: f64) -> BoardTestConfig {
         let p = spec.profile;
-        let chain = ChainConfig::emulated(p.chip, p.chips_per_board, 20);
+        let chain = ChainConfig::emulated(&p, 20);
         BoardTestConfig {
             chain,
             chips_per_domain: p.chips_per_domain,

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::chip::{chip_addresses, owner_of_field, ChipFamily, NonceOrigin};
 use crate::frame::{Command, Dest, FullJob, LinkStats, Reply, ReplyDecoder};
+use crate::profile::MachineProfile;
 use crate::registers::{
     addr, divider_for_baud, misc_control_bytes, temperature_of, ticket_mask_bytes,
     version_mask_bytes, ChipIdValue, Pll, RegisterError, FAST_BAUD_BM136X, FAST_UART_1MBAUD,
@@ -50,14 +51,16 @@ impl ChainConfig {
         }
     }
 
-    /// An emulated chain: ticket difficulty 1 lowered by 2^-`ticket_shift` through the
-    /// emulator-only register, no baud switch (the link is in memory).
-    pub fn emulated(family: ChipFamily, expected_chips: usize, ticket_shift: u32) -> ChainConfig {
+    /// A board of an emulated `profile`: its nominal clock, ticket difficulty 1 lowered by
+    /// 2^-`ticket_shift` through the emulator-only register, no baud switch (the link is in
+    /// memory).
+    pub fn emulated(profile: &MachineProfile, ticket_shift: u32) -> ChainConfig {
         ChainConfig {
+            frequency_mhz: profile.nominal_mhz,
             ticket_difficulty: 1,
             emulator_ticket_shift: Some(ticket_shift),
             fast_baud: false,
-            ..ChainConfig::new(family, expected_chips)
+            ..ChainConfig::new(profile.chip, profile.chips_per_board)
         }
     }
 
@@ -210,6 +213,8 @@ pub struct ChainDriver {
     anomalies: Anomalies,
     /// Bound on queued events, so an owner that never polls cannot exhaust memory.
     max_events: usize,
+    /// The clock last written to every chip since bring-up configured them (the PLL's).
+    clock_mhz: Option<f64>,
 }
 
 impl ChainDriver {
@@ -227,6 +232,7 @@ impl ChainDriver {
             events: VecDeque::new(),
             anomalies: Anomalies::default(),
             max_events: 65_536,
+            clock_mhz: None,
         }
     }
 
@@ -289,6 +295,8 @@ impl ChainDriver {
                 ..ChipStats::default()
             })
             .collect();
+        // Until the ramp writes one, the chips run at whatever clock they had.
+        self.clock_mhz = None;
         self.queue(Command::ChainInactive);
         for &address in &self.addresses.clone() {
             self.queue(Command::SetAddress { address });
@@ -341,6 +349,21 @@ impl ChainDriver {
     pub fn set_frequency(&mut self, mhz: f64) -> Result<Pll, RegisterError> {
         let pll = Pll::for_frequency(self.config.family, mhz)?;
         self.write_all(addr::PLL0, pll.to_bytes());
+        self.clock_mhz = Some(pll.frequency_mhz());
+        Ok(pll)
+    }
+
+    /// The clock the chips were last set to (the PLL setting's, in MHz), once bring-up's
+    /// ramp has written one.
+    pub fn clock_mhz(&self) -> Option<f64> {
+        self.clock_mhz
+    }
+
+    /// Makes `mhz` the clock bring-up and [`crate::shell::Chain::ramp_to_target`] ramp to;
+    /// refused when no PLL setting of the family reaches it.
+    pub fn set_target_mhz(&mut self, mhz: f64) -> Result<Pll, RegisterError> {
+        let pll = Pll::for_frequency(self.config.family, mhz)?;
+        self.config.frequency_mhz = mhz;
         Ok(pll)
     }
 

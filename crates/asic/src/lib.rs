@@ -48,6 +48,7 @@ pub mod emulator;
 pub mod fault;
 pub mod frame;
 pub mod fuzzing;
+pub mod power;
 pub mod profile;
 pub mod registers;
 pub mod shell;
@@ -61,5 +62,6 @@ pub use fault::{Fault, FaultSpecError};
 pub use frame::{
     Command, CommandDecoder, Dest, FullJob, LinkStats, MidstateJob, Reply, ReplyDecoder,
 };
+pub use power::{OperatingPoint, PowerModel};
 pub use profile::{EmulatedSpec, MachineProfile};
 pub use shell::{BringUp, Chain, ChainError, Link};

@@ -24,6 +24,19 @@ pub struct MachineProfile {
     /// Nameplate hash rate in TH/s and power in W.
     pub nominal_ths: f64,
     pub nominal_watts: f64,
+    /// The hash clock in MHz at which the chips give `nominal_ths` (chips x small cores x
+    /// clock; chosen on a PLL step, so the chips run at exactly this clock).
+    pub nominal_mhz: f64,
+    /// The voltage/frequency curve of [`crate::power`]: (clock in MHz, voltage of one
+    /// voltage domain in mV), rising, the last point the nominal one. **A model, not a
+    /// measured curve**: the nominal voltage is what puts a board's domains at a 12-15 V
+    /// supply (the Bitaxe: ESP-Miner's default core voltage for the BM1370), and the shape
+    /// is the usual one of a chip's voltage scaling, flat near its minimum voltage at low
+    /// clocks and rising toward the nominal point.
+    pub vf_curve: &'static [(f64, u32)],
+    /// One board's draw while the machine sleeps (hash chips unpowered; its share of the
+    /// control board and of the fans at their lowest speed).
+    pub sleep_watts_per_board: f64,
 }
 
 impl MachineProfile {
@@ -38,6 +51,9 @@ impl MachineProfile {
             fans: 4,
             nominal_ths: 234.0,
             nominal_watts: 3510.0,
+            nominal_mhz: 590.0,
+            vf_curve: &[(240.0, 840), (350.0, 890), (470.0, 960), (590.0, 1040)],
+            sleep_watts_per_board: 5.0,
         },
         MachineProfile {
             name: "s21",
@@ -49,6 +65,9 @@ impl MachineProfile {
             fans: 4,
             nominal_ths: 200.0,
             nominal_watts: 3500.0,
+            nominal_mhz: 485.0,
+            vf_curve: &[(200.0, 405), (290.0, 430), (390.0, 462), (485.0, 500)],
+            sleep_watts_per_board: 5.0,
         },
         MachineProfile {
             name: "t21",
@@ -60,6 +79,9 @@ impl MachineProfile {
             fans: 4,
             nominal_ths: 190.0,
             nominal_watts: 3610.0,
+            nominal_mhz: 460.0,
+            vf_curve: &[(190.0, 420), (275.0, 447), (370.0, 480), (460.0, 520)],
+            sleep_watts_per_board: 5.0,
         },
         MachineProfile {
             name: "s19xp",
@@ -71,6 +93,9 @@ impl MachineProfile {
             fans: 4,
             nominal_ths: 140.0,
             nominal_watts: 3010.0,
+            nominal_mhz: 475.0,
+            vf_curve: &[(190.0, 485), (285.0, 515), (380.0, 555), (475.0, 600)],
+            sleep_watts_per_board: 5.0,
         },
         MachineProfile {
             name: "bitaxe-gamma",
@@ -82,6 +107,9 @@ impl MachineProfile {
             fans: 1,
             nominal_ths: 1.07,
             nominal_watts: 19.0,
+            nominal_mhz: 525.0,
+            vf_curve: &[(210.0, 940), (315.0, 990), (420.0, 1060), (525.0, 1150)],
+            sleep_watts_per_board: 1.5,
         },
     ];
 

@@ -196,8 +196,16 @@ impl<L: Link> Chain<L> {
         if let Some(baud) = baud {
             self.link.set_baud(baud)?;
         }
+        self.ramp_to_target(timing).await
+    }
+
+    /// Ramps the clock from where it is (from `timing.ramp_from_mhz` just after bring-up's
+    /// configuration) to the configured target ([`ChainDriver::set_target_mhz`]), one
+    /// 6.25 MHz step every `timing.ramp_step`. Nonces that arrive meanwhile wait as events.
+    pub async fn ramp_to_target(&mut self, timing: &BringUp) -> Result<(), ChainError> {
+        let from = self.driver.clock_mhz().unwrap_or(timing.ramp_from_mhz);
         let target = self.driver.config().frequency_mhz;
-        for f in frequency_ramp(timing.ramp_from_mhz, target) {
+        for f in frequency_ramp(from, target) {
             self.driver.set_frequency(f)?;
             self.pump_for(timing.ramp_step).await?;
         }

@@ -24,7 +24,7 @@ fn pool() -> PoolHandle {
 }
 
 fn emulated_config(p: MachineProfile) -> ChainConfig {
-    ChainConfig::emulated(p.chip, p.chips_per_board, 20)
+    ChainConfig::emulated(&p, 20)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -79,7 +79,7 @@ impl ChainDevice {
             ),
             model: p.model.to_string(),
             chains: vec![p.chips_per_board; boards.len()],
-            config: ChainConfig::emulated(p.chip, p.chips_per_board, EMULATOR_TICKET_SHIFT),
+            config: ChainConfig::emulated(&p, EMULATOR_TICKET_SHIFT),
             nominal: HashRate::from_ths(p.nominal_ths * boards.len() as f64 / p.boards as f64),
             source: Source::Emulated { spec, faults },
             hash_pool: None,

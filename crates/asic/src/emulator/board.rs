@@ -1,5 +1,14 @@
 //! One emulated hash board, sans I/O: command bytes in, reply bytes out, hits from the
 //! hashing pool in, temperatures stepped by the caller's clock.
+//!
+//! Each chip runs at the clock its PLL register says ([`POWER_ON_MHZ`] until the host
+//! writes one), the board at the voltage its supply is set to
+//! ([`BoardEmulator::set_voltage_mv`], standing in for the PSU and the board's PIC).
+//! Together they give the board's draw ([`crate::power`]) and its pace
+//! ([`BoardEmulator::pace`]): the share of its nominal work the hashing pool does for it,
+//! so a board at 60% of its nominal clock returns 60% of the nonces. A supply set to 0 mV
+//! is off: the chips lose their addresses, registers and job, answer nothing, and the
+//! board draws its sleep watts until the supply comes back.
 
 use hashforge_core::Target;
 
@@ -17,6 +26,8 @@ pub const RESUME_CELSIUS: f64 = 100.0;
 /// Seconds for a chip's temperature to go 63% of the way to where load and cooling put it.
 pub const THERMAL_TAU_SECONDS: f64 = 2.0;
 pub const AMBIENT_CELSIUS: f64 = 25.0;
+/// The clock a chip runs at from power-on until its PLL is written, in MHz.
+pub const POWER_ON_MHZ: f64 = 50.0;
 
 /// The work the hashing pool should do for this board (snapshot of its newest job).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,8 +52,22 @@ struct EmuChip {
     unpowered: bool,
     temperature: f64,
     protected: bool,
+    /// The clock its PLL register sets, in MHz.
+    mhz: f64,
     nonces: u64,
     hardware_errors: u64,
+}
+
+impl EmuChip {
+    /// A chip as it comes out of power-on (faults are the board's and survive it).
+    fn power_on(&mut self) {
+        self.address = Some(0);
+        self.registers.clear();
+        self.protected = false;
+        self.mhz = POWER_ON_MHZ;
+        self.nonces = 0;
+        self.hardware_errors = 0;
+    }
 }
 
 /// Counts of what the board did, for tests and benches.
@@ -50,7 +75,8 @@ struct EmuChip {
 pub struct BoardStats {
     pub nonces_sent: u64,
     /// Hits no chip reported: their address field is no chip's share of the nonce space,
-    /// or that chip is not hashing (past a break, silent, unpowered, protected).
+    /// that chip is not hashing (past a break, silent, unpowered, protected), or it runs
+    /// slower than the board's pace and had not reached them.
     pub nonces_dropped: u64,
     pub stale_hits: u64,
     pub corrupted_frames: u64,
@@ -77,6 +103,11 @@ pub struct BoardEmulator {
     ticket_shift: u32,
     crc_error_rate: f64,
     cooling: f64,
+    /// The supply's voltage per domain in mV; 0 is off.
+    voltage_mv: u32,
+    /// The fastest clock among the hashing chips (0 when none hashes), kept up to date
+    /// because every hit needs it.
+    fastest_mhz: f64,
     rng: u64,
     stats: BoardStats,
 }
@@ -95,6 +126,7 @@ impl BoardEmulator {
             unpowered: false,
             temperature: AMBIENT_CELSIUS,
             protected: false,
+            mhz: POWER_ON_MHZ,
             nonces: 0,
             hardware_errors: 0,
         };
@@ -114,6 +146,8 @@ impl BoardEmulator {
             ticket_shift: 0,
             crc_error_rate: 0.0,
             cooling: 1.0,
+            voltage_mv: profile.nominal_mv(),
+            fastest_mhz: 0.0,
             rng: 0x9E37_79B9_7F4A_7C15 ^ (board as u64).wrapping_mul(0xD1B5_4A32_D192_ED03),
             stats: BoardStats::default(),
         };
@@ -122,6 +156,63 @@ impl BoardEmulator {
         }
         b.route_fields();
         b
+    }
+
+    /// Sets the supply: the domain voltage in mV, 0 to switch the board off (the chips
+    /// lose their state) and back on (they come up as from power-on).
+    pub fn set_voltage_mv(&mut self, mv: u32) {
+        if mv == 0 && self.is_powered() {
+            for c in &mut self.chips {
+                c.power_on();
+            }
+            self.jobs.iter_mut().for_each(|j| *j = None);
+            self.work = None;
+            self.generation += 1;
+            self.version_mask = 0;
+            self.ticket_difficulty = 256;
+            self.ticket_shift = 0;
+            self.out.clear();
+            self.route_fields();
+        }
+        self.voltage_mv = mv;
+        self.refresh_pace();
+    }
+
+    pub fn voltage_mv(&self) -> u32 {
+        self.voltage_mv
+    }
+
+    pub fn is_powered(&self) -> bool {
+        self.voltage_mv > 0
+    }
+
+    /// What the board draws now, in W: its static part and each hashing chip's share at
+    /// its clock and the supply's voltage; asleep, its sleep watts.
+    pub fn power_watts(&self) -> f64 {
+        let p = &self.profile;
+        if !self.is_powered() {
+            return p.sleep_watts_per_board;
+        }
+        p.board_static_watts()
+            + (0..self.chips.len())
+                .filter(|&i| self.is_hashing(i))
+                .map(|i| p.chip_watts(self.chips[i].mhz, self.voltage_mv))
+                .sum::<f64>()
+    }
+
+    /// The share of its nominal work the hashing pool should do for this board: its
+    /// fastest hashing chip's clock over the profile's nominal one, at most 1 (the CPU
+    /// does not hash faster for an overclocked chip); 0 when no chip hashes. Slower chips
+    /// report only their clock's share of their hits ([`Self::on_hit`]).
+    pub fn pace(&self) -> f64 {
+        (self.fastest_mhz / self.profile.nominal_mhz).clamp(0.0, 1.0)
+    }
+
+    fn refresh_pace(&mut self) {
+        self.fastest_mhz = (0..self.chips.len())
+            .filter(|&i| self.is_hashing(i))
+            .map(|i| self.chips[i].mhz)
+            .fold(0.0, f64::max);
     }
 
     pub fn family(&self) -> ChipFamily {
@@ -165,14 +256,19 @@ impl BoardEmulator {
                 }
             }
         }
+        self.refresh_pace();
     }
 
     /// Feeds bytes the host sent.
     pub fn receive(&mut self, bytes: &[u8]) {
         self.decoder.push(bytes);
         while let Some(cmd) = self.decoder.next_command() {
-            self.execute(cmd);
+            // Unpowered chips hear nothing.
+            if self.is_powered() {
+                self.execute(cmd);
+            }
         }
+        self.refresh_pace();
     }
 
     /// Takes the bytes the chain has sent since the last call.
@@ -208,17 +304,26 @@ impl BoardEmulator {
 
     fn is_hashing(&self, i: usize) -> bool {
         let c = &self.chips[i];
-        i < self.reachable && self.work.is_some() && !c.unpowered && !c.silent && !c.protected
+        i < self.reachable
+            && self.work.is_some()
+            && self.is_powered()
+            && !c.unpowered
+            && !c.silent
+            && !c.protected
     }
 
     /// Advances the thermal model by `dt` seconds.
     pub fn tick(&mut self, dt: f64) {
         let n = self.chips.len().max(1) as f64;
         let k = 1.0 - (-dt / THERMAL_TAU_SECONDS).exp();
+        let nominal_chip = self
+            .profile
+            .chip_watts(self.profile.nominal_mhz, self.profile.nominal_mv());
         for i in 0..self.chips.len() {
+            // A hashing chip heats as it draws: its clock and the voltage set it.
             let load = if self.is_hashing(i) {
-                1.0
-            } else if i < self.reachable && !self.chips[i].unpowered {
+                self.profile.chip_watts(self.chips[i].mhz, self.voltage_mv) / nominal_chip
+            } else if i < self.reachable && !self.chips[i].unpowered && self.is_powered() {
                 0.15
             } else {
                 0.0
@@ -237,6 +342,7 @@ impl BoardEmulator {
                 c.protected = false;
             }
         }
+        self.refresh_pace();
     }
 
     fn next_random(&mut self) -> u64 {
@@ -309,6 +415,14 @@ impl BoardEmulator {
                     self.chips[i].registers.insert(register, value);
                 }
                 match register {
+                    addr::PLL0 => {
+                        // A value with a zero divider leaves the clock where it was.
+                        if let Ok(pll) = Pll::from_bytes(value) {
+                            for i in self.targets(dest) {
+                                self.chips[i].mhz = pll.frequency_mhz();
+                            }
+                        }
+                    }
                     addr::VERSION_MASK => self.version_mask = version_mask_of(value),
                     addr::TICKET_MASK => {
                         if let Ok(d) = ticket_mask_difficulty(value) {
@@ -361,7 +475,7 @@ impl BoardEmulator {
             addr::ERROR_COUNT => (c.hardware_errors.min(u64::from(u32::MAX)) as u32).to_be_bytes(),
             addr::TOTAL_HASH_COUNT => (c.nonces.min(u64::from(u32::MAX)) as u32).to_be_bytes(),
             addr::PLL0 => c.registers.get(&register).copied().unwrap_or_else(|| {
-                Pll::for_frequency(self.family, 50.0)
+                Pll::for_frequency(self.family, POWER_ON_MHZ)
                     .map(|p| p.to_bytes())
                     .unwrap_or_default()
             }),
@@ -404,7 +518,12 @@ impl BoardEmulator {
             self.stats.nonces_dropped += 1;
             return;
         };
-        if !self.is_hashing(chip) {
+        // A chip slower than the board's pace scans its share of the space more slowly:
+        // of the hits the pool found there at the pace, it reaches its clock's share.
+        let clock = self.chips[chip].mhz;
+        if !self.is_hashing(chip)
+            || clock < self.fastest_mhz && !self.chance(clock / self.fastest_mhz)
+        {
             self.stats.nonces_dropped += 1;
             return;
         }

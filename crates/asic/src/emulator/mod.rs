@@ -9,13 +9,19 @@
 //! [`crate::registers::addr::EMULATOR_TICKET_SHIFT`] lowers the ticket below difficulty 1
 //! so a CPU-speed board finds shares; the analog-mux register (0x54) reads back the die
 //! temperature in hundredths of a degree. Midstate (BM1397) jobs are decoded, not hashed.
+//!
+//! Power: chips run at the clock their PLL register sets, boards at the voltage their
+//! supply is set to ([`BoardHandle::set_voltage_mv`], [`EmulatedMachine::set_voltage_mv`]:
+//! the PSU and PIC of a real machine, which a control board drives outside the chain's
+//! UART). The pool hashes for a board at its pace (clock over nominal), and the board
+//! reports what the power model ([`crate::power`]) says it draws, in [`BoardView`].
 
 mod board;
 mod pool;
 
 pub use board::{
-    BoardEmulator, BoardStats, BoardWork, AMBIENT_CELSIUS, PROTECT_CELSIUS, RESUME_CELSIUS,
-    THERMAL_TAU_SECONDS,
+    BoardEmulator, BoardStats, BoardWork, AMBIENT_CELSIUS, POWER_ON_MHZ, PROTECT_CELSIUS,
+    RESUME_CELSIUS, THERMAL_TAU_SECONDS,
 };
 pub use pool::{BoardSlot, HashPool, PoolHandle, PoolHit};
 
@@ -37,13 +43,40 @@ pub struct BoardView {
     pub stats: BoardStats,
     pub link: LinkStats,
     pub reachable: usize,
+    /// The supply's domain voltage in mV (0: off).
+    pub voltage_mv: u32,
+    /// What the board draws, by the power model, in W.
+    pub power_watts: f64,
+    /// The share of its nominal work the pool does for it.
+    pub pace: f64,
+}
+
+impl BoardView {
+    fn of(emu: &BoardEmulator) -> BoardView {
+        BoardView {
+            temperatures: emu.temperatures(),
+            stats: emu.stats(),
+            link: emu.link_stats(),
+            reachable: emu.reachable(),
+            voltage_mv: emu.voltage_mv(),
+            power_watts: emu.power_watts(),
+            pace: emu.pace(),
+        }
+    }
+}
+
+/// What the outside does to a running board besides its link.
+#[derive(Clone, Copy, Debug)]
+enum Control {
+    Fault(Fault),
+    VoltageMv(u32),
 }
 
 /// A running emulated board.
 #[derive(Debug)]
 pub struct BoardHandle {
     board: usize,
-    faults: mpsc::UnboundedSender<Fault>,
+    control: mpsc::UnboundedSender<Control>,
     slot: Arc<BoardSlot>,
     pool: PoolHandle,
     view: Arc<Mutex<BoardView>>,
@@ -53,7 +86,12 @@ pub struct BoardHandle {
 impl BoardHandle {
     /// Injects a fault now.
     pub fn inject(&self, fault: Fault) {
-        let _ = self.faults.send(fault);
+        let _ = self.control.send(Control::Fault(fault));
+    }
+    /// Sets the board's supply to `mv` per voltage domain; 0 switches it off (its chips
+    /// lose their state), a voltage after that on again (they come up as from power-on).
+    pub fn set_voltage_mv(&self, mv: u32) {
+        let _ = self.control.send(Control::VoltageMv(mv));
     }
     pub fn board(&self) -> usize {
         self.board
@@ -93,8 +131,8 @@ where
 {
     let emu = BoardEmulator::new(profile, board, faults);
     let (slot, hits) = pool.register();
-    let (ftx, frx) = mpsc::unbounded_channel();
-    let view = Arc::new(Mutex::new(BoardView::default()));
+    let (ctx, crx) = mpsc::unbounded_channel();
+    let view = Arc::new(Mutex::new(BoardView::of(&emu)));
     let task = tokio::spawn(run_board(
         stream,
         emu,
@@ -102,12 +140,12 @@ where
         slot.clone(),
         pool.clone(),
         hits,
-        frx,
+        crx,
         view.clone(),
     ));
     BoardHandle {
         board,
-        faults: ftx,
+        control: ctx,
         slot,
         pool: pool.clone(),
         view,
@@ -123,7 +161,7 @@ async fn run_board<S>(
     slot: Arc<BoardSlot>,
     pool: PoolHandle,
     mut hits: mpsc::UnboundedReceiver<PoolHit>,
-    mut faults: mpsc::UnboundedReceiver<Fault>,
+    mut control: mpsc::UnboundedReceiver<Control>,
     view: Arc<Mutex<BoardView>>,
 ) where
     S: AsyncRead + AsyncWrite + Send + 'static,
@@ -132,6 +170,7 @@ async fn run_board<S>(
     let mut buf = vec![0u8; 4096];
     let mut out = Vec::with_capacity(4096);
     let mut generation = 0;
+    let mut pace = 1.0;
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last = Instant::now();
@@ -139,7 +178,13 @@ async fn run_board<S>(
         tokio::select! {
             r = rd.read(&mut buf) => match r {
                 Ok(0) | Err(_) => break,
-                Ok(n) => emu.receive(&buf[..n]),
+                Ok(n) => {
+                    // The supply switched before these bytes were sent acts before them.
+                    while let Ok(c) = control.try_recv() {
+                        apply(&mut emu, c, board, &view);
+                    }
+                    emu.receive(&buf[..n]);
+                }
             },
             Some(hit) = hits.recv() => {
                 emu.on_hit(hit.generation, hit.version, hit.nonce);
@@ -147,21 +192,21 @@ async fn run_board<S>(
                     emu.on_hit(hit.generation, hit.version, hit.nonce);
                 }
             }
-            Some(f) = faults.recv() => emu.inject(f, board),
+            Some(c) = control.recv() => apply(&mut emu, c, board, &view),
             _ = tick.tick() => {
                 let now = Instant::now();
                 emu.tick(now.duration_since(last).as_secs_f64());
                 last = now;
-                let mut v = view.lock().expect("view lock");
-                v.temperatures = emu.temperatures();
-                v.stats = emu.stats();
-                v.link = emu.link_stats();
-                v.reachable = emu.reachable();
+                *view.lock().expect("view lock") = BoardView::of(&emu);
             }
         }
         if emu.generation() != generation {
             generation = emu.generation();
             slot.set_work(emu.work().cloned(), &pool);
+        }
+        if emu.pace() != pace {
+            pace = emu.pace();
+            slot.set_pace(pace, &pool);
         }
         if emu.has_output() {
             out.clear();
@@ -172,6 +217,14 @@ async fn run_board<S>(
         }
     }
     slot.set_work(None, &pool);
+}
+
+fn apply(emu: &mut BoardEmulator, c: Control, board: usize, view: &Mutex<BoardView>) {
+    match c {
+        Control::Fault(f) => emu.inject(f, board),
+        Control::VoltageMv(mv) => emu.set_voltage_mv(mv),
+    }
+    *view.lock().expect("view lock") = BoardView::of(emu);
 }
 
 /// A whole emulated machine: one board task per chain, each on an in-memory duplex
@@ -215,5 +268,18 @@ impl EmulatedMachine {
         for b in &self.boards {
             b.inject(fault);
         }
+    }
+
+    /// Sets the supply of every board (one PSU feeds them all): `mv` per voltage domain,
+    /// 0 for off.
+    pub fn set_voltage_mv(&self, mv: u32) {
+        for b in &self.boards {
+            b.set_voltage_mv(mv);
+        }
+    }
+
+    /// What the boards draw now, by the power model, in W.
+    pub fn power_watts(&self) -> f64 {
+        self.boards.iter().map(|b| b.view().power_watts).sum()
     }
 }

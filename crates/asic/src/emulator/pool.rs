@@ -9,11 +9,19 @@
 //! chip's part evenly, and the board hands each hit to the chip that owns it. When the
 //! step does not divide 256 (65 chips: 3) the fields past the last chip's part are hashed
 //! too, since they are interleaved with the others nonce by nonce, and dropped.
+//!
+//! A board's nominal work is what the pool gives it at full speed. A board set to a pace
+//! below 1 (its chips clocked below nominal: [`super::BoardEmulator::pace`]) is held to
+//! that share of its fair part of the workers' time (all workers over the boards with
+//! work): it earns worker-seconds at `pace x workers / boards` a second, spends what its
+//! pieces take, and is skipped while it owes. So a board at 60% of its clock is hashed
+//! for about 60% of the time, finds about 60% of the nonces, and the CPU rests the rest.
+//! Boards at full pace take whatever the workers have, as before.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hashforge_sha256d::{Scanner, Work};
 use tokio::sync::mpsc;
@@ -24,6 +32,11 @@ use super::board::BoardWork;
 const PIECE_NONCES: u64 = 1 << 14;
 /// Versions per piece: one AVX-512 vector of version lanes.
 const PIECE_VERSIONS: u64 = 16;
+/// The most worker-seconds (per worker of its fair part) a paced board saves up while
+/// nobody takes it: enough to ride out a wait, too little for a burst that shows.
+const PACE_BURST_SECS: f64 = 0.1;
+/// How long an idle worker waits before looking again while a paced board owes time.
+const PACE_WAIT: Duration = Duration::from_millis(2);
 
 /// A hit for a board.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,10 +53,20 @@ struct Cursor {
     nonce: u64,
 }
 
+#[derive(Debug)]
+struct SlotState {
+    cursor: Option<Cursor>,
+    /// Share of its nominal work the board gets (1: all the pool gives it).
+    pace: f64,
+    /// Worker-seconds the board may still spend (negative: owed).
+    credit: f64,
+    refilled: Instant,
+}
+
 /// A board's place in the pool.
 #[derive(Debug)]
 pub struct BoardSlot {
-    current: Mutex<Option<Cursor>>,
+    state: Mutex<SlotState>,
     hits: mpsc::UnboundedSender<PoolHit>,
     hashes: AtomicU64,
 }
@@ -51,14 +74,29 @@ pub struct BoardSlot {
 impl BoardSlot {
     /// Replaces the board's work (a new job); `None` stops its hashing.
     pub fn set_work(&self, work: Option<BoardWork>, shared: &PoolHandle) {
-        let mut cur = self.current.lock().expect("slot lock");
-        *cur = work.map(|work| Cursor {
+        let mut st = self.state.lock().expect("slot lock");
+        st.cursor = work.map(|work| Cursor {
             work,
             version_block: 0,
             nonce: 0,
         });
-        drop(cur);
+        drop(st);
         shared.inner.wake.notify_all();
+    }
+
+    /// Sets the board's pace (clamped to 0..=1; see the module's doc).
+    pub fn set_pace(&self, pace: f64, shared: &PoolHandle) {
+        let pace = if pace.is_nan() {
+            0.0
+        } else {
+            pace.clamp(0.0, 1.0)
+        };
+        self.state.lock().expect("slot lock").pace = pace;
+        shared.inner.wake.notify_all();
+    }
+
+    pub fn pace(&self) -> f64 {
+        self.state.lock().expect("slot lock").pace
     }
 
     /// Hashes done for this board so far.
@@ -66,10 +104,33 @@ impl BoardSlot {
         self.hashes.load(Ordering::Relaxed)
     }
 
-    /// The next piece of this board's work, advancing its cursor.
-    fn next_piece(&self) -> Option<(u64, Work)> {
-        let mut guard = self.current.lock().expect("slot lock");
-        let cur = guard.as_mut()?;
+    fn has_work(&self) -> bool {
+        self.state.lock().expect("slot lock").cursor.is_some()
+    }
+
+    /// Books `secs` of a worker's time spent on this board.
+    fn spend(&self, secs: f64) {
+        let mut st = self.state.lock().expect("slot lock");
+        if st.pace < 1.0 {
+            st.credit -= secs;
+        }
+    }
+
+    /// The next piece of this board's work, advancing its cursor; none when it has no
+    /// work or, paced, owes time. `fair` is its fair part of the workers (workers over
+    /// boards with work).
+    fn next_piece(&self, fair: f64, now: Instant) -> Option<(u64, Work)> {
+        let mut guard = self.state.lock().expect("slot lock");
+        let st = &mut *guard;
+        let dt = now.saturating_duration_since(st.refilled).as_secs_f64();
+        st.refilled = now;
+        if st.pace < 1.0 {
+            st.credit = (st.credit + dt * st.pace * fair).min(PACE_BURST_SECS * fair);
+            if st.credit <= 0.0 {
+                return None;
+            }
+        }
+        let cur = st.cursor.as_mut()?;
         let w = &cur.work;
         let space = if w.version_mask == 0 {
             1
@@ -97,6 +158,8 @@ impl BoardSlot {
 
 #[derive(Debug)]
 struct Inner {
+    /// Worker threads.
+    workers: usize,
     boards: Mutex<Vec<Weak<BoardSlot>>>,
     wake: Condvar,
     idle: Mutex<()>,
@@ -115,7 +178,12 @@ impl PoolHandle {
     pub fn register(&self) -> (Arc<BoardSlot>, mpsc::UnboundedReceiver<PoolHit>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let slot = Arc::new(BoardSlot {
-            current: Mutex::new(None),
+            state: Mutex::new(SlotState {
+                cursor: None,
+                pace: 1.0,
+                credit: 0.0,
+                refilled: Instant::now(),
+            }),
             hits: tx,
             hashes: AtomicU64::new(0),
         });
@@ -143,14 +211,16 @@ pub struct HashPool {
 impl HashPool {
     /// A pool of `threads` workers scanning with `scanner`.
     pub fn new(threads: usize, scanner: Scanner) -> HashPool {
+        let threads = threads.max(1);
         let inner = Arc::new(Inner {
+            workers: threads,
             boards: Mutex::new(Vec::new()),
             wake: Condvar::new(),
             idle: Mutex::new(()),
             stop: AtomicBool::new(false),
             hashes: AtomicU64::new(0),
         });
-        let threads = (0..threads.max(1))
+        let threads = (0..threads)
             .map(|i| {
                 let inner = inner.clone();
                 std::thread::Builder::new()
@@ -200,14 +270,20 @@ fn worker(inner: &Inner, scanner: Scanner, index: usize) {
             boards.retain(|w| w.strong_count() > 0);
             boards.iter().filter_map(Weak::upgrade).collect()
         };
+        let busy = slots.iter().filter(|s| s.has_work()).count();
+        let fair = inner.workers as f64 / busy.max(1) as f64;
         let mut did = false;
+        let mut owing = false;
         for k in 0..slots.len() {
             let slot = &slots[(turn + k) % slots.len()];
-            let Some((generation, work)) = slot.next_piece() else {
+            let Some((generation, work)) = slot.next_piece(fair, Instant::now()) else {
+                owing |= slot.has_work() && slot.pace() > 0.0;
                 continue;
             };
             hits.clear();
+            let started = Instant::now();
             scanner.scan_into(&work, &mut hits);
+            slot.spend(started.elapsed().as_secs_f64());
             let n = work.hashes();
             slot.hashes.fetch_add(n, Ordering::Relaxed);
             inner.hashes.fetch_add(n, Ordering::Relaxed);
@@ -224,11 +300,13 @@ fn worker(inner: &Inner, scanner: Scanner, index: usize) {
             break;
         }
         if !did {
+            let wait = if owing {
+                PACE_WAIT
+            } else {
+                Duration::from_millis(20)
+            };
             let guard = inner.idle.lock().expect("idle lock");
-            let _ = inner
-                .wake
-                .wait_timeout(guard, Duration::from_millis(20))
-                .expect("idle wait");
+            let _ = inner.wake.wait_timeout(guard, wait).expect("idle wait");
         }
     }
 }
