@@ -103,6 +103,9 @@ async fn carry_out(shared: &Shared, w: &Write) -> Result<String, String> {
             Err("Saving is not supported: edit the miner's TOML configuration file".into())
         }
         Write::Privileged => Ok("Privileged access OK".into()),
+        Write::PowerTarget(_) | Write::Sleep | Write::Wake => {
+            Err("this miner does not control its devices' power yet".into())
+        }
     }
 }
 

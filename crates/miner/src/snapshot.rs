@@ -408,6 +408,8 @@ impl Snapshot {
             hashrate: rates_of(&self.hashrate),
             ideal: Some(ideal),
             power_w: None,
+            power_limit_w: None,
+            sleeping: None,
             shares: shares_of(&self.shares),
             diff1_work: self.found_difficulty,
             hardware_errors: self.hardware_errors,

@@ -513,6 +513,8 @@ pub fn read(reply: &Value, expected_chips: Option<usize>) -> Result<MinerStatus,
             .filter(|g| *g > 0.0)
             .map(HashRate::from_ghs),
         power_w,
+        power_limit_w: None,
+        sleeping: None,
         shares: shares_in(summary),
         diff1_work: f(summary, "Total MH").map_or(0.0, |mh| mh / total_mh(1.0)),
         hardware_errors: u(summary, "Hardware Errors").unwrap_or(0),

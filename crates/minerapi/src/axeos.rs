@@ -189,6 +189,8 @@ pub fn read(v: &Value) -> Option<MinerStatus> {
         },
         ideal: f("expectedHashrate").map(HashRate::from_ghs),
         power_w: f("power"),
+        power_limit_w: None,
+        sleeping: None,
         shares: Shares {
             accepted: u("sharesAccepted").unwrap_or(0),
             rejected: u("sharesRejected").unwrap_or(0),

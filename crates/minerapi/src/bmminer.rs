@@ -8,6 +8,11 @@
 //! Unknown values are left out, never sent as zero: a chain with no temperature reading has
 //! no `temp2_N`; a chain has as many `chain_acsN` characters as chips answered, `o` for a
 //! good chip and `x` for a bad or silent one.
+//!
+//! hashforge's own keys in `STATS[1]`, which stock firmware never sends and its readers skip
+//! as unknown: [`POWER_LIMIT_KEY`] (`hashforge_power_limit_w`, the power target in force in
+//! W, a number) and [`SLEEPING_KEY`] (`hashforge_sleeping`, `true` or `false`), each only
+//! when the status knows it, right after `chain_power`.
 
 use hashforge_core::{Celsius, HashRate};
 use serde_json::Value;
@@ -26,6 +31,11 @@ const API_VERSION: &str = "3.1";
 
 /// The command a reader sends to read everything, joined as fleet tools join it.
 pub const READ_ALL: &str = "version+summary+stats+pools";
+
+/// `STATS[1]` key (hashforge only): the power target in force, in W, a number.
+pub const POWER_LIMIT_KEY: &str = "hashforge_power_limit_w";
+/// `STATS[1]` key (hashforge only): whether the machine sleeps, `true` or `false`.
+pub const SLEEPING_KEY: &str = "hashforge_sleeping";
 
 /// Answers a read command from `status`; a command this firmware does not have gets
 /// cgminer's `Invalid command`.
@@ -365,6 +375,12 @@ fn stats(s: &MinerStatus) -> Reply {
     if let Some(w) = s.power_w {
         o.push("chain_power", format!("{w:.0} W"));
     }
+    if let Some(w) = s.power_limit_w {
+        o.push(POWER_LIMIT_KEY, w);
+    }
+    if let Some(sleeping) = s.sleeping {
+        o.push(SLEEPING_KEY, sleeping);
+    }
     o.push(
         "Device Hardware%",
         pct(
@@ -435,6 +451,23 @@ pub(crate) fn f(o: &Value, k: &str) -> Option<f64> {
 }
 pub(crate) fn u(o: &Value, k: &str) -> Option<u64> {
     o.get(k).and_then(count)
+}
+/// A yes or no as firmware might write it: `true`, `1`, `"true"`, `"Y"`.
+fn flag(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::Number(_) => match count(v)? {
+            0 => Some(false),
+            1 => Some(true),
+            _ => None,
+        },
+        Value::String(t) => match t.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "y" | "yes" => Some(true),
+            "false" | "0" | "n" | "no" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 fn ghs_rate(o: &Value, k: &str) -> Option<HashRate> {
     f(o, k).map(HashRate::from_ghs)
@@ -591,6 +624,8 @@ pub fn read(reply: &Value, expected_chips: Option<usize>) -> Result<MinerStatus,
         .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
         .or_else(|| f(chains_obj, "power").or_else(|| f(chains_obj, "Power")))
         .filter(|w| w.is_finite() && *w >= 0.0);
+    let power_limit_w = f(chains_obj, POWER_LIMIT_KEY).filter(|w| *w > 0.0);
+    let sleeping = chains_obj.get(SLEEPING_KEY).and_then(flag);
 
     let pools = read_pools(pools);
 
@@ -606,6 +641,8 @@ pub fn read(reply: &Value, expected_chips: Option<usize>) -> Result<MinerStatus,
         hashrate,
         ideal: ghs_rate(chains_obj, "total_rateideal"),
         power_w,
+        power_limit_w,
+        sleeping,
         shares,
         diff1_work: f(summary, "Total MH").map_or(0.0, |mh| mh / total_mh(1.0)),
         hardware_errors: u(summary, "Hardware Errors").unwrap_or(0),

@@ -605,6 +605,8 @@ pub fn read(reply: &Value, expected_chips: Option<usize>) -> Result<MinerStatus,
             .map(HashRate::from_ghs),
         // btminer writes -1 for a power it does not know.
         power_w: f(summary, "Power").filter(|w| *w >= 0.0),
+        power_limit_w: None,
+        sleeping: None,
         shares: shares_in(summary),
         diff1_work: f(summary, "Total MH").map_or(0.0, |mh| mh / total_mh(1.0)),
         hardware_errors: u(summary, "Hardware Errors").unwrap_or(0),

@@ -35,6 +35,12 @@ pub mod code {
     pub const NOT_SUPPORTED: u32 = 77;
     /// hashforge's own: a fault was injected into an emulated machine.
     pub const FAULT: u32 = 300;
+    /// hashforge's own: a power target was set or cleared.
+    pub const POWER_TARGET: u32 = 301;
+    /// hashforge's own: the machine went to sleep.
+    pub const SLEEP: u32 = 302;
+    /// hashforge's own: the machine woke.
+    pub const WAKE: u32 = 303;
 }
 
 /// The longest request a server reads and the longest reply a client accepts.
@@ -308,11 +314,51 @@ pub enum Write {
         device: usize,
         fault: String,
     },
+    /// hashforge's own: `powertarget|WATTS` keeps the whole machine at or under WATTS
+    /// (a positive number; a trailing `W` is allowed); `powertarget|none` clears it.
+    PowerTarget(Option<f64>),
+    /// hashforge's own: stop hashing and draw idle power until `wake`.
+    Sleep,
+    /// hashforge's own: hash again, at the power target in force.
+    Wake,
+}
+
+/// What `powertarget` says when its parameter is not a power.
+pub const POWER_TARGET_SYNTAX: &str =
+    "powertarget takes watts (a positive number, e.g. powertarget|2500) or none (powertarget|none clears the target)";
+
+/// Reads `powertarget`'s parameter: `none` (any case) or a positive, finite number of watts,
+/// optionally followed by `W`.
+pub fn parse_power_target(param: &str) -> Result<Option<f64>, String> {
+    let p = param.trim();
+    if p.eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    let number = p
+        .strip_suffix(['W', 'w'])
+        .map_or(p, str::trim_end)
+        .parse::<f64>()
+        .ok()
+        .filter(|w| w.is_finite());
+    match number {
+        _ if p.is_empty() => Err(format!("Missing power target: {POWER_TARGET_SYNTAX}")),
+        Some(w) if w > 0.0 => Ok(Some(w)),
+        Some(w) => Err(format!(
+            "Invalid power target {w} W: it must be above 0 ({POWER_TARGET_SYNTAX})"
+        )),
+        None => Err(format!(
+            "Invalid power target `{}`: {POWER_TARGET_SYNTAX}",
+            p.chars().take(40).collect::<String>()
+        )),
+    }
 }
 
 impl Write {
-    pub const COMMANDS: [&'static str; 10] = [
+    pub const COMMANDS: [&'static str; 13] = [
         "fault",
+        "powertarget",
+        "sleep",
+        "wake",
         "switchpool",
         "enablepool",
         "disablepool",
@@ -370,6 +416,11 @@ impl Write {
                     Err(_) => Err(Reply::error(at, code::INVALID_PARAM, "Invalid device id")),
                 },
             },
+            "powertarget" => parse_power_target(param)
+                .map(Write::PowerTarget)
+                .map_err(|msg| Reply::error(at, code::INVALID_PARAM, msg)),
+            "sleep" => Ok(Write::Sleep),
+            "wake" => Ok(Write::Wake),
             _ => return None,
         })
     }
@@ -387,6 +438,9 @@ impl Write {
             Write::Save => code::NOT_SUPPORTED,
             Write::Privileged => code::PRIVILEGED_OK,
             Write::Fault { .. } => code::FAULT,
+            Write::PowerTarget(_) => code::POWER_TARGET,
+            Write::Sleep => code::SLEEP,
+            Write::Wake => code::WAKE,
         };
         match outcome {
             Ok(msg) => Reply::info(at, ok_code, msg),
@@ -625,6 +679,61 @@ mod tests {
         assert_eq!(steps(&req, true, AT)[0], Step::Write(Write::SwitchPool(1)));
         let req = Request::parse(b"switchpool|x", AT).unwrap();
         assert!(matches!(&steps(&req, true, AT)[0], Step::Done(_)));
+    }
+
+    #[test]
+    fn power_commands_take_watts_or_none_and_refuse_the_rest_clearly() {
+        let write = |cmd: &str| {
+            let req = Request::parse(cmd.as_bytes(), AT).unwrap();
+            steps(&req, true, AT).remove(0)
+        };
+        assert_eq!(
+            write("powertarget|2500"),
+            Step::Write(Write::PowerTarget(Some(2500.0)))
+        );
+        assert_eq!(
+            write(r#"{"command":"powertarget","parameter":"1800.5 W","token":"t"}"#),
+            Step::Write(Write::PowerTarget(Some(1800.5)))
+        );
+        assert_eq!(
+            write(r#"{"command":"powertarget","parameter":2500}"#),
+            Step::Write(Write::PowerTarget(Some(2500.0)))
+        );
+        assert_eq!(
+            write("powertarget|None"),
+            Step::Write(Write::PowerTarget(None))
+        );
+        assert_eq!(write("sleep|"), Step::Write(Write::Sleep));
+        assert_eq!(write("wake"), Step::Write(Write::Wake));
+        for (bad, says) in [
+            ("powertarget|-5", "must be above 0"),
+            ("powertarget|0", "must be above 0"),
+            ("powertarget|NaN", "Invalid power target `NaN`"),
+            ("powertarget|inf", "Invalid power target `inf`"),
+            ("powertarget|lots", "Invalid power target `lots`"),
+            ("powertarget|2500kW", "Invalid power target"),
+            ("powertarget|", "Missing power target"),
+            ("powertarget|W", "Invalid power target `W`"),
+        ] {
+            let Step::Done(reply) = write(bad) else {
+                panic!("{bad} was taken");
+            };
+            assert_eq!(reply.status.get("STATUS"), Some(&Value::from("E")), "{bad}");
+            assert_eq!(reply.status.get("Code"), Some(&Value::from(36)), "{bad}");
+            let msg = reply.status.get("Msg").and_then(Value::as_str).unwrap();
+            assert!(msg.contains(says), "{bad}: {msg}");
+            assert!(msg.contains("powertarget|none"), "{bad}: {msg}");
+        }
+        // Refused without access, as every write is.
+        let req = Request::parse(b"sleep|", AT).unwrap();
+        let Step::Done(r) = &steps(&req, false, AT)[0] else {
+            panic!("sleep without access was taken");
+        };
+        assert_eq!(r.status.get("Code"), Some(&Value::from(45)));
+        let ok = Write::Sleep.reply(Ok("Sleeping".into()), AT);
+        assert_eq!(ok.status.get("Code"), Some(&Value::from(302)));
+        let no = Write::PowerTarget(None).reply(Err("no power model".into()), AT);
+        assert_eq!(no.status.get("STATUS"), Some(&Value::from("E")));
     }
 
     #[test]

@@ -8,10 +8,15 @@ const AT: Stamp = Stamp {
     description: "fuzz",
 };
 
-/// A server reading a request: parsing, then planning its steps.
+/// A server reading a request: parsing, then planning its steps; and the bytes as the
+/// parameter of every write that reads one (`powertarget`'s watts, `fault`, pool ids).
 pub fn cgminer_request(bytes: &[u8]) {
     if let Ok(req) = Request::parse(bytes, AT) {
         let _ = steps(&req, true, AT);
+    }
+    let param = String::from_utf8_lossy(bytes);
+    for cmd in crate::cgminer::Write::COMMANDS {
+        let _ = crate::cgminer::Write::parse(cmd, &param, AT);
     }
 }
 

@@ -201,6 +201,12 @@ pub struct MinerStatus {
     pub ideal: Option<HashRate>,
     /// Wall power, where the machine measures or estimates it.
     pub power_w: Option<f64>,
+    /// The power target in force, in W (curtailment): `None` when the machine has none or
+    /// does not say.
+    pub power_limit_w: Option<f64>,
+    /// Whether the machine sleeps (hashes nothing, at idle power, on an operator's or a
+    /// price signal's word); `None` when it does not say.
+    pub sleeping: Option<bool>,
     pub shares: Shares,
     /// Difficulty-1 work found since the start (cgminer's `Diff1 Work`).
     pub diff1_work: f64,

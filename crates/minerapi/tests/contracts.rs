@@ -68,6 +68,9 @@ fn example() -> MinerStatus {
         },
         ideal: Some(HashRate::from_ths(234.0)),
         power_w: Some(3510.0),
+        // Stock firmware says neither: its goldens carry neither.
+        power_limit_w: None,
+        sleeping: None,
         shares: Shares {
             accepted: 1200,
             rejected: 3,
@@ -159,6 +162,58 @@ fn bmminer_replies_keep_stock_antminer_shapes() {
     ] {
         let body = antminer_web::render(page, &s).unwrap().to_string();
         golden(&format!("web_{page}.json"), &body);
+    }
+}
+
+/// The example curtailed by hashforge: a 2500 W target in force, awake. Its STATS is the
+/// stock one with hashforge's two keys after `chain_power`, nothing else changed.
+#[test]
+fn hashforge_power_keys_follow_chain_power_and_read_back() {
+    let mut s = example();
+    s.power_w = Some(2496.4);
+    s.power_limit_w = Some(2500.0);
+    s.sleeping = Some(false);
+    let curtailed = bmminer::read_command("stats", &s).json();
+    golden("bmminer_stats_hashforge_power.json", &curtailed);
+    let stock: Value =
+        serde_json::from_str(&bmminer::read_command("stats", &example()).json()).unwrap();
+    let curtailed: Value = serde_json::from_str(&curtailed).unwrap();
+    let keys =
+        |v: &Value| -> Vec<String> { v["STATS"][1].as_object().unwrap().keys().cloned().collect() };
+    let mut added = keys(&curtailed);
+    added.retain(|k| !keys(&stock).contains(k));
+    assert_eq!(added, [bmminer::POWER_LIMIT_KEY, bmminer::SLEEPING_KEY]);
+    assert_eq!(curtailed["STATS"][1]["chain_power"], "2496 W");
+    assert_eq!(curtailed["STATS"][1][bmminer::POWER_LIMIT_KEY], 2500.0);
+    assert_eq!(curtailed["STATS"][1][bmminer::SLEEPING_KEY], false);
+    let back = read_back(&s);
+    assert_eq!(
+        (back.power_w, back.power_limit_w, back.sleeping),
+        (Some(2496.0), Some(2500.0), Some(false))
+    );
+    // Stock firmware says neither: unknown, not "no limit" and "awake".
+    let stock = read_back(&example());
+    assert_eq!((stock.power_limit_w, stock.sleeping), (None, None));
+    // Readers take the yes-or-no however it is written.
+    for (written, reads) in [
+        (Value::from(true), Some(true)),
+        (Value::from(0), Some(false)),
+        (Value::from("Y"), Some(true)),
+        (Value::from("false"), Some(false)),
+        (Value::from("maybe"), None),
+        (Value::from(7), None),
+    ] {
+        let mut v: Value = serde_json::from_str(&format!(
+            "{{\"version\":[{}],\"summary\":[{}],\"stats\":[{}],\"pools\":[{}]}}",
+            bmminer::read_command("version", &s).json(),
+            bmminer::read_command("summary", &s).json(),
+            bmminer::read_command("stats", &s).json(),
+            bmminer::read_command("pools", &s).json(),
+        ))
+        .unwrap();
+        v["stats"][0]["STATS"][1][bmminer::SLEEPING_KEY] = written.clone();
+        let back = bmminer::read(&v, Some(65)).unwrap();
+        assert_eq!(back.sleeping, reads, "{written}");
     }
 }
 
@@ -275,8 +330,12 @@ prop_compose! {
         model in "[A-Z][0-9]{2}[a-z +]{0,6}",
         user in "[a-z0-9._]{1,20}",
         mac in proptest::option::of("[0-9a-f]{2}(:[0-9a-f]{2}){5}"),
+        power_limit in proptest::option::of(1u32..100_000_000),
+        sleeping in proptest::option::of(any::<bool>()),
     ) -> MinerStatus {
         let mut s = example();
+        s.power_limit_w = power_limit.map(|centiwatts| f64::from(centiwatts) / 100.0);
+        s.sleeping = sleeping;
         s.identity.model = model.trim().to_string();
         s.identity.mac = mac;
         s.chains = chains;
@@ -300,6 +359,8 @@ proptest! {
         prop_assert_eq!(back.shares.rejected, s.shares.rejected);
         prop_assert_eq!(&back.fans_rpm, &s.fans_rpm);
         prop_assert_eq!(&back.pools[0].user, &s.pools[0].user);
+        prop_assert_eq!(back.power_limit_w, s.power_limit_w);
+        prop_assert_eq!(back.sleeping, s.sleeping);
         prop_assert_eq!(back.chains.len(), s.chains.len());
         for (b, c) in back.chains.iter().zip(&s.chains) {
             prop_assert_eq!(b.chips_found(), c.chips_found());

@@ -591,6 +591,8 @@ impl SimFleet {
             power_w: Some(
                 (profile.nominal_watts * (0.15 + 0.85 * warm) * (1.0 + 0.01 * noise(30))).round(),
             ),
+            power_limit_w: None,
+            sleeping: None,
             shares: Shares {
                 accepted,
                 rejected,
