@@ -156,24 +156,27 @@ pub fn findings(m: &Miner, rules: &Rules) -> Vec<Finding> {
         }
         return out;
     }
-    if m.hashrate_ths <= 0.0 && m.uptime_secs > 120 {
-        out.push((
-            AlertKind::NotHashing,
-            None,
-            format!("0 TH/s after {} s up", m.uptime_secs),
-        ));
-    } else if let Some(median) = m.recent_median_ths(10) {
-        if m.hashrate_ths < median * rules.low_share {
+    // A machine put to sleep or held under a power target hashes less on purpose.
+    if m.sleeping != Some(true) {
+        if m.hashrate_ths <= 0.0 && m.uptime_secs > 120 {
             out.push((
-                AlertKind::LowHashrate,
+                AlertKind::NotHashing,
                 None,
-                format!(
-                    "{:.1} TH/s, below {:.0}% of its recent median {:.1} TH/s",
-                    m.hashrate_ths,
-                    rules.low_share * 100.0,
-                    median
-                ),
+                format!("0 TH/s after {} s up", m.uptime_secs),
             ));
+        } else if let (Some(median), None) = (m.recent_median_ths(10), m.power_limit_w) {
+            if m.hashrate_ths < median * rules.low_share {
+                out.push((
+                    AlertKind::LowHashrate,
+                    None,
+                    format!(
+                        "{:.1} TH/s, below {:.0}% of its recent median {:.1} TH/s",
+                        m.hashrate_ths,
+                        rules.low_share * 100.0,
+                        median
+                    ),
+                ));
+            }
         }
     }
     for b in &m.boards {

@@ -68,6 +68,18 @@ pub enum Contract {
     Avalon,
 }
 
+impl Contract {
+    /// The firmware family, for people.
+    pub fn name(self) -> &'static str {
+        match self {
+            Contract::Bmminer => "Antminer",
+            Contract::AxeOs => "AxeOS",
+            Contract::Btminer => "Whatsminer (btminer)",
+            Contract::Avalon => "Avalon",
+        }
+    }
+}
+
 /// One exchange on a fresh connection: connect, send `request`, read until the peer closes or
 /// `complete` says the reply is whole, all within `timeout` and at most `limit` bytes. Every
 /// client here (the cgminer API, HTTP GET, the webhook's POST) goes through it.
@@ -118,7 +130,16 @@ pub async fn cgminer(
     command: &str,
     timeout: Duration,
 ) -> Result<Value, ReadError> {
-    let req = Request::new(command, "").encode();
+    cgminer_request(addr, &Request::new(command, ""), timeout).await
+}
+
+/// [`cgminer`] with a whole request (a parameter, hashforge's write token).
+pub async fn cgminer_request(
+    addr: SocketAddr,
+    request: &Request,
+    timeout: Duration,
+) -> Result<Value, ReadError> {
+    let req = request.encode();
     let buf = exchange(addr, &req, timeout, MAX_REPLY, |b| b.last() == Some(&0)).await?;
     Ok(decode_reply(&buf)?)
 }

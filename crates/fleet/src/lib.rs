@@ -24,6 +24,7 @@ pub mod assets;
 pub mod client;
 pub mod console;
 pub mod csv;
+pub mod curtail;
 pub mod date;
 pub mod economics;
 pub mod fuzzing;

@@ -41,6 +41,8 @@ pub struct CollectorConfig {
     pub site: String,
     /// The prices the console's register pages assume where a request names none.
     pub prices: crate::console::PriceDefaults,
+    /// hashforge miners' write token (`api.write_token`), for curtailment.
+    pub api_token: Option<String>,
 }
 
 /// The site of a collector not told one.
@@ -59,6 +61,7 @@ impl Default for CollectorConfig {
             log_alerts: true,
             site: DEFAULT_SITE.to_owned(),
             prices: crate::console::PriceDefaults::default(),
+            api_token: None,
         }
     }
 }
@@ -98,7 +101,12 @@ pub struct Collector {
     unwritten: Mutex<Unwritten>,
     /// Each site's last cycle as its collector wrote it (a console reading the database).
     pub sites: Mutex<Vec<(String, u64, CycleReport)>>,
+    /// The curtailments run from this console, newest last (at most [`RUNS_KEPT`]).
+    pub curtailments: Mutex<std::collections::VecDeque<crate::curtail::Run>>,
 }
+
+/// Curtailment runs a console keeps.
+pub const RUNS_KEPT: usize = 50;
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
@@ -153,6 +161,7 @@ impl Collector {
             store,
             unwritten: Mutex::new((Vec::new(), Vec::new())),
             sites: Mutex::new(Vec::new()),
+            curtailments: Mutex::new(std::collections::VecDeque::new()),
         })
     }
 
@@ -186,7 +195,7 @@ impl Collector {
         self.inventory.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn inventory_mut(&self) -> std::sync::RwLockWriteGuard<'_, Inventory> {
+    pub(crate) fn inventory_mut(&self) -> std::sync::RwLockWriteGuard<'_, Inventory> {
         self.inventory.write().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -381,6 +390,38 @@ impl Collector {
         }
         *self.last_cycle.lock().unwrap_or_else(|e| e.into_inner()) = Some(report.clone());
         report
+    }
+
+    /// Runs a curtailment on `group` (`curtail::run`) with this collector's token and
+    /// passwords, and keeps it for the console; returns it.
+    pub async fn curtail(
+        self: &Arc<Self>,
+        action: crate::curtail::Action,
+        group: crate::curtail::Group,
+    ) -> crate::curtail::Run {
+        let settings = crate::curtail::Settings {
+            api_token: self.config.api_token.clone(),
+            confirm_within: Duration::from_secs(15),
+            concurrency: self.config.concurrency,
+            timeout: self.config.timeout,
+        };
+        let mut run = crate::curtail::run(self, action, group, &settings).await;
+        tracing::info!(
+            "curtailment: {} on {} machine(s): {} confirmed in {:.1} s, {:.0} W -> {:.0} W",
+            action.label(),
+            run.machines,
+            run.confirmed,
+            run.elapsed_secs,
+            run.power_before_w,
+            run.power_after_w
+        );
+        let mut runs = self.curtailments.lock().unwrap_or_else(|e| e.into_inner());
+        run.id = runs.back().map_or(1, |r| r.id + 1);
+        runs.push_back(run.clone());
+        while runs.len() > RUNS_KEPT {
+            runs.pop_front();
+        }
+        run
     }
 
     /// Opens a repair ticket for each alert of a chip or a board that died, on a machine the

@@ -191,6 +191,13 @@ pub struct Miner {
     pub board_serials: Vec<(usize, String)>,
     /// The last read's round trip, milliseconds.
     pub read_ms: f32,
+    /// Asleep (curtailed): from its reading where the firmware says (hashforge), else as a
+    /// confirmed curtailment left it (a stock Antminer says it only on its web CGI).
+    #[serde(default)]
+    pub sleeping: Option<bool>,
+    /// The power target it holds, from its reading.
+    #[serde(default)]
+    pub power_limit_w: Option<f32>,
     #[serde(skip)]
     pub recent: VecDeque<Sample>,
     #[serde(skip)]
@@ -239,6 +246,8 @@ impl Miner {
             api_open: None,
             board_serials: Vec::new(),
             read_ms: 0.0,
+            sleeping: None,
+            power_limit_w: None,
             recent: VecDeque::with_capacity(RECENT),
             hourly: VecDeque::with_capacity(HOURLY),
             hour: HourSum::default(),
@@ -276,6 +285,10 @@ impl Miner {
         self.hashrate_ths = s.hashrate.last_5s.as_ths() as f32;
         self.ideal_ths = s.ideal.map(|r| r.as_ths() as f32);
         self.power_w = s.power_w.map(|w| w as f32);
+        if s.sleeping.is_some() {
+            self.sleeping = s.sleeping;
+        }
+        self.power_limit_w = s.power_limit_w.map(|w| w as f32);
         self.uptime_secs = s.uptime_secs;
         self.boards = s
             .chains

@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::http;
+
 use hashforge_fleet::assets::db::ImportFailure;
 use hashforge_fleet::assets::{parse_assets, parse_events, synthetic, EventSpec};
 use hashforge_fleet::date::Date;
@@ -14,8 +16,6 @@ use hashforge_fleet::money::Usd;
 use hashforge_fleet::reports::{self, Params};
 use hashforge_fleet::store::Store;
 use hashforge_fleet::tariffs::Schedule;
-use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 hashforge_store::both_databases!(
     "fleet.db";
@@ -270,25 +270,6 @@ async fn a_synthetic_fleet_imports_and_reports(url: &str) {
     assert!(json["fleet"]["lost_to_customs"].as_f64().unwrap() > 0.0);
     assert!(json["fleet"]["lost_to_repairs"].as_f64().unwrap() > 0.0);
     store.close().await;
-}
-
-/// One HTTP request to the console: (status, body).
-async fn http(addr: std::net::SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut out = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out))
-        .await
-        .unwrap()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out).to_string();
-    let code = text[9..12].parse().unwrap();
-    let body = text.split_once("\r\n\r\n").map_or("", |b| b.1).to_string();
-    (code, body)
 }
 
 async fn the_api_records_events_and_serves_reports(url: &str) {

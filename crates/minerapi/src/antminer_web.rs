@@ -205,7 +205,8 @@ fn miner_conf(s: &MinerStatus) -> Value {
         .iter()
         .map(|p| json!({ "url": p.url, "user": p.user, "pass": "" }))
         .collect();
-    let hashing = s.chains.iter().any(|c| c.state == ChainState::Running);
+    let hashing =
+        s.sleeping != Some(true) && s.chains.iter().any(|c| c.state == ChainState::Running);
     json!({
         "pools": pools,
         "api-listen": true,

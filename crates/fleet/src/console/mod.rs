@@ -35,6 +35,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+mod curtail;
 mod register;
 
 use crate::alerts::Alert;
@@ -70,6 +71,15 @@ pub fn router(collector: Arc<Collector>) -> Router {
         .route("/api/miners/{ip}", get(api_miner))
         .route("/api/alerts", get(api_alerts))
         .route("/metrics", get(metrics))
+        .route(
+            "/curtail",
+            get(curtail::curtail_page).post(curtail::curtail_post),
+        )
+        .route("/curtail/{id}", get(curtail::run_detail))
+        .route(
+            "/api/curtail",
+            get(curtail::api_runs).post(curtail::api_curtail),
+        )
         .route("/register", get(register::register_page))
         .route("/register/machines", get(register::machines_page))
         .route("/register/machine/{serial}", get(register::machine_page))
@@ -131,7 +141,7 @@ fn page(title: &str, body: &str) -> Html<String> {
     Html(format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"30\">\
 <title>{t} · hashforge fleet</title><style>{STYLE}</style></head><body><header><b>hashforge fleet</b>\
-<a href=\"/\">Overview</a><a href=\"/miners\">Miners</a><a href=\"/alerts\">Alerts</a><a href=\"/register\">Register</a></header><main>{body}</main></body></html>",
+<a href=\"/\">Overview</a><a href=\"/miners\">Miners</a><a href=\"/alerts\">Alerts</a><a href=\"/curtail\">Curtailment</a><a href=\"/register\">Register</a></header><main>{body}</main></body></html>",
         t = esc(title)
     ))
 }
@@ -663,6 +673,22 @@ async fn miner_page(State(c): State<Arc<Collector>>, Path(ip): Path<String>) -> 
     };
     let alerts = c.alerts();
     let mut b = String::new();
+    let power_text = format!(
+        "{}{}",
+        m.power_w.map_or("–".into(), |w| format!(
+            "{} ({})",
+            watts(f64::from(w)),
+            jth(f64::from(w), f64::from(m.hashrate_ths))
+        )),
+        match (m.sleeping, m.power_limit_w) {
+            (Some(true), _) => " · <span class=\"warn\">asleep (curtailed)</span>".to_string(),
+            (_, Some(l)) => format!(
+                " · <span class=\"warn\">held under {}</span>",
+                watts(f64::from(l))
+            ),
+            _ => String::new(),
+        }
+    );
     let _ = write!(
         b,
         "<h2>{} at {}</h2><table><tr><td class=\"t\">state</td><td class=\"t\">{}</td></tr><tr><td class=\"t\">site</td><td class=\"t\">{}</td></tr><tr><td class=\"t\">firmware</td><td class=\"t\">{}</td></tr>\
@@ -680,7 +706,7 @@ async fn miner_page(State(c): State<Arc<Collector>>, Path(ip): Path<String>) -> 
         esc(m.hostname.as_deref().unwrap_or("–")),
         ths(f64::from(m.hashrate_ths)),
         m.ideal_ths.map_or("–".into(), |i| ths(f64::from(i))),
-        m.power_w.map_or("–".into(), |w| format!("{} ({})", watts(f64::from(w)), jth(f64::from(w), f64::from(m.hashrate_ths)))),
+        power_text,
         duration_for_people(m.uptime_secs as f64),
         esc(m.pool_url.as_deref().unwrap_or("–")),
         esc(m.pool_user.as_deref().unwrap_or("–")),

@@ -4,5 +4,5 @@
 pub mod model;
 pub mod serve;
 
-pub use model::{parse_mix, FleetSpec, Kind, SimFault, SimFleet};
+pub use model::{parse_mix, FleetSpec, Kind, SimFault, SimFleet, SimPower};
 pub use serve::{Ports, Simulator};

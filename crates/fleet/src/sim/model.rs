@@ -206,6 +206,8 @@ pub struct FleetSpec {
     pub pools: Vec<String>,
     /// Machines come up over this many seconds after the start.
     pub boot_spread_secs: f64,
+    /// The write token the farm gave its hashforge miners (`api.write_token`).
+    pub api_token: String,
 }
 
 impl FleetSpec {
@@ -224,6 +226,7 @@ impl FleetSpec {
                 "stratum+tcp://backup.farm.example:3333".into(),
             ],
             boot_spread_secs: 30.0,
+            api_token: "farm-token".into(),
         }
     }
 }
@@ -256,7 +259,35 @@ pub struct SimFleet {
     kinds: Vec<Kind>,
     /// Scheduled and injected faults, by miner, in time order.
     events: Mutex<HashMap<u32, Vec<Event>>>,
+    /// Machines a curtailment put to sleep or under a power target.
+    power: Mutex<HashMap<u32, SimPower>>,
 }
+
+/// A simulated machine's power as a curtailment left it.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct SimPower {
+    pub sleep: bool,
+    /// At or under this many watts (hashforge machines), asleep or not.
+    pub target: Option<f64>,
+}
+
+/// The simulator's power model: static watts are 12% of the nameplate's, the rest goes as
+/// the square of the hash rate's fraction (clock and voltage come down together); a machine
+/// runs at a quarter of its rate at the least, and sleeps at 1.2% of its nameplate (control
+/// board and fans).
+pub fn sim_power(nominal_watts: f64, fraction: f64) -> f64 {
+    nominal_watts * (0.12 + 0.88 * fraction * fraction)
+}
+
+/// The hash rate's fraction a machine holds under `target` watts (at least a quarter).
+pub fn sim_fraction(nominal_watts: f64, target: f64) -> f64 {
+    ((target / nominal_watts - 0.12).max(0.0) / 0.88)
+        .sqrt()
+        .clamp(0.25, 1.0)
+}
+
+/// Watts a sleeping machine draws, as a share of its nameplate.
+pub const SLEEP_SHARE: f64 = 0.012;
 
 impl SimFleet {
     pub fn new(spec: FleetSpec) -> SimFleet {
@@ -277,6 +308,7 @@ impl SimFleet {
             spec,
             kinds,
             events: Mutex::new(HashMap::new()),
+            power: Mutex::new(HashMap::new()),
         };
         fleet.schedule_faults();
         fleet
@@ -326,6 +358,25 @@ impl SimFleet {
         let list = events.entry(index).or_default();
         list.push(Event { at, fault });
         list.sort_by(|a, b| a.at.total_cmp(&b.at));
+    }
+
+    /// Changes miner `index`'s power state (sleep, target).
+    pub fn set_power(&self, index: u32, change: impl FnOnce(&mut SimPower)) {
+        let mut map = self.power.lock().expect("power");
+        let p = map.entry(index).or_default();
+        change(p);
+        if *p == SimPower::default() {
+            map.remove(&index);
+        }
+    }
+
+    pub fn power(&self, index: u32) -> SimPower {
+        self.power
+            .lock()
+            .expect("power")
+            .get(&index)
+            .copied()
+            .unwrap_or_default()
     }
 
     pub fn len(&self) -> u32 {
@@ -442,6 +493,14 @@ impl SimFleet {
         let bucket = (t / 5.0) as u64;
         let noise = |salt: u64| unit(seed, i * 64 + salt, bucket) * 2.0 - 1.0;
         let any_fan_failed = fans_failed.iter().take(kind.fans()).any(|f| *f);
+        let curtailed = self.power(index);
+        let fraction = match curtailed {
+            SimPower { sleep: true, .. } => 0.0,
+            SimPower {
+                target: Some(w), ..
+            } => sim_fraction(profile.nominal_watts, w),
+            _ => 1.0,
+        };
         let per_board = profile.nominal_ths * 1e12 / profile.boards as f64;
         let mut chains = Vec::with_capacity(profile.boards);
         let mut total = 0.0;
@@ -457,7 +516,7 @@ impl SimFleet {
             }
             let alive =
                 chips.iter().filter(|c| c.is_ok()).count() as f64 / profile.chips_per_board as f64;
-            let rate = per_board * warm * alive * (1.0 + 0.02 * noise(b as u64));
+            let rate = per_board * fraction * warm * alive * (1.0 + 0.02 * noise(b as u64));
             total += rate;
             let chip_temp = 58.0
                 + 9.0 * warm
@@ -588,11 +647,25 @@ impl SimFleet {
                 average: Some(HashRate::from_hs(total)),
             },
             ideal: Some(HashRate::from_ths(profile.nominal_ths)),
-            power_w: Some(
-                (profile.nominal_watts * (0.15 + 0.85 * warm) * (1.0 + 0.01 * noise(30))).round(),
-            ),
-            power_limit_w: None,
-            sleeping: None,
+            power_w: Some(match curtailed {
+                SimPower { sleep: true, .. } => (profile.nominal_watts * SLEEP_SHARE).round(),
+                // Under a target the noise only ever takes watts off: the limit holds.
+                SimPower {
+                    target: Some(_), ..
+                } => (sim_power(profile.nominal_watts, fraction)
+                    * (0.15 + 0.85 * warm)
+                    * (1.0 + 0.01 * noise(30).min(0.0)))
+                .floor(),
+                _ => (profile.nominal_watts * (0.15 + 0.85 * warm) * (1.0 + 0.01 * noise(30)))
+                    .round(),
+            }),
+            power_limit_w: curtailed.target,
+            // hashforge says whether it sleeps; stock firmware only on its web CGI (the
+            // simulator keeps it here for that page, and leaves it out of stock readings).
+            sleeping: match kind {
+                Kind::Hashforge => Some(curtailed.sleep),
+                _ => curtailed.sleep.then_some(true),
+            },
             shares: Shares {
                 accepted,
                 rejected,

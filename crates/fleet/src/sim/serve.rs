@@ -220,8 +220,7 @@ async fn serve(mut stream: TcpStream, shared: &Shared, cgminer: bool) -> std::io
                 break;
             }
         }
-        let open = shared.fleet.api_open(index);
-        let answer = cgminer_answer(contract, &buf, &status, open);
+        let answer = cgminer_answer(shared, index, contract, &buf, &status);
         let mut out = answer.into_bytes();
         out.push(0);
         stream.write_all(&out).await?;
@@ -255,9 +254,28 @@ async fn serve(mut stream: TcpStream, shared: &Shared, cgminer: bool) -> std::io
 }
 
 /// The cgminer API's answer to `request` as the miner's firmware gives it. Stock firmware
-/// (`open`) grants writes to anyone, but the simulator carries none out; btminer refuses
-/// them without the admin password's token.
-fn cgminer_answer(contract: Contract, request: &[u8], status: &MinerStatus, open: bool) -> String {
+/// grants writes to anyone, but the simulator carries none out; btminer refuses them
+/// without the admin password's token; a hashforge machine takes them with the farm's
+/// token, and carries out the power ones (`powertarget`, `sleep`, `wake`).
+fn cgminer_answer(
+    shared: &Shared,
+    index: u32,
+    contract: Contract,
+    request: &[u8],
+    status: &MinerStatus,
+) -> String {
+    let hashforge = shared.fleet.kind(index) == super::Kind::Hashforge;
+    // Stock firmware says nothing of sleep in its cgminer API.
+    let stock_view;
+    let status = if hashforge || status.sleeping.is_none() {
+        status
+    } else {
+        stock_view = MinerStatus {
+            sleeping: None,
+            ..status.clone()
+        };
+        &stock_view
+    };
     let at = match contract {
         Contract::Btminer => cgminer::Stamp {
             when: status.when,
@@ -276,6 +294,8 @@ fn cgminer_answer(contract: Contract, request: &[u8], status: &MinerStatus, open
     if contract == Contract::Btminer {
         return btminer::respond(&req, status);
     }
+    let open = shared.fleet.api_open(index)
+        || (hashforge && req.token.as_deref() == Some(shared.fleet.spec.api_token.as_str()));
     let replies: Vec<cgminer::Reply> = steps(&req, open, at)
         .into_iter()
         .map(|s| match s {
@@ -283,6 +303,28 @@ fn cgminer_answer(contract: Contract, request: &[u8], status: &MinerStatus, open
             Step::Read(cmd) => bmminer::read_command(&cmd, status),
             Step::Done(r) => r,
             Step::Write(w @ Write::Privileged) => w.reply(Ok("Privileged access OK".into()), at),
+            Step::Write(w @ (Write::PowerTarget(_) | Write::Sleep | Write::Wake)) if hashforge => {
+                let msg = match &w {
+                    Write::PowerTarget(Some(watts)) => {
+                        let watts = *watts;
+                        shared.fleet.set_power(index, |p| p.target = Some(watts));
+                        format!("power target {watts:.0} W")
+                    }
+                    Write::PowerTarget(None) => {
+                        shared.fleet.set_power(index, |p| p.target = None);
+                        "power target cleared".into()
+                    }
+                    Write::Sleep => {
+                        shared.fleet.set_power(index, |p| p.sleep = true);
+                        "sleeping".into()
+                    }
+                    _ => {
+                        shared.fleet.set_power(index, |p| p.sleep = false);
+                        "awake".into()
+                    }
+                };
+                w.reply(Ok(msg), at)
+            }
             Step::Write(w) => w.reply(Err("not done by the simulator".into()), at),
         })
         .collect();
@@ -325,6 +367,32 @@ fn antminer_page(
             "text/html",
             "<!doctype html><title>Antminer</title>".into(),
         );
+    }
+    if antminer_web::page_of(&head.path) == Some("set_miner_conf") {
+        // Stock firmware's configuration write: the simulator carries out `miner-mode`
+        // (0 normal, 1 sleep), what fleet tools send to curtail.
+        let conf: Option<serde_json::Value> = serde_json::from_slice(&head.body).ok();
+        let mode = conf.as_ref().and_then(|c| {
+            let m = c.get("miner-mode")?;
+            m.as_u64().or_else(|| m.as_str()?.trim().parse().ok())
+        });
+        return match mode {
+            Some(m @ (0 | 1)) => {
+                shared.fleet.set_power(index, |p| p.sleep = m == 1);
+                (
+                    200,
+                    Vec::new(),
+                    "application/json",
+                    r#"{"stats":"success","code":"M000","msg":"OK!"}"#.into(),
+                )
+            }
+            _ => (
+                200,
+                Vec::new(),
+                "application/json",
+                r#"{"stats":"error","code":"M001","msg":"bad configuration"}"#.into(),
+            ),
+        };
     }
     match antminer_web::page_of(&head.path).and_then(|p| antminer_web::render(p, status)) {
         Some(v) => (200, Vec::new(), "application/json", v.to_string()),
