@@ -30,6 +30,28 @@ pub enum BenchCommand {
     /// network's shares, a third of the shipments held by customs, failures and repairs),
     /// import both into a fresh database and time it, then time every report over it.
     Assets(AssetsBenchArgs),
+    /// Curtailment: a simulated fleet of hashforge miners and stock Antminers in this
+    /// process, found and read once, then put to sleep, woken and held under a power
+    /// target, each run timed until every machine confirmed.
+    Curtail(CurtailBenchArgs),
+}
+
+#[derive(Args)]
+pub struct CurtailBenchArgs {
+    /// Simulated miners (from 127.16.0.1).
+    #[arg(long, default_value_t = 10_000)]
+    miners: u32,
+    /// Kinds and their weights (as `fleet simulate --mix`).
+    #[arg(long, default_value = "hashforge=50,s21pro=50")]
+    mix: String,
+    /// Commands (and reads) in flight at once.
+    #[arg(long, default_value_t = 1024)]
+    concurrency: usize,
+    /// One JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    ports: crate::fleet::PortArgs,
 }
 
 #[derive(Args)]
@@ -123,7 +145,100 @@ pub fn run(cmd: BenchCommand) -> Result<(), String> {
         BenchCommand::Pool(args) => pool(args),
         BenchCommand::Fleet(args) => fleet(args),
         BenchCommand::Assets(args) => assets(args),
+        BenchCommand::Curtail(args) => curtail(args),
     }
+}
+
+fn curtail(args: CurtailBenchArgs) -> Result<(), String> {
+    use hashforge_fleet::curtail::{Action, Group};
+    use hashforge_fleet::poll::{Collector, CollectorConfig};
+    use hashforge_fleet::range::Ranges;
+    use hashforge_fleet::sim::{FleetSpec, Ports, SimFleet, Simulator};
+    if args.miners == 0 {
+        return Err("--miners must be at least 1".into());
+    }
+    let base = std::net::Ipv4Addr::new(127, 16, 0, 1);
+    let last = std::net::Ipv4Addr::from(u32::from(base) + args.miners - 1);
+    if last.octets()[0] != 127 {
+        return Err(format!(
+            "{} miners do not fit in 127.16.0.1-127.255.255.254",
+            args.miners
+        ));
+    }
+    let ranges = Ranges::parse(&format!("{base}-{last}")).map_err(|e| e.to_string())?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let mut spec = FleetSpec::new(args.miners, base);
+        spec.mix = hashforge_fleet::sim::parse_mix(&args.mix)?;
+        spec.boot_spread_secs = 0.0;
+        spec.faults_per_hour = 0.0;
+        let token = spec.api_token.clone();
+        let password = spec.farm_password.clone();
+        let ports = Ports {
+            cgminer: args.ports.cgminer_port,
+            http: args.ports.http_port,
+        };
+        let sim = Simulator::start(SimFleet::new(spec), ports)
+            .await
+            .map_err(|e| e.to_string())?;
+        let collector = Collector::new(CollectorConfig {
+            ports: args.ports.miner_ports(),
+            concurrency: args.concurrency,
+            web_passwords: vec![password],
+            api_token: Some(token),
+            log_alerts: false,
+            ..CollectorConfig::default()
+        });
+        if !args.json {
+            eprintln!("finding and reading {} simulated miners ...", args.miners);
+        }
+        let (_, fresh) = collector.discover(&ranges).await;
+        collector.enrol(fresh).await;
+        collector.poll_cycle().await;
+        let mut runs = Vec::new();
+        for action in [
+            Action::Sleep,
+            Action::Wake,
+            Action::PowerTarget { watts: 2500 },
+            Action::ClearTarget,
+        ] {
+            let run = collector.curtail(action, Group::default()).await;
+            if !args.json {
+                println!(
+                    "{:<24} {:>6} machines: {:>6} confirmed, {:>4} not done, {:>6} left alone in {:>6.2} s (last confirmed at {}); {:.1} kW -> {:.1} kW",
+                    action.label(),
+                    run.machines,
+                    run.confirmed,
+                    run.unconfirmed + run.refused + run.unreachable,
+                    run.unsupported + run.protected,
+                    run.elapsed_secs,
+                    run.confirmed_within_ms
+                        .map_or("–".into(), |ms| format!("{:.2} s", ms as f64 / 1000.0)),
+                    run.power_before_w / 1000.0,
+                    run.power_after_w / 1000.0,
+                );
+            }
+            runs.push(serde_json::json!({
+                "action": action.label(),
+                "machines": run.machines,
+                "confirmed": run.confirmed,
+                "not_done": run.unconfirmed + run.refused + run.unreachable,
+                "left_alone": run.unsupported + run.protected,
+                "elapsed_secs": run.elapsed_secs,
+                "confirmed_within_ms": run.confirmed_within_ms,
+                "power_before_w": run.power_before_w,
+                "power_after_w": run.power_after_w,
+            }));
+        }
+        if args.json {
+            println!("{}", serde_json::json!({ "miners": args.miners, "runs": runs }));
+        }
+        sim.stop().await;
+        Ok::<(), String>(())
+    })
 }
 
 #[derive(Serialize)]

@@ -39,6 +39,57 @@ enum FleetCommand {
     /// Match the polled miners to the register by serial, else MAC, and list the ones
     /// nobody ordered.
     Match(crate::assets::MatchArgs),
+    /// Curtail a group of machines: sleep, wake, a power target in watts, or clear it;
+    /// hashforge miners through their cgminer API (--api-token), stock Antminers through
+    /// their web CGI (sleep and wake). Each machine is read back until it confirms.
+    Curtail(CurtailArgs),
+}
+
+#[derive(Args)]
+pub struct CurtailArgs {
+    /// `sleep`, `wake`, `clear` (the power target), or a power target in watts (`2500`).
+    action: String,
+    /// The ranges to find the group in (as the console's --scan; repeatable).
+    #[arg(long = "scan", value_name = "RANGE", required = true)]
+    scan: Vec<String>,
+    /// Only machines of this model (`S21 Pro`).
+    #[arg(long)]
+    model: Option<String>,
+    /// Only machines whose address, serial, model or hostname contains this.
+    #[arg(long = "matching", value_name = "TEXT")]
+    text: Option<String>,
+    /// A serial or address never touched (repeatable).
+    #[arg(long, value_name = "SERIAL|IP")]
+    protect: Vec<String>,
+    /// hashforge miners' write token.
+    #[arg(long, value_name = "T", env = "HASHFORGE_API_TOKEN")]
+    api_token: Option<String>,
+    /// Web passwords to try on stock Antminers (repeatable; the maker's is tried where it
+    /// is still set).
+    #[arg(long = "web-password", value_name = "P")]
+    web_passwords: Vec<String>,
+    /// A price signal: act only when --price is above this (USD per MWh).
+    #[arg(
+        long,
+        value_name = "USD_PER_MWH",
+        requires = "price",
+        conflicts_with = "below"
+    )]
+    above: Option<f64>,
+    /// A price signal: act only when --price is below this (USD per MWh).
+    #[arg(long, value_name = "USD_PER_MWH", requires = "price")]
+    below: Option<f64>,
+    /// The energy price now (USD per MWh), from the operator's feed (ERCOT's real-time
+    /// price, a utility's tariff).
+    #[arg(long, value_name = "USD_PER_MWH")]
+    price: Option<f64>,
+    /// The whole run as JSON.
+    #[arg(long)]
+    json: bool,
+    #[arg(long, default_value_t = 1024)]
+    concurrency: usize,
+    #[command(flatten)]
+    ports: PortArgs,
 }
 
 #[derive(Args, Clone)]
@@ -116,6 +167,9 @@ pub struct ConsoleArgs {
     /// The storage rate card for holds whose event named no fee (USD per unit per day).
     #[arg(long, value_name = "USD")]
     storage_rate: Option<String>,
+    /// hashforge miners' write token, for curtailment (/curtail).
+    #[arg(long, value_name = "T", env = "HASHFORGE_API_TOKEN")]
+    api_token: Option<String>,
 }
 
 #[derive(Args)]
@@ -157,6 +211,9 @@ pub struct SimArgs {
     /// Machines come up over this many seconds, as a farm does after a power cut.
     #[arg(long, default_value_t = 30.0)]
     pub boot_secs: f64,
+    /// The write token the simulated hashforge miners take (curtailment).
+    #[arg(long, default_value = "farm-token")]
+    pub api_token: String,
     #[command(flatten)]
     pub ports: PortArgs,
 }
@@ -188,6 +245,7 @@ impl SimArgs {
             return Err("--boot-secs must be 0 or more".into());
         }
         spec.boot_spread_secs = self.boot_secs;
+        spec.api_token.clone_from(&self.api_token);
         Ok(spec)
     }
 
@@ -220,6 +278,7 @@ pub fn run(args: FleetArgs) -> Result<(), String> {
         Some(FleetCommand::Import(a)) => crate::assets::import(a),
         Some(FleetCommand::Report(a)) => crate::assets::report(*a),
         Some(FleetCommand::Match(a)) => crate::assets::match_miners(a),
+        Some(FleetCommand::Curtail(a)) => curtail(a),
         None => console(args.console),
     }
 }
@@ -291,6 +350,95 @@ fn scan_once(a: ScanArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether the price signal says to act: no signal, or the price past its threshold.
+fn price_says_act(a: &CurtailArgs) -> Result<Option<String>, String> {
+    let Some(price) = a.price else {
+        return Ok(None);
+    };
+    if !price.is_finite() {
+        return Err("--price must be a number".into());
+    }
+    match (a.above, a.below) {
+        (Some(l), _) if price > l => Ok(None),
+        (Some(l), _) => Ok(Some(format!(
+            "price {price} USD/MWh is not above {l}: nothing done"
+        ))),
+        (_, Some(l)) if price < l => Ok(None),
+        (_, Some(l)) => Ok(Some(format!(
+            "price {price} USD/MWh is not below {l}: nothing done"
+        ))),
+        (None, None) => Err("--price needs --above or --below (the threshold)".into()),
+    }
+}
+
+fn curtail(a: CurtailArgs) -> Result<(), String> {
+    use hashforge_fleet::curtail::{Action, Group};
+    let action = Action::parse(&a.action)?;
+    if let Some(why) = price_says_act(&a)? {
+        eprintln!("{why}");
+        return Ok(());
+    }
+    let ranges = Ranges::parse_all(a.scan.iter().map(String::as_str)).map_err(|e| e.to_string())?;
+    let rt = runtime()?;
+    let collector = Collector::new(CollectorConfig {
+        ports: a.ports.miner_ports(),
+        concurrency: a.concurrency.clamp(1, 8192),
+        web_passwords: a.web_passwords.clone(),
+        api_token: a.api_token.clone(),
+        log_alerts: false,
+        ..CollectorConfig::default()
+    });
+    let group = Group {
+        site: None,
+        model: a.model.clone(),
+        text: a.text.clone(),
+        protect: a.protect.clone(),
+    };
+    let run = rt.block_on(async {
+        let (_, fresh) = collector.discover(&ranges).await;
+        collector.enrol(fresh).await;
+        collector.poll_cycle().await;
+        collector.curtail(action, group).await
+    });
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string(&run).map_err(|e| e.to_string())?
+        );
+    } else {
+        for r in &run.results {
+            println!(
+                "{:<16} {:<18} {:<10} {:<12} {:<12} {:>9} -> {:>9}  {}",
+                r.ip,
+                r.serial.as_deref().unwrap_or("–"),
+                r.model,
+                if r.via.is_empty() { "–" } else { r.via },
+                format!("{:?}", r.outcome).to_ascii_lowercase(),
+                r.power_before_w.map_or("–".into(), |w| format!("{w:.0} W")),
+                r.power_after_w.map_or("–".into(), |w| format!("{w:.0} W")),
+                r.detail
+            );
+        }
+    }
+    eprintln!(
+        "{} on {} machine(s): {} confirmed{}, {} not done, {} left alone; {:.0} W -> {:.0} W in {:.2} s",
+        action.label(),
+        run.machines,
+        run.confirmed,
+        run.confirmed_within_ms
+            .map_or(String::new(), |ms| format!(" (the last after {:.2} s)", ms as f64 / 1000.0)),
+        run.unconfirmed + run.refused + run.unreachable,
+        run.unsupported + run.protected,
+        run.power_before_w,
+        run.power_after_w,
+        run.elapsed_secs
+    );
+    if run.unconfirmed + run.refused + run.unreachable > 0 {
+        return Err("some machines did not do it (see above)".into());
+    }
+    Ok(())
+}
+
 fn simulate(a: SimArgs) -> Result<(), String> {
     let spec = a.spec()?;
     let range = sim_range(&spec);
@@ -305,7 +453,7 @@ fn simulate(a: SimArgs) -> Result<(), String> {
             sim.ports.cgminer,
             sim.ports.http
         );
-        eprintln!("  watch them: hashforge fleet --scan {range} --web-password {}", a.web_password);
+        eprintln!("  watch them: hashforge fleet --scan {range} --web-password {} --api-token {}", a.web_password, a.api_token);
         let _ = tokio::signal::ctrl_c().await;
         sim.stop().await;
         Ok(())
@@ -389,6 +537,7 @@ impl ConsoleArgs {
             energy: self.energy.clone(),
             storage_rate: self.storage_rate.clone(),
         };
+        config.api_token.clone_from(&self.api_token);
         config
             .prices
             .check()
