@@ -175,6 +175,8 @@ fn curtail(args: CurtailBenchArgs) -> Result<(), String> {
         spec.mix = hashforge_fleet::sim::parse_mix(&args.mix)?;
         spec.boot_spread_secs = 0.0;
         spec.faults_per_hour = 0.0;
+        // Warmed up, drawing their nameplate watts.
+        spec.head_start_secs = 600.0;
         let token = spec.api_token.clone();
         let password = spec.farm_password.clone();
         let ports = Ports {

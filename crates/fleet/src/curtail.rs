@@ -21,6 +21,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::client::{self, Contract, MinerPorts, ReadError};
+use crate::http::Digest;
 use crate::poll::Collector;
 
 /// What a run asks of each machine.
@@ -364,13 +365,15 @@ async fn cgminer_write(
 
 /// Stock Antminer's configuration page, with the first password it takes.
 async fn miner_conf(
+    digest: &mut Digest,
     addr: SocketAddr,
     passwords: &[String],
     timeout: Duration,
 ) -> Result<(Value, String), ReadError> {
     let mut last = ReadError::Unauthorized;
     for pw in passwords {
-        match crate::http::get(addr, "/cgi-bin/get_miner_conf.cgi", Some(pw), timeout).await {
+        let path = "/cgi-bin/get_miner_conf.cgi";
+        match crate::http::request_in(digest, addr, path, None, Some(pw), timeout).await {
             Ok(r) if r.code == 200 => {
                 let v: Value =
                     serde_json::from_slice(&r.body).map_err(|e| ReadError::Shape(e.to_string()))?;
@@ -467,7 +470,8 @@ async fn one(
             tried.push(crate::sim::model::MAKER_DEFAULT_PASSWORD.into());
         }
         tried.extend(passwords.iter().cloned());
-        let (mut conf, pw) = match miner_conf(addr, &tried, settings.timeout).await {
+        let mut digest = Digest::default();
+        let (mut conf, pw) = match miner_conf(&mut digest, addr, &tried, settings.timeout).await {
             Ok(c) => c,
             Err(e) => {
                 r.outcome = match e {
@@ -482,7 +486,8 @@ async fn one(
             o.insert("miner-mode".into(), Value::from(mode));
         }
         let body = serde_json::to_vec(&conf).unwrap_or_default();
-        match crate::http::request(
+        match crate::http::request_in(
+            &mut digest,
             addr,
             "/cgi-bin/set_miner_conf.cgi",
             Some(&body),
@@ -515,8 +520,8 @@ async fn one(
         }
         r.outcome = Outcome::Unconfirmed;
         loop {
-            if let Ok((c, _)) = miner_conf(addr, std::slice::from_ref(&pw), settings.timeout).await
-            {
+            let once = std::slice::from_ref(&pw);
+            if let Ok((c, _)) = miner_conf(&mut digest, addr, once, settings.timeout).await {
                 if work_mode(&c) == Some(mode) {
                     if let Ok(s) =
                         client::read(t.ip, t.contract, t.ports, t.expected, settings.timeout).await

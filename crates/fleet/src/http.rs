@@ -221,18 +221,52 @@ pub async fn request(
     password: Option<&str>,
     timeout: Duration,
 ) -> Result<Reply, ReadError> {
-    let first = once(addr, path, body, None, timeout).await?;
+    request_in(&mut Digest::default(), addr, path, body, password, timeout).await
+}
+
+/// A miner's last digest challenge and how many requests answered it, so the requests
+/// after the first skip the 401 round trip (RFC 7616's nonce count).
+#[derive(Clone, Debug, Default)]
+pub struct Digest {
+    challenge: Option<String>,
+    count: u32,
+}
+
+/// [`request`] answering `digest`'s challenge at once where there is one; a 401 to that
+/// (a stale nonce) is answered once more with the new challenge.
+pub async fn request_in(
+    digest: &mut Digest,
+    addr: SocketAddr,
+    path: &str,
+    body: Option<&[u8]>,
+    password: Option<&str>,
+    timeout: Duration,
+) -> Result<Reply, ReadError> {
+    let method = if body.is_some() { "POST" } else { "GET" };
+    let sign = |challenge: &str, count: u32| -> Result<String, ReadError> {
+        let password = password.ok_or(ReadError::Unauthorized)?;
+        authorization(challenge, method, path, "root", password, &cnonce(), count)
+            .map_err(|e| ReadError::Http(e.to_string()))
+    };
+    let first = match (&digest.challenge, password) {
+        (Some(c), Some(_)) => {
+            digest.count += 1;
+            let auth = sign(c, digest.count)?;
+            once(addr, path, body, Some(&auth), timeout).await?
+        }
+        _ => once(addr, path, body, None, timeout).await?,
+    };
     if first.code != 401 {
         return Ok(first);
     }
-    let (Some(password), Some(challenge)) = (password, first.header("www-authenticate")) else {
+    let (Some(_), Some(challenge)) = (password, first.header("www-authenticate")) else {
         return Err(ReadError::Unauthorized);
     };
-    let method = if body.is_some() { "POST" } else { "GET" };
-    let auth = authorization(challenge, method, path, "root", password, &cnonce(), 1)
-        .map_err(|e| ReadError::Http(e.to_string()))?;
-    let second = once(addr, path, body, Some(&auth), timeout).await?;
+    digest.challenge = Some(challenge.to_owned());
+    digest.count = 1;
+    let second = once(addr, path, body, Some(&sign(challenge, 1)?), timeout).await?;
     if second.code == 401 {
+        digest.challenge = None;
         return Err(ReadError::Unauthorized);
     }
     Ok(second)

@@ -208,6 +208,9 @@ pub struct FleetSpec {
     pub boot_spread_secs: f64,
     /// The write token the farm gave its hashforge miners (`api.write_token`).
     pub api_token: String,
+    /// The simulation starts this many seconds into the machines' lives (0: they boot as
+    /// it starts; benches start them warmed up).
+    pub head_start_secs: f64,
 }
 
 impl FleetSpec {
@@ -227,6 +230,7 @@ impl FleetSpec {
             ],
             boot_spread_secs: 30.0,
             api_token: "farm-token".into(),
+            head_start_secs: 0.0,
         }
     }
 }

@@ -85,7 +85,11 @@ impl Simulator {
         let web = loopback_listener(ports.http).map_err(|e| annotate(e, ports.http))?;
         let (stop, stop_rx) = watch::channel(false);
         let counters = Arc::new(SimCounters::default());
-        let started = Instant::now();
+        // A head start puts every machine that far into its life (warmed up, for benches).
+        let now = Instant::now();
+        let started = now
+            .checked_sub(Duration::from_secs_f64(fleet.spec.head_start_secs.max(0.0)))
+            .unwrap_or(now);
         let nonces = Arc::new(Nonces::new(secret(fleet.spec.seed)));
         let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
         let shared = Arc::new(Shared {
