@@ -7,9 +7,10 @@
 //! commands joined with `+`. One request per connection, as in cgminer.
 //!
 //! Privileged commands (`switchpool`, `enablepool`, `disablepool`, `addpool`,
-//! `removepool`, `restart`, `quit`, `save`, and hashforge's `fault`) are refused unless the
-//! request carries the configured write token (JSON field `"token"`) or comes from an
-//! allowed address. Stock firmware leaves them open to anyone; hashforge does not.
+//! `removepool`, `restart`, `quit`, `save`, and hashforge's `fault`, `powertarget`,
+//! `sleep` and `wake`) are refused unless the request carries the configured write token
+//! (JSON field `"token"`) or comes from an allowed address. Stock firmware leaves them open
+//! to anyone; hashforge does not.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -103,9 +104,9 @@ async fn carry_out(shared: &Shared, w: &Write) -> Result<String, String> {
             Err("Saving is not supported: edit the miner's TOML configuration file".into())
         }
         Write::Privileged => Ok("Privileged access OK".into()),
-        Write::PowerTarget(_) | Write::Sleep | Write::Wake => {
-            Err("this miner does not control its devices' power yet".into())
-        }
+        Write::PowerTarget(watts) => shared.request(Request::PowerTarget(*watts)).await,
+        Write::Sleep => shared.request(Request::Sleep).await,
+        Write::Wake => shared.request(Request::Wake).await,
     }
 }
 

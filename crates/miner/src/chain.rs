@@ -6,6 +6,12 @@
 //! every second, or at once when the job changes), map each returned job id back to its
 //! unit, and hand every nonce to the miner, which re-hashes it (a wrong one is a hardware
 //! error of that chip).
+//!
+//! Power (emulated machines): the device sets the machine's supply voltage (the PSU and
+//! PIC a control board drives) and tells each chain task the clock to run at, which the
+//! task ramps to with PLL writes through the driver. Asleep, the supply is off and the tasks
+//! send no work; on waking they enumerate and bring their chains up again (the chips lost
+//! their state with their power), at the clock in force.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,11 +24,13 @@ use hashforge_asic::shell::{open_serial, BringUp, Chain, Link};
 use hashforge_asic::{ChainConfig, ChainEvent, ChipFamily, Fault};
 use hashforge_core::HashRate;
 use hashforge_minerapi::ChainState;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::device::{
-    Celsius, Device, DeviceContext, DeviceError, DeviceInfo, FoundNonce, Telemetry,
+    Celsius, Device, DeviceContext, DeviceError, DeviceInfo, FoundNonce, OperatingPoint,
+    PowerControl, PowerModel, Telemetry,
 };
 use crate::feed::WorkUnit;
 
@@ -44,6 +52,18 @@ enum Source {
     },
 }
 
+/// What every chain task of a device should run at.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct ChainPower {
+    /// The clock, in MHz.
+    mhz: f64,
+    /// No work, supply off.
+    sleeping: bool,
+    /// Times the supply was cut: a chain that missed a sleep as short as its look at the
+    /// setting still knows its chips lost their state.
+    cuts: u64,
+}
+
 /// A machine of BM13xx chains.
 pub struct ChainDevice {
     source: Source,
@@ -57,6 +77,7 @@ pub struct ChainDevice {
     machine: Arc<Mutex<Option<EmulatedMachine>>>,
     telemetry: Arc<Mutex<Telemetry>>,
     stop: Arc<AtomicBool>,
+    power: watch::Sender<ChainPower>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -69,6 +90,7 @@ impl ChainDevice {
         })?;
         let p: MachineProfile = spec.profile;
         let boards = spec.boards();
+        let config = ChainConfig::emulated(&p, EMULATOR_TICKET_SHIFT);
         Ok(ChainDevice {
             name: format!(
                 "emulated {} ({} board(s) x {} {})",
@@ -79,7 +101,12 @@ impl ChainDevice {
             ),
             model: p.model.to_string(),
             chains: vec![p.chips_per_board; boards.len()],
-            config: ChainConfig::emulated(&p, EMULATOR_TICKET_SHIFT),
+            power: watch::Sender::new(ChainPower {
+                mhz: config.frequency_mhz,
+                sleeping: false,
+                cuts: 0,
+            }),
+            config,
             nominal: HashRate::from_ths(p.nominal_ths * boards.len() as f64 / p.boards as f64),
             source: Source::Emulated { spec, faults },
             hash_pool: None,
@@ -100,11 +127,17 @@ impl ChainDevice {
             device: format!("serial:{path}:{chip}"),
             why,
         })?;
+        let config = ChainConfig::new(family, 1);
         Ok(ChainDevice {
             name: format!("{} chain on {path}", family.name()),
             model: format!("hashforge {} board", family.name()),
             chains: vec![1],
-            config: ChainConfig::new(family, 1),
+            power: watch::Sender::new(ChainPower {
+                mhz: config.frequency_mhz,
+                sleeping: false,
+                cuts: 0,
+            }),
+            config,
             nominal: HashRate::from_hs(family.expected_hs(family.default_mhz())),
             source: Source::Serial {
                 path: path.to_string(),
@@ -145,6 +178,8 @@ impl Device for ChainDevice {
             hashes: None,
             chain_states: vec![ChainState::Starting; self.chains.len()],
             chips_found: vec![None; self.chains.len()],
+            chain_mhz: vec![None; self.chains.len()],
+            power_w: None,
         };
         match &self.source {
             Source::Emulated { spec, faults } => {
@@ -165,6 +200,7 @@ impl Device for ChainDevice {
                         ctx.clone(),
                         Arc::clone(&self.telemetry),
                         Arc::clone(&self.stop),
+                        self.power.subscribe(),
                     );
                     self.tasks.push(runtime.spawn(task));
                 }
@@ -181,6 +217,7 @@ impl Device for ChainDevice {
                     ctx,
                     Arc::clone(&self.telemetry),
                     Arc::clone(&self.stop),
+                    self.power.subscribe(),
                 );
                 self.tasks.push(runtime.spawn(task));
             }
@@ -216,8 +253,58 @@ impl Device for ChainDevice {
             .as_ref()
         {
             t.hashes = Some(m.boards.iter().map(|b| b.hashes()).sum());
+            t.power_w = Some(m.power_watts());
         }
         t
+    }
+
+    fn power_control(&self) -> PowerControl {
+        match &self.source {
+            Source::Emulated { spec, .. } => PowerControl::Model(PowerModel {
+                profile: spec.profile,
+                boards: self.chains.len(),
+            }),
+            // Neither the supply nor the voltage of a serial board is ours to set.
+            Source::Serial { .. } => PowerControl::None,
+        }
+    }
+
+    /// Asleep: the chain tasks stop sending work, then the supply goes off. Awake: the
+    /// supply comes up at the point's voltage first, then the chains run at its clock
+    /// (brought up again if they slept). The emulator does not model chips failing at
+    /// too low a voltage, so the voltage and the clock are not stepped in the careful
+    /// order real firmware needs.
+    fn set_power(&self, sleeping: bool, point: Option<OperatingPoint>) -> Result<(), String> {
+        let machine = self.machine.lock().unwrap_or_else(|p| p.into_inner());
+        let m = match (&self.source, machine.as_ref()) {
+            (Source::Emulated { .. }, Some(m)) => m,
+            (Source::Emulated { .. }, None) => return Err(format!("{} is not running", self.name)),
+            (Source::Serial { .. }, _) => {
+                return Err(format!(
+                    "{} is real hardware on a serial port: hashforge can neither cut its power nor set its voltage",
+                    self.name
+                ))
+            }
+        };
+        let was = *self.power.borrow();
+        let mhz = point.map_or(was.mhz, |p| p.mhz);
+        if sleeping {
+            self.power.send_replace(ChainPower {
+                mhz,
+                sleeping: true,
+                cuts: was.cuts + u64::from(!was.sleeping),
+            });
+            m.set_voltage_mv(0);
+        } else {
+            let mv = point.map_or_else(|| m.profile.voltage_mv(mhz), |p| p.mv);
+            m.set_voltage_mv(mv);
+            self.power.send_replace(ChainPower {
+                mhz,
+                sleeping: false,
+                cuts: was.cuts,
+            });
+        }
+        Ok(())
     }
 
     fn stop(&mut self) {
@@ -233,25 +320,18 @@ impl Device for ChainDevice {
     }
 }
 
-async fn run_chain<L: Link>(
-    mut chain: Chain<L>,
-    timing: BringUp,
+/// Enumerates the chain and brings it up at `mhz`; false when it did not come up (said
+/// through `report`).
+async fn come_up<L: Link>(
+    chain: &mut Chain<L>,
+    timing: &BringUp,
     index: usize,
-    ctx: DeviceContext,
-    telemetry: Arc<Mutex<Telemetry>>,
-    stop: Arc<AtomicBool>,
-) {
-    let report = |state: ChainState, found: Option<usize>| {
-        let mut t = telemetry.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(slot) = t.chain_states.get_mut(index) {
-            *slot = state;
-        }
-        if let (Some(slot), Some(n)) = (t.chips_found.get_mut(index), found) {
-            *slot = Some(n);
-        }
-    };
+    mhz: f64,
+    report: &impl Fn(ChainState, Option<usize>),
+) -> bool {
+    report(ChainState::Starting, None);
     let expected = chain.driver().config().expected_chips;
-    let found = match chain.enumerate(&timing).await {
+    let found = match chain.enumerate(timing).await {
         Ok(e) => e,
         Err(e) => {
             tracing::error!(chain = index, "enumeration failed: {e}");
@@ -259,7 +339,7 @@ async fn run_chain<L: Link>(
                 ChainState::Failed(format!("enumeration failed: {e}")),
                 Some(0),
             );
-            return;
+            return false;
         }
     };
     report(ChainState::Starting, Some(found.found));
@@ -269,7 +349,7 @@ async fn run_chain<L: Link>(
             ChainState::Failed(format!("found 0 of {expected} chips")),
             None,
         );
-        return;
+        return false;
     }
     if found.found < expected {
         tracing::warn!(
@@ -279,16 +359,99 @@ async fn run_chain<L: Link>(
             found.first_missing
         );
     }
-    if let Err(e) = chain.bring_up(&timing).await {
+    let brought_up = match chain.driver_mut().set_target_mhz(mhz) {
+        Ok(_) => chain.bring_up(timing).await,
+        Err(e) => Err(e.into()),
+    };
+    if let Err(e) = brought_up {
         tracing::error!(chain = index, "bring-up failed: {e}");
         report(ChainState::Failed(format!("bring-up failed: {e}")), None);
-        return;
+        return false;
     }
     report(ChainState::Running, None);
+    true
+}
+
+async fn run_chain<L: Link>(
+    mut chain: Chain<L>,
+    timing: BringUp,
+    index: usize,
+    ctx: DeviceContext,
+    telemetry: Arc<Mutex<Telemetry>>,
+    stop: Arc<AtomicBool>,
+    mut power: watch::Receiver<ChainPower>,
+) {
+    let update = |f: &dyn Fn(&mut Telemetry)| {
+        f(&mut telemetry.lock().unwrap_or_else(|p| p.into_inner()));
+    };
+    let report = |state: ChainState, found: Option<usize>| {
+        update(&|t| {
+            if let Some(slot) = t.chain_states.get_mut(index) {
+                *slot = state.clone();
+            }
+            if let (Some(slot), Some(n)) = (t.chips_found.get_mut(index), found) {
+                *slot = Some(n);
+            }
+        })
+    };
+    let clock = |mhz: Option<f64>| {
+        update(&|t| {
+            if let Some(slot) = t.chain_mhz.get_mut(index) {
+                *slot = mhz;
+            }
+        })
+    };
+    let mut setting = *power.borrow_and_update();
+    if !come_up(&mut chain, &timing, index, setting.mhz, &report).await {
+        return;
+    }
+    clock(chain.driver().clock_mhz());
     let worker = ctx.feed.add_worker();
     let mut units: HashMap<u8, Arc<WorkUnit>> = HashMap::new();
     let mut next_health = Instant::now() + HEALTH_INTERVAL;
     while !stop.load(Ordering::Relaxed) && !ctx.feed.is_shutdown() {
+        let want = *power.borrow_and_update();
+        if want != setting {
+            if want.sleeping {
+                // The supply is off: the chips forgot their jobs, their clock and their
+                // temperature.
+                units.clear();
+                clock(None);
+                update(&|t| {
+                    if let Some(slot) = t.chip_temps.get_mut(index) {
+                        *slot = None;
+                    }
+                });
+            } else if setting.sleeping || want.cuts != setting.cuts {
+                if !come_up(&mut chain, &timing, index, want.mhz, &report).await {
+                    return;
+                }
+                clock(chain.driver().clock_mhz());
+            } else if want.mhz != setting.mhz {
+                let ramped = match chain.driver_mut().set_target_mhz(want.mhz) {
+                    Ok(_) => chain.ramp_to_target(&timing).await,
+                    Err(e) => Err(e.into()),
+                };
+                if let Err(e) = ramped {
+                    tracing::error!(chain = index, "clock change failed: {e}");
+                    report(
+                        ChainState::Failed(format!("clock change failed: {e}")),
+                        None,
+                    );
+                    return;
+                }
+                tracing::info!(chain = index, mhz = want.mhz, "clock changed");
+                clock(chain.driver().clock_mhz());
+            }
+            setting = want;
+        }
+        if setting.sleeping {
+            // Nothing to hash until the next setting (read at the top of the loop).
+            match tokio::time::timeout(Duration::from_millis(200), power.changed()).await {
+                Ok(Err(_)) => return,
+                _ => continue,
+            }
+        }
         let Some((unit, control)) = ctx.feed.next_unit(worker, Duration::ZERO) else {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
@@ -306,6 +469,7 @@ async fn run_chain<L: Link>(
         while Instant::now() < until
             && !control.is_stopped()
             && ctx.feed.generation() == unit.generation
+            && !power.has_changed().unwrap_or(false)
         {
             let deadline = (Instant::now() + Duration::from_millis(50)).min(until);
             let event = match chain.next_event(deadline).await {
@@ -360,10 +524,11 @@ async fn run_chain<L: Link>(
                 .iter()
                 .copied()
                 .fold(None, |m: Option<f64>, t| Some(m.map_or(t, |m| m.max(t))));
-            let mut t = telemetry.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(slot) = t.chip_temps.get_mut(index) {
-                *slot = hottest.map(Celsius);
-            }
+            update(&|t| {
+                if let Some(slot) = t.chip_temps.get_mut(index) {
+                    *slot = hottest.map(Celsius);
+                }
+            });
         }
     }
 }

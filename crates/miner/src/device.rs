@@ -7,11 +7,12 @@
 //! CPU device is one chain whose chips are threads. Every nonce is re-hashed by the miner
 //! before anything is believed.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+pub use hashforge_asic::{OperatingPoint, PowerModel};
 pub use hashforge_core::Celsius;
 use hashforge_core::{Difficulty, HashRate};
 use hashforge_minerapi::ChainState;
@@ -67,6 +68,23 @@ pub struct Telemetry {
     pub chain_states: Vec<ChainState>,
     /// Per chain: the chips that answered enumeration, once it ran.
     pub chips_found: Vec<Option<usize>>,
+    /// Per chain: the clock its chips were set to, in MHz (none asleep or before bring-up).
+    pub chain_mhz: Vec<Option<f64>>,
+    /// What the device draws now, where it knows (an emulated machine: its power model).
+    pub power_w: Option<f64>,
+}
+
+/// What a device lets the miner do about its power.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum PowerControl {
+    /// Nothing: hashforge can neither cut its power nor set its clock and voltage (a real
+    /// board on a serial port).
+    None,
+    /// Sleep and wake, no power target: its draw is unknown (CPU threads).
+    SleepOnly,
+    /// Sleep, wake, and the clock and voltage a power target plans with this model
+    /// (emulated machines).
+    Model(PowerModel),
 }
 
 /// A nonce a chip found.
@@ -116,6 +134,19 @@ pub trait Device: Send + Sync {
             self.info().name
         ))
     }
+    /// What the miner may do about the device's power.
+    fn power_control(&self) -> PowerControl {
+        PowerControl::None
+    }
+    /// Puts the device to sleep (no hashing, idle power) or has it hash, at `point` where
+    /// it has a power model (`None`: where it was); see [`PowerControl`].
+    fn set_power(&self, sleeping: bool, point: Option<OperatingPoint>) -> Result<(), String> {
+        let _ = (sleeping, point);
+        Err(format!(
+            "{} has no power control: hashforge cannot cut its power or set its clock",
+            self.info().name
+        ))
+    }
 }
 
 /// Builds the device a spec names; `faults` apply to emulated machines.
@@ -153,6 +184,8 @@ pub struct CpuDevice {
     scanner: Scanner,
     ticket: Difficulty,
     hashes: Arc<AtomicU64>,
+    /// Asleep: the threads take no work (they notice between scan pieces).
+    asleep: Arc<AtomicBool>,
     handles: Vec<JoinHandle<()>>,
 }
 
@@ -167,6 +200,7 @@ impl CpuDevice {
             scanner,
             ticket,
             hashes: Arc::new(AtomicU64::new(0)),
+            asleep: Arc::default(),
             handles: Vec::new(),
         }
     }
@@ -201,9 +235,10 @@ impl Device for CpuDevice {
             let scanner = self.scanner;
             let ticket = self.ticket;
             let hashes = Arc::clone(&self.hashes);
+            let asleep = Arc::clone(&self.asleep);
             let handle = std::thread::Builder::new()
                 .name(format!("cpu-{}-{chip}", ctx.index))
-                .spawn(move || cpu_thread(ctx, worker, chip, scanner, ticket, &hashes))
+                .spawn(move || cpu_thread(ctx, worker, chip, scanner, ticket, &hashes, &asleep))
                 .map_err(|e| DeviceError::Failed {
                     device: "cpu".into(),
                     why: format!("cannot start a thread: {e}"),
@@ -226,7 +261,26 @@ impl Device for CpuDevice {
                 ChainState::Running
             }],
             chips_found: vec![Some(self.threads)],
+            chain_mhz: vec![None],
+            power_w: None,
         }
+    }
+
+    /// Its threads can stop and start; with no power model (what a CPU draws is not known
+    /// here) it takes no power target.
+    fn power_control(&self) -> PowerControl {
+        PowerControl::SleepOnly
+    }
+
+    fn set_power(&self, sleeping: bool, point: Option<OperatingPoint>) -> Result<(), String> {
+        if point.is_some() {
+            return Err(format!(
+                "{} has no power model: it takes no clock or voltage",
+                self.info().name
+            ));
+        }
+        self.asleep.store(sleeping, Ordering::Relaxed);
+        Ok(())
     }
 
     fn stop(&mut self) {
@@ -250,8 +304,16 @@ fn cpu_thread(
     scanner: Scanner,
     ticket: Difficulty,
     hashes: &AtomicU64,
+    asleep: &AtomicBool,
 ) {
     loop {
+        if asleep.load(Ordering::Relaxed) {
+            if ctx.feed.is_shutdown() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        }
         let Some((unit, control)) = ctx.feed.next_unit(worker, Duration::from_millis(100)) else {
             if ctx.feed.is_shutdown() {
                 return;
@@ -312,7 +374,7 @@ fn cpu_thread(
                     return;
                 }
             }
-            if ctx.feed.generation() != unit.generation {
+            if ctx.feed.generation() != unit.generation || asleep.load(Ordering::Relaxed) {
                 break 'unit;
             }
         }

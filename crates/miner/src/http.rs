@@ -159,6 +159,25 @@ fn render_metrics(s: &Snapshot) -> String {
         "Accepted shares that met the network target.",
     )
     .value(s.found_blocks as f64);
+    if let Some(w) = s.power_w {
+        m.gauge(
+            "hashforge_miner_power_watts",
+            "What the machine draws, W (emulated machines: their power model).",
+        )
+        .value(w);
+    }
+    if let Some(w) = s.power_limit_w {
+        m.gauge(
+            "hashforge_miner_power_limit_watts",
+            "The power target in force, W.",
+        )
+        .value(w);
+    }
+    m.gauge(
+        "hashforge_miner_sleeping",
+        "1 while the miner sleeps on an operator's word (no device hashes).",
+    )
+    .value(f64::from(u8::from(s.sleeping)));
     type PoolValue = fn(&crate::snapshot::PoolSnapshot) -> f64;
     let pool_gauges: [(&str, &str, PoolValue); 3] = [
         (
@@ -244,6 +263,15 @@ fn render_metrics(s: &Snapshot) -> String {
             &[("device", &dev), ("chain", &c.index.to_string())],
             c.hashrate.last_5s.as_hs(),
         );
+    }
+    let mut chain_clock = m.gauge(
+        "hashforge_miner_chain_frequency_mhz",
+        "The clock a chain's chips were set to, MHz, where it has one.",
+    );
+    for (dev, c) in chains() {
+        if let Some(f) = c.frequency_mhz {
+            chain_clock.sample(&[("device", &dev), ("chain", &c.index.to_string())], f);
+        }
     }
     let mut chip_temp = m.gauge(
         "hashforge_miner_chip_temperature_celsius",
@@ -377,6 +405,19 @@ th{{background:#f3f3f3}}.chip{{display:inline-block;width:1.4em;text-align:cente
         short_difficulty(s.best_share),
         s.found_blocks
     );
+    let mut power = Vec::new();
+    if s.sleeping {
+        power.push("<strong>asleep</strong>: no device hashes".to_string());
+    }
+    if let Some(w) = s.power_w {
+        power.push(format!("drawing {w:.0} W (modeled)"));
+    }
+    if let Some(w) = s.power_limit_w {
+        power.push(format!("power target {w} W"));
+    }
+    if !power.is_empty() {
+        let _ = write!(o, "<p>Power: {}.</p>", power.join(" &middot; "));
+    }
     let active = s.active_pool.and_then(|i| s.pools.get(i));
     if let Some((nd, share)) = active.and_then(|p| Some((p.network_difficulty?, p.difficulty))) {
         let _ = write!(
@@ -430,9 +471,10 @@ th{{background:#f3f3f3}}.chip{{display:inline-block;width:1.4em;text-align:cente
             };
             let _ = write!(
                 o,
-                "<p>chain {} &middot; {state} &middot; {} &middot; chip temp {}</p><div>",
+                "<p>chain {} &middot; {state} &middot; {} &middot; clock {} &middot; chip temp {}</p><div>",
                 c.index,
                 c.hashrate.last_5s,
+                c.frequency_mhz.map_or("-".to_string(), |f| format!("{f:.2} MHz")),
                 c.chip_temp.map_or("-".to_string(), |t| t.to_string())
             );
             // The same judgement the cgminer API and the fleet console show.

@@ -33,6 +33,7 @@ pub mod feed;
 mod http;
 mod miner;
 mod pool;
+mod power;
 mod snapshot;
 pub mod stats;
 
@@ -41,7 +42,8 @@ pub use config::{
     PoolUrl,
 };
 pub use device::{
-    Celsius, CpuDevice, Device, DeviceContext, DeviceError, DeviceInfo, FoundNonce, Rpm, Telemetry,
+    Celsius, CpuDevice, Device, DeviceContext, DeviceError, DeviceInfo, FoundNonce, PowerControl,
+    Rpm, Telemetry,
 };
 pub use feed::{WorkFeed, WorkUnit};
 pub use miner::{Miner, MinerHandle, StartError};

@@ -18,6 +18,7 @@ use crate::device::{self, Device, DeviceContext, DeviceError, DeviceInfo, FoundN
 use crate::failover::{self, Limits, PoolHealth};
 use crate::feed::WorkFeed;
 use crate::pool::{PoolCommand, PoolEvent, PoolEventKind, PoolTask};
+use crate::power::{self, PowerState};
 use crate::snapshot::{host_identity, unix_now, Snapshot};
 use crate::stats::{DeviceStats, RateWindow, ShareCounts, ShareOutcome};
 
@@ -47,9 +48,16 @@ pub(crate) enum Request {
     Restart,
     /// Inject a fault into device N (an emulated machine) while it runs.
     InjectFault(usize, hashforge_asic::Fault),
+    /// Keep the machine at or under this many watts; `None` clears the target.
+    PowerTarget(Option<f64>),
+    Sleep,
+    Wake,
 }
 
 pub(crate) type Reply = oneshot::Sender<Result<String, String>>;
+
+/// How long after a power change the manager reads the devices' draw every tick.
+const POWER_SETTLING: Duration = Duration::from_secs(4);
 
 /// Who found a share, kept until the share's book is closed.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -108,6 +116,8 @@ pub(crate) struct State {
     pub best_share: f64,
     pub found_blocks: u64,
     pub pool_switches: u64,
+    /// The power target and sleep the operator set.
+    pub power: PowerState,
     next_pool_id: u64,
     next_share_id: u64,
 }
@@ -474,6 +484,7 @@ impl State {
             best_share: 0.0,
             found_blocks: 0,
             pool_switches: 0,
+            power: PowerState::default(),
             next_pool_id: 0,
             next_share_id: 0,
         }
@@ -529,17 +540,23 @@ impl Manager {
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Pool health is judged every tick; telemetry (device locks, sysfs) every 2 s, which
-        // is as often as chains read their temperatures.
+        // is as often as chains read their temperatures, and every tick for a few seconds
+        // after a power change, so the draw reported follows it.
         let mut ticks = 0u32;
+        let mut power_changed = None;
         loop {
             tokio::select! {
                 Some(e) = pool_events.recv() => self.on_pool_event(e),
                 Some(n) = nonces.recv() => self.on_nonce(n),
                 Some((r, reply)) = requests.recv() => {
+                    if matches!(r, Request::PowerTarget(_) | Request::Sleep | Request::Wake) {
+                        power_changed = Some(Instant::now());
+                    }
                     let _ = reply.send(self.on_request(r));
                 }
                 _ = tick.tick() => {
-                    if ticks.is_multiple_of(8) {
+                    let settling = power_changed.is_some_and(|at| at.elapsed() < POWER_SETTLING);
+                    if ticks.is_multiple_of(8) || settling {
                         self.refresh_telemetry();
                     }
                     ticks = ticks.wrapping_add(1);
@@ -839,6 +856,24 @@ impl Manager {
                 d.inject(fault)?;
                 tracing::warn!(device, %fault, "fault injected through the API");
                 format!("Injected {fault} into device {device}")
+            }
+            Request::PowerTarget(limit) => {
+                let devices = self.devices.lock().unwrap_or_else(|p| p.into_inner());
+                let msg = power::set_target(&devices, &mut st.power, limit)?;
+                tracing::info!("{msg}");
+                msg
+            }
+            Request::Sleep => {
+                let devices = self.devices.lock().unwrap_or_else(|p| p.into_inner());
+                let msg = power::sleep(&devices, &mut st.power)?;
+                tracing::info!("{msg}");
+                msg
+            }
+            Request::Wake => {
+                let devices = self.devices.lock().unwrap_or_else(|p| p.into_inner());
+                let msg = power::wake(&devices, &mut st.power)?;
+                tracing::info!("{msg}");
+                msg
             }
             Request::Restart => {
                 for i in 0..st.pools.len() {

@@ -65,6 +65,13 @@ pub struct Snapshot {
     pub pool_switches: u64,
     /// Index into `pools` of the pool being mined on.
     pub active_pool: Option<usize>,
+    /// What the machine draws now, in W, where every device says (emulated machines, from
+    /// their power model); moves with the hash rate.
+    pub power_w: Option<f64>,
+    /// The power target in force, in W.
+    pub power_limit_w: Option<f64>,
+    /// Asleep on an operator's word: no device hashes.
+    pub sleeping: bool,
     pub pools: Vec<PoolSnapshot>,
     pub devices: Vec<DeviceSnapshot>,
 }
@@ -107,6 +114,8 @@ pub struct ChainSnapshot {
     pub board_temp: Option<Celsius>,
     /// The hottest chip, where chips report temperatures.
     pub chip_temp: Option<Celsius>,
+    /// The clock its chips were set to, where the chain has one (not asleep).
+    pub frequency_mhz: Option<f64>,
     /// Per position, all the chain should have.
     pub chips: Vec<ChipStats>,
     /// Per position of the chips that answered: good, bad or silent.
@@ -124,6 +133,8 @@ pub struct DeviceSnapshot {
     pub shares: ShareCounts,
     pub best_share: f64,
     pub fans_rpm: Vec<u32>,
+    /// What the device draws now, in W, where it says.
+    pub power_w: Option<f64>,
     pub chains: Vec<ChainSnapshot>,
 }
 
@@ -182,6 +193,7 @@ impl Snapshot {
                     shares: d.shares.clone(),
                     best_share: d.best_share,
                     fans_rpm: t.fans.iter().map(|f| f.0).collect(),
+                    power_w: t.power_w,
                     chains: d
                         .chips
                         .iter()
@@ -208,13 +220,19 @@ impl Snapshot {
                                 hardware_errors: d.chain_hardware_errors[c],
                                 board_temp: t.board_temps.get(c).copied().flatten(),
                                 chip_temp: t.chip_temps.get(c).copied().flatten(),
+                                frequency_mhz: t.chain_mhz.get(c).copied().flatten(),
                                 chips: chips.clone(),
                             }
                         })
                         .collect(),
                 }
             })
-            .collect();
+            .collect::<Vec<DeviceSnapshot>>();
+        let power_w = if devices.is_empty() {
+            None
+        } else {
+            devices.iter().map(|d| d.power_w).sum::<Option<f64>>()
+        };
         Snapshot {
             version: env!("CARGO_PKG_VERSION"),
             model: shared.model.clone(),
@@ -228,6 +246,9 @@ impl Snapshot {
             found_blocks: st.found_blocks,
             pool_switches: st.pool_switches,
             active_pool,
+            power_w,
+            power_limit_w: st.power.limit_w,
+            sleeping: st.power.sleeping,
             pools,
             devices,
         }
@@ -357,7 +378,7 @@ impl Snapshot {
                     board_temp: c.board_temp,
                     chip_temp: c.chip_temp,
                     serial: None,
-                    frequency_mhz: None,
+                    frequency_mhz: c.frequency_mhz,
                 });
             }
         }
@@ -407,9 +428,9 @@ impl Snapshot {
             uptime_secs: self.elapsed_secs as u64,
             hashrate: rates_of(&self.hashrate),
             ideal: Some(ideal),
-            power_w: None,
-            power_limit_w: None,
-            sleeping: None,
+            power_w: self.power_w,
+            power_limit_w: self.power_limit_w,
+            sleeping: Some(self.sleeping),
             shares: shares_of(&self.shares),
             diff1_work: self.found_difficulty,
             hardware_errors: self.hardware_errors,
