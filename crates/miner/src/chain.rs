@@ -269,6 +269,34 @@ impl Device for ChainDevice {
         }
     }
 
+    /// Every board's supply on or off as asked, and every chain that is not failed asleep
+    /// (no clock) or running at the clock asked.
+    fn power_settled(&self) -> bool {
+        let want = *self.power.borrow();
+        let supply = self
+            .machine
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_none_or(|m| {
+                m.boards
+                    .iter()
+                    .all(|b| (b.view().voltage_mv == 0) == want.sleeping)
+            });
+        let t = self.telemetry.lock().unwrap_or_else(|p| p.into_inner());
+        let chains = t
+            .chain_states
+            .iter()
+            .zip(&t.chain_mhz)
+            .all(|(state, mhz)| match state {
+                ChainState::Failed(_) => true,
+                _ if want.sleeping => mhz.is_none(),
+                ChainState::Running => mhz.is_some_and(|f| (f - want.mhz).abs() < 0.01),
+                ChainState::Starting => false,
+            });
+        supply && chains
+    }
+
     /// Asleep: the chain tasks stop sending work, then the supply goes off. Awake: the
     /// supply comes up at the point's voltage first, then the chains run at its clock
     /// (brought up again if they slept). The emulator does not model chips failing at

@@ -138,6 +138,11 @@ pub trait Device: Send + Sync {
     fn power_control(&self) -> PowerControl {
         PowerControl::None
     }
+    /// Whether the device has done what the last [`Device::set_power`] asked (its chains at
+    /// the clock, its supply on or off), so that what it reports now is the new state.
+    fn power_settled(&self) -> bool {
+        true
+    }
     /// Puts the device to sleep (no hashing, idle power) or has it hash, at `point` where
     /// it has a power model (`None`: where it was); see [`PowerControl`].
     fn set_power(&self, sleeping: bool, point: Option<OperatingPoint>) -> Result<(), String> {

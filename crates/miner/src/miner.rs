@@ -58,6 +58,8 @@ pub(crate) type Reply = oneshot::Sender<Result<String, String>>;
 
 /// How long after a power change the manager reads the devices' draw every tick.
 const POWER_SETTLING: Duration = Duration::from_secs(4);
+/// The longest a power command's reply waits for the devices to have done it.
+const POWER_REPLY_WAIT: Duration = Duration::from_secs(5);
 
 /// Who found a share, kept until the share's book is closed.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -544,15 +546,44 @@ impl Manager {
         // after a power change, so the draw reported follows it.
         let mut ticks = 0u32;
         let mut power_changed = None;
+        // Power commands done, their replies held until the devices did them (or a bound
+        // passed), so a reading right after a reply shows the new draw.
+        let mut settling: Vec<(Reply, Result<String, String>, Instant)> = Vec::new();
+        // An interval, not a sleep made anew each turn: nonces arrive every few ms.
+        let mut settle_tick = tokio::time::interval(Duration::from_millis(20));
+        settle_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 Some(e) = pool_events.recv() => self.on_pool_event(e),
                 Some(n) = nonces.recv() => self.on_nonce(n),
                 Some((r, reply)) = requests.recv() => {
-                    if matches!(r, Request::PowerTarget(_) | Request::Sleep | Request::Wake) {
+                    let power = matches!(r, Request::PowerTarget(_) | Request::Sleep | Request::Wake);
+                    let outcome = self.on_request(r);
+                    if power && outcome.is_ok() {
                         power_changed = Some(Instant::now());
+                        settling.push((reply, outcome, Instant::now() + POWER_REPLY_WAIT));
+                    } else {
+                        let _ = reply.send(outcome);
                     }
-                    let _ = reply.send(self.on_request(r));
+                }
+                _ = settle_tick.tick(), if !settling.is_empty() => {
+                    let settled = self.power_settled();
+                    if settled {
+                        self.refresh_telemetry();
+                    }
+                    let now = Instant::now();
+                    for (reply, outcome, until) in std::mem::take(&mut settling) {
+                        if settled || now >= until {
+                            let outcome = outcome.map(|m| if settled {
+                                m
+                            } else {
+                                format!("{m} (not all of it done after {} s)", POWER_REPLY_WAIT.as_secs())
+                            });
+                            let _ = reply.send(outcome);
+                        } else {
+                            settling.push((reply, outcome, until));
+                        }
+                    }
                 }
                 _ = tick.tick() => {
                     let settling = power_changed.is_some_and(|at| at.elapsed() < POWER_SETTLING);
@@ -565,6 +596,14 @@ impl Manager {
                 _ = shutdown.changed() => return,
             }
         }
+    }
+
+    fn power_settled(&self) -> bool {
+        self.devices
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .all(|d| d.power_settled())
     }
 
     fn refresh_telemetry(&self) {

@@ -207,6 +207,8 @@ async fn run_board<S>(
         if emu.pace() != pace {
             pace = emu.pace();
             slot.set_pace(pace, &pool);
+            // A new clock is a new draw: show it now, not at the next tick.
+            *view.lock().expect("view lock") = BoardView::of(&emu);
         }
         if emu.has_output() {
             out.clear();
