@@ -17,7 +17,7 @@ use crate::profile::EmulatedSpec;
 use crate::shell::{BringUp, Chain, ChainError, Link};
 
 /// Die temperature from which a chip is judged over temperature (normal boards run
-/// 90-97 degrees; protection stops chips at 110).
+/// 70-80 degrees, the emulator's too; protection stops chips at 110).
 pub const OVER_TEMPERATURE_CELSIUS: f64 = 105.0;
 /// Hardware errors above this fraction of a chip's nonces fail it.
 pub const MAX_HARDWARE_ERROR_RATE: f64 = 0.01;

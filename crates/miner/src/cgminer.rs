@@ -90,11 +90,17 @@ async fn carry_out(shared: &Shared, w: &Write) -> Result<String, String> {
                 .await
         }
         Write::Restart => shared.request(Request::Restart).await,
-        Write::Fault { device, fault } => {
+        Write::Fault {
+            device,
+            chain,
+            fault,
+        } => {
             let fault: Fault = fault
                 .parse()
                 .map_err(|e: hashforge_asic::FaultSpecError| format!("{e} ({})", Fault::SYNTAX))?;
-            shared.request(Request::InjectFault(*device, fault)).await
+            shared
+                .request(Request::InjectFault(*device, *chain, fault))
+                .await
         }
         Write::Quit => {
             shared.request_quit();

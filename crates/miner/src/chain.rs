@@ -225,13 +225,26 @@ impl Device for ChainDevice {
         Ok(())
     }
 
-    fn inject(&self, fault: Fault) -> Result<(), String> {
+    fn inject(&self, chain: Option<usize>, fault: Fault) -> Result<(), String> {
         let machine = self.machine.lock().unwrap_or_else(|p| p.into_inner());
         match (&self.source, machine.as_ref()) {
-            (Source::Emulated { .. }, Some(m)) => {
-                m.inject(fault);
-                Ok(())
-            }
+            (Source::Emulated { .. }, Some(m)) => match chain {
+                None => {
+                    m.inject(fault);
+                    Ok(())
+                }
+                Some(c) => match m.boards.get(c) {
+                    Some(b) => {
+                        b.inject(fault);
+                        Ok(())
+                    }
+                    None => Err(format!(
+                        "{} has {} chain(s): no chain {c}",
+                        self.name,
+                        m.boards.len()
+                    )),
+                },
+            },
             (Source::Emulated { .. }, None) => Err(format!("{} is not running", self.name)),
             (Source::Serial { .. }, _) => Err(format!(
                 "{} is real hardware: faults go into emulated machines only",

@@ -128,7 +128,9 @@ pub trait Device: Send + Sync {
     fn stop(&mut self);
     /// Injects `fault` while the device runs (a chip dies, a fan stops): emulated machines
     /// only, for tests and demos of what a farm meets; every other device refuses.
-    fn inject(&self, fault: hashforge_asic::Fault) -> Result<(), String> {
+    /// `chain`: that chain of the device only (else every chain the fault concerns).
+    fn inject(&self, chain: Option<usize>, fault: hashforge_asic::Fault) -> Result<(), String> {
+        let _ = chain;
         Err(format!(
             "{} is not an emulated machine: faults go into emulated machines only (not {fault})",
             self.info().name

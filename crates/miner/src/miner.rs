@@ -47,7 +47,8 @@ pub(crate) enum Request {
     RemovePool(usize),
     Restart,
     /// Inject a fault into device N (an emulated machine) while it runs.
-    InjectFault(usize, hashforge_asic::Fault),
+    /// A fault into device `.0`, on its chain `.1` only where given.
+    InjectFault(usize, Option<usize>, hashforge_asic::Fault),
     /// Keep the machine at or under this many watts; `None` clears the target.
     PowerTarget(Option<f64>),
     Sleep,
@@ -382,6 +383,19 @@ async fn bind(
 
 impl MinerHandle {
     /// Where the cgminer API listens.
+    /// Injects `fault` into emulated device `device` (its chain `chain` only, where given),
+    /// as the cgminer API's privileged `fault` does: a demo's chip that dies while it runs.
+    pub async fn inject(
+        &self,
+        device: usize,
+        chain: Option<usize>,
+        fault: hashforge_asic::Fault,
+    ) -> Result<String, String> {
+        self.shared
+            .request(Request::InjectFault(device, chain, fault))
+            .await
+    }
+
     pub fn api_addr(&self) -> Option<SocketAddr> {
         self.api_addr
     }
@@ -884,7 +898,7 @@ impl Manager {
                 let p = st.pools.remove(i);
                 format!("Removed pool {i}:'{}'", p.config.url)
             }
-            Request::InjectFault(device, fault) => {
+            Request::InjectFault(device, chain, fault) => {
                 let devices = self.devices.lock().unwrap_or_else(|p| p.into_inner());
                 let Some(d) = devices.get(device) else {
                     return Err(format!(
@@ -892,9 +906,12 @@ impl Manager {
                         devices.len().saturating_sub(1)
                     ));
                 };
-                d.inject(fault)?;
-                tracing::warn!(device, %fault, "fault injected through the API");
-                format!("Injected {fault} into device {device}")
+                d.inject(chain, fault)?;
+                tracing::warn!(device, ?chain, %fault, "fault injected");
+                match chain {
+                    Some(c) => format!("Injected {fault} into device {device}, chain {c}"),
+                    None => format!("Injected {fault} into device {device}"),
+                }
             }
             Request::PowerTarget(limit) => {
                 let devices = self.devices.lock().unwrap_or_else(|p| p.into_inner());

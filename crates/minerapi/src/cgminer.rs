@@ -309,9 +309,11 @@ pub enum Write {
     Save,
     /// `privileged`: asks whether this request may write.
     Privileged,
-    /// hashforge's own: `DEVICE,KIND:ARGS` (`0,dead-chip:12`) into an emulated machine.
+    /// hashforge's own: `DEVICE[:CHAIN],KIND:ARGS` (`0,dead-chip:12`; `0:1,silent-chip:30`
+    /// on the device's chain 1 only) into an emulated machine.
     Fault {
         device: usize,
+        chain: Option<usize>,
         fault: String,
     },
     /// hashforge's own: `powertarget|WATTS` keeps the whole machine at or under WATTS
@@ -408,13 +410,28 @@ impl Write {
                     code::MISSING_PARAM,
                     "Missing parameter: device,fault",
                 )),
-                Some((device, fault)) => match device.trim().parse::<usize>() {
-                    Ok(device) => Ok(Write::Fault {
-                        device,
-                        fault: fault.trim().to_string(),
-                    }),
-                    Err(_) => Err(Reply::error(at, code::INVALID_PARAM, "Invalid device id")),
-                },
+                Some((target, fault)) => {
+                    let (device, chain) = match target.split_once(':') {
+                        Some((d, c)) => (d, Some(c)),
+                        None => (target, None),
+                    };
+                    let chain = chain.map(|c| c.trim().parse::<usize>()).transpose();
+                    match (device.trim().parse::<usize>(), chain) {
+                        (Ok(device), Ok(chain)) => Ok(Write::Fault {
+                            device,
+                            chain,
+                            fault: fault.trim().to_string(),
+                        }),
+                        (Err(_), _) => {
+                            Err(Reply::error(at, code::INVALID_PARAM, "Invalid device id"))
+                        }
+                        (_, Err(_)) => Err(Reply::error(
+                            at,
+                            code::INVALID_PARAM,
+                            "Invalid chain: device:chain,fault (0:1,silent-chip:30)",
+                        )),
+                    }
+                }
             },
             "powertarget" => parse_power_target(param)
                 .map(Write::PowerTarget)

@@ -248,7 +248,7 @@ impl BoardEmulator {
             Fault::FailedFan { .. } => {
                 let fans = self.profile.fans.max(1) as f64;
                 // The remaining fans cannot make up for one that stopped.
-                self.cooling = (self.cooling - 1.0 / fans * 1.3).max(0.2);
+                self.cooling = (self.cooling - 1.0 / fans * 2.0).max(0.2);
             }
             Fault::LostBoard { board: b } => {
                 if b == board {
@@ -329,7 +329,7 @@ impl BoardEmulator {
                 0.0
             };
             // Air warms along the board: the last chips run ~10 degrees hotter.
-            let mut rise = (60.0 + 10.0 * i as f64 / n) * load / self.cooling;
+            let mut rise = (45.0 + 10.0 * i as f64 / n) * load / self.cooling;
             if self.chips[i].hot {
                 rise *= 2.0;
             }
