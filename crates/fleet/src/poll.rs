@@ -101,6 +101,9 @@ pub struct Collector {
     unwritten: Mutex<Unwritten>,
     /// Each site's last cycle as its collector wrote it (a console reading the database).
     pub sites: Mutex<Vec<(String, u64, CycleReport)>>,
+    /// Chip and board alerts opened last cycle: each opens its repair ticket if the next
+    /// cycle finds it still open.
+    suspects: Mutex<Vec<Alert>>,
     /// The curtailments run from this console, newest last (at most [`RUNS_KEPT`]).
     pub curtailments: Mutex<std::collections::VecDeque<crate::curtail::Run>>,
 }
@@ -162,6 +165,7 @@ impl Collector {
             unwritten: Mutex::new((Vec::new(), Vec::new())),
             sites: Mutex::new(Vec::new()),
             curtailments: Mutex::new(std::collections::VecDeque::new()),
+            suspects: Mutex::new(Vec::new()),
         })
     }
 
@@ -520,10 +524,23 @@ impl Collector {
             }
         }
         drop(write);
-        let tickets: Vec<Alert> = alerts_due
+        // A chip or board alert opens its ticket once the next cycle still finds it open: a
+        // board that reads empty while its miner boots, then answers, opens none.
+        let fresh: Vec<Alert> = alerts_due
             .into_iter()
             .filter(|a| a.end.is_none() && a.kind.opens_repair())
             .collect();
+        let tickets: Vec<Alert> = {
+            let waiting = std::mem::replace(
+                &mut *self.suspects.lock().unwrap_or_else(|e| e.into_inner()),
+                fresh,
+            );
+            let alerts = self.alerts();
+            waiting
+                .into_iter()
+                .filter(|a| alerts.open_for(a.ip).iter().any(|o| o.id == a.id))
+                .collect()
+        };
         let repairs = self.open_repairs(&tickets).await;
         // The readings, a batch at a time: each serialized under the lock, written without it.
         let total = self.inventory().miners.len();
