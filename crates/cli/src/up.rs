@@ -60,6 +60,10 @@ pub struct UpArgs {
     /// The simulated fleet's web port.
     #[arg(long, value_name = "PORT", default_value_t = 10080)]
     fleet_http_port: u16,
+    /// Seconds until one chip of the miner's first emulated machine dies (falls silent):
+    /// the demo's alert and repair ticket (0: none).
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    chip_dies_after: u64,
     /// Stop after this many seconds (default: run until Ctrl-C).
     #[arg(long, value_name = "SECS")]
     seconds: Option<u64>,
@@ -75,6 +79,7 @@ pub fn run(args: UpArgs) -> Result<(), String> {
                 .map_err(|e| format!("--device {d}: {e}"))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let emulated = matches!(devices.first(), Some(DeviceSpec::Emulated { .. }));
     let runtime = tokio::runtime::Runtime::new()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     runtime.block_on(async {
@@ -163,10 +168,22 @@ pub fn run(args: UpArgs) -> Result<(), String> {
         tokio::pin!(stop);
         let mut status = tokio::time::interval(Duration::from_secs(5));
         status.tick().await;
+        let dies = async {
+            if args.chip_dies_after == 0 || !emulated {
+                return std::future::pending::<()>().await;
+            }
+            tokio::time::sleep(Duration::from_secs(args.chip_dies_after)).await;
+        };
+        tokio::pin!(dies);
+        let mut died = false;
         loop {
             tokio::select! {
                 _ = &mut stop => break,
                 _ = status.tick() => eprintln!("{}", miner.status_line()),
+                _ = &mut dies, if !died => {
+                    died = true;
+                    chip_dies(&miner).await;
+                }
             }
         }
         eprintln!("stopping");
@@ -178,6 +195,22 @@ pub fn run(args: UpArgs) -> Result<(), String> {
         pool.stop().await;
         Ok(())
     })
+}
+
+/// The demo's dying chip: chip 30 of chain 1 (or of chain 0 on a one-board machine) of
+/// device 0 falls silent; the console's alert on it opens the machine's repair ticket.
+async fn chip_dies(miner: &hashforge_miner::MinerHandle) {
+    let fault = hashforge_asic::Fault::SilentChip { chip: 30 };
+    let done = match miner.inject(0, Some(1), fault).await {
+        Ok(m) => Ok(m),
+        Err(_) => miner.inject(0, Some(0), fault).await,
+    };
+    match done {
+        Ok(_) => eprintln!(
+            "  demo: a chip of {OWN_SERIAL} just died; the console's alert opens its repair ticket within a poll (see /register/repairs)"
+        ),
+        Err(e) => tracing::warn!("demo: the chip could not die: {e}"),
+    }
 }
 
 /// The demo miner's serial, in the demo register.

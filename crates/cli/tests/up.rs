@@ -53,6 +53,9 @@ fn up_mines_regtest_blocks_and_its_numbers_agree() {
             "emulated:s21pro:0",
             "--fault",
             "dead-chip:40",
+            // The demo's chip that dies while it runs (a minute in by default).
+            "--chip-dies-after",
+            "12",
         ])
         .args(["--stratum", &free_addr(), "--api", &free_addr()])
         .args(["--pool-http", &pool_http, "--miner-http", &miner_http])
@@ -77,6 +80,11 @@ fn up_mines_regtest_blocks_and_its_numbers_agree() {
     let miner = get_json(&miner_http, "/api/summary");
     // The fleet console watches this miner: the chain that found 40 of its 65 chips.
     let fleet_view = get_json(&console, "/api/miners/127.0.0.1");
+    // The demo register: this miner matched to its asset by the serial its CGI gives, its
+    // dead chips' alert become its repair ticket, the held shipment accruing storage.
+    let matched = get_json(&console, "/api/assets/match");
+    let timeline = get_json(&console, "/api/assets/HF-UP-0001/events");
+    let customs = get_json(&console, "/api/assets/reports/customs");
     let pages = [&pool_http, &miner_http].map(|addr| rendered_text(&format!("http://{addr}/")));
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success());
@@ -96,6 +104,47 @@ fn up_mines_regtest_blocks_and_its_numbers_agree() {
                 .unwrap()
                 .starts_with("board 0: 40 of 65 chips answer")),
         "the console names the board and where the chain breaks: {fleet_view}"
+    );
+    assert!(
+        alerts
+            .iter()
+            .any(|a| a["kind"] == "bad_chips" && a["evidence"] == "board 0: chip 30 silent or bad"),
+        "the chip that died while it ran: {fleet_view}"
+    );
+    assert!(
+        matched["matched"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["asset"] == "HF-UP-0001" && m["matched_by"] == "serial"),
+        "{matched}"
+    );
+    let last = timeline["events"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (&last["event"], &last["reason"]),
+        (&"failed".into(), &"missing_chips".into()),
+        "the first chip alert opened the ticket, once: {timeline}"
+    );
+    let held = customs["shipments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["shipment"] == "MY-SEA-0107")
+        .unwrap_or_else(|| panic!("{customs}"))
+        .clone();
+    assert_eq!(held["open_units"], 40, "{held}");
+    assert!(
+        held["storage"].as_f64().unwrap() >= 40.0 * 47.0 * 5.0,
+        "{held}"
+    );
+    assert!(
+        held["cost_of_delay"].as_f64().unwrap() > 0.0,
+        "at the demo's hashprice: {held}"
     );
 
     let live = &pool["live"];
