@@ -12,10 +12,14 @@ pub fn http_reply(bytes: &[u8]) {
     }
 }
 
-/// An operator's address ranges.
+/// An operator's address ranges, and a curtailment's action (the CLI's and the API's).
 pub fn ranges(bytes: &[u8]) {
-    if let Ok(r) = crate::range::Ranges::parse(&String::from_utf8_lossy(bytes)) {
+    let text = String::from_utf8_lossy(bytes);
+    if let Ok(r) = crate::range::Ranges::parse(&text) {
         let _ = r.addresses().take(1000).count();
+    }
+    if let Ok(a) = crate::curtail::Action::parse(&text) {
+        let _ = a.label();
     }
 }
 
