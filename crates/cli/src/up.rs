@@ -118,6 +118,8 @@ pub fn run(args: UpArgs) -> Result<(), String> {
         // it to the demo register.
         miner_config.http.web_password = Some(WEB_PASSWORD.into());
         miner_config.serial = Some(OWN_SERIAL.into());
+        // The console curtails it (and the simulated hashforge miners) with this token.
+        miner_config.api.write_token = Some(API_TOKEN.into());
         let miner = Miner::start(miner_config)
             .await
             .map_err(|e| format!("miner: {e}"))?;
@@ -131,7 +133,7 @@ pub fn run(args: UpArgs) -> Result<(), String> {
         );
         if let Some(http) = miner.http_addr() {
             eprintln!(
-                "  miner:  page http://{http}/   (serial {OWN_SERIAL}; web CGI user root, password {WEB_PASSWORD})"
+                "  miner:  page http://{http}/   (serial {OWN_SERIAL}; web CGI user root, password {WEB_PASSWORD}; API token {API_TOKEN})"
             );
         }
         if let Some(api) = miner.api_addr() {
@@ -151,6 +153,7 @@ pub fn run(args: UpArgs) -> Result<(), String> {
         eprintln!(
             "  register: http://{console}/register   (a demo operation: orders from two origins, a shipment held by customs, repairs; at ${DEMO_HASHPRICE}/PH/day and ${DEMO_ENERGY}/kWh)"
         );
+        eprintln!("  curtail: http://{console}/curtail   (sleep, wake or a power target for a group)");
         eprintln!(
             "  blocks: hashforge chain export --data-dir {}",
             args.data_dir.display()
@@ -219,6 +222,8 @@ const OWN_SERIAL: &str = "HF-UP-0001";
 /// round inputs the console shows in its forms, not market data.
 const DEMO_HASHPRICE: &str = "50";
 const DEMO_ENERGY: &str = "0.06";
+/// The write token of the demo's hashforge miners, which its console curtails them with.
+const API_TOKEN: &str = "hashforge-up";
 /// The demo miner's web CGI password (user root).
 const WEB_PASSWORD: &str = "hashforge";
 
@@ -298,6 +303,7 @@ async fn start_fleet(
         // A few faults an hour across the fleet, so the chip that dies on this miner is
         // the demo's story and not one of many.
         spec.faults_per_hour = 4.0;
+        spec.api_token = API_TOKEN.into();
         let ports = Ports {
             cgminer: args.fleet_cgminer_port,
             http: args.fleet_http_port,
@@ -355,6 +361,7 @@ async fn start_fleet(
             ..Rules::default()
         },
         log_alerts: false,
+        api_token: Some(API_TOKEN.into()),
         // The demo's prices (inputs the register's pages show and take: not market data).
         prices: hashforge_fleet::console::PriceDefaults {
             hashprice: Some(DEMO_HASHPRICE.into()),

@@ -444,6 +444,17 @@ impl Miner {
     pub fn hashing(&self) -> bool {
         self.online && self.hashrate_ths > 0.0
     }
+
+    /// (watts, TH/s) for efficiency: online, reporting power, and hashing at least 1% of
+    /// its nameplate. Below that a J/TH says nothing of the machine (an emulated board
+    /// hashing on a CPU while its power model draws the nameplate's watts, a machine
+    /// warming up) and is not shown.
+    pub fn metered(&self) -> Option<(f64, f64)> {
+        let w = f64::from(self.power_w?);
+        let th = f64::from(self.hashrate_ths);
+        let floor = self.ideal_ths.map_or(0.0, |i| f64::from(i) * 0.01);
+        (self.online && th > 0.0 && th >= floor).then_some((w, th))
+    }
 }
 
 /// The serial of board `index` in a list of (index, serial).

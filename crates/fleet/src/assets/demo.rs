@@ -37,7 +37,7 @@ struct Order {
 }
 
 const US: Order = Order {
-    id: "PO-2025-US-004",
+    id: "PO-US-004",
     origin: "US",
     ordered: 150,
     produced: 122,
@@ -49,7 +49,7 @@ const US: Order = Order {
 };
 
 const MY_FIRST: Order = Order {
-    id: "PO-2025-MY-017",
+    id: "PO-MY-017",
     origin: "MY",
     ordered: 170,
     produced: 140,
@@ -61,7 +61,7 @@ const MY_FIRST: Order = Order {
 };
 
 const MY_HELD: Order = Order {
-    id: "PO-2025-MY-017",
+    id: "PO-MY-017",
     origin: "MY",
     ordered: 170,
     produced: 90,

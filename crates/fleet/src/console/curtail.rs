@@ -105,12 +105,10 @@ fn group_text(g: &Group) -> String {
 }
 
 fn ms_text(ms: Option<u64>) -> String {
-    ms.map_or("–".into(), |ms| {
-        if ms < 10_000 {
-            format!("{:.2} s", ms as f64 / 1000.0)
-        } else {
-            format!("{:.0} s", ms as f64 / 1000.0)
-        }
+    ms.map_or("–".into(), |ms| match ms {
+        0..=999 => format!("{ms} ms"),
+        1_000..=9_999 => format!("{:.2} s", ms as f64 / 1000.0),
+        _ => format!("{:.0} s", ms as f64 / 1000.0),
     })
 }
 
@@ -178,7 +176,7 @@ fn runs_body(c: &Collector, message: Option<String>) -> String {
         b.push_str("<p>None yet.</p>");
         return b;
     }
-    b.push_str("<table><tr><th>#</th><th>started</th><th>action</th><th>group</th><th>machines</th><th>confirmed</th><th>not done</th><th>left alone</th><th>power before</th><th>power after</th><th>all confirmed in</th></tr>");
+    b.push_str("<table><tr><th>#</th><th>started</th><th>action</th><th>group</th><th>machines</th><th>confirmed</th><th>not done</th><th>left alone</th><th>before</th><th>after</th><th>confirmed in</th></tr>");
     for r in runs.iter().rev() {
         let _ = write!(
             b,
@@ -244,13 +242,13 @@ pub(super) async fn run_detail(State(c): State<Arc<Collector>>, Path(id): Path<u
 
 fn run_page(r: &Run) -> axum::response::Html<String> {
     let mut b = format!(
-        "<h1>Curtailment {}: {}</h1><p>{} · {} machine(s) · started {} · took {:.2} s · <a href=\"/curtail\">all runs</a></p>",
+        "<h1>Curtailment {}: {}</h1><p>{} · {} machine(s) · started {} · took {} · <a href=\"/curtail\">all runs</a></p>",
         r.id,
         esc(&r.action.label()),
         esc(&group_text(&r.group)),
         r.machines,
         duration_ago(r.started_unix),
-        r.elapsed_secs
+        ms_text(Some((r.elapsed_secs * 1000.0) as u64))
     );
     let card = |v: String, l: &str, class: &str| {
         format!("<div class=\"card\"><div class=\"v {class}\">{v}</div><div class=\"l\">{l}</div></div>")

@@ -250,10 +250,12 @@ fn overview_of(c: &Collector) -> (Overview, Vec<(u64, f64)>) {
                 g.online += 1;
                 g.hashrate_ths += f64::from(m.hashrate_ths);
                 g.power_w += f64::from(m.power_w.unwrap_or(0.0));
-                if let Some(p) = m.power_w {
-                    g.metered.0 += f64::from(p);
-                    g.metered.1 += f64::from(m.hashrate_ths);
+                if m.power_w.is_some() {
                     g.reporting_power += 1;
+                }
+                if let Some((w, th)) = m.metered() {
+                    g.metered.0 += w;
+                    g.metered.1 += th;
                 }
             }
         }
@@ -262,9 +264,9 @@ fn overview_of(c: &Collector) -> (Overview, Vec<(u64, f64)>) {
             rate += f64::from(m.hashrate_ths);
             ideal += f64::from(m.ideal_ths.unwrap_or(0.0));
             power += f64::from(m.power_w.unwrap_or(0.0));
-            if let Some(p) = m.power_w {
-                mp += f64::from(p);
-                mh += f64::from(m.hashrate_ths);
+            if let Some((w, th)) = m.metered() {
+                mp += w;
+                mh += th;
             }
         }
         if m.hashing() {
@@ -447,10 +449,7 @@ pub fn table<'a>(
             .filter_map(|b| b.chip_temp)
             .fold(f32::NAN, f32::max)
     };
-    let eff = |m: &Miner| match m.power_w {
-        Some(p) if m.hashrate_ths > 0.0 => p / m.hashrate_ths,
-        _ => f32::NAN,
-    };
+    let eff = |m: &Miner| m.metered().map_or(f32::NAN, |(w, th)| (w / th) as f32);
     let desc = q.dir.as_deref() == Some("desc");
     let key_f = |f: &dyn Fn(&Miner) -> f32, a: &Miner, b: &Miner| {
         // Unknowns last whatever the direction.
@@ -617,7 +616,7 @@ async fn miners_page(State(c): State<Arc<Collector>>, Query(q): Query<TableQuery
             if m.online { ths(f64::from(m.hashrate_ths)) } else { "–".into() },
             temp_text(Some(m.boards.iter().filter_map(|b| b.chip_temp).fold(f32::NAN, f32::max))),
             m.power_w.filter(|_| m.online).map_or("–".into(), |w| watts(f64::from(w))),
-            m.power_w.filter(|_| m.online).map_or("–".into(), |w| jth(f64::from(w), f64::from(m.hashrate_ths))),
+            m.metered().map_or("–".into(), |(w, th)| jth(w, th)),
             fans_text(&m.fans_rpm),
             esc(m.pool_url.as_deref().map_or("–", |u| u.split_once("://").map_or(u, |(_, h)| h))),
             if m.online { duration_for_people(m.uptime_secs as f64) } else { "–".into() },
@@ -673,13 +672,23 @@ async fn miner_page(State(c): State<Arc<Collector>>, Path(ip): Path<String>) -> 
     };
     let alerts = c.alerts();
     let mut b = String::new();
+    // With a register, the serial leads to the machine's life there.
+    let serial_text = match (&m.serial, &c.store) {
+        (Some(sn), Some(_)) => format!(
+            "{} · <a href=\"/register/machine/{}\">in the register</a>",
+            esc(sn),
+            esc(&register::path_segment(sn))
+        ),
+        (Some(sn), None) => esc(sn),
+        (None, _) => "–".into(),
+    };
     let power_text = format!(
         "{}{}",
-        m.power_w.map_or("–".into(), |w| format!(
-            "{} ({})",
-            watts(f64::from(w)),
-            jth(f64::from(w), f64::from(m.hashrate_ths))
-        )),
+        match (m.power_w, m.metered()) {
+            (Some(_), Some((w, th))) => format!("{} ({})", watts(w), jth(w, th)),
+            (Some(w), None) => watts(f64::from(w)),
+            (None, _) => "–".into(),
+        },
         match (m.sleeping, m.power_limit_w) {
             (Some(true), _) => " · <span class=\"warn\">asleep (curtailed)</span>".to_string(),
             (_, Some(l)) => format!(
@@ -701,7 +710,7 @@ async fn miner_page(State(c): State<Arc<Collector>>, Path(ip): Path<String>) -> 
         if m.online { if m.hashing() { "hashing" } else { "online, not hashing" } } else { "offline" },
         esc(&m.site),
         esc(&m.firmware),
-        esc(m.serial.as_deref().unwrap_or("–")),
+        serial_text,
         esc(m.mac.as_deref().unwrap_or("–")),
         esc(m.hostname.as_deref().unwrap_or("–")),
         ths(f64::from(m.hashrate_ths)),

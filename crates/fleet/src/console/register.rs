@@ -57,7 +57,7 @@ fn bars(rows: &[(String, f64, String)], w: u32) -> String {
         return String::new();
     }
     let max = rows.iter().map(|r| r.1.abs()).fold(0.0, f64::max).max(1e-9);
-    let (left, right, step) = (170.0, 110.0, 22.0);
+    let (left, right, step) = (250.0, 110.0, 22.0);
     let pw = f64::from(w) - left - right;
     let h = (rows.len() as f64 * step + 10.0) as u32;
     let mut s = format!("<svg width=\"{w}\" height=\"{h}\" role=\"img\">");
@@ -72,7 +72,7 @@ fn bars(rows: &[(String, f64, String)], w: u32) -> String {
 <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"12\" fill=\"#667\">{}</text>",
             left - 6.0,
             y + 13.0,
-            esc(label),
+            esc(&short(label, 36)),
             step - 6.0,
             left + len + 6.0,
             y + 13.0,
@@ -81,6 +81,17 @@ fn bars(rows: &[(String, f64, String)], w: u32) -> String {
     }
     s.push_str("</svg>");
     s
+}
+
+/// `text` cut to `n` characters, an ellipsis marking the cut.
+fn short(text: &str, n: usize) -> String {
+    if text.chars().count() <= n {
+        text.to_owned()
+    } else {
+        let mut s: String = text.chars().take(n - 1).collect();
+        s.push('…');
+        s
+    }
 }
 
 fn table_html(t: &crate::reports::Table) -> String {
@@ -335,13 +346,13 @@ const MACHINES: crate::assets::db::Parts = crate::assets::db::Parts {
 fn machine_link(serial: &str) -> String {
     format!(
         "<a href=\"/register/machine/{}\">{}</a>",
-        esc(&urlencoding_path(serial)),
+        esc(&path_segment(serial)),
         esc(serial)
     )
 }
 
 /// A serial as one path segment (serials are letters and digits; anything else escaped).
-fn urlencoding_path(s: &str) -> String {
+pub(super) fn path_segment(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.') {
@@ -486,7 +497,7 @@ search <input name=\"q\" value=\"{}\" placeholder=\"serial, model, order, site\"
         format!(
             "/register/machines?state={}&amp;q={}&amp;page={p}",
             state.map_or("", |s| s.name()),
-            esc(&urlencoding_path(&needle))
+            esc(&path_segment(&needle))
         )
     };
     b.push_str("<p class=\"pager\">");
