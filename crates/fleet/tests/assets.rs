@@ -412,6 +412,52 @@ async fn the_api_records_events_and_serves_reports(url: &str) {
             .len(),
         3
     );
+    // The machine's page records an event from its form: a wrong one is refused with the
+    // machine's state, a right one lands in its life.
+    let (code, body) = http(
+        addr,
+        "POST",
+        "/register/machine/K1",
+        "event=deployed&date=2025-09-20",
+    )
+    .await;
+    assert_eq!(code, 409, "{body}");
+    assert!(
+        body.contains("Not recorded: K1: cannot record `deployed`: the machine is customs_hold"),
+        "{body}"
+    );
+    let (code, _) = http(
+        addr,
+        "POST",
+        "/register/machine/K1",
+        "event=customs_release&date=2025-09-20&place=LAX&note=",
+    )
+    .await;
+    assert_eq!(code, 303);
+    let (code, body) = http(addr, "GET", "/register/machine/K1", "").await;
+    assert_eq!(code, 200);
+    for needle in ["customs release", "LAX", "<option>delivered</option>"] {
+        assert!(body.contains(needle), "{needle} in {body}");
+    }
+    // The tariffs page's what-if: one order from every origin, side by side.
+    let (code, body) = http(
+        addr,
+        "GET",
+        "/register/tariffs?at=2025-09-21&what_if_units=200&what_if_model=S21+XP&what_if_price=5000",
+        "",
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    for needle in [
+        "What if: 200 x S21 XP at $5,000.00 each",
+        "<td class=\"t\">CN</td>",
+        "<td class=\"t\">US</td>",
+    ] {
+        assert!(body.contains(needle), "{needle} in {body}");
+    }
+    let (code, body) = http(addr, "GET", "/register/tariffs?what_if_units=200", "").await;
+    assert_eq!(code, 422, "{body}");
+    assert!(body.contains("the what-if needs a model"), "{body}");
     let _ = stop.send(true);
 }
 

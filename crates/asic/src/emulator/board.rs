@@ -331,7 +331,7 @@ impl BoardEmulator {
             // Air warms along the board: the last chips run ~10 degrees hotter.
             let mut rise = (45.0 + 10.0 * i as f64 / n) * load / self.cooling;
             if self.chips[i].hot {
-                rise *= 2.0;
+                rise *= 2.5;
             }
             let c = &mut self.chips[i];
             let target = AMBIENT_CELSIUS + rise;

@@ -82,7 +82,10 @@ pub fn router(collector: Arc<Collector>) -> Router {
         )
         .route("/register", get(register::register_page))
         .route("/register/machines", get(register::machines_page))
-        .route("/register/machine/{serial}", get(register::machine_page))
+        .route(
+            "/register/machine/{serial}",
+            get(register::machine_page).post(register::machine_event),
+        )
         .route("/register/{name}", get(register::report_page))
         .route("/api/assets/reports/{name}", get(api_report))
         .route("/api/assets/events", axum::routing::post(api_post_event))
@@ -911,6 +914,13 @@ pub struct ReportQuery {
     pub growth: Option<f64>,
     /// `csv` for the report's table as CSV.
     pub format: Option<String>,
+    /// Tariffs' what-if: a planned order's model, units and unit price (USD), its HTS code
+    /// (default 8543.70.99) and the origins to compare (default US,MY,ID,TH,CN).
+    pub what_if_model: Option<String>,
+    pub what_if_units: Option<String>,
+    pub what_if_price: Option<String>,
+    pub what_if_hts: Option<String>,
+    pub what_if_origins: Option<String>,
 }
 
 /// The prices the register's pages and API assume where a request names none
@@ -962,6 +972,54 @@ impl ReportQuery {
         if !growth.is_finite() || growth <= -99.0 {
             return Err("growth: a percentage above -99".into());
         }
+        fn filled(v: &Option<String>) -> Option<&str> {
+            v.as_deref().map(str::trim).filter(|x| !x.is_empty())
+        }
+        let what_if = match (
+            filled(&self.what_if_model),
+            filled(&self.what_if_units),
+            filled(&self.what_if_price),
+        ) {
+            (None, None, None) => None,
+            (Some(model), Some(units), Some(price)) => {
+                let units: u64 = units
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=1_000_000).contains(n))
+                    .ok_or("what_if_units: a whole number of machines (1 to 1,000,000)")?;
+                let unit_price =
+                    Usd::parse_non_negative(price).map_err(|e| format!("what_if_price: {e}"))?;
+                let origins = match filled(&self.what_if_origins) {
+                    None => crate::tariffs::default_origins(),
+                    Some(list) => list
+                        .split(|c: char| c == ',' || c.is_whitespace())
+                        .filter(|c| !c.is_empty())
+                        .map(|c| {
+                            crate::assets::Country::parse(c).ok_or_else(|| {
+                                format!("what_if_origins: `{c}` is not an ISO 3166 code")
+                            })
+                        })
+                        .collect::<Result<Vec<_>, _>>()?,
+                };
+                let hts_code = filled(&self.what_if_hts).unwrap_or("8543.70.99").to_owned();
+                let tariffs = crate::tariffs::Schedule::builtin();
+                if !tariffs.codes().iter().any(|c| *c == hts_code) {
+                    return Err(format!(
+                        "what_if_hts: `{hts_code}` is not in the tariff schedule"
+                    ));
+                }
+                Some(crate::reports::WhatIfOrder {
+                    model: model.to_owned(),
+                    units,
+                    unit_price,
+                    hts_code,
+                    origins,
+                })
+            }
+            _ => {
+                return Err("the what-if needs a model, a number of units and a unit price".into())
+            }
+        };
         Ok(crate::reports::Params {
             at,
             market: Market {
@@ -975,7 +1033,7 @@ impl ReportQuery {
                 storage_rate: usd("storage_rate", &self.storage_rate)?,
             },
             tariffs: crate::tariffs::Schedule::builtin(),
-            what_if: None,
+            what_if,
             per_machine: false,
         })
     }

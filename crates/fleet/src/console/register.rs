@@ -117,7 +117,8 @@ fn table_html(t: &crate::reports::Table) -> String {
         b.push_str("</tr>");
     }
     b.push_str("</table>");
-    for n in &t.notes {
+    // (The what-if's text table is for terminals; the page draws its own.)
+    for n in t.notes.iter().filter(|n| !n.starts_with("\nWhat-if")) {
         let _ = write!(b, "<p>{}</p>", esc(n));
     }
     b
@@ -244,6 +245,24 @@ hashprice $/PH/day <input name=\"hashprice\" value=\"{}\" size=\"6\"> energy $/k
 storage $/unit/day <input name=\"storage_rate\" value=\"{}\" size=\"6\"> <button>show</button></form>",
         v(&q.at), v(&q.hashprice), v(&q.energy), v(&q.storage_rate)
     );
+    if name == "tariffs" {
+        // The what-if: the same planned order from each origin, side by side.
+        let _ = write!(
+            b,
+            "<form method=\"get\"><input type=\"hidden\" name=\"at\" value=\"{}\">what if we order \
+<input name=\"what_if_units\" size=\"5\" placeholder=\"200\" value=\"{}\"> x \
+<input name=\"what_if_model\" size=\"12\" placeholder=\"S21 XP\" value=\"{}\"> at $\
+<input name=\"what_if_price\" size=\"7\" placeholder=\"5000\" value=\"{}\"> each, HTS \
+<input name=\"what_if_hts\" size=\"10\" placeholder=\"8543.70.99\" value=\"{}\"> from \
+<input name=\"what_if_origins\" size=\"14\" placeholder=\"US,MY,ID,TH,CN\" value=\"{}\"> <button>compare</button></form>",
+            v(&q.at),
+            v(&q.what_if_units),
+            v(&q.what_if_model),
+            v(&q.what_if_price),
+            v(&q.what_if_hts),
+            v(&q.what_if_origins)
+        );
+    }
     let params = match q.params() {
         Ok(p) => p,
         Err(e) => {
@@ -326,11 +345,81 @@ storage $/unit/day <input name=\"storage_rate\" value=\"{}\" size=\"6\"> <button
             break;
         }
     }
+    if let Some(w) = value.get("what_if").filter(|w| !w.is_null()) {
+        b.push_str(&what_if_html(w));
+    }
     b.push_str(&table_html(&table));
     if name == "repairs" {
         b.push_str(&open_tickets(&register, params.at));
     }
     page(&name, &b).into_response()
+}
+
+/// The tariffs' what-if (its JSON): the order, landed cost per machine by origin as bars,
+/// and each origin's duty layers.
+fn what_if_html(w: &serde_json::Value) -> String {
+    let num = |v: &serde_json::Value, k: &str| v.get(k).and_then(serde_json::Value::as_f64);
+    let text = |v: &serde_json::Value, k: &str| {
+        v.get(k)
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("")
+            .to_owned()
+    };
+    let dollars = |x: Option<f64>| {
+        x.map_or("–".into(), |x| {
+            crate::money::Usd::from_micros((x * 1e6).round() as i64).to_string()
+        })
+    };
+    let origins: Vec<&serde_json::Value> = w
+        .get("origins")
+        .and_then(serde_json::Value::as_array)
+        .map(|a| a.iter().collect())
+        .unwrap_or_default();
+    let mut b = format!(
+        "<h2>What if: {} x {} at {} each ({}), entered {}</h2>",
+        num(w, "units").unwrap_or(0.0),
+        esc(&text(w, "model")),
+        dollars(num(w, "unit_price")),
+        esc(&text(w, "hts_code")),
+        esc(&text(w, "date"))
+    );
+    let rows: Vec<(String, f64, String)> = origins
+        .iter()
+        .filter_map(|o| {
+            let per = num(o, "landed_per_unit")?;
+            Some((text(o, "origin"), per, dollars(Some(per))))
+        })
+        .collect();
+    b.push_str(&bars(&rows, 900));
+    b.push_str("<table><tr><th>origin</th><th>duty rate</th><th>layers</th><th>duty</th><th>fees</th><th>landed/unit</th><th>landed total</th></tr>");
+    for o in origins {
+        let layers: Vec<String> = o
+            .get("layers")
+            .and_then(serde_json::Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|l| {
+                format!(
+                    "{} {}%",
+                    text(l, "layer"),
+                    num(l, "rate_pct").unwrap_or(0.0)
+                )
+            })
+            .collect();
+        let _ = write!(
+            b,
+            "<tr><td class=\"t\">{}</td><td>{}%</td><td class=\"t\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&text(o, "origin")),
+            num(o, "duty_rate_pct").unwrap_or(0.0),
+            esc(&layers.join(" + ")),
+            dollars(num(o, "duty")),
+            dollars(num(o, "fees")),
+            dollars(num(o, "landed_per_unit")),
+            dollars(num(o, "landed_total")),
+        );
+    }
+    b.push_str("</table>");
+    b
 }
 
 /// What the machine list and the state counts read: machines with their serials, nothing
@@ -517,12 +606,79 @@ pub(super) async fn machine_page(
     State(c): State<Arc<Collector>>,
     Path(serial): Path<String>,
 ) -> Response {
+    machine_view(c, serial, None).await
+}
+
+/// The form of `/register/machine/{serial}` that records an event (its fields as in
+/// `events.csv`); an empty date is today.
+#[derive(Debug, serde::Deserialize)]
+pub(super) struct EventForm {
+    event: String,
+    #[serde(default)]
+    date: String,
+    #[serde(default)]
+    place: String,
+    #[serde(default)]
+    shipment: String,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    fee_usd_per_unit_day: String,
+    #[serde(default)]
+    note: String,
+}
+
+/// `POST /register/machine/{serial}`: records the form's event, then shows the machine
+/// (a refused event: why, with the machine as it is).
+pub(super) async fn machine_event(
+    State(c): State<Arc<Collector>>,
+    Path(serial): Path<String>,
+    axum::Form(f): axum::Form<EventForm>,
+) -> Response {
+    let Some(store) = &c.store else {
+        return register_page(State(c.clone())).await;
+    };
+    let given = |s: String| {
+        let t = s.trim();
+        (!t.is_empty()).then(|| t.to_owned())
+    };
+    let spec = crate::assets::EventSpec {
+        serial: serial.clone(),
+        event: f.event.trim().to_owned(),
+        date: given(f.date).unwrap_or_else(|| crate::date::Date::today().to_string()),
+        place: given(f.place),
+        shipment: given(f.shipment),
+        reason: given(f.reason),
+        fee_usd_per_unit_day: given(f.fee_usd_per_unit_day),
+        note: given(f.note),
+    };
+    let refused = match spec.check() {
+        Err(e) => e,
+        Ok(event) => match store.record_event(event).await {
+            Ok(_) => {
+                let to = format!("/register/machine/{}", path_segment(&serial));
+                return axum::response::Redirect::to(&to).into_response();
+            }
+            Err(e) => e.to_string(),
+        },
+    };
+    let mut r = machine_view(c, serial, Some(refused)).await;
+    if r.status() == StatusCode::OK {
+        *r.status_mut() = StatusCode::CONFLICT;
+    }
+    r
+}
+
+async fn machine_view(c: Arc<Collector>, serial: String, refused: Option<String>) -> Response {
     let Some(store) = &c.store else {
         return register_page(State(c.clone())).await;
     };
     let title = format!("Machine {serial}");
     let mut b = format!("<h1>{}</h1>", esc(&title));
     b.push_str(&register_nav(""));
+    if let Some(why) = &refused {
+        let _ = write!(b, "<p class=\"bad\">Not recorded: {}</p>", esc(why));
+    }
     let reg = match store.register_with(crate::assets::db::Parts::ALL).await {
         Ok(r) => r,
         Err(e) => {
@@ -611,6 +767,21 @@ pub(super) async fn machine_page(
         Err(e) => {
             let _ = write!(b, "<p class=\"bad\">{}</p>", esc(&e.to_string()));
         }
+    }
+    // Record what happened next: the events its state allows.
+    let allowed = a.state.allowed();
+    if !allowed.is_empty() {
+        let _ = write!(
+            b,
+            "<form method=\"post\"><select name=\"event\">{}</select> on <input name=\"date\" size=\"10\" placeholder=\"today\"> \
+place <input name=\"place\" size=\"14\" placeholder=\"site/row/rack/pos, centre\"> shipment <input name=\"shipment\" size=\"10\"> \
+reason <input name=\"reason\" size=\"12\"> fee $/unit/day <input name=\"fee_usd_per_unit_day\" size=\"5\"> \
+note <input name=\"note\" size=\"16\"> <button>record</button></form>",
+            allowed
+                .iter()
+                .map(|e| format!("<option>{}</option>", e.name()))
+                .collect::<String>()
+        );
     }
     let tickets: Vec<&crate::assets::Repair> =
         reg.repairs.iter().filter(|r| r.asset_id == a.id).collect();
