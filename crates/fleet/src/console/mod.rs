@@ -1003,7 +1003,7 @@ impl ReportQuery {
                 };
                 let hts_code = filled(&self.what_if_hts).unwrap_or("8543.70.99").to_owned();
                 let tariffs = crate::tariffs::Schedule::builtin();
-                if !tariffs.codes().iter().any(|c| *c == hts_code) {
+                if !tariffs.codes().contains(&hts_code) {
                     return Err(format!(
                         "what_if_hts: `{hts_code}` is not in the tariff schedule"
                     ));
