@@ -212,10 +212,9 @@ async fn events_follow_the_lifecycle_across_imports(url: &str) {
         let e = one(ev, date, place).check().unwrap();
         store.import_events(&[(i + 1, e)]).await.unwrap();
     }
-    assert!(store
-        .add_triage("M1", "reseat: fault stayed")
-        .await
-        .unwrap());
+    for step in ["reseat: fault stayed", "board test: fail, chips 30-32"] {
+        assert!(store.add_triage("M1", step).await.unwrap());
+    }
     let e = one("repair_back", "2025-08-01", None).check().unwrap();
     store.import_events(&[(1, e)]).await.unwrap();
     let register = store.register().await.unwrap();
@@ -231,6 +230,14 @@ async fn events_follow_the_lifecycle_across_imports(url: &str) {
     assert_eq!(
         (r.sent, r.back, r.outcome),
         (Some(d("2025-07-03")), Some(d("2025-08-01")), Some("rma"))
+    );
+    assert_eq!(
+        r.triage.as_deref(),
+        Some("reseat: fault stayed; board test: fail, chips 30-32")
+    );
+    assert!(
+        !store.add_triage("M1", "late").await.unwrap(),
+        "the ticket is closed"
     );
     assert_eq!(store.events_of("M1").await.unwrap().len(), 9);
     let p = params("2025-09-01", Some(Usd::from_dollars(50)));
@@ -439,6 +446,17 @@ async fn the_api_records_events_and_serves_reports(url: &str) {
     for needle in ["customs release", "LAX", "<option>delivered</option>"] {
         assert!(body.contains(needle), "{needle} in {body}");
     }
+    // Triage needs an open ticket; a step must be text.
+    let (code, body) = http(
+        addr,
+        "POST",
+        "/api/assets/K1/triage",
+        r#"{"step":"reseat"}"#,
+    )
+    .await;
+    assert_eq!(code, 404, "{body}");
+    let (code, _) = http(addr, "POST", "/api/assets/K1/triage", r#"{"step":"  "}"#).await;
+    assert_eq!(code, 422);
     // The tariffs page's what-if: one order from every origin, side by side.
     let (code, body) = http(
         addr,

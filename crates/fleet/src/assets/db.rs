@@ -828,6 +828,7 @@ impl Store {
                 board: None,
                 chips: None,
                 evidence: None,
+                triage: None,
                 centre: None,
                 shipment: None,
                 sent: None,
@@ -865,16 +866,17 @@ impl Store {
             Option<i32>,
             Option<i32>,
             Option<String>,
+            Option<String>,
         );
         let text = self
             .json_rows(
                 ex,
                 if details {
                     "asset_id, seq, opened_on, fault, board, chips, evidence, centre, shipment, \
-                     sent_on, back_on, outcome"
+                     sent_on, back_on, outcome, triage"
                 } else {
                     "asset_id, seq, opened_on, fault, NULL, NULL, NULL, centre, NULL, NULL, \
-                     back_on, outcome"
+                     back_on, outcome, NULL"
                 },
                 "fleet_repairs",
                 filter,
@@ -892,6 +894,7 @@ impl Store {
                 board: r.4.and_then(|b| u8::try_from(b).ok()),
                 chips: r.5,
                 evidence: r.6,
+                triage: r.12.filter(|t| !t.is_empty()),
                 centre: r.7,
                 shipment: r.8,
                 sent: r.9.map(Date::from_days),

@@ -475,6 +475,8 @@ pub struct Repair {
     pub chips: Option<String>,
     /// The chip map, an alert's evidence, a technician's note.
     pub evidence: Option<String>,
+    /// The triage steps taken, `; `-separated (`reseat: fault stayed; board test: fail`).
+    pub triage: Option<String>,
     pub centre: Option<String>,
     pub shipment: Option<String>,
     pub sent: Option<Date>,
@@ -645,6 +647,7 @@ impl Track {
                     board: None,
                     chips: None,
                     evidence: e.note.clone(),
+                    triage: None,
                     centre: None,
                     shipment: None,
                     sent: None,

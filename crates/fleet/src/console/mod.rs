@@ -86,6 +86,14 @@ pub fn router(collector: Arc<Collector>) -> Router {
             "/register/machine/{serial}",
             get(register::machine_page).post(register::machine_event),
         )
+        .route(
+            "/register/machine/{serial}/triage",
+            axum::routing::post(register::machine_triage),
+        )
+        .route(
+            "/api/assets/{serial}/triage",
+            axum::routing::post(api_triage),
+        )
         .route("/register/{name}", get(register::report_page))
         .route("/api/assets/reports/{name}", get(api_report))
         .route("/api/assets/events", axum::routing::post(api_post_event))
@@ -1114,6 +1122,46 @@ async fn api_post_event(
     let serial = event.serial.clone();
     let r = store.record_event(event).await;
     event_result(&serial, r)
+}
+
+/// A triage step as a person types it: trimmed, 1 to 200 characters.
+fn triage_step(step: &str) -> Result<&str, String> {
+    let s = step.trim();
+    if s.is_empty() || s.chars().count() > 200 || s.chars().any(char::is_control) {
+        return Err("a triage step is 1 to 200 characters of text (`reseat: fault stayed`)".into());
+    }
+    Ok(s)
+}
+
+/// `POST /api/assets/{serial}/triage` (`{"step": "..."}`): a step for the open ticket.
+async fn api_triage(
+    State(c): State<Arc<Collector>>,
+    Path(serial): Path<String>,
+    body: Result<Json<serde_json::Value>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Some(store) = &c.store else {
+        return no_database();
+    };
+    let step = match &body {
+        Ok(Json(v)) => v.get("step").and_then(|s| s.as_str()).unwrap_or(""),
+        Err(e) => return error(StatusCode::UNPROCESSABLE_ENTITY, e.body_text()),
+    };
+    let step = match triage_step(step) {
+        Ok(s) => s,
+        Err(e) => return error(StatusCode::UNPROCESSABLE_ENTITY, e),
+    };
+    match store.add_triage(&serial, step).await {
+        Ok(true) => (
+            StatusCode::CREATED,
+            Json(json!({"serial": serial, "step": step})),
+        )
+            .into_response(),
+        Ok(false) => error(
+            StatusCode::NOT_FOUND,
+            format!("{serial} has no open repair ticket (or is not in the register)"),
+        ),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
 }
 
 async fn api_asset_events(State(c): State<Arc<Collector>>, Path(serial): Path<String>) -> Response {

@@ -669,6 +669,39 @@ pub(super) async fn machine_event(
     r
 }
 
+/// The triage form: one step for the machine's open ticket.
+#[derive(Debug, serde::Deserialize)]
+pub(super) struct TriageForm {
+    step: String,
+}
+
+/// `POST /register/machine/{serial}/triage`: adds the step to the open ticket.
+pub(super) async fn machine_triage(
+    State(c): State<Arc<Collector>>,
+    Path(serial): Path<String>,
+    axum::Form(f): axum::Form<TriageForm>,
+) -> Response {
+    let Some(store) = &c.store else {
+        return register_page(State(c.clone())).await;
+    };
+    let refused = match super::triage_step(&f.step) {
+        Err(e) => e,
+        Ok(step) => match store.add_triage(&serial, step).await {
+            Ok(true) => {
+                let to = format!("/register/machine/{}", path_segment(&serial));
+                return axum::response::Redirect::to(&to).into_response();
+            }
+            Ok(false) => "the machine has no open repair ticket".into(),
+            Err(e) => e.to_string(),
+        },
+    };
+    let mut r = machine_view(c, serial, Some(refused)).await;
+    if r.status() == StatusCode::OK {
+        *r.status_mut() = StatusCode::CONFLICT;
+    }
+    r
+}
+
 async fn machine_view(c: Arc<Collector>, serial: String, refused: Option<String>) -> Response {
     let Some(store) = &c.store else {
         return register_page(State(c.clone())).await;
@@ -786,12 +819,12 @@ note <input name=\"note\" size=\"16\"> <button>record</button></form>",
     let tickets: Vec<&crate::assets::Repair> =
         reg.repairs.iter().filter(|r| r.asset_id == a.id).collect();
     if !tickets.is_empty() {
-        b.push_str("<h2>Repair tickets</h2><table><tr><th>opened</th><th>fault</th><th>board</th><th>chips</th><th>centre</th><th>sent</th><th>back</th><th>outcome</th><th>evidence</th></tr>");
+        b.push_str("<h2>Repair tickets</h2><table><tr><th>opened</th><th>fault</th><th>board</th><th>chips</th><th>centre</th><th>sent</th><th>back</th><th>outcome</th><th>evidence</th><th>triage</th></tr>");
         for r in tickets {
             let d = |x: Option<crate::date::Date>| x.map_or("–".into(), |d| d.to_string());
             let _ = write!(
                 b,
-                "<tr><td>{}</td><td class=\"t\">{}</td><td>{}</td><td class=\"t\">{}</td><td class=\"t\">{}</td><td>{}</td><td>{}</td><td class=\"t\">{}</td><td class=\"t\">{}</td></tr>",
+                "<tr><td>{}</td><td class=\"t\">{}</td><td>{}</td><td class=\"t\">{}</td><td class=\"t\">{}</td><td>{}</td><td>{}</td><td class=\"t\">{}</td><td class=\"t\">{}</td><td class=\"t\">{}</td></tr>",
                 r.opened,
                 esc(&r.fault.replace('_', " ")),
                 r.board.map_or("–".into(), |x| x.to_string()),
@@ -801,9 +834,19 @@ note <input name=\"note\" size=\"16\"> <button>record</button></form>",
                 d(r.back),
                 r.outcome.unwrap_or("open").replace('_', " "),
                 esc(r.evidence.as_deref().unwrap_or("")),
+                esc(r.triage.as_deref().unwrap_or("–")),
             );
         }
         b.push_str("</table>");
+        if a.state == crate::lifecycle::State::Failed
+            || a.state == crate::lifecycle::State::InRepair
+        {
+            let _ = write!(
+                b,
+                "<form method=\"post\" action=\"/register/machine/{}/triage\">triage step <input name=\"step\" size=\"40\" placeholder=\"swap cable: the fault followed the board\"> <button>add to the open ticket</button></form>",
+                esc(&path_segment(&a.serial))
+            );
+        }
     }
     page(&title, &b).into_response()
 }
