@@ -183,11 +183,20 @@ async def with_pyasic(ip, pw):
     settings.update("default_antminer_web_password", pw)
     miner = await pyasic.get_miner(ip)
     d = await miner.get_data()
+    # Curtailment as pyasic does it: set_miner_conf.cgi with miner-mode 1, then 0.
+    stopped = await miner.stop_mining()
+    mining_after_stop = await miner.is_mining()
+    resumed = await miner.resume_mining()
+    mining_after_resume = await miner.is_mining()
     return {
         "model": str(d.model),
         "mac": d.mac,
         "boards": [{"chips": b.chips, "missing": b.missing, "chip_temp": b.chip_temp}
                    for b in d.hashboards],
+        "stopped": stopped,
+        "mining_after_stop": mining_after_stop,
+        "resumed": resumed,
+        "mining_after_resume": mining_after_resume,
     }
 
 async def main(ip, pw):
@@ -302,6 +311,23 @@ async fn asic_rs_and_pyasic_read_an_emulated_s21_pro_through_the_stock_web_cgi()
     assert_eq!(v["asic_rs_default_password"]["found"], false, "{v}");
     let p = &v["pyasic"];
     assert_eq!(p["model"], "S21 Pro", "{v}");
+    // pyasic's stop_mining and resume_mining put the miner to sleep and wake it, and its
+    // is_mining reads each back from get_miner_conf.cgi.
+    assert_eq!(
+        (
+            &p["stopped"],
+            &p["mining_after_stop"],
+            &p["resumed"],
+            &p["mining_after_resume"]
+        ),
+        (
+            &Value::from(true),
+            &Value::from(false),
+            &Value::from(true),
+            &Value::from(true)
+        ),
+        "{v}"
+    );
     let boards = p["boards"].as_array().unwrap();
     assert_eq!(boards.len(), 3, "{v}");
     for b in boards {

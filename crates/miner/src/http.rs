@@ -22,7 +22,7 @@ use hashforge_minerapi::digest::{Account, Nonces, ANTMINER_REALM};
 use hashforge_minerapi::{antminer_web, ChainState, ChipHealth};
 
 use crate::cgminer::status_now;
-use crate::miner::Shared;
+use crate::miner::{Request, Shared};
 use crate::snapshot::{short_difficulty, unix_now, Snapshot};
 
 struct Http {
@@ -353,6 +353,7 @@ async fn cgi(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    body: axum::body::Bytes,
 ) -> Response {
     if h.web.is_none() {
         return (
@@ -363,6 +364,30 @@ async fn cgi(
     }
     if let Some(refused) = refusal(&h, &method, &uri, &headers) {
         return refused;
+    }
+    if name == "set_miner_conf.cgi" && method == Method::POST {
+        // The curtailment fleet tools send (pyasic's stop_mining / resume_mining): sleep
+        // or wake, as the cgminer API's privileged commands do; the rest of the
+        // configuration is the miner's own config file's business.
+        let answer = match antminer_web::miner_mode(&body) {
+            Err(why) => antminer_web::set_conf_refused(&why),
+            Ok(mode) => {
+                let r = if mode == 1 {
+                    Request::Sleep
+                } else {
+                    Request::Wake
+                };
+                match h.shared.request(r).await {
+                    Ok(_) => antminer_web::SET_CONF_OK.to_owned(),
+                    Err(why) => antminer_web::set_conf_refused(&why),
+                }
+            }
+        };
+        return (
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            answer,
+        )
+            .into_response();
     }
     let status = status_now(&h.shared);
     match name

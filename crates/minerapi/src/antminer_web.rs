@@ -26,6 +26,32 @@ pub const PAGES: [&str; 7] = [
 ];
 
 /// The page name of a request path: `/cgi-bin/stats.cgi?x=1` -> `stats`.
+/// `set_miner_conf.cgi`'s answer when the configuration was taken, as stock firmware gives it.
+pub const SET_CONF_OK: &str = r#"{"stats":"success","code":"M000","msg":"OK!"}"#;
+
+/// `set_miner_conf.cgi`'s answer to a configuration it does not take.
+pub fn set_conf_refused(why: &str) -> String {
+    json!({ "stats": "error", "code": "M001", "msg": why }).to_string()
+}
+
+/// The `miner-mode` a `set_miner_conf.cgi` body asks for (0 normal, 1 sleep: what pyasic
+/// and fleet consoles send to curtail; stock firmware writes it as a number or a string),
+/// or why the body is not one.
+pub fn miner_mode(body: &[u8]) -> Result<u64, String> {
+    let v: Value =
+        serde_json::from_slice(body).map_err(|e| format!("the configuration is not JSON: {e}"))?;
+    let m = v
+        .get("miner-mode")
+        .ok_or("the configuration names no miner-mode")?;
+    match m.as_u64().or_else(|| m.as_str()?.trim().parse().ok()) {
+        Some(mode @ (0 | 1)) => Ok(mode),
+        Some(mode) => Err(format!(
+            "miner-mode {mode} is not taken here: 0 (normal) or 1 (sleep)"
+        )),
+        None => Err(format!("miner-mode {m} is not a number")),
+    }
+}
+
 pub fn page_of(path: &str) -> Option<&str> {
     let path = path.split('?').next()?;
     path.strip_prefix("/cgi-bin/")?.strip_suffix(".cgi")
@@ -261,4 +287,30 @@ pub fn board_serials(v: &Value) -> Vec<(usize, String)> {
             Some((usize::try_from(index).ok()?, sn))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn miner_mode_is_read_as_stock_firmware_and_pyasic_write_it() {
+        assert_eq!(miner_mode(br#"{"miner-mode":1,"pools":[]}"#), Ok(1));
+        assert_eq!(
+            miner_mode(br#"{"miner-mode":"0","freq-level":"100"}"#),
+            Ok(0)
+        );
+        for (body, says) in [
+            (&b"not json"[..], "not JSON"),
+            (br#"{"pools":[]}"#, "no miner-mode"),
+            (br#"{"miner-mode":3}"#, "miner-mode 3 is not taken"),
+            (br#"{"miner-mode":"sleepy"}"#, "not a number"),
+            (br#"{"miner-mode":-1}"#, "not a number"),
+        ] {
+            let e = miner_mode(body).unwrap_err();
+            assert!(e.contains(says), "{e}");
+        }
+        let refused: Value = serde_json::from_str(&set_conf_refused("no")).unwrap();
+        assert_eq!(refused["stats"], "error");
+    }
 }

@@ -35,8 +35,10 @@ pub fn avalon_mm(bytes: &[u8]) {
 }
 
 /// A client reading a reply, then reading it as stock Antminer firmware and as the web CGI,
-/// as a Whatsminer's and as an Avalon's.
+/// as a Whatsminer's and as an Avalon's; and the bytes as a `set_miner_conf.cgi` body a
+/// miner's web CGI reads.
 pub fn cgminer_reply(bytes: &[u8]) {
+    let _ = crate::antminer_web::miner_mode(bytes);
     if let Ok(v) = decode_reply(bytes) {
         let _ = crate::btminer::read(&v, Some(215));
         let _ = crate::avalon::read(&v, Some(120));

@@ -375,26 +375,21 @@ fn antminer_page(
     if antminer_web::page_of(&head.path) == Some("set_miner_conf") {
         // Stock firmware's configuration write: the simulator carries out `miner-mode`
         // (0 normal, 1 sleep), what fleet tools send to curtail.
-        let conf: Option<serde_json::Value> = serde_json::from_slice(&head.body).ok();
-        let mode = conf.as_ref().and_then(|c| {
-            let m = c.get("miner-mode")?;
-            m.as_u64().or_else(|| m.as_str()?.trim().parse().ok())
-        });
-        return match mode {
-            Some(m @ (0 | 1)) => {
+        return match antminer_web::miner_mode(&head.body) {
+            Ok(m) => {
                 shared.fleet.set_power(index, |p| p.sleep = m == 1);
                 (
                     200,
                     Vec::new(),
                     "application/json",
-                    r#"{"stats":"success","code":"M000","msg":"OK!"}"#.into(),
+                    antminer_web::SET_CONF_OK.into(),
                 )
             }
-            _ => (
+            Err(why) => (
                 200,
                 Vec::new(),
                 "application/json",
-                r#"{"stats":"error","code":"M001","msg":"bad configuration"}"#.into(),
+                antminer_web::set_conf_refused(&why),
             ),
         };
     }
