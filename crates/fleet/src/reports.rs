@@ -208,6 +208,78 @@ pub struct CustomsReport {
     pub storage_rate_usd_per_unit_day: Option<Usd>,
     pub shipments: Vec<ShipmentHolds>,
     pub total: HoldTotals,
+    /// What the holds had cost by each day (over the days before it), from the first hold
+    /// to the report's day (the last 3,650 days at most): storage and cost of delay.
+    pub by_day: Vec<DayCost>,
+}
+
+/// The holds' cost accrued by the end of a day.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DayCost {
+    pub date: Date,
+    pub storage: Usd,
+    pub cost_of_delay: Option<Usd>,
+}
+
+/// [`CustomsReport::by_day`]: open holds' rates added up day by day (a hold counts from its
+/// start to the day before its end, as its days do).
+fn cost_by_day(reg: &Register, p: &Params, sums: Option<&Sums>) -> Vec<DayCost> {
+    let holds: Vec<&crate::assets::Hold> = reg.holds.iter().filter(|h| h.start <= p.at).collect();
+    let Some(first) = holds.iter().map(|h| h.start).min() else {
+        return Vec::new();
+    };
+    let first = first.max(p.at.plus(-3649));
+    let n = usize::try_from(p.at.since(first) + 1).unwrap_or(0);
+    // Per day: the change in storage a day (micro-dollars) and in nameplate GH/s held; what
+    // holds cost before the window (when it is cut) is counted in at its start.
+    let mut fee_delta = vec![0i128; n + 1];
+    let mut ghs_delta = vec![0i128; n + 1];
+    let mut before_storage = 0i128;
+    let mut before_delay = Usd::ZERO;
+    for h in holds {
+        let ghs = reg.asset(h.asset_id).map_or(0, |a| a.nameplate_ghs);
+        let fee = h
+            .fee
+            .or(p.market.storage_rate)
+            .map_or(0, |f| i128::from(f.micros()));
+        let start = h.start.since(first);
+        let end = h.end.map_or(n as i32, |e| e.since(first).min(n as i32));
+        if start < 0 {
+            let until = h.end.map_or(first, |e| e.min(first));
+            before_storage += fee * i128::from(until.since(h.start).max(0));
+            if let Some(s) = sums {
+                before_delay += s.revenue(ghs, h.start, until);
+            }
+        }
+        if end <= 0 {
+            continue;
+        }
+        let from = start.max(0) as usize;
+        fee_delta[from] += fee;
+        ghs_delta[from] += i128::from(ghs);
+        fee_delta[end as usize] -= fee;
+        ghs_delta[end as usize] -= i128::from(ghs);
+    }
+    let (mut fee, mut ghs) = (0i128, 0i128);
+    let mut storage = before_storage;
+    let mut delay = sums.map(|_| before_delay);
+    let mut out = Vec::with_capacity(n);
+    for d in 0..n {
+        let day = first.plus(d as i32);
+        // By the day: the days before it, as a hold's days count until the report's day.
+        out.push(DayCost {
+            date: day,
+            storage: Usd::from_micros(storage.clamp(0, i128::from(i64::MAX)) as i64),
+            cost_of_delay: delay,
+        });
+        fee += fee_delta[d];
+        ghs += ghs_delta[d];
+        storage += fee;
+        if let (Some(total), Some(s)) = (delay.as_mut(), sums) {
+            *total += s.revenue(u64::try_from(ghs).unwrap_or(0), day, day.plus(1));
+        }
+    }
+    out
 }
 
 /// The holds of one shipment.
@@ -353,6 +425,7 @@ pub fn customs(reg: &Register, p: &Params) -> CustomsReport {
         storage_rate_usd_per_unit_day: p.market.storage_rate,
         shipments,
         total,
+        by_day: cost_by_day(reg, p, sums.as_ref()),
     }
 }
 

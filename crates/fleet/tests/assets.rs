@@ -105,6 +105,18 @@ async fn two_hundred_machines_held_five_months(url: &str) {
     assert_eq!(ship["first_start"], "2024-10-01");
     assert_eq!(ship["last_end"], serde_json::Value::Null);
     assert!(table.text().contains("$151,000.00"), "{}", table.text());
+    // Day by day, the same money: nothing before the hold, all of it by the report's day.
+    let days = json["by_day"].as_array().unwrap();
+    assert_eq!(days.len(), 152, "2024-10-01 to 2025-03-01");
+    assert_eq!(
+        (&days[0]["date"], &days[0]["storage"]),
+        (&"2024-10-01".into(), &0.0.into())
+    );
+    assert_eq!(days[1]["storage"], 1_000.0);
+    let last = days.last().unwrap();
+    assert_eq!(last["date"], "2025-03-01");
+    assert_eq!(last["storage"], 151_000.0);
+    assert_eq!(last["cost_of_delay"], 407_700.0);
     // A month later the open half has accrued 31 more days each.
     let p = params("2025-04-01", Some(Usd::from_dollars(50)));
     let (json, _) = reports::by_name("customs", &register, &p).unwrap();
@@ -361,7 +373,14 @@ async fn the_api_records_events_and_serves_reports(url: &str) {
     )
     .await;
     assert_eq!(code, 200, "{body}");
-    for needle in ["<svg", "SHP-7", "$30.00", "$117.00", "format=csv"] {
+    for needle in [
+        "<svg",
+        "SHP-7",
+        "$30.00",
+        "$117.00",
+        "format=csv",
+        "what the holds had cost, day by day (storage and cost of delay)",
+    ] {
         assert!(body.contains(needle), "{needle} in {body}");
     }
     let (code, _) = http(addr, "GET", "/register/nonsense", "").await;

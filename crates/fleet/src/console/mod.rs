@@ -157,8 +157,24 @@ fn page(title: &str, body: &str) -> Html<String> {
     ))
 }
 
-/// A line chart of `points` (x: unix seconds, y) with its axis labels.
+/// A line chart of `points` (x: unix seconds, y) with its axis labels, from "… ago" to
+/// "now".
 fn chart(points: &[(u64, f64)], unit: &dyn Fn(f64) -> String, w: u32, h: u32) -> String {
+    let span = match (points.first(), points.last()) {
+        (Some(a), Some(b)) => duration_for_people(b.0.saturating_sub(a.0) as f64),
+        _ => String::new(),
+    };
+    chart_between(points, unit, w, h, (&format!("{span} ago"), "now"))
+}
+
+/// [`chart`] with its own labels for the first and last x.
+fn chart_between(
+    points: &[(u64, f64)],
+    unit: &dyn Fn(f64) -> String,
+    w: u32,
+    h: u32,
+    (from, to): (&str, &str),
+) -> String {
     if points.len() < 2 {
         return format!("<svg width=\"{w}\" height=\"{h}\"><text x=\"20\" y=\"{}\" fill=\"#667\">history appears after two polls</text></svg>", h / 2);
     }
@@ -185,14 +201,15 @@ fn chart(points: &[(u64, f64)], unit: &dyn Fn(f64) -> String, w: u32, h: u32) ->
             esc(&unit(ymax * frac))
         );
     }
-    let span = duration_for_people(x1 - x0);
     let _ = write!(
         s,
-        "<polyline fill=\"none\" stroke=\"#1f5fbf\" stroke-width=\"2\" points=\"{}\"/><text x=\"{left}\" y=\"{}\" font-size=\"11\" fill=\"#667\">{span} ago</text><text x=\"{}\" y=\"{}\" font-size=\"11\" text-anchor=\"end\" fill=\"#667\">now</text></svg>",
+        "<polyline fill=\"none\" stroke=\"#1f5fbf\" stroke-width=\"2\" points=\"{}\"/><text x=\"{left}\" y=\"{}\" font-size=\"11\" fill=\"#667\">{}</text><text x=\"{}\" y=\"{}\" font-size=\"11\" text-anchor=\"end\" fill=\"#667\">{}</text></svg>",
         line.join(" "),
         h - 6,
+        esc(from),
         left + pw,
-        h - 6
+        h - 6,
+        esc(to)
     );
     s
 }

@@ -293,6 +293,46 @@ storage $/unit/day <input name=\"storage_rate\" value=\"{}\" size=\"6\"> <button
         "<p><a href=\"/api/assets/reports/{name}?{query}{sep}format=csv\">CSV</a> · <a href=\"/api/assets/reports/{name}?{query}\">JSON</a></p>",
         query = esc(&query)
     );
+    if name == "customs" {
+        // The holds' cost as it accrued: storage, and the cost of delay where a hashprice is
+        // known.
+        let days: Vec<(u64, f64)> = value
+            .get("by_day")
+            .and_then(|d| d.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|d| {
+                let date: crate::date::Date = d.get("date")?.as_str()?.parse().ok()?;
+                let storage = d.get("storage")?.as_f64()?;
+                let delay = d
+                    .get("cost_of_delay")
+                    .and_then(|x| x.as_f64())
+                    .unwrap_or(0.0);
+                let secs = u64::try_from(date.days()).ok()? * 86_400;
+                Some((secs, storage + delay))
+            })
+            .collect();
+        if let (Some(first), Some(last)) = (days.first(), days.last()) {
+            let label =
+                |secs: u64| crate::date::Date::from_days((secs / 86_400) as i32).to_string();
+            let what = if params.market.hashprice.is_empty() {
+                "storage"
+            } else {
+                "storage and cost of delay"
+            };
+            let _ = write!(
+                b,
+                "<h2>what the holds had cost, day by day ({what})</h2>{}",
+                super::chart_between(
+                    &days,
+                    &|x| crate::money::Usd::from_micros((x * 1e6).round() as i64).to_string(),
+                    900,
+                    220,
+                    (&label(first.0), &label(last.0)),
+                )
+            );
+        }
+    }
     if name == "leadtimes" {
         // Where the days went: each stage's mean days and share of the whole.
         let rows: Vec<(String, f64, String)> = value
