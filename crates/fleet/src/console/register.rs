@@ -107,8 +107,11 @@ fn table_html(t: &crate::reports::Table) -> String {
     for r in &t.rows {
         b.push_str("<tr>");
         for c in r {
+            // Long text (reasons, notes) wraps; numbers and dates do not.
             let class = if cell_number(c).is_some() {
                 ""
+            } else if c.chars().count() > 16 {
+                " class=\"t w\""
             } else {
                 " class=\"t\""
             };
@@ -118,7 +121,7 @@ fn table_html(t: &crate::reports::Table) -> String {
     }
     b.push_str("</table>");
     // (The what-if's text table is for terminals; the page draws its own.)
-    for n in t.notes.iter().filter(|n| !n.starts_with("\nWhat-if")) {
+    for n in t.notes.iter().take_while(|n| !n.starts_with("\nWhat-if")) {
         let _ = write!(b, "<p>{}</p>", esc(n));
     }
     b
@@ -448,7 +451,7 @@ fn what_if_html(w: &serde_json::Value) -> String {
             .collect();
         let _ = write!(
             b,
-            "<tr><td class=\"t\">{}</td><td>{}%</td><td class=\"t\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td class=\"t\">{}</td><td>{}%</td><td class=\"t w\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&text(o, "origin")),
             num(o, "duty_rate_pct").unwrap_or(0.0),
             esc(&layers.join(" + ")),
@@ -516,7 +519,7 @@ fn open_tickets(reg: &crate::assets::db::Register, at: crate::date::Date) -> Str
         };
         let _ = write!(
             b,
-            "<tr><td class=\"t\">{}</td><td class=\"t\">{}</td><td>{}</td><td>{}</td><td class=\"t\">{}</td><td>{}</td><td class=\"t\">{}</td><td class=\"t\">{}</td><td class=\"t\">{}</td></tr>",
+            "<tr><td class=\"t\">{}</td><td class=\"t\">{}</td><td>{}</td><td>{}</td><td class=\"t\">{}</td><td>{}</td><td class=\"t\">{}</td><td class=\"t\">{}</td><td class=\"t w\">{}</td></tr>",
             machine_link(&a.serial),
             esc(&a.model),
             r.opened,
@@ -825,7 +828,7 @@ async fn machine_view(c: Arc<Collector>, serial: String, refused: Option<String>
                     .map_or(String::new(), |x| format!("{x:.2}"));
                 let _ = write!(
                     b,
-                    "<tr><td>{}</td><td>{}</td><td class=\"t\">{}</td><td class=\"t\">{}</td><td class=\"t\">{}</td><td class=\"t\">{}</td><td>{fee}</td><td class=\"t\">{}</td></tr>",
+                    "<tr><td>{}</td><td>{}</td><td class=\"t\">{}</td><td class=\"t\">{}</td><td class=\"t\">{}</td><td class=\"t\">{}</td><td>{fee}</td><td class=\"t w\">{}</td></tr>",
                     e.get("seq").and_then(serde_json::Value::as_i64).unwrap_or(0),
                     f("date"),
                     f("event").replace('_', " "),
@@ -864,7 +867,7 @@ note <input name=\"note\" size=\"16\"> <button>record</button></form>",
             let d = |x: Option<crate::date::Date>| x.map_or("–".into(), |d| d.to_string());
             let _ = write!(
                 b,
-                "<tr><td>{}</td><td class=\"t\">{}</td><td>{}</td><td class=\"t\">{}</td><td class=\"t\">{}</td><td>{}</td><td>{}</td><td class=\"t\">{}</td><td class=\"t\">{}</td><td class=\"t\">{}</td></tr>",
+                "<tr><td>{}</td><td class=\"t\">{}</td><td>{}</td><td class=\"t\">{}</td><td class=\"t\">{}</td><td>{}</td><td>{}</td><td class=\"t\">{}</td><td class=\"t w\">{}</td><td class=\"t w\">{}</td></tr>",
                 r.opened,
                 esc(&r.fault.replace('_', " ")),
                 r.board.map_or("–".into(), |x| x.to_string()),
