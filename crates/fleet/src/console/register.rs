@@ -372,7 +372,10 @@ storage $/unit/day <input name=\"storage_rate\" value=\"{}\" size=\"6\"> <button
         let rows: Vec<(String, f64, String)> = table
             .rows
             .iter()
-            .filter(|r| r.get(l).is_some_and(|x| !x.eq_ignore_ascii_case("total")))
+            .filter(|r| {
+                r.get(l)
+                    .is_some_and(|x| !x.eq_ignore_ascii_case("total") && x != "fleet")
+            })
             .filter_map(|r| {
                 let text = r.get(vi)?;
                 Some((
