@@ -915,6 +915,65 @@ impl Store {
     /// The machines, and the holds and repairs when `parts` asks for them (each report reads
     /// only what it needs: [`crate::reports::parts`]).
     pub async fn register_with(&self, parts: Parts) -> Result<Register, StoreError> {
+        self.register_where(parts, "true", "true").await
+    }
+
+    /// One machine of the register with its holds and repairs (everything read), or
+    /// `None` when no machine has that serial: what its page reads, without the rest.
+    pub async fn machine(&self, serial: &str) -> Result<Option<Register>, StoreError> {
+        let id: Option<i64> = sqlx::query_scalar("SELECT id FROM fleet_assets WHERE serial = $1")
+            .bind(serial)
+            .fetch_optional(self.pool())
+            .await?;
+        match id {
+            // An integer from the database: safe in the SQL text.
+            Some(id) => Ok(Some(
+                self.register_where(
+                    Parts::ALL,
+                    &format!("id = {id}"),
+                    &format!("asset_id = {id}"),
+                )
+                .await?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// The open repair tickets, read with their details, and their machines.
+    pub async fn open_tickets(&self) -> Result<Register, StoreError> {
+        let parts = Parts {
+            holds: false,
+            repairs: true,
+            repair_details: true,
+            asset_details: true,
+            keys: true,
+        };
+        self.register_where(
+            parts,
+            "id IN (SELECT asset_id FROM fleet_repairs WHERE outcome IS NULL)",
+            "outcome IS NULL",
+        )
+        .await
+    }
+
+    /// How many machines are in each state, by the state's name.
+    pub async fn state_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query("SELECT state, COUNT(*) FROM fleet_assets GROUP BY state")
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get::<String, _>(0)?, r.try_get::<i64, _>(1)?)))
+            .collect()
+    }
+
+    /// [`Store::register_with`] over the machines `assets` (SQL on `fleet_assets`) and the
+    /// holds and repairs `theirs` (SQL on their `asset_id`) selects.
+    async fn register_where(
+        &self,
+        parts: Parts,
+        assets: &str,
+        theirs: &str,
+    ) -> Result<Register, StoreError> {
         #[derive(serde::Deserialize)]
         #[allow(clippy::type_complexity)]
         struct Raw(
@@ -957,7 +1016,7 @@ impl Store {
                      shipment, NULL, NULL"
                 },
                 "fleet_assets",
-                "true",
+                assets,
                 "id",
             )
             .await?;
@@ -998,12 +1057,12 @@ impl Store {
             assets.push(a);
         }
         let holds = if parts.holds {
-            self.holds_where(self.pool(), "true", parts.keys).await?
+            self.holds_where(self.pool(), theirs, parts.keys).await?
         } else {
             Vec::new()
         };
         let repairs = if parts.repairs {
-            self.repairs_where(self.pool(), "true", parts.repair_details, parts.keys)
+            self.repairs_where(self.pool(), theirs, parts.repair_details, parts.keys)
                 .await?
         } else {
             Vec::new()
