@@ -149,6 +149,20 @@ pub fn run(cmd: BenchCommand) -> Result<(), String> {
     }
 }
 
+/// The first and last address of `miners` (at least 1) simulated miners from 127.16.0.1.
+fn sim_addresses(miners: u32) -> Result<(std::net::Ipv4Addr, std::net::Ipv4Addr), String> {
+    let base = std::net::Ipv4Addr::new(127, 16, 0, 1);
+    let last = u32::from(base)
+        .checked_add(miners - 1)
+        .map(std::net::Ipv4Addr::from);
+    match last {
+        Some(last) if last.octets()[0] == 127 => Ok((base, last)),
+        _ => Err(format!(
+            "{miners} miners do not fit in 127.16.0.1-127.255.255.254"
+        )),
+    }
+}
+
 fn curtail(args: CurtailBenchArgs) -> Result<(), String> {
     use hashforge_fleet::curtail::{Action, Group};
     use hashforge_fleet::poll::{Collector, CollectorConfig};
@@ -157,14 +171,7 @@ fn curtail(args: CurtailBenchArgs) -> Result<(), String> {
     if args.miners == 0 {
         return Err("--miners must be at least 1".into());
     }
-    let base = std::net::Ipv4Addr::new(127, 16, 0, 1);
-    let last = std::net::Ipv4Addr::from(u32::from(base) + args.miners - 1);
-    if last.octets()[0] != 127 {
-        return Err(format!(
-            "{} miners do not fit in 127.16.0.1-127.255.255.254",
-            args.miners
-        ));
-    }
+    let (base, last) = sim_addresses(args.miners)?;
     let ranges = Ranges::parse(&format!("{base}-{last}")).map_err(|e| e.to_string())?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -655,14 +662,7 @@ fn fleet(args: FleetBenchArgs) -> Result<(), String> {
     if args.miners == 0 || args.cycles == 0 {
         return Err("--miners and --cycles must be at least 1".into());
     }
-    let base = std::net::Ipv4Addr::new(127, 16, 0, 1);
-    let last = std::net::Ipv4Addr::from(u32::from(base) + args.miners - 1);
-    if last.octets()[0] != 127 {
-        return Err(format!(
-            "{} miners do not fit in 127.16.0.1-127.255.255.254",
-            args.miners
-        ));
-    }
+    let (base, last) = sim_addresses(args.miners)?;
     let block = covering_block(base, last);
     let ranges = Ranges::parse(&block).map_err(|e| e.to_string())?;
     let pid = std::process::id();

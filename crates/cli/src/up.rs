@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use clap::Args;
 use hashforge_fleet::alerts::Rules;
-use hashforge_fleet::assets::db::Parts;
 use hashforge_fleet::client::MinerPorts;
 use hashforge_fleet::date::Date;
 use hashforge_fleet::poll::CollectorConfig;
@@ -210,7 +209,7 @@ async fn chip_dies(miner: &hashforge_miner::MinerHandle) {
     };
     match done {
         Ok(_) => eprintln!(
-            "  demo: a chip of {OWN_SERIAL} just died; the console's alert opens its repair ticket within a poll (see /register/repairs)"
+            "  demo: a chip of {OWN_SERIAL} just died; the console's alert opens its repair ticket when a second poll still sees it (see /register/repairs)"
         ),
         Err(e) => tracing::warn!("demo: the chip could not die: {e}"),
     }
@@ -253,18 +252,13 @@ async fn seed_register(
     use hashforge_fleet::assets::{demo, parse_assets, parse_events};
     let fail = |e: &dyn std::fmt::Display| format!("demo register: {e}");
     let store = Store::open(url, DEFAULT_SITE).await.map_err(|e| fail(&e))?;
-    let known = store
-        .register_with(Parts {
-            holds: false,
-            repairs: false,
-            repair_details: false,
-            asset_details: false,
-            keys: false,
-        })
+    let known: i64 = store
+        .state_counts()
         .await
         .map_err(|e| fail(&e))?
-        .assets
-        .len();
+        .iter()
+        .map(|(_, n)| n)
+        .sum();
     if known == 0 {
         let own: Vec<demo::OwnMachine> = own
             .map(|kind| demo::OwnMachine {

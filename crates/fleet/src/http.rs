@@ -35,18 +35,21 @@ pub async fn read_head(stream: &mut TcpStream, timeout: Duration) -> std::io::Re
     let mut buf = Vec::with_capacity(512);
     let mut chunk = [0u8; 2048];
     let deadline = tokio::time::Instant::now() + timeout;
+    // One more chunk into `buf`; false when the peer closed or went quiet.
+    let mut more = async |buf: &mut Vec<u8>, chunk: &mut [u8]| -> std::io::Result<bool> {
+        match tokio::time::timeout_at(deadline, stream.read(chunk)).await {
+            Ok(r) => {
+                let n = r?;
+                buf.extend_from_slice(&chunk[..n]);
+                Ok(n > 0)
+            }
+            Err(_) => Ok(false),
+        }
+    };
     while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-        if buf.len() > MAX_HEAD {
+        if buf.len() > MAX_HEAD || !more(&mut buf, &mut chunk).await? {
             return Ok(None);
         }
-        let n = match tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await {
-            Ok(r) => r?,
-            Err(_) => return Ok(None),
-        };
-        if n == 0 {
-            return Ok(None);
-        }
-        buf.extend_from_slice(&chunk[..n]);
     }
     let text = String::from_utf8_lossy(&buf);
     let mut lines = text.split("\r\n");
@@ -71,14 +74,9 @@ pub async fn read_head(stream: &mut TcpStream, timeout: Duration) -> std::io::Re
     let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(0) + 4;
     let mut body = buf[end.min(buf.len())..].to_vec();
     while body.len() < length {
-        let n = match tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await {
-            Ok(r) => r?,
-            Err(_) => return Ok(None),
-        };
-        if n == 0 {
+        if !more(&mut body, &mut chunk).await? {
             return Ok(None);
         }
-        body.extend_from_slice(&chunk[..n]);
     }
     body.truncate(length);
     Ok(Some(Head {

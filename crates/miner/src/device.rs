@@ -129,8 +129,7 @@ pub trait Device: Send + Sync {
     /// Injects `fault` while the device runs (a chip dies, a fan stops): emulated machines
     /// only, for tests and demos of what a farm meets; every other device refuses.
     /// `chain`: that chain of the device only (else every chain the fault concerns).
-    fn inject(&self, chain: Option<usize>, fault: hashforge_asic::Fault) -> Result<(), String> {
-        let _ = chain;
+    fn inject(&self, _chain: Option<usize>, fault: hashforge_asic::Fault) -> Result<(), String> {
         Err(format!(
             "{} is not an emulated machine: faults go into emulated machines only (not {fault})",
             self.info().name
