@@ -142,6 +142,9 @@ pub enum SubmitError {
     NotReady,
     #[error("extranonce2 is {got} bytes, the pool asked for {want}")]
     Extranonce2Size { got: usize, want: usize },
+    /// A job id this session never handed out (an SV2 job id is a number).
+    #[error("job `{0}` is not one this connection received")]
+    UnknownJob(String),
 }
 
 #[derive(Clone, Debug)]
