@@ -17,6 +17,7 @@
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use hashforge_store::{Dialect, Migration, Schema, Sql, StoreError};
 use serde_json::{json, Value};
@@ -45,6 +46,11 @@ pub const FLEET: Schema = Schema {
                 sqlite: include_str!("../migrations/0002_assets.sqlite.sql"),
                 postgres: include_str!("../migrations/0002_assets.postgres.sql"),
             },
+        },
+        Migration {
+            version: 3,
+            name: "0003_register_version",
+            sql: Sql::Portable(include_str!("../migrations/0003_register_version.sql")),
         },
     ],
 };
@@ -185,12 +191,18 @@ impl MinerRow {
     }
 }
 
+/// The register as read under its version.
+pub(crate) type Versioned = (i64, Arc<crate::assets::db::Register>);
+
 /// The fleet's database.
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: AnyPool,
     dialect: Dialect,
     site: String,
+    /// The register last read whole, under its version (`Store::register_cached`); shared
+    /// by the store's clones.
+    pub(crate) cached: Arc<tokio::sync::Mutex<Option<Versioned>>>,
 }
 
 impl Store {
@@ -210,6 +222,7 @@ impl Store {
             pool,
             dialect,
             site: site.to_owned(),
+            cached: Arc::default(),
         })
     }
 

@@ -25,6 +25,7 @@ hashforge_store::both_databases!(
     a_synthetic_fleet_imports_and_reports,
     the_api_records_events_and_serves_reports,
     a_chip_alert_opens_a_ticket_and_miners_are_matched,
+    the_console_keeps_the_register_until_it_changes,
 );
 
 const ASSETS: &str =
@@ -588,4 +589,77 @@ async fn a_chip_alert_opens_a_ticket_and_miners_are_matched(url: &str) {
         "{again}"
     );
     store.close().await;
+}
+
+/// The console's pages read the register once per version: the same register while
+/// nothing changes, a new one after any change (from this store, or from another process's
+/// import), and reports over it equal to the reports over the parts each reads.
+async fn the_console_keeps_the_register_until_it_changes(url: &str) {
+    use std::sync::Arc;
+    let store = open(url).await;
+    let other = open(url).await;
+    let (assets, events) = synthetic::csvs(600, 7);
+    import(&store, &assets, &events).await;
+    let first = store.register_cached().await.unwrap();
+    assert!(Arc::ptr_eq(&first, &store.register_cached().await.unwrap()));
+    let p = params("2026-06-01", Some(Usd::from_dollars(45)));
+    for name in reports::NAMES {
+        let own = store.register_with(reports::parts(name)).await.unwrap();
+        assert_eq!(
+            reports::by_name(name, &first, &p).unwrap().0,
+            reports::by_name(name, &own, &p).unwrap().0,
+            "{name} over the whole register"
+        );
+    }
+    // A file refused whole changes nothing, so the register is kept.
+    let v = store.register_version().await.unwrap();
+    let bad = parse_events(&format!("{EVENTS}NOPE-1,produced,2026-01-01,,,,,\n")).unwrap();
+    assert!(other.import_events(&bad).await.is_err());
+    assert_eq!(store.register_version().await.unwrap(), v);
+    assert!(Arc::ptr_eq(&first, &store.register_cached().await.unwrap()));
+    // Another process's import is seen.
+    let rows = parse_assets(
+        &format!("{ASSETS}NEW-1,Bitmain,S21 Pro,234,3510,US,8543.70.99,4200,PO-1,2026-05-01\n"),
+        &Schedule::builtin(),
+    )
+    .unwrap();
+    other.import_assets(&rows).await.unwrap();
+    let second = store.register_cached().await.unwrap();
+    assert!(!Arc::ptr_eq(&first, &second));
+    assert_eq!(second.assets.len(), 601);
+    assert_eq!(
+        first.assets.len(),
+        600,
+        "a page that holds the old one keeps it whole"
+    );
+    // An event, then a triage step on the ticket it opened: each one a new register.
+    let serial = "NEW-1";
+    let rows = parse_events(&format!(
+        "{EVENTS}{serial},produced,2026-05-02,,,,,\n{serial},shipped,2026-05-03,,,,,\n\
+         {serial},delivered,2026-05-09,,,,,\n{serial},deployed,2026-05-10,,,,,\n\
+         {serial},failed,2026-05-20,,,,,\n"
+    ))
+    .unwrap();
+    store.import_events(&rows).await.unwrap();
+    let third = store.register_cached().await.unwrap();
+    assert!(!Arc::ptr_eq(&second, &third));
+    let id = third.assets.iter().find(|a| a.serial == serial).unwrap().id;
+    assert_eq!(third.asset(id).unwrap().state, State::Failed);
+    assert!(store
+        .add_triage(serial, "reseat: fault stayed")
+        .await
+        .unwrap());
+    let fourth = other.register_cached().await.unwrap();
+    let ticket = fourth
+        .repairs
+        .iter()
+        .find(|r| r.asset_id == id && r.outcome.is_none())
+        .expect("the open ticket");
+    assert_eq!(ticket.triage.as_deref(), Some("reseat: fault stayed"));
+    assert!(!Arc::ptr_eq(
+        &third,
+        &store.register_cached().await.unwrap()
+    ));
+    store.close().await;
+    other.close().await;
 }

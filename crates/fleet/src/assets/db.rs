@@ -16,6 +16,7 @@
 //! by [`batch_insert`]).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use hashforge_store::{Dialect, StoreError};
 use serde::Serialize;
@@ -101,6 +102,18 @@ impl Parts {
         asset_details: true,
         keys: true,
     };
+}
+
+/// Moves the register's version (migration 0003), first in every transaction that changes
+/// the machines, their holds or their repairs: the console reads the register again when
+/// it moves. Being the transaction's first write, it also takes the write lock (SQLite)
+/// or the version's row lock (PostgreSQL) up front, so writers of the register take turns
+/// instead of deadlocking halfway.
+async fn bump_register(tx: &mut Transaction<'static, Any>) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE fleet_register_version SET v = v + 1 WHERE id = 1")
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 /// A JSON text the database built that does not decode: a bug here, not bad input.
@@ -327,6 +340,7 @@ impl Store {
         rows: &[(usize, AssetSpec)],
     ) -> Result<Imported, ImportFailure> {
         let mut tx = self.pool().begin().await?;
+        bump_register(&mut tx).await?;
         let known: i64 = sqlx::query("SELECT COUNT(*) FROM fleet_assets")
             .fetch_one(&mut *tx)
             .await?
@@ -584,12 +598,8 @@ impl Store {
         amend: impl Fn(&mut Repair),
     ) -> Result<Imported, ImportFailure> {
         let mut tx = self.pool().begin().await?;
-        if self.dialect() == Dialect::Sqlite {
-            // Take the write lock before reading the tracks, so two imports take turns.
-            sqlx::query("UPDATE fleet_assets SET seq = seq WHERE id = -1")
-                .execute(&mut *tx)
-                .await?;
-        }
+        // Before reading the tracks: the write lock, so two imports take turns.
+        bump_register(&mut tx).await?;
         let mut tracks = self.tracks(&mut tx, only).await?;
         let mut errors = ImportErrors {
             errors: Vec::new(),
@@ -918,6 +928,36 @@ impl Store {
         self.register_where(parts, "true", "true").await
     }
 
+    /// The register's version: every change to its machines, holds or repairs moves it, in
+    /// the change's own transaction, whichever process made it ([`bump_register`]).
+    pub async fn register_version(&self) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT v FROM fleet_register_version WHERE id = 1")
+                .fetch_one(self.pool())
+                .await?,
+        )
+    }
+
+    /// The whole register ([`Parts::ALL`]), read again only when its version has moved
+    /// since the last read: what the console's pages show, so that a page over 100,000
+    /// machines costs its report and not a second of reading. The version is read before
+    /// the register, so the register kept is never older than the version it is kept under.
+    pub async fn register_cached(&self) -> Result<Arc<Register>, StoreError> {
+        let mut cached = self.cached.lock().await;
+        let version = self.register_version().await?;
+        if let Some((v, register)) = cached.as_ref() {
+            if *v == version {
+                return Ok(Arc::clone(register));
+            }
+        }
+        // Let the old one go before reading the new: two registers of 100,000 machines
+        // need not be in memory at once.
+        *cached = None;
+        let register = Arc::new(self.register_with(Parts::ALL).await?);
+        *cached = Some((version, Arc::clone(&register)));
+        Ok(register)
+    }
+
     /// One machine of the register with its holds and repairs (everything read), or
     /// `None` when no machine has that serial: what its page reads, without the rest.
     pub async fn machine(&self, serial: &str) -> Result<Option<Register>, StoreError> {
@@ -937,23 +977,6 @@ impl Store {
             )),
             None => Ok(None),
         }
-    }
-
-    /// The open repair tickets, read with their details, and their machines.
-    pub async fn open_tickets(&self) -> Result<Register, StoreError> {
-        let parts = Parts {
-            holds: false,
-            repairs: true,
-            repair_details: true,
-            asset_details: true,
-            keys: true,
-        };
-        self.register_where(
-            parts,
-            "id IN (SELECT asset_id FROM fleet_repairs WHERE outcome IS NULL)",
-            "outcome IS NULL",
-        )
-        .await
     }
 
     /// How many machines are in each state, by the state's name.
@@ -1182,6 +1205,8 @@ impl Store {
     /// Adds a triage step (`reseat`, `swap cable: fault stayed on chain 2`, `board test:
     /// fail`) to a machine's open repair ticket; false when it has none.
     pub async fn add_triage(&self, serial: &str, step: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        bump_register(&mut tx).await?;
         let done = sqlx::query(
             "UPDATE fleet_repairs SET triage = CASE WHEN triage = '' THEN $1 \
              ELSE triage || '; ' || $1 END \
@@ -1189,9 +1214,14 @@ impl Store {
         )
         .bind(step)
         .bind(serial)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() > 0)
+        if done.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 }
 

@@ -27,6 +27,11 @@ impl Rng {
 /// Events each machine gets.
 pub const EVENTS_PER_ASSET: usize = 10;
 
+/// The serial of the synthetic fleet's machine `i`.
+pub fn serial(i: usize) -> String {
+    format!("SN{i:08}")
+}
+
 /// (assets.csv, events.csv) for `assets` machines.
 pub fn csvs(assets: usize, seed: u64) -> (String, String) {
     let mut rng = Rng(seed);
@@ -54,7 +59,7 @@ pub fn csvs(assets: usize, seed: u64) -> (String, String) {
         let origin = origins[rng.below(origins.len() as u64) as usize];
         let shipment = format!("SHP-{}-{}", origin, i / 200);
         let ordered = start.plus((i / 200 % 400) as i32);
-        let serial = format!("SN{i:08}");
+        let serial = serial(i);
         let _ = writeln!(
             a,
             "{serial},{maker},{model},{ths},{w},{origin},8543.70.99,{price},PO-{},{ordered}",

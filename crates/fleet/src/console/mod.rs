@@ -22,6 +22,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
@@ -52,12 +53,34 @@ pub async fn serve(
     collector: Arc<Collector>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    if let Some(store) = collector.store.clone() {
+        tokio::spawn(keep_register(store, shutdown.clone()));
+    }
     let app = router(collector);
     let _ = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             let _ = shutdown.changed().await;
         })
         .await;
+}
+
+/// How often the console looks whether the register changed (one small read when it did
+/// not).
+const REGISTER_LOOK: Duration = Duration::from_secs(2);
+
+/// Keeps the register the pages read up to date in the background: read at start, and again
+/// within [`REGISTER_LOOK`] of any change (an import from another process included), so a
+/// person opening a report page waits for the report, not for the read.
+async fn keep_register(store: crate::store::Store, mut stop: watch::Receiver<bool>) {
+    loop {
+        if let Err(e) = store.register_cached().await {
+            tracing::warn!("reading the register: {e}");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(REGISTER_LOOK) => {}
+            _ = stop.changed() => return,
+        }
+    }
 }
 
 pub fn router(collector: Arc<Collector>) -> Router {
@@ -1098,7 +1121,7 @@ async fn api_report(
         Ok(p) => p,
         Err(e) => return error(StatusCode::UNPROCESSABLE_ENTITY, e),
     };
-    let register = match store.register_with(crate::reports::parts(&name)).await {
+    let register = match store.register_cached().await {
         Ok(r) => r,
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),
     };

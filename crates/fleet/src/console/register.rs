@@ -148,15 +148,15 @@ pub(super) async fn register_page(State(c): State<Arc<Collector>>) -> Response {
     };
     let mut b = String::from("<h1>Asset register</h1>");
     b.push_str(&register_nav(""));
-    match store.state_counts().await {
-        Ok(by_state) => {
+    match store.register_cached().await {
+        Ok(reg) => {
             let mut counts = [0usize; crate::lifecycle::State::ALL.len()];
-            for (name, n) in &by_state {
+            for a in &reg.assets {
                 if let Some(i) = crate::lifecycle::State::ALL
                     .iter()
-                    .position(|s| s.name() == name)
+                    .position(|s| *s == a.state)
                 {
-                    counts[i] += usize::try_from(*n).unwrap_or(0);
+                    counts[i] += 1;
                 }
             }
             let _ = write!(
@@ -273,7 +273,7 @@ storage $/unit/day <input name=\"storage_rate\" value=\"{}\" size=\"6\"> <button
             return (StatusCode::UNPROCESSABLE_ENTITY, page(&name, &b)).into_response();
         }
     };
-    let register = match store.register_with(crate::reports::parts(&name)).await {
+    let register = match store.register_cached().await {
         Ok(r) => r,
         Err(e) => {
             let _ = write!(b, "<p class=\"bad\">{}</p>", esc(&e.to_string()));
@@ -390,14 +390,8 @@ storage $/unit/day <input name=\"storage_rate\" value=\"{}\" size=\"6\"> <button
     }
     b.push_str(&table_html(&table));
     if name == "repairs" {
-        // The open tickets with their machines, boards, chips and evidence (read apart: the
-        // report needs none of that for the closed ones).
-        match store.open_tickets().await {
-            Ok(open) => b.push_str(&open_tickets(&open, params.at)),
-            Err(e) => {
-                let _ = write!(b, "<p class=\"bad\">{}</p>", esc(&e.to_string()));
-            }
-        }
+        // The open tickets with their machines, boards, chips and evidence.
+        b.push_str(&open_tickets(&register, params.at));
     }
     page(&name, &b).into_response()
 }
@@ -468,16 +462,6 @@ fn what_if_html(w: &serde_json::Value) -> String {
     b.push_str("</table>");
     b
 }
-
-/// What the machine list and the state counts read: machines with their serials, nothing
-/// else.
-const MACHINES: crate::assets::db::Parts = crate::assets::db::Parts {
-    holds: false,
-    repairs: false,
-    repair_details: false,
-    asset_details: true,
-    keys: false,
-};
 
 fn machine_link(serial: &str) -> String {
     format!(
@@ -586,7 +570,7 @@ search <input name=\"q\" value=\"{}\" placeholder=\"serial, model, order, site\"
             .collect::<String>(),
         esc(&needle)
     );
-    let reg = match store.register_with(MACHINES).await {
+    let reg = match store.register_cached().await {
         Ok(r) => r,
         Err(e) => {
             let _ = write!(b, "<p class=\"bad\">{}</p>", esc(&e.to_string()));
