@@ -19,6 +19,11 @@ pub struct PoolArgs {
     /// Where miners connect (Stratum V1) [default: 127.0.0.1:3333].
     #[arg(long, value_name = "HOST:PORT")]
     stratum: Option<SocketAddr>,
+    /// Also serve Stratum V2 (Noise-encrypted, authenticated) here. Its authority key is made
+    /// on first start in --data-dir (`sv2-authority.key`) and printed as the URL miners use:
+    /// stratum2+tcp://HOST:PORT/<authority_pubkey>.
+    #[arg(long, value_name = "HOST:PORT")]
+    sv2: Option<SocketAddr>,
     /// The HTTP API (/api/pool, /api/workers, /api/blocks, /api/payouts), /metrics and a status page.
     #[arg(long, value_name = "HOST:PORT")]
     http: Option<SocketAddr>,
@@ -105,6 +110,7 @@ impl PoolArgs {
         if let Some(v) = self.stratum.or(file.stratum) {
             c.stratum = v;
         }
+        c.sv2 = self.sv2.or(file.sv2);
         c.http = self.http.or(file.http);
         let bitcoind = self.bitcoind.or(file.bitcoind);
         let user = self.rpc_user.or(file.rpc_user);
@@ -199,6 +205,15 @@ pub fn run(args: PoolArgs) -> Result<(), String> {
         let pool = Pool::start(config).await.map_err(|e| e.to_string())?;
         eprintln!("hashforge pool: templates from {}", pool.source());
         eprintln!("  miners:  {}", pool.stratum_url());
+        if let Some(url) = pool.sv2_url() {
+            eprintln!("  sv2:     {url}");
+            if let Some(key) = pool.sv2_authority() {
+                eprintln!(
+                    "           authority_pubkey {key} (the key in --data-dir/{}; keep it)",
+                    hashforge_pool::SV2_KEY_FILE
+                );
+            }
+        }
         if let Some(http) = pool.http_addr() {
             eprintln!("  status:  http://{http}/   (API under /api, Prometheus at /metrics)");
         }

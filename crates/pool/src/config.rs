@@ -24,6 +24,8 @@ pub enum SourceConfig {
 #[derive(Clone, Debug)]
 pub struct PoolConfig {
     pub stratum: SocketAddr,
+    /// The Stratum V2 endpoint, if any (its authority key lives in `data_dir`).
+    pub sv2: Option<SocketAddr>,
     pub http: Option<SocketAddr>,
     pub source: SourceConfig,
     /// `sqlite://...` or `postgres://...`; default: `pool.db` in `data_dir`.
@@ -54,6 +56,7 @@ impl Default for PoolConfig {
     fn default() -> Self {
         PoolConfig {
             stratum: SocketAddr::from(([127, 0, 0, 1], 3333)),
+            sv2: None,
             http: None,
             source: SourceConfig::Embedded,
             database: None,
@@ -88,6 +91,7 @@ impl PoolConfig {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct PoolFile {
     pub stratum: Option<SocketAddr>,
+    pub sv2: Option<SocketAddr>,
     pub http: Option<SocketAddr>,
     pub bitcoind: Option<String>,
     pub rpc_user: Option<String>,

@@ -24,12 +24,14 @@ pub mod jobs;
 pub mod ledger;
 pub mod loadgen;
 mod server;
+mod server_sv2;
 pub mod stats;
 pub mod template;
 pub mod testing;
 pub mod vardiff;
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -62,6 +64,8 @@ pub enum PoolError {
     PayoutAddress { address: String, reason: String },
     #[error("a pool on {0} needs --payout-address (or --solo, where each miner's username is its address)")]
     NoPayout(Network),
+    #[error("the SV2 authority key {path}: {reason}")]
+    Sv2Key { path: PathBuf, reason: String },
 }
 
 /// What every connection task and the API share.
@@ -83,6 +87,8 @@ pub(crate) struct Shared {
     stats: Stats,
     extranonce1: AtomicU32,
     source_status: Mutex<String>,
+    /// The SV2 endpoint's authority key pair, when it runs.
+    sv2_authority: Option<hashforge_sv2::AuthorityKeypair>,
 }
 
 impl Shared {
@@ -114,6 +120,7 @@ impl Shared {
 pub struct Pool {
     shared: Arc<Shared>,
     stratum: SocketAddr,
+    sv2: Option<SocketAddr>,
     http: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -146,6 +153,17 @@ impl Pool {
             addr: config.stratum,
             source,
         })?;
+        let mut sv2 = None;
+        if let Some(addr) = config.sv2 {
+            let key = load_or_create_key(&config.data_dir)?;
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|source| PoolError::Listen { addr, source })?;
+            let bound = listener
+                .local_addr()
+                .map_err(|source| PoolError::Listen { addr, source })?;
+            sv2 = Some((listener, bound, key));
+        }
         let tag = config.tag.as_bytes().to_vec();
         let shared = Arc::new(Shared {
             jobs: JobFactory::new(tag, 4 + config.extranonce2_size),
@@ -156,6 +174,7 @@ impl Pool {
             stats,
             extranonce1: AtomicU32::new(rand_seed()),
             source_status: Mutex::new("starting".into()),
+            sv2_authority: sv2.as_ref().map(|(_, _, key)| key.clone()),
             config,
             source,
             network,
@@ -172,6 +191,14 @@ impl Pool {
                 shutdown_rx.clone(),
             )),
         ];
+        let sv2_addr = sv2.as_ref().map(|(_, addr, _)| *addr);
+        if let Some((listener, _, _)) = sv2 {
+            tasks.push(tokio::spawn(server_sv2::accept_loop(
+                Arc::clone(&shared),
+                listener,
+                shutdown_rx.clone(),
+            )));
+        }
         let mut http = None;
         if let Some(addr) = shared.config.http {
             let listener = TcpListener::bind(addr)
@@ -189,13 +216,18 @@ impl Pool {
             )));
         }
         tracing::info!("stratum on {}", server::describe_listener(stratum));
-        Ok(Pool {
+        let pool = Pool {
             shared,
             stratum,
+            sv2: sv2_addr,
             http,
             shutdown,
             tasks,
-        })
+        };
+        if let Some(url) = pool.sv2_url() {
+            tracing::info!("stratum v2 on {url}");
+        }
+        Ok(pool)
     }
 
     pub fn stratum_addr(&self) -> SocketAddr {
@@ -203,6 +235,22 @@ impl Pool {
     }
     pub fn stratum_url(&self) -> String {
         server::describe_listener(self.stratum)
+    }
+    /// The SV2 endpoint's address, when it runs.
+    pub fn sv2_addr(&self) -> Option<SocketAddr> {
+        self.sv2
+    }
+    /// The key SV2 miners pin (`authority_pubkey`), when the SV2 endpoint runs.
+    pub fn sv2_authority(&self) -> Option<hashforge_sv2::AuthorityPublicKey> {
+        self.shared.sv2_authority.as_ref().map(|k| k.public())
+    }
+    /// `stratum2+tcp://host:port/<authority_pubkey>`, the URL an SV2 miner configures.
+    pub fn sv2_url(&self) -> Option<String> {
+        Some(format!(
+            "stratum2+tcp://{}/{}",
+            self.sv2?,
+            self.sv2_authority()?
+        ))
     }
     pub fn http_addr(&self) -> Option<SocketAddr> {
         self.http
@@ -232,6 +280,60 @@ impl Pool {
         }
         self.shared.ledger.clone().close().await;
     }
+}
+
+/// The file the SV2 authority key pair is kept in, in the data directory.
+pub const SV2_KEY_FILE: &str = "sv2-authority.key";
+
+/// Reads the pool's SV2 authority key pair, or makes one on first start (readable by the
+/// operator only): miners pin its public half, so it must survive restarts.
+fn load_or_create_key(data_dir: &Path) -> Result<hashforge_sv2::AuthorityKeypair, PoolError> {
+    let path = data_dir.join(SV2_KEY_FILE);
+    let err = |reason: String| PoolError::Sv2Key {
+        path: path.clone(),
+        reason,
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let secret = text
+                .lines()
+                .find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+                .unwrap_or_default();
+            hashforge_sv2::AuthorityKeypair::from_secret_text(secret)
+                .map_err(|e| err(format!("{e}; remove the file to make a new key (miners must then be given the new authority_pubkey)")))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = hashforge_sv2::AuthorityKeypair::generate();
+            std::fs::create_dir_all(data_dir).map_err(|e| err(e.to_string()))?;
+            let text = format!(
+                "# The pool's Stratum V2 authority secret key (SRI's base58-check form). Keep it secret.\n# Its public key, which miners configure: {}\n{}\n",
+                key.public(),
+                key.secret_text()
+            );
+            write_private(&path, &text).map_err(|e| err(e.to_string()))?;
+            tracing::info!("made a new SV2 authority key in {}", path.display());
+            Ok(key)
+        }
+        Err(e) => Err(err(e.to_string())),
+    }
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    std::fs::write(path, text)
 }
 
 /// Unix time in milliseconds (the ledger's and the API's clock).

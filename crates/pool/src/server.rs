@@ -63,22 +63,42 @@ struct Conn<'a> {
     vardiff: Vardiff,
     payout: Option<ScriptBuf>,
     sent: VecDeque<Arc<PoolJob>>,
-    /// Shares queued in the ledger, oldest first (the writer commits in queue order).
-    in_flight: VecDeque<InFlight>,
+}
+
+/// How a share's verdict reaches its miner: each protocol's connection answers its own way
+/// (and counts accepted work in its own vardiff); everything else about a share is the
+/// [`ShareBook`]'s, the same for both.
+pub(crate) trait Answer {
+    /// What names a share in its answer (V1: the request id; V2: channel and sequence).
+    type Key;
+    /// The ledger committed the share: answer `true`. `work` is the job's difficulty when
+    /// the share met it (what hash rates and vardiff count), `credited` what it earned.
+    fn accepted(&mut self, key: Self::Key, credited: f64, work: Option<f64>);
+    /// The pool refused the share (stale against its own new block, or unrecorded).
+    fn refused(&mut self, key: Self::Key, reason: &RejectReason);
 }
 
 /// Most shares one connection may have waiting for the ledger before it stops reading.
 const MAX_IN_FLIGHT: usize = 64;
 
 /// A share whose ledger commit the miner's answer waits for.
-struct InFlight {
-    id: Id,
+pub(crate) struct InFlight<K> {
+    key: K,
     worker: String,
     /// The job's difficulty when the share meets it: what hash rates and vardiff count. A
     /// block below the share target (regtest) is recorded but is no such work.
     work: Option<f64>,
+    credited: f64,
     share_difficulty: f64,
     commit: Pending,
+}
+
+/// One connection's shares on their way to the ledger, whichever protocol carried them:
+/// the same block submission, the same ledger record and the same answer only after the
+/// commit.
+pub(crate) struct ShareBook<K> {
+    /// Shares queued in the ledger, oldest first (the writer commits in queue order).
+    in_flight: VecDeque<InFlight<K>>,
 }
 
 impl Conn<'_> {
@@ -115,45 +135,87 @@ impl Conn<'_> {
     }
 
     fn authorize(&mut self, user: &str) -> Result<(), String> {
-        if self.shared.config.solo {
-            let address = user.split('.').next().unwrap_or_default();
-            let script = Address::from_str(address)
-                .map_err(|e| format!("`{address}` is not a bitcoin address ({e}); solo mining pays the address in the username"))?
-                .require_network(self.shared.network)
-                .map_err(|_| format!("`{address}` is not an address on {}", self.shared.network))?
-                .script_pubkey();
-            self.payout = Some(script);
-        } else {
-            self.payout = Some(self.shared.payout.clone());
-        }
+        self.payout = Some(payout_for(self.shared, user)?);
         Ok(())
     }
+}
 
-    /// Takes an accepted candidate to the ledger. A plain share is queued and the
-    /// connection goes on reading; its `true` goes out when the commit lands
-    /// ([`Conn::committed`]). A block is submitted first, before anything else happens to
-    /// it, and its share is then recorded in line, because its PPLNS payout walks back from
-    /// that share.
-    async fn share(&mut self, c: ShareCandidate) {
-        let job = self
-            .sent
-            .iter()
-            .find(|j| j.server_job.job_id == c.job.job_id)
-            .cloned();
+impl Answer for Conn<'_> {
+    type Key = Id;
+
+    fn accepted(&mut self, id: Id, _credited: f64, work: Option<f64>) {
+        self.session.accept(id);
+        if work.is_some() {
+            if let Some(d) = self.vardiff.on_share(Instant::now()) {
+                self.apply_difficulty(d);
+            }
+        }
+    }
+
+    fn refused(&mut self, id: Id, reason: &RejectReason) {
+        self.session.reject(id, reason);
+    }
+}
+
+/// The payout script of a miner authorizing as `user`: the pool's, or in solo mode the
+/// address the username starts with.
+pub(crate) fn payout_for(shared: &Shared, user: &str) -> Result<ScriptBuf, String> {
+    if !shared.config.solo {
+        return Ok(shared.payout.clone());
+    }
+    let address = user.split('.').next().unwrap_or_default();
+    Ok(Address::from_str(address)
+        .map_err(|e| format!("`{address}` is not a bitcoin address ({e}); solo mining pays the address in the username"))?
+        .require_network(shared.network)
+        .map_err(|_| format!("`{address}` is not an address on {}", shared.network))?
+        .script_pubkey())
+}
+
+impl<K> ShareBook<K> {
+    pub(crate) fn new() -> ShareBook<K> {
+        ShareBook {
+            in_flight: VecDeque::new(),
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.in_flight.is_empty()
+    }
+
+    /// The oldest share's commit, for a connection's `select!`.
+    pub(crate) async fn next_commit(&mut self) -> Result<(), LedgerError> {
+        match self.in_flight.front_mut() {
+            Some(share) => (&mut share.commit).await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Takes an accepted candidate to the ledger; `job` is the pool's job it was found on.
+    /// A plain share is queued and the connection goes on reading; its `true` goes out
+    /// when the commit lands ([`ShareBook::committed`]). A block is submitted first, before
+    /// anything else happens to it, and its share is then recorded in line, because its
+    /// PPLNS payout walks back from that share.
+    pub(crate) async fn share<A: Answer<Key = K>>(
+        &mut self,
+        shared: &Shared,
+        answer: &mut A,
+        key: K,
+        c: ShareCandidate,
+        job: Option<Arc<PoolJob>>,
+    ) {
         let height = job.as_ref().map(|j| u64::from(j.template.height));
-        if c.is_block()
-            && height.is_some_and(|h| h <= self.shared.found_height.load(Ordering::Acquire))
+        if c.is_block() && height.is_some_and(|h| h <= shared.found_height.load(Ordering::Acquire))
         {
             // This pool found the block at this height a moment ago and the miner had not
             // read the new job yet: the share's parent is no longer the tip. A pool calls
             // such work stale (and submitting it would only make a refused sibling block).
             let reason = RejectReason::UnknownJob;
-            self.session.reject(c.id, &reason);
-            self.shared.rejected(Some(&c.worker), reason.name());
+            answer.refused(key, &reason);
+            shared.rejected(Some(&c.worker), reason.name());
             return;
         }
         let payout = match &job {
-            Some(job) if c.is_block() => self.submit_block(&c, job).await,
+            Some(job) if c.is_block() => submit_block(shared, &c, job).await,
             _ => None,
         };
         let record = ShareRecord {
@@ -168,18 +230,19 @@ impl Conn<'_> {
         };
         // A miner that submits faster than the ledger commits waits here, not in memory.
         while self.in_flight.len() >= MAX_IN_FLIGHT {
-            self.settle_oldest().await;
+            self.settle_oldest(shared, answer).await;
         }
-        let commit = match self.shared.ledger.queue_share(record).await {
+        let commit = match shared.ledger.queue_share(record).await {
             Ok(commit) => commit,
             Err(e) => {
-                self.refuse_unrecorded(c.id, &c.worker, &e);
+                refuse_unrecorded(shared, answer, key, &c.worker, &e);
                 return;
             }
         };
         let work = c.meets_job_difficulty().then_some(c.job_difficulty);
         self.in_flight.push_back(InFlight {
-            id: c.id,
+            key,
+            credited: c.credited_difficulty(),
             worker: c.worker,
             work,
             share_difficulty: c.check.difficulty.as_f64(),
@@ -187,11 +250,10 @@ impl Conn<'_> {
         });
         if let Some((hash, reward, window)) = payout {
             // PPLNS walks back from the block's own share, so it waits for that commit.
-            self.settle_all().await;
-            if let Err(e) = self
-                .shared
+            self.settle_all(shared, answer).await;
+            if let Err(e) = shared
                 .ledger
-                .pplns(&hash, reward, window, self.shared.config.pool_fee)
+                .pplns(&hash, reward, window, shared.config.pool_fee)
                 .await
             {
                 tracing::error!(%hash, "PPLNS payout computation failed: {e}");
@@ -200,109 +262,113 @@ impl Conn<'_> {
     }
 
     /// Answers the oldest share in flight once its commit is known.
-    async fn settle_oldest(&mut self) {
+    async fn settle_oldest<A: Answer<Key = K>>(&mut self, shared: &Shared, answer: &mut A) {
         if let Some(share) = self.in_flight.front_mut() {
             let result = (&mut share.commit).await;
-            self.committed(result);
+            self.committed(shared, answer, result);
         }
     }
 
-    async fn settle_all(&mut self) {
+    pub(crate) async fn settle_all<A: Answer<Key = K>>(&mut self, shared: &Shared, answer: &mut A) {
         while !self.in_flight.is_empty() {
-            self.settle_oldest().await;
+            self.settle_oldest(shared, answer).await;
         }
     }
 
     /// The ledger answered for the oldest share in flight: `true` only now that it is
     /// durable; a ledger failure refuses it so the miner is not told it was paid.
-    fn committed(&mut self, result: Result<(), LedgerError>) {
+    pub(crate) fn committed<A: Answer<Key = K>>(
+        &mut self,
+        shared: &Shared,
+        answer: &mut A,
+        result: Result<(), LedgerError>,
+    ) {
         let Some(share) = self.in_flight.pop_front() else {
             return;
         };
         match result {
             Ok(()) => {
-                self.session.accept(share.id);
-                self.shared
+                shared
                     .stats
                     .accepted(&share.worker, share.work, share.share_difficulty);
-                if share.work.is_some() {
-                    if let Some(d) = self.vardiff.on_share(Instant::now()) {
-                        self.apply_difficulty(d);
-                    }
-                }
+                answer.accepted(share.key, share.credited, share.work);
             }
-            Err(e) => self.refuse_unrecorded(share.id, &share.worker, &e),
+            Err(e) => refuse_unrecorded(shared, answer, share.key, &share.worker, &e),
         }
     }
+}
 
-    fn refuse_unrecorded(&mut self, id: Id, worker: &str, e: &LedgerError) {
-        tracing::error!("ledger: {e}; refusing the share so the miner is not told it was paid");
-        let reason = RejectReason::PoolError("ledger unavailable".into());
-        self.session.reject(id, &reason);
-        self.shared.rejected(Some(worker), reason.name());
-    }
+fn refuse_unrecorded<A: Answer>(
+    shared: &Shared,
+    answer: &mut A,
+    key: A::Key,
+    worker: &str,
+    e: &LedgerError,
+) {
+    tracing::error!("ledger: {e}; refusing the share so the miner is not told it was paid");
+    let reason = RejectReason::PoolError("ledger unavailable".into());
+    answer.refused(key, &reason);
+    shared.rejected(Some(worker), reason.name());
+}
 
-    /// Submits the block a share makes; returns what PPLNS needs when the pool (not solo)
-    /// found an accepted block.
-    async fn submit_block(
-        &mut self,
-        c: &ShareCandidate,
-        job: &PoolJob,
-    ) -> Option<(String, u64, f64)> {
-        let block = match job.block(c) {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::error!(
-                    "a share met the network target but the block cannot be built: {e}"
-                );
-                return None;
-            }
-        };
-        let hash = block.block_hash().to_string();
-        let result = self.shared.source.submit_block(&block).await;
-        let status = match &result {
-            Ok(()) => {
-                tracing::info!(%hash, height = job.template.height, worker = %c.worker, "BLOCK FOUND and accepted by {}", self.shared.source.describe());
-                // Every miner moves to the new tip now; the ledger record can follow.
-                self.shared
-                    .found_height
-                    .fetch_max(u64::from(job.template.height), Ordering::AcqRel);
-                self.shared.kick.notify_one();
-                BlockStatus::Accepted
-            }
-            // Another block on the same parent won the race (regtest, where half of all
-            // hashes are blocks, sees this all the time): stale, not a fault.
-            Err(SourceError::Rejected(reason)) if reason == "prev-blk-not-found" => {
-                tracing::info!(%hash, height = job.template.height, "stale block: the tip moved first");
-                BlockStatus::Rejected(reason.clone())
-            }
-            Err(e) => {
-                tracing::warn!(%hash, height = job.template.height, worker = %c.worker, "block refused: {e}");
-                BlockStatus::Rejected(e.to_string())
-            }
-        };
-        self.shared.stats.block(&c.worker, result.is_ok());
-        let record = BlockRecord {
-            hash: hash.clone(),
-            height: u64::from(job.template.height),
-            worker: c.worker.clone(),
-            reward_sats: job.template.coinbase_value,
-            time_ms: crate::now_ms(),
-            status,
-        };
-        if let Err(e) = self.shared.ledger.record_block(record).await {
-            tracing::error!(%hash, "could not record the block in the ledger: {e}");
-        }
-        if result.is_err() {
+/// Submits the block a share makes; returns what PPLNS needs when the pool (not solo)
+/// found an accepted block.
+async fn submit_block(
+    shared: &Shared,
+    c: &ShareCandidate,
+    job: &PoolJob,
+) -> Option<(String, u64, f64)> {
+    let block = match job.block(c) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!("a share met the network target but the block cannot be built: {e}");
             return None;
         }
-        let network = job
-            .template
-            .network_difficulty()
-            .map_or(1.0, |d| d.as_f64());
-        let window = self.shared.config.pplns_window * network;
-        (!self.shared.config.solo).then_some((hash, job.template.coinbase_value, window))
+    };
+    let hash = block.block_hash().to_string();
+    let result = shared.source.submit_block(&block).await;
+    let status = match &result {
+        Ok(()) => {
+            tracing::info!(%hash, height = job.template.height, worker = %c.worker, "BLOCK FOUND and accepted by {}", shared.source.describe());
+            // Every miner moves to the new tip now; the ledger record can follow.
+            shared
+                .found_height
+                .fetch_max(u64::from(job.template.height), Ordering::AcqRel);
+            shared.kick.notify_one();
+            BlockStatus::Accepted
+        }
+        // Another block on the same parent won the race (regtest, where half of all
+        // hashes are blocks, sees this all the time): stale, not a fault.
+        Err(SourceError::Rejected(reason)) if reason == "prev-blk-not-found" => {
+            tracing::info!(%hash, height = job.template.height, "stale block: the tip moved first");
+            BlockStatus::Rejected(reason.clone())
+        }
+        Err(e) => {
+            tracing::warn!(%hash, height = job.template.height, worker = %c.worker, "block refused: {e}");
+            BlockStatus::Rejected(e.to_string())
+        }
+    };
+    shared.stats.block(&c.worker, result.is_ok());
+    let record = BlockRecord {
+        hash: hash.clone(),
+        height: u64::from(job.template.height),
+        worker: c.worker.clone(),
+        reward_sats: job.template.coinbase_value,
+        time_ms: crate::now_ms(),
+        status,
+    };
+    if let Err(e) = shared.ledger.record_block(record).await {
+        tracing::error!(%hash, "could not record the block in the ledger: {e}");
     }
+    if result.is_err() {
+        return None;
+    }
+    let network = job
+        .template
+        .network_difficulty()
+        .map_or(1.0, |d| d.as_f64());
+    let window = shared.config.pplns_window * network;
+    (!shared.config.solo).then_some((hash, job.template.coinbase_value, window))
 }
 
 /// Serves one miner until it leaves, misbehaves, or the pool stops; returns why it ended.
@@ -323,8 +389,8 @@ async fn serve(
         vardiff,
         payout: None,
         sent: VecDeque::new(),
-        in_flight: VecDeque::new(),
     };
+    let mut book = ShareBook::new();
     let mut jobs = shared.generation.subscribe();
     let mut framing = LineBuffer::default();
     let mut buf = [0u8; 2048];
@@ -379,7 +445,15 @@ async fn serve(
                                 }
                             }
                         }
-                        Some(ServerEvent::Share(c)) => conn.share(*c).await,
+                        Some(ServerEvent::Share(c)) => {
+                            let job = conn
+                                .sent
+                                .iter()
+                                .find(|j| j.server_job.job_id == c.job.job_id)
+                                .cloned();
+                            let id = c.id.clone();
+                            book.share(shared, &mut conn, id, *c, job).await;
+                        }
                         Some(ServerEvent::Rejected { worker, reason, .. }) => {
                             shared.rejected(worker.as_deref(), reason.name());
                         }
@@ -398,8 +472,9 @@ async fn serve(
                     }
                 }
             }
-            result = async { (&mut conn.in_flight.front_mut().expect("guarded").commit).await },
-                if !conn.in_flight.is_empty() => conn.committed(result),
+            result = book.next_commit(), if !book.is_empty() => {
+                book.committed(shared, &mut conn, result);
+            }
             changed = jobs.changed(), if conn.session.is_authorized() => {
                 if changed.is_err() {
                     break 'serve "pool stopping".into();
@@ -426,7 +501,7 @@ async fn serve(
     };
     // Shares already queued are committed whatever happens to the socket; wait for them so
     // the pool's counts include them.
-    conn.settle_all().await;
+    book.settle_all(shared, &mut conn).await;
     why
 }
 

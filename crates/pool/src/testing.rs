@@ -251,6 +251,97 @@ pub async fn mine(
     Ok(report)
 }
 
+/// Mines over Stratum V2 on `addr` (a pool whose authority key is `authority`) as `user`
+/// until `shares` were accepted or `limit` passed: the SV2 client session over a TCP
+/// stream, one extended channel, shares found with the scanner as [`mine`] finds them. A
+/// handshake or protocol failure is an `InvalidData` error naming it.
+pub async fn mine_sv2(
+    addr: std::net::SocketAddr,
+    authority: hashforge_sv2::AuthorityPublicKey,
+    user: &str,
+    shares: usize,
+    limit: Duration,
+) -> std::io::Result<MinerReport> {
+    use hashforge_sv2::{Sv2ClientConfig, Sv2ClientSession};
+    let unix_now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as u32)
+    };
+    let invalid =
+        |e: hashforge_sv2::Sv2Error| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+    let mut stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let mut config = Sv2ClientConfig::new(user, authority);
+    config.submit_timeout = Duration::from_secs(10);
+    let mut session =
+        Sv2ClientSession::new(config, unix_now(), hashforge_sv2::random_seed()).map_err(invalid)?;
+    let mut report = MinerReport::default();
+    let deadline = Instant::now() + limit;
+    let mut job: Option<Arc<Job>> = None;
+    let mut next_nonce = 0u32;
+    let mut in_flight = 0usize;
+    let scanner = Scanner::detect();
+    let mut buf = vec![0u8; 8192];
+    let mut out = Vec::new();
+    while report.accepted.len() < shares && Instant::now() < deadline {
+        if let Some(j) = job.clone().filter(|_| session.is_open() && in_flight == 0) {
+            let en2 = vec![0u8; j.extranonce2_size];
+            let found = scan_job(&scanner, &j, &en2, next_nonce, 1 << 20)
+                .into_iter()
+                .next();
+            next_nonce = found
+                .as_ref()
+                .map_or(next_nonce.wrapping_add(1 << 20), |(s, _)| {
+                    s.nonce.wrapping_add(1)
+                });
+            if let Some((share, _)) = found {
+                if session.submit(share, Instant::now()).is_ok() {
+                    in_flight += 1;
+                }
+            }
+        }
+        out.clear();
+        session.transmit_into(&mut out);
+        if !out.is_empty() {
+            stream.write_all(&out).await?;
+        }
+        let n = match tokio::time::timeout(Duration::from_millis(200), stream.read(&mut buf)).await
+        {
+            Ok(Ok(0)) => break,
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => return Err(e),
+            Err(_) => continue,
+        };
+        for event in session
+            .handle_bytes(&buf[..n], unix_now())
+            .map_err(invalid)?
+        {
+            match event {
+                ClientEvent::Job(j) => {
+                    report.jobs += 1;
+                    next_nonce = 0;
+                    job = Some(j);
+                }
+                ClientEvent::Authorized { ok, .. } => report.authorized = Some(ok),
+                ClientEvent::ShareAccepted { share, .. } => {
+                    in_flight = in_flight.saturating_sub(1);
+                    report.accepted.push(share)
+                }
+                ClientEvent::ShareRejected { share, error, .. } => {
+                    in_flight = in_flight.saturating_sub(1);
+                    report.rejected.push((share, error.code))
+                }
+                other => report.events.push(format!("{other:?}")),
+            }
+        }
+        if report.authorized == Some(false) {
+            break;
+        }
+    }
+    Ok(report)
+}
+
 #[cfg(test)]
 mod tests {
     use super::is_clean_notify;

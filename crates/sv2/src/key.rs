@@ -81,6 +81,15 @@ impl AuthorityKeypair {
         Ok(Self::from_secret(secret))
     }
 
+    /// A fresh key pair from the operating system's randomness.
+    pub fn generate() -> AuthorityKeypair {
+        loop {
+            if let Ok(pair) = Self::from_entropy(crate::random_seed()) {
+                return pair;
+            }
+        }
+    }
+
     fn from_secret(secret: SecretKey) -> AuthorityKeypair {
         let secp = Secp256k1::signing_only();
         let (public, _) = Keypair::from_secret_key(&secp, &secret).x_only_public_key();

@@ -33,6 +33,14 @@ pub use server::{
 };
 pub use wire::MAX_FRAME;
 
+/// SV2's error codes a pool refuses a channel with.
+pub mod codes {
+    pub use mining_sv2::{
+        ERROR_CODE_OPEN_MINING_CHANNEL_INVALID_USER_IDENTITY as INVALID_USER_IDENTITY,
+        ERROR_CODE_OPEN_MINING_CHANNEL_UNKNOWN_USER as UNKNOWN_USER,
+    };
+}
+
 /// Why a connection must close. Every one is the peer's fault (or a key that does not
 /// match): the session is dead after it.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -65,6 +73,13 @@ pub enum Sv2Error {
     Closed,
     #[error("cannot encode {0}: {1}")]
     Encode(&'static str, String),
+}
+
+/// 32 random bytes from the operating system's randomness (through `rand`'s thread RNG):
+/// the seed a session's Noise keys come from. The sessions take it as an argument, so tests
+/// and fuzzing can fix it.
+pub fn random_seed() -> [u8; 32] {
+    rand08::random()
 }
 
 /// The protocol version both sessions speak.

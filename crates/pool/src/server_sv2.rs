@@ -1,0 +1,336 @@
+//! The Stratum V2 server on tokio: one task per connection around an
+//! `hashforge_sv2::Sv2ServerSession`, beside the V1 server and sharing everything behind it:
+//! the job factory (a channel mines the same `PoolJob` a V1 miner with the same payout
+//! does), vardiff (one per channel), the extranonce counter, and the share path
+//! ([`ShareBook`]: the same block submission, ledger record and answer after the commit).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bitcoin::ScriptBuf;
+use hashforge_stratum::RejectReason;
+use hashforge_sv2::{
+    ChannelKind, OpenRequest, ShareKey, Sv2Error, Sv2ServerConfig, Sv2ServerEvent, Sv2ServerSession,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use crate::jobs::PoolJob;
+use crate::server::{payout_for, Answer, ShareBook};
+use crate::vardiff::Vardiff;
+use crate::Shared;
+
+/// Accepts SV2 connections until `shutdown` flips.
+pub(crate) async fn accept_loop(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    if shared.stats.connections() >= shared.config.max_connections as u64 {
+                        tracing::warn!(%peer, "connection limit reached; refusing");
+                        continue;
+                    }
+                    let _ = stream.set_nodelay(true);
+                    let shared = Arc::clone(&shared);
+                    let shutdown = shutdown.clone();
+                    tokio::spawn(async move {
+                        shared.stats.connected();
+                        let why = serve(&shared, stream, shutdown).await;
+                        shared.stats.disconnected();
+                        tracing::debug!(%peer, "sv2 disconnected: {why}");
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// What the pool keeps for one open channel.
+struct Channel {
+    payout: ScriptBuf,
+    vardiff: Vardiff,
+    /// The pool's jobs sent on it, for the block a share makes.
+    sent: VecDeque<Arc<PoolJob>>,
+}
+
+struct Conn<'a> {
+    shared: &'a Shared,
+    session: Sv2ServerSession,
+    channels: HashMap<u32, Channel>,
+    /// A session call that failed: the connection closes with it.
+    failed: Option<Sv2Error>,
+}
+
+impl Conn<'_> {
+    fn check(&mut self, result: Result<(), Sv2Error>) {
+        if let Err(e) = result {
+            self.failed.get_or_insert(e);
+        }
+    }
+
+    fn open(&mut self, r: OpenRequest) {
+        let payout = match payout_for(self.shared, &r.user) {
+            Ok(p) => p,
+            Err(why) => {
+                tracing::info!(user = %r.user, "sv2 channel refused: {why}");
+                let refused = self
+                    .session
+                    .refuse_channel(r.request_id, hashforge_sv2::codes::INVALID_USER_IDENTITY);
+                self.check(refused);
+                return;
+            }
+        };
+        let cfg = &self.shared.config;
+        let now = Instant::now();
+        let mut vardiff = Vardiff::new(cfg.vardiff, cfg.start_difficulty, now);
+        // The miner's devices take no easier target than its max_target: a floor.
+        let floor = r.max_target.difficulty().as_f64();
+        if floor > vardiff.difficulty() {
+            vardiff.suggest(floor, now);
+        }
+        let prefix = self.shared.next_extranonce1().to_vec();
+        let extranonce = match r.kind {
+            // The whole extranonce: the connection's unique four bytes, then zeros.
+            ChannelKind::Standard => {
+                let mut e = prefix;
+                e.resize(4 + cfg.extranonce2_size, 0);
+                e
+            }
+            ChannelKind::Extended { .. } => prefix,
+        };
+        match self
+            .session
+            .open_channel(r.request_id, extranonce, vardiff.difficulty())
+        {
+            Ok(id) => {
+                self.shared.stats.authorized(&r.user);
+                self.channels.insert(
+                    id,
+                    Channel {
+                        payout,
+                        vardiff,
+                        sent: VecDeque::new(),
+                    },
+                );
+                self.send_job(id);
+            }
+            Err(e) => self.check(Err(e)),
+        }
+    }
+
+    /// Sends a channel the current job for its payout (if there is one).
+    fn send_job(&mut self, channel_id: u32) {
+        let Some(ch) = self.channels.get_mut(&channel_id) else {
+            return;
+        };
+        let job = match self.shared.jobs.job_for(&ch.payout) {
+            Ok(Some(job)) => job,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::error!("cannot build a job: {e}");
+                return;
+            }
+        };
+        if job.server_job.clean_jobs {
+            ch.sent.clear();
+        }
+        if ch.sent.len() >= 16 {
+            ch.sent.pop_front();
+        }
+        ch.sent.push_back(Arc::clone(&job));
+        let sent = self.session.notify(channel_id, Arc::clone(&job.server_job));
+        self.check(sent);
+    }
+
+    fn apply_difficulty(&mut self, channel_id: u32, d: f64) {
+        let result = self.session.set_difficulty(channel_id, d);
+        self.check(result);
+    }
+}
+
+impl Answer for Conn<'_> {
+    type Key = ShareKey;
+
+    fn accepted(&mut self, key: ShareKey, credited: f64, work: Option<f64>) {
+        let result = self.session.accept(key, credited);
+        self.check(result);
+        if work.is_none() {
+            return;
+        }
+        let change = self
+            .channels
+            .get_mut(&key.channel_id)
+            .and_then(|ch| ch.vardiff.on_share(Instant::now()));
+        if let Some(d) = change {
+            self.apply_difficulty(key.channel_id, d);
+        }
+    }
+
+    fn refused(&mut self, key: ShareKey, reason: &RejectReason) {
+        let result = self.session.reject(key, reason);
+        self.check(result);
+    }
+}
+
+/// Unix seconds, for the certificate a connection's handshake signs.
+fn unix_now() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as u32)
+}
+
+/// Serves one SV2 miner (or proxy) until it leaves, misbehaves, or the pool stops.
+async fn serve(
+    shared: &Shared,
+    mut stream: TcpStream,
+    mut shutdown: watch::Receiver<bool>,
+) -> String {
+    let cfg = &shared.config;
+    let Some(authority) = shared.sv2_authority.as_ref() else {
+        return "no SV2 key".into();
+    };
+    let session_config = Sv2ServerConfig {
+        extranonce_size: cfg.extranonce2_size,
+        ..Sv2ServerConfig::default()
+    };
+    let session = match Sv2ServerSession::new(
+        session_config,
+        authority,
+        unix_now(),
+        hashforge_sv2::random_seed(),
+    ) {
+        Ok(s) => s,
+        Err(e) => return format!("cannot start the handshake: {e}"),
+    };
+    let mut conn = Conn {
+        shared,
+        session,
+        channels: HashMap::new(),
+        failed: None,
+    };
+    let mut book: ShareBook<ShareKey> = ShareBook::new();
+    let mut jobs = shared.generation.subscribe();
+    let mut buf = vec![0u8; 8192];
+    let mut out = Vec::new();
+    let now = Instant::now();
+    let handshake_deadline = now + cfg.handshake_timeout;
+    let mut last_heard = now;
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let why = 'serve: loop {
+        out.clear();
+        conn.session.transmit_into(&mut out);
+        if !out.is_empty() && stream.write_all(&out).await.is_err() {
+            break 'serve "write failed".into();
+        }
+        if let Some(e) = conn.failed.take() {
+            break 'serve format!("{e}");
+        }
+        if conn.session.reject_streak() > cfg.max_reject_streak {
+            break 'serve format!("{} invalid shares in a row", conn.session.reject_streak());
+        }
+        tokio::select! {
+            read = stream.read(&mut buf) => {
+                let n = match read {
+                    Ok(0) => break 'serve "closed by the miner".into(),
+                    Ok(n) => n,
+                    Err(e) => break 'serve format!("read: {e}"),
+                };
+                last_heard = Instant::now();
+                let events = match conn.session.handle_bytes(&buf[..n]) {
+                    Ok(events) => events,
+                    Err(e) => {
+                        // Whatever the session still has to say (a SetupConnection.Error) goes
+                        // out before the close.
+                        out.clear();
+                        conn.session.transmit_into(&mut out);
+                        let _ = stream.write_all(&out).await;
+                        break 'serve format!("{e}");
+                    }
+                };
+                for event in events {
+                    match event {
+                        Sv2ServerEvent::SetUp { vendor, firmware, .. } => {
+                            tracing::debug!(%vendor, %firmware, "sv2 connection set up");
+                        }
+                        Sv2ServerEvent::OpenChannel(r) => {
+                            jobs.borrow_and_update();
+                            conn.open(r);
+                        }
+                        Sv2ServerEvent::Share { key, candidate } => {
+                            let job = conn.channels.get(&key.channel_id).and_then(|ch| {
+                                ch.sent
+                                    .iter()
+                                    .find(|j| j.server_job.job_id == candidate.job.job_id)
+                                    .cloned()
+                            });
+                            book.share(shared, &mut conn, key, *candidate, job).await;
+                        }
+                        Sv2ServerEvent::Rejected { worker, reason, .. } => {
+                            shared.rejected(Some(&worker), reason.name());
+                        }
+                        Sv2ServerEvent::UpdateChannel { channel_id, max_target, .. } => {
+                            let floor = max_target.difficulty().as_f64();
+                            let change = conn.channels.get_mut(&channel_id).and_then(|ch| {
+                                (floor > ch.vardiff.difficulty())
+                                    .then(|| ch.vardiff.suggest(floor, Instant::now()))
+                                    .flatten()
+                            });
+                            if let Some(d) = change {
+                                conn.apply_difficulty(channel_id, d);
+                            }
+                        }
+                        Sv2ServerEvent::ChannelClosed { channel_id } => {
+                            conn.channels.remove(&channel_id);
+                        }
+                    }
+                }
+            }
+            result = book.next_commit(), if !book.is_empty() => {
+                book.committed(shared, &mut conn, result);
+            }
+            changed = jobs.changed(), if !conn.channels.is_empty() => {
+                if changed.is_err() {
+                    break 'serve "pool stopping".into();
+                }
+                jobs.borrow_and_update();
+                let ids: Vec<u32> = conn.channels.keys().copied().collect();
+                for id in ids {
+                    conn.send_job(id);
+                }
+            }
+            _ = tick.tick() => {
+                let now = Instant::now();
+                if conn.channels.is_empty() && now > handshake_deadline {
+                    break 'serve "no channel opened in time".into();
+                }
+                if now.duration_since(last_heard) > cfg.idle_timeout {
+                    break 'serve "idle".into();
+                }
+                let changes: Vec<(u32, f64)> = conn
+                    .channels
+                    .iter_mut()
+                    .filter_map(|(id, ch)| ch.vardiff.tick(now).map(|d| (*id, d)))
+                    .collect();
+                for (id, d) in changes {
+                    conn.apply_difficulty(id, d);
+                }
+            }
+            _ = shutdown.changed() => break 'serve "pool stopping".into(),
+        }
+    };
+    // Shares already queued are committed whatever happens to the socket.
+    book.settle_all(shared, &mut conn).await;
+    why
+}
