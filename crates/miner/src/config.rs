@@ -125,12 +125,16 @@ fn default_password() -> String {
     "x".into()
 }
 
-/// `stratum+tcp://host:port` (also `stratum://` and a bare `host:port`).
+/// `stratum+tcp://host:port` (also `stratum://` and a bare `host:port`), or Stratum V2's
+/// `stratum2+tcp://host:port/<authority_pubkey>` (the form Braiins OS takes): the pool must
+/// prove it holds that key.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct PoolUrl {
     pub host: String,
     pub port: u16,
+    /// Stratum V2, with the pool's authority key; `None`: Stratum V1.
+    pub sv2: Option<hashforge_sv2::AuthorityPublicKey>,
 }
 
 impl FromStr for PoolUrl {
@@ -141,10 +145,22 @@ impl FromStr for PoolUrl {
             why: why.to_string(),
         };
         let rest = s.trim();
+        let mut sv2 = None;
         let rest = if let Some((scheme, rest)) = rest.split_once("://") {
             match scheme {
                 "stratum+tcp" | "stratum" | "tcp" => rest,
-                _ => return Err(bad("the scheme must be stratum+tcp")),
+                "stratum2+tcp" => {
+                    let (addr, key) = rest.split_once('/').ok_or_else(|| {
+                        bad("an SV2 URL ends with the pool's authority key: stratum2+tcp://host:port/<authority_pubkey>")
+                    })?;
+                    let key = key.trim_end_matches('/');
+                    sv2 = Some(
+                        key.parse::<hashforge_sv2::AuthorityPublicKey>()
+                            .map_err(|e| bad(&e.to_string()))?,
+                    );
+                    addr
+                }
+                _ => return Err(bad("the scheme must be stratum+tcp or stratum2+tcp")),
             }
         } else {
             rest
@@ -165,6 +181,7 @@ impl FromStr for PoolUrl {
         Ok(PoolUrl {
             host: host.to_string(),
             port,
+            sv2,
         })
     }
 }
@@ -184,10 +201,19 @@ impl From<PoolUrl> for String {
 
 impl fmt::Display for PoolUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.host.contains(':') {
-            write!(f, "stratum+tcp://[{}]:{}", self.host, self.port)
+        let scheme = if self.sv2.is_some() {
+            "stratum2+tcp"
         } else {
-            write!(f, "stratum+tcp://{}:{}", self.host, self.port)
+            "stratum+tcp"
+        };
+        if self.host.contains(':') {
+            write!(f, "{scheme}://[{}]:{}", self.host, self.port)?;
+        } else {
+            write!(f, "{scheme}://{}:{}", self.host, self.port)?;
+        }
+        match &self.sv2 {
+            Some(key) => write!(f, "/{key}"),
+            None => Ok(()),
         }
     }
 }
@@ -425,6 +451,24 @@ mod tests {
         assert_eq!((u.host.as_str(), u.port), ("pool.example", 3333));
         assert_eq!(u.to_string(), "stratum+tcp://pool.example:3333");
         assert_eq!("127.0.0.1:1".parse::<PoolUrl>().unwrap().port, 1);
+        // Braiins OS's SV2 form, with SRI's example authority key.
+        let key = "9auqWEzQDVyd2oe1JVGFLMLHZtCo2FFqZwtKA5gd9xbuEu7PH72";
+        let sv2: PoolUrl = format!("stratum2+tcp://pool.example:3336/{key}")
+            .parse()
+            .unwrap();
+        assert_eq!((sv2.host.as_str(), sv2.port), ("pool.example", 3336));
+        assert_eq!(sv2.sv2.unwrap().to_string(), key);
+        assert_eq!(
+            sv2.to_string(),
+            format!("stratum2+tcp://pool.example:3336/{key}")
+        );
+        for bad in [
+            "stratum2+tcp://pool.example:3336",
+            "stratum2+tcp://pool.example:3336/notakey",
+            "stratum2+tcp://pool.example/9auqWEzQDVyd2oe1JVGFLMLHZtCo2FFqZwtKA5gd9xbuEu7PH72",
+        ] {
+            assert!(bad.parse::<PoolUrl>().is_err(), "{bad}");
+        }
         assert!("http://x:1".parse::<PoolUrl>().is_err());
         assert!("stratum+tcp://x".parse::<PoolUrl>().is_err());
         assert!("stratum+tcp://x:70000".parse::<PoolUrl>().is_err());

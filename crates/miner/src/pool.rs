@@ -14,6 +14,7 @@ use hashforge_stratum::message::{parse_server_line, MessageError};
 use hashforge_stratum::{
     ClientConfig, ClientEvent, ClientSession, FrameError, Job, LineBuffer, Share, SubmitId,
 };
+use hashforge_sv2::{Sv2ClientConfig, Sv2ClientSession};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
@@ -100,8 +101,13 @@ impl PoolTask {
                     let _ = stream.set_nodelay(true);
                     self.emit(PoolEventKind::Connected).await;
                     let mut in_flight = InFlight::new();
-                    let (reason, was_ready) =
-                        self.connection(stream, &mut epoch, &mut in_flight).await;
+                    let (reason, was_ready) = match self.config.url.sv2 {
+                        Some(key) => {
+                            self.connection_sv2(stream, key, &mut epoch, &mut in_flight)
+                                .await
+                        }
+                        None => self.connection(stream, &mut epoch, &mut in_flight).await,
+                    };
                     if was_ready {
                         backoff = Duration::from_millis(100).min(max_retry);
                     }
@@ -216,6 +222,105 @@ impl PoolTask {
                     }
                     if strikes >= MAX_STRIKES {
                         return (format!("{strikes} bad lines from the pool"), ready);
+                    }
+                }
+                cmd = self.commands.recv() => {
+                    let Some(PoolCommand::Submit { share, epoch: share_epoch, id }) = cmd else {
+                        return ("pool removed".into(), ready);
+                    };
+                    if share_epoch != *epoch {
+                        self.share(id, ShareOutcome::Stale).await;
+                        continue;
+                    }
+                    match session.submit(share, Instant::now()) {
+                        Ok(submit) => {
+                            in_flight.insert(submit, id);
+                            self.share(id, ShareOutcome::Sent).await;
+                        }
+                        Err(e) => {
+                            tracing::debug!(pool = %self.config.url, "share not sent: {e}");
+                            self.share(id, ShareOutcome::Stale).await;
+                        }
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline.into()) => {
+                    if last_heard.elapsed() >= stall {
+                        return (format!("nothing from the pool for {stall:?}"), ready);
+                    }
+                    for event in session.handle_timeout(Instant::now()) {
+                        let _ = self.on_event(event, epoch, Instant::now(), in_flight, &mut ready).await;
+                    }
+                }
+                _ = self.shutdown.changed() => return ("shutting down".into(), ready),
+            }
+        }
+    }
+
+    /// Runs one Stratum V2 connection until it ends: the `sv2` crate's client session,
+    /// whose events are V1's, so everything after the bytes is the same as
+    /// [`PoolTask::connection`]'s. A pool that cannot prove it holds `authority` gets
+    /// nothing: the handshake fails before any work or share is exchanged.
+    async fn connection_sv2(
+        &mut self,
+        stream: TcpStream,
+        authority: hashforge_sv2::AuthorityPublicKey,
+        epoch: &mut u64,
+        in_flight: &mut InFlight,
+    ) -> (String, bool) {
+        let (mut rd, mut wr) = stream.into_split();
+        let mut config = Sv2ClientConfig::new(self.config.user.clone(), authority);
+        config.submit_timeout = Duration::from_secs(30);
+        config.endpoint_host = self.config.url.host.clone();
+        config.endpoint_port = self.config.url.port;
+        let mut session =
+            match Sv2ClientSession::new(config, unix_now(), hashforge_sv2::random_seed()) {
+                Ok(s) => s,
+                Err(e) => return (format!("cannot start the SV2 handshake: {e}"), false),
+            };
+        let mut buf = vec![0u8; 8192];
+        let mut out = Vec::new();
+        let mut strikes = 0u32;
+        let mut ready = false;
+        // A new connection never sends shares for an old one's jobs.
+        *epoch += 1;
+        let stall = FailoverConfig::secs(self.failover.stall_secs).max(Duration::from_millis(100));
+        let mut last_heard = Instant::now();
+        loop {
+            out.clear();
+            session.transmit_into(&mut out);
+            if !out.is_empty() {
+                if let Err(e) = wr.write_all(&out).await {
+                    return (format!("write failed: {e}"), ready);
+                }
+            }
+            let deadline = session
+                .next_timeout()
+                .map_or(last_heard + stall, |t| t.min(last_heard + stall));
+            tokio::select! {
+                read = rd.read(&mut buf) => {
+                    let n = match read {
+                        Ok(0) => return ("the pool closed the connection".into(), ready),
+                        Ok(n) => n,
+                        Err(e) => return (format!("read failed: {e}"), ready),
+                    };
+                    last_heard = Instant::now();
+                    let received = Instant::now();
+                    let events = match session.handle_bytes(&buf[..n], unix_now()) {
+                        Ok(events) => events,
+                        Err(e) => {
+                            self.emit(PoolEventKind::BadInput(e.to_string())).await;
+                            return (format!("stratum v2: {e}"), ready);
+                        }
+                    };
+                    for event in events {
+                        match self.on_event(event, epoch, received, in_flight, &mut ready).await {
+                            Ok(()) => {}
+                            Err(Strike::One) => strikes += 1,
+                            Err(Strike::Out(why)) => return (why, ready),
+                        }
+                    }
+                    if strikes >= MAX_STRIKES {
+                        return (format!("{strikes} bad messages from the pool"), ready);
                     }
                 }
                 cmd = self.commands.recv() => {
@@ -370,6 +475,13 @@ type InFlight = HashMap<SubmitId, u64>;
 enum Strike {
     One,
     Out(String),
+}
+
+/// Unix seconds, for checking the validity of an SV2 pool's certificate.
+fn unix_now() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as u32)
 }
 
 /// A difficulty (positive and finite already) that no pool would set for a miner.
