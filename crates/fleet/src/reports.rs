@@ -1238,7 +1238,15 @@ impl EconomicsReport {
                 "lost: repairs",
             ],
         );
-        for e in self.by_model.iter().chain(std::iter::once(&self.fleet)) {
+        let models = self.by_model.iter().map(|e| (e, true));
+        for (e, one_model) in models.chain(std::iter::once((&self.fleet, false))) {
+            // A model's machines with a margin known but no payback never pay back (within
+            // ten years, or the margin is negative); the fleet's mix has no one machine's.
+            let payback = match e.payback_days {
+                Some(d) => d.to_string(),
+                None if one_model && e.margin_per_day.is_some() => "never".into(),
+                None => "–".into(),
+            };
             t.rows.push(vec![
                 e.name.clone(),
                 e.machines.to_string(),
@@ -1249,7 +1257,7 @@ impl EconomicsReport {
                 money(e.power_per_day),
                 money(e.margin_per_day),
                 e.invested.to_string(),
-                e.payback_days.map_or("–".into(), |d| d.to_string()),
+                payback,
                 money(e.lost_to_customs),
                 money(e.lost_to_repairs),
             ]);

@@ -289,6 +289,25 @@ async fn a_synthetic_fleet_imports_and_reports(url: &str) {
     assert_eq!(json["fleet"]["name"], "fleet");
     assert!(json["fleet"]["lost_to_customs"].as_f64().unwrap() > 0.0);
     assert!(json["fleet"]["lost_to_repairs"].as_f64().unwrap() > 0.0);
+    // At $1/PH/day no machine earns its power: no payback, and the table says so.
+    let (json, table) = reports::by_name(
+        "economics",
+        &register,
+        &params("2026-06-01", Some(Usd::from_dollars(1))),
+    )
+    .unwrap();
+    let models = json["by_model"].as_array().unwrap();
+    assert!(!models.is_empty());
+    assert!(
+        models.iter().all(|m| m["payback_days"].is_null()),
+        "{json:#}"
+    );
+    let nevers = table
+        .rows
+        .iter()
+        .filter(|r| r.contains(&"never".to_string()))
+        .count();
+    assert_eq!(nevers, models.len(), "{}", table.text());
     store.close().await;
 }
 
