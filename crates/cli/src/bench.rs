@@ -115,6 +115,13 @@ pub struct PoolBenchArgs {
     /// load) instead of as fast as possible (throughput).
     #[arg(long, value_name = "SHARES_PER_SEC")]
     rate: Option<f64>,
+    /// Speak Stratum V2 (Noise-encrypted, one extended channel per connection) to the pool's
+    /// SV2 endpoint; with --target, name the pool's key with --sv2-authority.
+    #[arg(long)]
+    sv2: bool,
+    /// The authority_pubkey of the SV2 pool at --target.
+    #[arg(long, value_name = "KEY", requires_all = ["sv2", "target"])]
+    sv2_authority: Option<hashforge_sv2::AuthorityPublicKey>,
     /// One JSON object instead of a table.
     #[arg(long)]
     json: bool,
@@ -470,7 +477,11 @@ fn pool(args: PoolBenchArgs) -> Result<(), String> {
             "--rate must be a positive number of shares per second, got {r}"
         ));
     }
+    if args.sv2 && args.target.is_some() && args.sv2_authority.is_none() {
+        return Err("--sv2 with --target needs the pool's --sv2-authority KEY".into());
+    }
     let mut child = None;
+    let mut sv2_key = args.sv2_authority;
     let target = match args.target {
         Some(t) => t,
         None => {
@@ -482,16 +493,31 @@ fn pool(args: PoolBenchArgs) -> Result<(), String> {
                 std::env::temp_dir().join(format!("hashforge-bench-pool-{}", std::process::id()));
             let _ = std::fs::remove_dir_all(&dir);
             let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-            let c = std::process::Command::new(exe)
-                .args([
-                    "pool",
-                    "--stratum",
-                    &format!("127.0.0.1:{port}"),
-                    "--min-difficulty",
-                    "1e-10",
-                    "--start-difficulty",
-                    "1e-10",
-                ])
+            // With --sv2 the pool listens for V2 on a second port and the load goes there.
+            let sv2_port = if args.sv2 {
+                Some(
+                    std::net::TcpListener::bind("127.0.0.1:0")
+                        .and_then(|l| l.local_addr())
+                        .map_err(|e| e.to_string())?
+                        .port(),
+                )
+            } else {
+                None
+            };
+            let mut command = std::process::Command::new(exe);
+            command.args([
+                "pool",
+                "--stratum",
+                &format!("127.0.0.1:{port}"),
+                "--min-difficulty",
+                "1e-10",
+                "--start-difficulty",
+                "1e-10",
+            ]);
+            if let Some(p) = sv2_port {
+                command.args(["--sv2", &format!("127.0.0.1:{p}")]);
+            }
+            let c = command
                 .arg("--data-dir")
                 .arg(&dir)
                 .env("RUST_LOG", "warn")
@@ -506,6 +532,30 @@ fn pool(args: PoolBenchArgs) -> Result<(), String> {
                 }
                 thread::sleep(Duration::from_millis(50));
             }
+            let port = match sv2_port {
+                Some(p) => {
+                    while std::net::TcpStream::connect(("127.0.0.1", p)).is_err() {
+                        if Instant::now() > deadline {
+                            return Err(
+                                "the pool's SV2 endpoint did not start listening within 30 s"
+                                    .into(),
+                            );
+                        }
+                        thread::sleep(Duration::from_millis(50));
+                    }
+                    let text = std::fs::read_to_string(dir.join(hashforge_pool::SV2_KEY_FILE))
+                        .map_err(|e| format!("the pool's SV2 key: {e}"))?;
+                    let secret = text
+                        .lines()
+                        .find(|l| !l.trim().is_empty() && !l.starts_with('#'))
+                        .unwrap_or_default();
+                    let key = hashforge_sv2::AuthorityKeypair::from_secret_text(secret)
+                        .map_err(|e| format!("the pool's SV2 key: {e}"))?;
+                    sv2_key = Some(key.public());
+                    p
+                }
+                None => port,
+            };
             child = Some((c, dir));
             std::net::SocketAddr::from(([127, 0, 0, 1], port))
         }
@@ -539,6 +589,7 @@ fn pool(args: PoolBenchArgs) -> Result<(), String> {
         window: args.window,
         timeout: Duration::from_secs(120),
         rate: args.rate,
+        sv2: sv2_key,
     };
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     let report = runtime.block_on(run(config, move |phase, n| {
@@ -578,6 +629,7 @@ fn pool(args: PoolBenchArgs) -> Result<(), String> {
     }
     if args.json {
         let mut v = serde_json::to_value(&report).expect("plain struct");
+        v["protocol"] = serde_json::json!(if sv2_key.is_some() { "sv2" } else { "v1" });
         v["pool_kib_per_connection"] = serde_json::json!(per_conn_kib);
         v["pool_cpu_s_submitting"] = serde_json::json!(pool_cpu_submit);
         v["generator_cpu_s_submitting"] = serde_json::json!(gen_cpu_submit);
@@ -586,8 +638,13 @@ fn pool(args: PoolBenchArgs) -> Result<(), String> {
         v["generator_cpu_s_new_tip"] = serde_json::json!(gen_cpu_fanout);
         println!("{v}");
     } else {
+        let protocol = if sv2_key.is_some() {
+            "Stratum V2"
+        } else {
+            "Stratum V1"
+        };
         println!(
-            "{} connections ({} failed) to {target}",
+            "{} {protocol} connections ({} failed) to {target}",
             report.connections, report.connect_failures
         );
         println!(

@@ -1,6 +1,6 @@
-//! A Stratum V1 load generator: many connections to any pool, each submitting valid shares
-//! found before the clock starts, measuring reply latency and how fast a new tip reaches
-//! every connection. `hashforge bench pool` presents it.
+//! A Stratum load generator: many connections (V1, or V2 with `LoadConfig::sv2`) to any
+//! pool, each submitting valid shares found before the clock starts, measuring reply latency
+//! and how fast a new tip reaches every connection. `hashforge bench pool` presents it.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -8,10 +8,56 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hashforge_sha256d::Scanner;
-use hashforge_stratum::{ClientConfig, ClientEvent, Job, Share};
+use hashforge_stratum::{ClientConfig, ClientEvent, Job, Share, SubmitError, SubmitId};
+use hashforge_sv2::AuthorityPublicKey;
 use tokio::sync::{watch, Barrier};
 
-use crate::testing::{scan_job, Connection};
+use crate::testing::{scan_job, Connection, Sv2Connection};
+
+/// One load connection, whichever protocol it speaks.
+enum LoadConn {
+    V1(Box<Connection>),
+    V2(Box<Sv2Connection>),
+}
+
+impl LoadConn {
+    async fn open(cfg: &LoadConfig, user: String) -> std::io::Result<LoadConn> {
+        match cfg.sv2 {
+            Some(key) => Ok(LoadConn::V2(Box::new(
+                Sv2Connection::open(cfg.target, key, &user, cfg.timeout).await?,
+            ))),
+            None => {
+                let mut client = ClientConfig::new(user, "x");
+                client.version_rolling_mask = None;
+                client.submit_timeout = cfg.timeout;
+                Ok(LoadConn::V1(Box::new(
+                    Connection::open(cfg.target, client).await?,
+                )))
+            }
+        }
+    }
+
+    async fn events(&mut self) -> std::io::Result<Vec<ClientEvent>> {
+        match self {
+            LoadConn::V1(c) => c.events().await,
+            LoadConn::V2(c) => c.events().await,
+        }
+    }
+
+    fn submit(&mut self, share: Share, now: Instant) -> Result<SubmitId, SubmitError> {
+        match self {
+            LoadConn::V1(c) => c.session.submit(share, now),
+            LoadConn::V2(c) => c.session.submit(share, now),
+        }
+    }
+
+    async fn clean_notify(&mut self) -> std::io::Result<()> {
+        match self {
+            LoadConn::V1(c) => c.clean_notify().await,
+            LoadConn::V2(c) => c.clean_notify().await,
+        }
+    }
+}
 
 /// What to throw at the pool.
 #[derive(Clone, Debug)]
@@ -28,6 +74,8 @@ pub struct LoadConfig {
     /// connections (latency at a given load). `None`: every connection submits as fast as
     /// its window allows (throughput at saturation).
     pub rate: Option<f64>,
+    /// Speak Stratum V2 to a pool with this authority key (`target` is its SV2 endpoint).
+    pub sv2: Option<AuthorityPublicKey>,
 }
 
 /// What was measured.
@@ -120,10 +168,7 @@ pub async fn run(
             (go_rx.clone(), block_rx.clone(), Arc::clone(&block_go));
         tasks.push(tokio::spawn(async move {
             let setup = async {
-                let mut client = ClientConfig::new(format!("load.{i}"), "x");
-                client.version_rolling_mask = None;
-                client.submit_timeout = cfg.timeout;
-                let mut conn = Connection::open(cfg.target, client).await?;
+                let mut conn = LoadConn::open(&cfg, format!("load.{i}")).await?;
                 let job = loop {
                     if let Some(j) = conn.events().await?.into_iter().find_map(|e| {
                         if let ClientEvent::Job(j) = e {
@@ -178,7 +223,7 @@ pub async fn run(
                     }
                     let Some(s) = next.next() else { break };
                     let now = Instant::now();
-                    if conn.session.submit(s, now).is_err() {
+                    if conn.submit(s, now).is_err() {
                         break;
                     }
                     sent_at.push_back(now);
@@ -216,7 +261,7 @@ pub async fn run(
             fanout_ready.wait().await;
             // Phase two: one connection finds a block; everyone times the clean notify.
             if let Some(b) = block {
-                let _ = conn.session.submit(b, Instant::now());
+                let _ = conn.submit(b, Instant::now());
                 let _ = block_go.send(Some(Instant::now()));
             }
             let _ = block_rx.wait_for(Option::is_some).await;

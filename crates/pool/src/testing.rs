@@ -251,9 +251,98 @@ pub async fn mine(
     Ok(report)
 }
 
+/// A Stratum V2 client connection: the `sv2` crate's `Sv2ClientSession` (one extended
+/// channel) over a TCP stream. Its events are V1's.
+pub struct Sv2Connection {
+    stream: TcpStream,
+    pub session: hashforge_sv2::Sv2ClientSession,
+    buf: Vec<u8>,
+    out: Vec<u8>,
+    /// Events read but not handed out yet.
+    pending: Vec<ClientEvent>,
+}
+
+fn unix_now() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as u32)
+}
+
+fn invalid(e: hashforge_sv2::Sv2Error) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, e)
+}
+
+impl Sv2Connection {
+    /// Connects to a pool whose authority key is `authority`; the handshake and channel
+    /// opening run as [`Sv2Connection::events`] is read. A handshake or protocol failure is
+    /// an `InvalidData` error naming it.
+    pub async fn open(
+        addr: std::net::SocketAddr,
+        authority: hashforge_sv2::AuthorityPublicKey,
+        user: &str,
+        submit_timeout: Duration,
+    ) -> std::io::Result<Sv2Connection> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        let mut config = hashforge_sv2::Sv2ClientConfig::new(user, authority);
+        config.submit_timeout = submit_timeout;
+        let session =
+            hashforge_sv2::Sv2ClientSession::new(config, unix_now(), hashforge_sv2::random_seed())
+                .map_err(invalid)?;
+        Ok(Sv2Connection {
+            stream,
+            session,
+            buf: vec![0; 8192],
+            out: Vec::new(),
+            pending: Vec::new(),
+        })
+    }
+
+    /// Sends what the session has queued.
+    pub async fn flush(&mut self) -> std::io::Result<()> {
+        self.out.clear();
+        self.session.transmit_into(&mut self.out);
+        if !self.out.is_empty() {
+            self.stream.write_all(&self.out).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends what is queued, then reads until at least one event arrives; the end of the
+    /// stream is an `UnexpectedEof` error.
+    pub async fn events(&mut self) -> std::io::Result<Vec<ClientEvent>> {
+        loop {
+            if !self.pending.is_empty() {
+                return Ok(std::mem::take(&mut self.pending));
+            }
+            self.flush().await?;
+            let n = self.stream.read(&mut self.buf).await?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            let events = self
+                .session
+                .handle_bytes(&self.buf[..n], unix_now())
+                .map_err(invalid)?;
+            self.pending.extend(events);
+        }
+    }
+
+    /// Reads until a clean job (a new tip) arrives. Unlike V1's, an SV2 frame must be
+    /// decrypted to be read, so this is the session's own parse.
+    pub async fn clean_notify(&mut self) -> std::io::Result<()> {
+        loop {
+            for e in self.events().await? {
+                if matches!(&e, ClientEvent::Job(j) if j.clean_jobs) {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
 /// Mines over Stratum V2 on `addr` (a pool whose authority key is `authority`) as `user`
-/// until `shares` were accepted or `limit` passed: the SV2 client session over a TCP
-/// stream, one extended channel, shares found with the scanner as [`mine`] finds them. A
+/// until `shares` were accepted or `limit` passed, finding shares as [`mine`] does. A
 /// handshake or protocol failure is an `InvalidData` error naming it.
 pub async fn mine_sv2(
     addr: std::net::SocketAddr,
@@ -262,30 +351,18 @@ pub async fn mine_sv2(
     shares: usize,
     limit: Duration,
 ) -> std::io::Result<MinerReport> {
-    use hashforge_sv2::{Sv2ClientConfig, Sv2ClientSession};
-    let unix_now = || {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as u32)
-    };
-    let invalid =
-        |e: hashforge_sv2::Sv2Error| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
-    let mut stream = TcpStream::connect(addr).await?;
-    stream.set_nodelay(true)?;
-    let mut config = Sv2ClientConfig::new(user, authority);
-    config.submit_timeout = Duration::from_secs(10);
-    let mut session =
-        Sv2ClientSession::new(config, unix_now(), hashforge_sv2::random_seed()).map_err(invalid)?;
+    let mut conn = Sv2Connection::open(addr, authority, user, Duration::from_secs(10)).await?;
     let mut report = MinerReport::default();
     let deadline = Instant::now() + limit;
     let mut job: Option<Arc<Job>> = None;
     let mut next_nonce = 0u32;
     let mut in_flight = 0usize;
     let scanner = Scanner::detect();
-    let mut buf = vec![0u8; 8192];
-    let mut out = Vec::new();
     while report.accepted.len() < shares && Instant::now() < deadline {
-        if let Some(j) = job.clone().filter(|_| session.is_open() && in_flight == 0) {
+        if let Some(j) = job
+            .clone()
+            .filter(|_| conn.session.is_open() && in_flight == 0)
+        {
             let en2 = vec![0u8; j.extranonce2_size];
             let found = scan_job(&scanner, &j, &en2, next_nonce, 1 << 20)
                 .into_iter()
@@ -296,27 +373,21 @@ pub async fn mine_sv2(
                     s.nonce.wrapping_add(1)
                 });
             if let Some((share, _)) = found {
-                if session.submit(share, Instant::now()).is_ok() {
+                if conn.session.submit(share, Instant::now()).is_ok() {
                     in_flight += 1;
                 }
+                continue;
             }
         }
-        out.clear();
-        session.transmit_into(&mut out);
-        if !out.is_empty() {
-            stream.write_all(&out).await?;
-        }
-        let n = match tokio::time::timeout(Duration::from_millis(200), stream.read(&mut buf)).await
-        {
-            Ok(Ok(0)) => break,
-            Ok(Ok(n)) => n,
+        // Written whole before the timed read: a write cut short would break the cipher.
+        conn.flush().await?;
+        let events = match tokio::time::timeout(Duration::from_millis(200), conn.events()).await {
+            Ok(Ok(events)) => events,
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
             Ok(Err(e)) => return Err(e),
             Err(_) => continue,
         };
-        for event in session
-            .handle_bytes(&buf[..n], unix_now())
-            .map_err(invalid)?
-        {
+        for event in events {
             match event {
                 ClientEvent::Job(j) => {
                     report.jobs += 1;

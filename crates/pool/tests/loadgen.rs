@@ -11,9 +11,19 @@ use hashforge_pool::{Pool, PoolConfig};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_load_generator_times_every_share_and_the_new_tip_on_every_connection() {
-    let dir = fresh_dir("loadgen");
+    load(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_load_generator_speaks_stratum_v2_too() {
+    load(true).await;
+}
+
+async fn load(sv2: bool) {
+    let dir = fresh_dir(if sv2 { "loadgen-sv2" } else { "loadgen" });
     let mut config = PoolConfig {
         stratum: "127.0.0.1:0".parse().unwrap(),
+        sv2: sv2.then(|| "127.0.0.1:0".parse().unwrap()),
         data_dir: dir.clone(),
         // What `bench pool` starts its own pool with.
         start_difficulty: 1e-10,
@@ -25,7 +35,12 @@ async fn the_load_generator_times_every_share_and_the_new_tip_on_every_connectio
     let seen = Arc::clone(&phases);
     let report = loadgen::run(
         LoadConfig {
-            target: pool.stratum_addr(),
+            target: if sv2 {
+                pool.sv2_addr().unwrap()
+            } else {
+                pool.stratum_addr()
+            },
+            sv2: if sv2 { pool.sv2_authority() } else { None },
             connections: 40,
             shares_per_connection: 5,
             window: 2,
