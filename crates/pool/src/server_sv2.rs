@@ -312,8 +312,11 @@ async fn serve(
             }
             _ = tick.tick() => {
                 let now = Instant::now();
-                if conn.channels.is_empty() && now > handshake_deadline {
-                    break 'serve "no channel opened in time".into();
+                // The handshake and SetupConnection must come in time; channels need not:
+                // a proxy (SRI's translator) sets up at start and opens a channel only when
+                // a miner connects to it. Idleness still ends the connection.
+                if !conn.session.is_set_up() && now > handshake_deadline {
+                    break 'serve "no Noise handshake and SetupConnection in time".into();
                 }
                 if now.duration_since(last_heard) > cfg.idle_timeout {
                     break 'serve "idle".into();
