@@ -18,6 +18,7 @@ use tokio::sync::watch;
 
 use crate::jobs::PoolJob;
 use crate::ledger::{BlockRecord, BlockStatus, LedgerError, Pending, ShareRecord};
+use crate::stats::Protocol;
 use crate::template::SourceError;
 use crate::vardiff::Vardiff;
 use crate::Shared;
@@ -40,9 +41,9 @@ pub(crate) async fn accept_loop(
                     let shared = Arc::clone(&shared);
                     let shutdown = shutdown.clone();
                     tokio::spawn(async move {
-                        shared.stats.connected();
+                        shared.stats.connected(Protocol::V1);
                         let why = serve(&shared, stream, shutdown).await;
-                        shared.stats.disconnected();
+                        shared.stats.disconnected(Protocol::V1);
                         tracing::debug!(%peer, "disconnected: {why}");
                     });
                 }
@@ -433,7 +434,7 @@ async fn serve(
                             match conn.authorize(&user) {
                                 Ok(()) => {
                                     conn.session.authorize(id, &user, true);
-                                    shared.stats.authorized(&user);
+                                    shared.stats.authorized(&user, Protocol::V1);
                                     if first {
                                         jobs.borrow_and_update();
                                         conn.send_job();

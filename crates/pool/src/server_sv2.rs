@@ -19,6 +19,7 @@ use tokio::sync::watch;
 
 use crate::jobs::PoolJob;
 use crate::server::{payout_for, Answer, ShareBook};
+use crate::stats::Protocol;
 use crate::vardiff::Vardiff;
 use crate::Shared;
 
@@ -40,9 +41,9 @@ pub(crate) async fn accept_loop(
                     let shared = Arc::clone(&shared);
                     let shutdown = shutdown.clone();
                     tokio::spawn(async move {
-                        shared.stats.connected();
+                        shared.stats.connected(Protocol::Sv2);
                         let why = serve(&shared, stream, shutdown).await;
-                        shared.stats.disconnected();
+                        shared.stats.disconnected(Protocol::Sv2);
                         tracing::debug!(%peer, "sv2 disconnected: {why}");
                     });
                 }
@@ -114,7 +115,7 @@ impl Conn<'_> {
             .open_channel(r.request_id, extranonce, vardiff.difficulty())
         {
             Ok(id) => {
-                self.shared.stats.authorized(&r.user);
+                self.shared.stats.authorized(&r.user, Protocol::Sv2);
                 self.channels.insert(
                     id,
                     Channel {

@@ -84,6 +84,8 @@ pub struct WorkerLive {
     /// about 1/√n.
     pub hashrate_shares: f64,
     pub blocks: u64,
+    /// The protocol it last authorized (V1) or opened a channel (SV2) over.
+    pub protocol: Option<Protocol>,
     #[serde(skip)]
     rate: RateEstimate,
 }
@@ -107,6 +109,25 @@ impl WorkerLive {
     }
 }
 
+/// Which Stratum a connection speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Protocol {
+    #[serde(rename = "v1")]
+    V1,
+    #[serde(rename = "sv2")]
+    Sv2,
+}
+
+impl Protocol {
+    /// As the API, the page and `/metrics` say it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::V1 => "v1",
+            Protocol::Sv2 => "sv2",
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Stats {
     started: Instant,
@@ -117,6 +138,9 @@ pub struct Stats {
 struct Inner {
     workers: HashMap<String, WorkerLive>,
     connections: u64,
+    /// Open connections speaking V1 and SV2.
+    connections_v1: u64,
+    connections_sv2: u64,
     connections_total: u64,
     rejected: BTreeMap<String, u64>,
     blocks_found: u64,
@@ -129,6 +153,9 @@ struct Inner {
 pub struct PoolLive {
     pub uptime_secs: f64,
     pub connections: u64,
+    /// Of `connections`, those speaking Stratum V1 and Stratum V2.
+    pub connections_v1: u64,
+    pub connections_sv2: u64,
     pub connections_total: u64,
     pub workers: usize,
     pub shares_accepted: u64,
@@ -176,10 +203,14 @@ impl Stats {
         self.started.elapsed().as_secs_f64()
     }
 
-    pub fn connected(&self) {
+    pub fn connected(&self, protocol: Protocol) {
         let mut i = self.lock();
         i.connections += 1;
         i.connections_total += 1;
+        match protocol {
+            Protocol::V1 => i.connections_v1 += 1,
+            Protocol::Sv2 => i.connections_sv2 += 1,
+        }
     }
 
     /// Open connections.
@@ -187,20 +218,23 @@ impl Stats {
         self.lock().connections
     }
 
-    pub fn disconnected(&self) {
+    pub fn disconnected(&self, protocol: Protocol) {
         let mut i = self.lock();
         i.connections = i.connections.saturating_sub(1);
+        match protocol {
+            Protocol::V1 => i.connections_v1 = i.connections_v1.saturating_sub(1),
+            Protocol::Sv2 => i.connections_sv2 = i.connections_sv2.saturating_sub(1),
+        }
     }
 
-    /// A worker was authorized: its hash rate counts time from now.
-    pub fn authorized(&self, worker: &str) {
+    /// A worker was authorized (V1) or opened a channel (SV2): its hash rate counts time
+    /// from now.
+    pub fn authorized(&self, worker: &str, protocol: Protocol) {
         let t = self.now();
         let mut i = self.lock();
-        i.workers
-            .entry(worker.to_string())
-            .or_default()
-            .rate
-            .start(t);
+        let w = i.workers.entry(worker.to_string()).or_default();
+        w.protocol = Some(protocol);
+        w.rate.start(t);
         i.pool.rate.start(t);
     }
 
@@ -245,6 +279,8 @@ impl Stats {
         PoolLive {
             uptime_secs: t,
             connections: i.connections,
+            connections_v1: i.connections_v1,
+            connections_sv2: i.connections_sv2,
             connections_total: i.connections_total,
             workers: i.workers.len(),
             shares_accepted: pool.accepted,
@@ -323,7 +359,7 @@ mod tests {
     #[test]
     fn a_block_below_the_share_target_is_not_work() {
         let s = Stats::default();
-        s.authorized("w");
+        s.authorized("w", Protocol::V1);
         s.accepted("w", Some(1024.0), 2000.0);
         s.accepted("w", None, 0.5);
         let w = &s.workers()["w"];

@@ -62,6 +62,18 @@ async fn sv2_and_v1_miners_mine_blocks_into_one_ledger() {
     let api: Value = serde_json::from_str(&http_get(http, "/api/pool").await).unwrap();
     // On regtest every share is a block: both protocols' blocks are in one chain.
     assert!(api["live"]["blocks_found"].as_u64().unwrap() >= 5, "{api}");
+    // Which protocol each worker speaks, in the API and on the page; open connections by
+    // protocol in /metrics.
+    let live: Value = serde_json::from_str(&http_get(http, "/api/workers").await).unwrap();
+    assert_eq!(live["live"]["carol.sv2rig"]["protocol"], "sv2", "{live}");
+    assert_eq!(live["live"]["dave.v1rig"]["protocol"], "v1", "{live}");
+    let page = http_get(http, "/").await;
+    assert!(page.contains("<td>carol.sv2rig</td><td>sv2</td>"), "{page}");
+    let metrics = http_get(http, "/metrics").await;
+    assert!(
+        metrics.contains("hashforge_pool_protocol_connections{protocol=\"sv2\"}"),
+        "{metrics}"
+    );
     pool.stop().await;
     let blocks = exported_blocks(&dir);
     assert!(blocks.len() >= 5, "{} blocks", blocks.len());
