@@ -28,6 +28,10 @@ pub struct UpArgs {
     /// The pool's Stratum port.
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:3333")]
     stratum: SocketAddr,
+    /// Also serve Stratum V2 here, and mine over it: the miner pins the key the pool made
+    /// in --data-dir (`stratum2+tcp://HOST:PORT/<authority_pubkey>`).
+    #[arg(long, value_name = "HOST:PORT")]
+    sv2: Option<SocketAddr>,
     /// The pool's status page and API.
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8080")]
     pool_http: SocketAddr,
@@ -84,6 +88,7 @@ pub fn run(args: UpArgs) -> Result<(), String> {
     runtime.block_on(async {
         let mut pool_config = PoolConfig {
             stratum: args.stratum,
+            sv2: args.sv2,
             http: Some(args.pool_http),
             data_dir: args.data_dir.clone(),
             // A CPU finds difficulty-1 shares every minute or two; start low, vardiff does
@@ -104,10 +109,12 @@ pub fn run(args: UpArgs) -> Result<(), String> {
             faults: args.faults.clone(),
             ..MinerConfig::default()
         };
+        // Over SV2 when it runs: the miner then pins the pool's authority key.
+        let url = pool
+            .sv2_url()
+            .unwrap_or_else(|| format!("stratum+tcp://{}", pool.stratum_addr()));
         miner_config.pools.push(MinerPool {
-            url: format!("stratum+tcp://{}", pool.stratum_addr())
-                .parse()
-                .map_err(|e| format!("{e}"))?,
+            url: url.parse().map_err(|e| format!("{e}"))?,
             user: "hashforge-up.rig1".into(),
             password: "x".into(),
         });
@@ -130,6 +137,9 @@ pub fn run(args: UpArgs) -> Result<(), String> {
             pool.stratum_url(),
             pool.http_addr().expect("configured")
         );
+        if let Some(url) = pool.sv2_url() {
+            eprintln!("  sv2:    {url}   (the miner mines over it)");
+        }
         if let Some(http) = miner.http_addr() {
             eprintln!(
                 "  miner:  page http://{http}/   (serial {OWN_SERIAL}; web CGI user root, password {WEB_PASSWORD}; API token {API_TOKEN})"
