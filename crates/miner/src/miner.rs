@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use hashforge_core::{Difficulty, Header};
+use hashforge_core::{Difficulty, HashRate, Header};
 use hashforge_minerapi::Identity;
 use hashforge_stratum::{check_header, Job, Share};
 
@@ -297,6 +297,7 @@ impl Miner {
 
         let spawner = PoolSpawner {
             failover: config.failover.clone(),
+            nominal: HashRate::from_hs(shared.devices.iter().map(|i| i.nominal_rate.as_hs()).sum()),
             events: pool_events_tx,
             shutdown: shutdown_rx.clone(),
         };
@@ -465,6 +466,8 @@ impl Drop for MinerHandle {
 
 struct PoolSpawner {
     failover: FailoverConfig,
+    /// The devices' nominal rate together, what an SV2 channel tells its pool.
+    nominal: HashRate,
     events: mpsc::Sender<PoolEvent>,
     shutdown: watch::Receiver<bool>,
 }
@@ -478,6 +481,7 @@ impl PoolSpawner {
             id,
             config: config.clone(),
             failover: self.failover.clone(),
+            nominal: self.nominal,
             events: self.events.clone(),
             commands: rx,
             shutdown: self.shutdown.clone(),
@@ -1032,6 +1036,7 @@ mod tests {
             failover: FailoverConfig::default(),
             spawner: PoolSpawner {
                 failover: FailoverConfig::default(),
+                nominal: HashRate::ZERO,
                 events,
                 shutdown,
             },

@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use crate::jobs::PoolJob;
 use crate::server::{payout_for, Answer, ShareBook};
 use crate::stats::Protocol;
-use crate::vardiff::Vardiff;
+use crate::vardiff::{power_of_two, Vardiff};
 use crate::Shared;
 
 /// Accepts SV2 connections until `shutdown` flips.
@@ -94,7 +94,15 @@ impl Conn<'_> {
         };
         let cfg = &self.shared.config;
         let now = Instant::now();
-        let mut vardiff = Vardiff::new(cfg.vardiff, cfg.start_difficulty, now);
+        // SV2's way: a channel that says its hash rate starts at the difficulty that gives
+        // vardiff's share rate at that rate (a power of two, within the pool's bounds);
+        // vardiff corrects a wrong claim as it corrects a wrong start.
+        let start = Some(f64::from(r.nominal_hash_rate))
+            .filter(|h| h.is_finite() && *h > 0.0)
+            .map_or(cfg.start_difficulty, |h| {
+                power_of_two(h * 60.0 / cfg.vardiff.shares_per_minute.max(1e-9) / 4_294_967_296.0)
+            });
+        let mut vardiff = Vardiff::new(cfg.vardiff, start, now);
         // The miner's devices take no easier target than its max_target: a floor.
         let floor = r.max_target.difficulty().as_f64();
         if floor > vardiff.difficulty() {

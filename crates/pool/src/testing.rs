@@ -282,10 +282,18 @@ impl Sv2Connection {
         user: &str,
         submit_timeout: Duration,
     ) -> std::io::Result<Sv2Connection> {
-        let stream = TcpStream::connect(addr).await?;
-        stream.set_nodelay(true)?;
         let mut config = hashforge_sv2::Sv2ClientConfig::new(user, authority);
         config.submit_timeout = submit_timeout;
+        Sv2Connection::open_with(addr, config).await
+    }
+
+    /// Connects with a client configuration of the caller's.
+    pub async fn open_with(
+        addr: std::net::SocketAddr,
+        config: hashforge_sv2::Sv2ClientConfig,
+    ) -> std::io::Result<Sv2Connection> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
         let session =
             hashforge_sv2::Sv2ClientSession::new(config, unix_now(), hashforge_sv2::random_seed())
                 .map_err(invalid)?;

@@ -4,9 +4,12 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use hashforge_pool::testing::{exported_blocks, fresh_dir, http_get, mine, mine_sv2};
+use hashforge_pool::testing::{
+    exported_blocks, fresh_dir, http_get, mine, mine_sv2, Sv2Connection,
+};
 use hashforge_pool::{Pool, PoolConfig, SV2_KEY_FILE};
-use hashforge_sv2::AuthorityKeypair;
+use hashforge_stratum::ClientEvent;
+use hashforge_sv2::{AuthorityKeypair, Sv2ClientConfig};
 use serde_json::Value;
 
 fn config(dir: &std::path::Path) -> PoolConfig {
@@ -106,5 +109,30 @@ async fn a_miner_pinning_another_key_gets_no_work() {
     .await
     .unwrap_err();
     assert!(err.to_string().contains("authority key"), "{err}");
+    pool.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_that_says_its_hash_rate_starts_at_the_difficulty_for_it() {
+    let dir = fresh_dir("pool-test-sv2-rate");
+    let pool = Pool::start(config(&dir)).await.unwrap();
+    let mut c = Sv2ClientConfig::new("fast", pool.sv2_authority().unwrap());
+    // Vardiff's 10 shares a minute at difficulty 4: 4 x 2^32 hashes every 6 s.
+    c.nominal_hash_rate = (4.0 * 4_294_967_296.0 / 6.0) as f32;
+    let mut conn = Sv2Connection::open_with(pool.sv2_addr().unwrap(), c)
+        .await
+        .unwrap();
+    let job = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            for e in conn.events().await.unwrap() {
+                if let ClientEvent::Job(j) = e {
+                    return j;
+                }
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(job.difficulty.as_f64(), 4.0);
     pool.stop().await;
 }

@@ -31,7 +31,8 @@ pub struct Sv2ClientConfig {
     pub user: String,
     /// The pool's authority key: the handshake fails unless the pool proves it holds it.
     pub authority: AuthorityPublicKey,
-    /// The miner's hash rate, H/s, as it tells the pool.
+    /// The miner's hash rate, H/s, as it tells the pool (0: not said, what the protocol asks
+    /// of a proxy with no devices yet).
     pub nominal_hash_rate: f32,
     /// The fewest extranonce bytes the miner wants to roll.
     pub min_extranonce_size: u16,
@@ -51,7 +52,7 @@ impl Sv2ClientConfig {
         Sv2ClientConfig {
             user: user.into(),
             authority,
-            nominal_hash_rate: 1e6,
+            nominal_hash_rate: 0.0,
             min_extranonce_size: 4,
             version_rolling: true,
             endpoint_host: String::new(),
