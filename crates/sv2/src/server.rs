@@ -134,6 +134,8 @@ struct Channel {
     /// What the miner rolls: 0 on a standard channel.
     extranonce_size: usize,
     difficulty: f64,
+    /// The easiest target the miner's devices take: what it is sent never exceeds it.
+    max_target: Target,
     jobs: VecDeque<SentJob>,
     seen: HashSet<[u8; 32]>,
     /// The previous block hash (internal order) and nBits the miner was last given.
@@ -327,13 +329,15 @@ impl Sv2ServerSession {
             }
             MESSAGE_TYPE_UPDATE_CHANNEL => {
                 let m: UpdateChannel = decode("UpdateChannel", payload)?;
-                if !self.channels.contains_key(&m.channel_id) {
+                let max_target = Target::from_le_bytes(m.maximum_target.to_array());
+                let Some(ch) = self.channels.get_mut(&m.channel_id) else {
                     return Err(Sv2Error::UnknownChannel(m.channel_id));
-                }
+                };
+                ch.max_target = max_target;
                 Ok(Some(Sv2ServerEvent::UpdateChannel {
                     channel_id: m.channel_id,
                     nominal_hash_rate: m.nominal_hash_rate,
-                    max_target: Target::from_le_bytes(m.maximum_target.to_array()),
+                    max_target,
                 }))
             }
             MESSAGE_TYPE_CLOSE_CHANNEL => {
@@ -437,6 +441,10 @@ impl Sv2ServerSession {
     /// Opens the channel an [`OpenRequest`] asked for, with the extranonce the pool gives it
     /// (unique in the pool: the whole extranonce of a standard channel, the prefix of an
     /// extended one) and its first difficulty. Returns the channel's id.
+    ///
+    /// The target sent is never easier than the miner's `max_target` (SV2: a server must
+    /// take it or refuse the channel): when the difficulty is below it the miner is told
+    /// its own `max_target` and its shares are still judged at `difficulty`.
     pub fn open_channel(
         &mut self,
         request_id: u32,
@@ -448,7 +456,7 @@ impl Sv2ServerSession {
         };
         let channel_id = self.next_channel;
         self.next_channel = self.next_channel.wrapping_add(1).max(1);
-        let target = target_of(difficulty).to_le_bytes();
+        let target = target_of(difficulty).min(request.max_target).to_le_bytes();
         let target = U256::from(&target);
         let prefix = B032::try_from(&extranonce[..]).map_err(|e| malformed("prefix", e))?;
         let extranonce_size = match request.kind {
@@ -493,6 +501,7 @@ impl Sv2ServerSession {
                 prefix: extranonce,
                 extranonce_size,
                 difficulty,
+                max_target: request.max_target,
                 jobs: VecDeque::new(),
                 seen: HashSet::new(),
                 tip: None,
@@ -592,7 +601,7 @@ impl Sv2ServerSession {
         };
         ch.difficulty = difficulty;
         let last = ch.jobs.back().map(|j| Arc::clone(&j.job));
-        let target = target_of(difficulty).to_le_bytes();
+        let target = target_of(difficulty).min(ch.max_target).to_le_bytes();
         self.wire.send(
             "SetTarget",
             SetTarget {

@@ -498,3 +498,38 @@ fn fuzz_entry_points_take_random_bytes() {
         })
         .unwrap();
 }
+
+#[test]
+fn the_target_sent_never_exceeds_the_miners_max_target() {
+    let mut server = pool();
+    let mut miner = RawMiner::connect(&mut server);
+    miner.setup(&mut server);
+    // SRI's translator asks for no easier than its weakest miner can take (this is what
+    // translator_sv2 0.6.0 sent for 5 MH/s at 60 shares a minute).
+    let max = Difficulty::new(0.0047).unwrap().to_target();
+    let max_bytes = max.to_le_bytes();
+    miner
+        .wire
+        .send(
+            "OpenExtendedMiningChannel",
+            OpenExtendedMiningChannel {
+                request_id: 1,
+                user_identity: Str0255::try_from("proxy").unwrap(),
+                nominal_hash_rate: 5e6,
+                max_target: U256::from(&max_bytes),
+                min_extranonce_size: 4,
+            },
+            MESSAGE_TYPE_OPEN_EXTENDED_MINING_CHANNEL,
+            false,
+        )
+        .unwrap();
+    miner.flush(&mut server).unwrap();
+    let channel = server.open_channel(1, vec![1, 2, 3, 4], 1e-9).unwrap();
+    server.set_difficulty(channel, 2e-9).unwrap();
+    let (_, mut frames) = miner.flush(&mut server).unwrap();
+    let success: OpenExtendedMiningChannelSuccess =
+        crate::decode("success", &mut frames[0].payload).unwrap();
+    assert_eq!(success.target.to_array(), max_bytes);
+    let set: SetTarget = crate::decode("set target", &mut frames[1].payload).unwrap();
+    assert_eq!(set.maximum_target.to_array(), max_bytes);
+}
