@@ -177,3 +177,69 @@ pub fn client_reads(data: &[u8]) {
     }
     session.handle_timeout(now + Duration::from_secs(3600));
 }
+
+/// The deterministic pool the `record_peer` example plays and `tests/recorded.rs` replays:
+/// a fixed authority key, seed, job and channel settings, and one reaction per event.
+pub mod recording {
+    use super::*;
+    use crate::ShareKey;
+
+    /// The seed of the recorded session's Noise keys.
+    pub const SEED: [u8; 32] = [0x5e; 32];
+    /// Every channel's extranonce prefix (4 bytes; the peer rolls the configured 8 more).
+    pub const PREFIX: [u8; 4] = [0xde, 0xad, 0xbe, 0xef];
+    /// Every channel's difficulty: a CPU finds shares at once.
+    pub const DIFFICULTY: f64 = 1.0 / 65536.0;
+
+    /// The recorded pool's job: ckpool's first `mining.notify` of the session in
+    /// `fixtures/stratum/cpuminer-ckpool-regtest.jsonl` (a real regtest coinbase, split
+    /// around a 12-byte extranonce as this pool's is, and a real merkle branch), since SRI's
+    /// roles parse the coinbase as a transaction.
+    pub fn job() -> Arc<ServerJob> {
+        let parts = JobParts::from_notify_hex(
+            "60dec4e60eeeab67fe336b2d525794cd9e9d6657650db599fc1f32ac09ec662c",
+            "01000000010000000000000000000000000000000000000000000000000000000000000000ffffffff33016f0004e946046b04eaa7a60d0c",
+            "0a636b706f6f6c2d6c68720d2f636b706f6f6c2d746573742fffffffff02b0100a2a010000001976a914243f1394f44554f4ce3fd68649c19adc483ce92488ac0000000000000000266a24aa21a9ed617daa8168171c0faa52846b85963697d84e678be24197d95c39eeca1c74720800000000",
+            &[
+                "906bd432d55a809fb3b1a7e8602d204370f8379365d750780dcfc357207a48e1",
+                "75ffa07a4625b8a86de3978d794d6a3c119f954b1b392a2810ab9a5358140411",
+                "a1d96409e86b898d650f0eebc675a9a76ecfe13845153dfb8faed361031d2074",
+                "41f6ea1f0e43fe27e8520084acc94ae609cd50678bacee0f791219bebb452e54",
+            ],
+            "20000000",
+            "207fffff",
+            "6b0446e9",
+        )
+        .expect("ckpool's notify parses");
+        Arc::new(ServerJob::new("1", parts, true))
+    }
+
+    /// The recording's authority key pair (a test key: its secret is in the source).
+    pub fn authority() -> AuthorityKeypair {
+        AuthorityKeypair::from_entropy([0x42; 32]).expect("a fixed valid secret key")
+    }
+
+    pub fn server_config() -> Sv2ServerConfig {
+        Sv2ServerConfig::default()
+    }
+
+    /// What the recorded pool does on each event: every channel opened with [`PREFIX`] and
+    /// [`DIFFICULTY`] and sent [`job`]; every share that passed the checks accepted.
+    /// Returns the accepted share's key, if it was one.
+    pub fn react(session: &mut Sv2ServerSession, event: Sv2ServerEvent) -> Option<ShareKey> {
+        match event {
+            Sv2ServerEvent::OpenChannel(r) => {
+                let channel = session
+                    .open_channel(r.request_id, PREFIX.to_vec(), DIFFICULTY)
+                    .ok()?;
+                session.notify(channel, job()).ok()?;
+                None
+            }
+            Sv2ServerEvent::Share { key, candidate } => {
+                session.accept(key, candidate.credited_difficulty()).ok()?;
+                Some(key)
+            }
+            _ => None,
+        }
+    }
+}
