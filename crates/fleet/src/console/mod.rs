@@ -166,10 +166,10 @@ header a{color:#cfd6e4;text-decoration:none}header b{font-size:1.2em}main{paddin
 .cards{display:flex;gap:1em;flex-wrap:wrap;margin-bottom:1em}.card{background:#fff;border-radius:8px;padding:.8em 1.2em;min-width:9em;box-shadow:0 1px 2px #0002}\
 .card .v{font-size:1.6em;font-weight:600}.card .l{color:#667;font-size:.85em}.ok{color:#1a7f37}.bad{color:#c62828}.warn{color:#b26a00}\
 table{border-collapse:collapse;background:#fff;box-shadow:0 1px 2px #0002;margin-bottom:1.2em}td,th{padding:.35em .5em;border-bottom:1px solid #e3e6ea;text-align:right;white-space:nowrap}\
-th{background:#eef0f3;text-align:center}td.t{text-align:left}td.w{white-space:normal;min-width:12em;max-width:24em}a{color:#1f5fbf}\
+th{background:#eef0f3;text-align:center;white-space:normal}td.t{text-align:left}td.w{white-space:normal;min-width:12em;max-width:24em}a{color:#1f5fbf}\
 .chips{display:grid;grid-template-columns:repeat(20,14px);gap:2px;margin:.3em 0}.chip{width:14px;height:14px;border-radius:2px;background:#3aa55d}\
 .chip.x{background:#d93636}.chip.m{background:#c8ccd2}svg{background:#fff;border-radius:8px;box-shadow:0 1px 2px #0002}\
-form input,form select{padding:.3em;margin-right:.5em}.pager a{margin-right:1em}h2{font-size:1.1em;margin:1.2em 0 .5em}";
+form input,form select{padding:.3em;margin-right:.5em}.pager a,.pager b{margin-right:1em}h2{font-size:1.1em;margin:1.2em 0 .5em}";
 
 fn page(title: &str, body: &str) -> Html<String> {
     Html(format!(
