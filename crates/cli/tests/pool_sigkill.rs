@@ -1,20 +1,12 @@
 //! Kill `hashforge pool` with SIGKILL while miners submit, start it again: every share a
 //! miner was told `true` for is in the ledger, and every block it found is on the chain.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hashforge_pool::ledger::Ledger;
-use hashforge_pool::testing::mine;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use hashforge_pool::testing::{free_port, mine};
 
 fn start_pool(dir: &std::path::Path, port: u16) -> Child {
     Command::new(env!("CARGO_BIN_EXE_hashforge"))

@@ -9,20 +9,12 @@
 //! cached) and runs it with `HASHFORGE_TRANSLATOR_SV2` naming the binary.
 
 use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hashforge_pool::testing::http_get;
+use hashforge_pool::testing::{free_port, http_get};
 use serde_json::Value;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Children killed when the test ends, however it ends.
 struct Children(Vec<Child>);

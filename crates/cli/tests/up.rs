@@ -8,18 +8,14 @@
 //! few shares go stale, no block storm, and a readable log.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 fn free_addr() -> String {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .to_string()
+    format!("127.0.0.1:{}", hashforge_pool::testing::free_port())
 }
 
 /// GET a JSON document over plain HTTP/1.1 on loopback.

@@ -13,6 +13,15 @@ use hashforge_stratum::{ClientConfig, ClientEvent, ClientSession, Job, LineBuffe
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// A loopback port free at the time of asking, for a daemon started as a process (which
+/// cannot be handed a bound listener).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
 /// An empty directory for one test's data: `hashforge-<name>-<pid>` under the system's
 /// temporary directory, cleared of an earlier run's leftovers.
 pub fn fresh_dir(name: &str) -> std::path::PathBuf {
