@@ -45,7 +45,7 @@ use tokio::task::JoinHandle;
 pub use config::{PoolConfig, SourceConfig};
 use jobs::JobFactory;
 use ledger::Ledger;
-use stats::Stats;
+use stats::{Protocol, Stats};
 use template::{SourceError, TemplateSource};
 
 /// Why the pool could not start.
@@ -188,14 +188,16 @@ impl Pool {
             tokio::spawn(server::accept_loop(
                 Arc::clone(&shared),
                 listener,
+                Protocol::V1,
                 shutdown_rx.clone(),
             )),
         ];
         let sv2_addr = sv2.as_ref().map(|(_, addr, _)| *addr);
         if let Some((listener, _, _)) = sv2 {
-            tasks.push(tokio::spawn(server_sv2::accept_loop(
+            tasks.push(tokio::spawn(server::accept_loop(
                 Arc::clone(&shared),
                 listener,
+                Protocol::Sv2,
                 shutdown_rx.clone(),
             )));
         }

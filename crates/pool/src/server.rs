@@ -23,10 +23,11 @@ use crate::template::SourceError;
 use crate::vardiff::Vardiff;
 use crate::Shared;
 
-/// Accepts connections until `shutdown` flips.
+/// Accepts connections speaking `protocol` until `shutdown` flips.
 pub(crate) async fn accept_loop(
     shared: Arc<Shared>,
     listener: TcpListener,
+    protocol: Protocol,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
@@ -41,10 +42,15 @@ pub(crate) async fn accept_loop(
                     let shared = Arc::clone(&shared);
                     let shutdown = shutdown.clone();
                     tokio::spawn(async move {
-                        shared.stats.connected(Protocol::V1);
-                        let why = serve(&shared, stream, shutdown).await;
-                        shared.stats.disconnected(Protocol::V1);
-                        tracing::debug!(%peer, "disconnected: {why}");
+                        shared.stats.connected(protocol);
+                        let why = match protocol {
+                            Protocol::V1 => serve(&shared, stream, shutdown).await,
+                            Protocol::Sv2 => {
+                                crate::server_sv2::serve(&shared, stream, shutdown).await
+                            }
+                        };
+                        shared.stats.disconnected(protocol);
+                        tracing::debug!(%peer, ?protocol, "disconnected: {why}");
                     });
                 }
                 Err(e) => {

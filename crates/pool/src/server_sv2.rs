@@ -14,7 +14,7 @@ use hashforge_sv2::{
     ChannelKind, OpenRequest, ShareKey, Sv2Error, Sv2ServerConfig, Sv2ServerEvent, Sv2ServerSession,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::jobs::PoolJob;
@@ -22,40 +22,6 @@ use crate::server::{payout_for, Answer, ShareBook};
 use crate::stats::Protocol;
 use crate::vardiff::{power_of_two, Vardiff};
 use crate::Shared;
-
-/// Accepts SV2 connections until `shutdown` flips.
-pub(crate) async fn accept_loop(
-    shared: Arc<Shared>,
-    listener: TcpListener,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    if shared.stats.connections() >= shared.config.max_connections as u64 {
-                        tracing::warn!(%peer, "connection limit reached; refusing");
-                        continue;
-                    }
-                    let _ = stream.set_nodelay(true);
-                    let shared = Arc::clone(&shared);
-                    let shutdown = shutdown.clone();
-                    tokio::spawn(async move {
-                        shared.stats.connected(Protocol::Sv2);
-                        let why = serve(&shared, stream, shutdown).await;
-                        shared.stats.disconnected(Protocol::Sv2);
-                        tracing::debug!(%peer, "sv2 disconnected: {why}");
-                    });
-                }
-                Err(e) => {
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-            _ = shutdown.changed() => return,
-        }
-    }
-}
 
 /// What the pool keeps for one open channel.
 struct Channel {
@@ -200,7 +166,7 @@ fn unix_now() -> u32 {
 }
 
 /// Serves one SV2 miner (or proxy) until it leaves, misbehaves, or the pool stops.
-async fn serve(
+pub(crate) async fn serve(
     shared: &Shared,
     mut stream: TcpStream,
     mut shutdown: watch::Receiver<bool>,
