@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use hashforge_core::Difficulty;
 use hashforge_stratum::message::{parse_server_line, MessageError};
 use hashforge_stratum::{
-    ClientConfig, ClientEvent, ClientSession, FrameError, Job, LineBuffer, Share, SubmitId,
+    ClientConfig, ClientEvent, ClientSession, FrameError, Job, LineBuffer, Share, SubmitError,
+    SubmitId,
 };
 use hashforge_sv2::{Sv2ClientConfig, Sv2ClientSession};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -227,22 +228,9 @@ impl PoolTask {
                     }
                 }
                 cmd = self.commands.recv() => {
-                    let Some(PoolCommand::Submit { share, epoch: share_epoch, id }) = cmd else {
-                        return ("pool removed".into(), ready);
-                    };
-                    if share_epoch != *epoch {
-                        self.share(id, ShareOutcome::Stale).await;
-                        continue;
-                    }
-                    match session.submit(share, Instant::now()) {
-                        Ok(submit) => {
-                            in_flight.insert(submit, id);
-                            self.share(id, ShareOutcome::Sent).await;
-                        }
-                        Err(e) => {
-                            tracing::debug!(pool = %self.config.url, "share not sent: {e}");
-                            self.share(id, ShareOutcome::Stale).await;
-                        }
+                    let send = |share| session.submit(share, Instant::now());
+                    if let Err(why) = self.on_command(cmd, *epoch, in_flight, send).await {
+                        return (why, ready);
                     }
                 }
                 _ = tokio::time::sleep_until(deadline.into()) => {
@@ -327,22 +315,9 @@ impl PoolTask {
                     }
                 }
                 cmd = self.commands.recv() => {
-                    let Some(PoolCommand::Submit { share, epoch: share_epoch, id }) = cmd else {
-                        return ("pool removed".into(), ready);
-                    };
-                    if share_epoch != *epoch {
-                        self.share(id, ShareOutcome::Stale).await;
-                        continue;
-                    }
-                    match session.submit(share, Instant::now()) {
-                        Ok(submit) => {
-                            in_flight.insert(submit, id);
-                            self.share(id, ShareOutcome::Sent).await;
-                        }
-                        Err(e) => {
-                            tracing::debug!(pool = %self.config.url, "share not sent: {e}");
-                            self.share(id, ShareOutcome::Stale).await;
-                        }
+                    let send = |share| session.submit(share, Instant::now());
+                    if let Err(why) = self.on_command(cmd, *epoch, in_flight, send).await {
+                        return (why, ready);
                     }
                 }
                 _ = tokio::time::sleep_until(deadline.into()) => {
@@ -356,6 +331,41 @@ impl PoolTask {
                 _ = self.shutdown.changed() => return ("shutting down".into(), ready),
             }
         }
+    }
+
+    /// A share the manager asks this connection to send: stale when it was found for an
+    /// earlier connection (`epoch`), else handed to the session (`send`) and kept in flight;
+    /// `Err` when the pool was removed.
+    async fn on_command(
+        &self,
+        cmd: Option<PoolCommand>,
+        epoch: u64,
+        in_flight: &mut InFlight,
+        send: impl FnOnce(Share) -> Result<SubmitId, SubmitError>,
+    ) -> Result<(), String> {
+        let Some(PoolCommand::Submit {
+            share,
+            epoch: share_epoch,
+            id,
+        }) = cmd
+        else {
+            return Err("pool removed".into());
+        };
+        if share_epoch != epoch {
+            self.share(id, ShareOutcome::Stale).await;
+            return Ok(());
+        }
+        match send(share) {
+            Ok(submit) => {
+                in_flight.insert(submit, id);
+                self.share(id, ShareOutcome::Sent).await;
+            }
+            Err(e) => {
+                tracing::debug!(pool = %self.config.url, "share not sent: {e}");
+                self.share(id, ShareOutcome::Stale).await;
+            }
+        }
+        Ok(())
     }
 
     async fn on_event(
