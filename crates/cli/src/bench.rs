@@ -543,14 +543,9 @@ fn pool(args: PoolBenchArgs) -> Result<(), String> {
                         }
                         thread::sleep(Duration::from_millis(50));
                     }
-                    let text = std::fs::read_to_string(dir.join(hashforge_pool::SV2_KEY_FILE))
-                        .map_err(|e| format!("the pool's SV2 key: {e}"))?;
-                    let secret = text
-                        .lines()
-                        .find(|l| !l.trim().is_empty() && !l.starts_with('#'))
-                        .unwrap_or_default();
-                    let key = hashforge_sv2::AuthorityKeypair::from_secret_text(secret)
-                        .map_err(|e| format!("the pool's SV2 key: {e}"))?;
+                    let key = hashforge_pool::sv2_key_in(&dir)
+                        .map_err(|e| e.to_string())?
+                        .ok_or("the pool listens for SV2 but kept no key")?;
                     sv2_key = Some(key.public());
                     p
                 }

@@ -287,9 +287,9 @@ impl Pool {
 /// The file the SV2 authority key pair is kept in, in the data directory.
 pub const SV2_KEY_FILE: &str = "sv2-authority.key";
 
-/// Reads the pool's SV2 authority key pair, or makes one on first start (readable by the
-/// operator only): miners pin its public half, so it must survive restarts.
-fn load_or_create_key(data_dir: &Path) -> Result<hashforge_sv2::AuthorityKeypair, PoolError> {
+/// The SV2 authority key pair kept in `data_dir` ([`SV2_KEY_FILE`]: comment lines, then the
+/// secret key), or `None` when there is none yet.
+pub fn sv2_key_in(data_dir: &Path) -> Result<Option<hashforge_sv2::AuthorityKeypair>, PoolError> {
     let path = data_dir.join(SV2_KEY_FILE);
     let err = |reason: String| PoolError::Sv2Key {
         path: path.clone(),
@@ -302,9 +302,25 @@ fn load_or_create_key(data_dir: &Path) -> Result<hashforge_sv2::AuthorityKeypair
                 .find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
                 .unwrap_or_default();
             hashforge_sv2::AuthorityKeypair::from_secret_text(secret)
+                .map(Some)
                 .map_err(|e| err(format!("{e}; remove the file to make a new key (miners must then be given the new authority_pubkey)")))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(err(e.to_string())),
+    }
+}
+
+/// Reads the pool's SV2 authority key pair, or makes one on first start (readable by the
+/// operator only): miners pin its public half, so it must survive restarts.
+fn load_or_create_key(data_dir: &Path) -> Result<hashforge_sv2::AuthorityKeypair, PoolError> {
+    let path = data_dir.join(SV2_KEY_FILE);
+    let err = |reason: String| PoolError::Sv2Key {
+        path: path.clone(),
+        reason,
+    };
+    match sv2_key_in(data_dir)? {
+        Some(key) => Ok(key),
+        None => {
             let key = hashforge_sv2::AuthorityKeypair::generate();
             std::fs::create_dir_all(data_dir).map_err(|e| err(e.to_string()))?;
             let text = format!(
@@ -316,7 +332,6 @@ fn load_or_create_key(data_dir: &Path) -> Result<hashforge_sv2::AuthorityKeypair
             tracing::info!("made a new SV2 authority key in {}", path.display());
             Ok(key)
         }
-        Err(e) => Err(err(e.to_string())),
     }
 }
 
