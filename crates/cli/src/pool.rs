@@ -24,6 +24,12 @@ pub struct PoolArgs {
     /// stratum2+tcp://HOST:PORT/<authority_pubkey>.
     #[arg(long, value_name = "HOST:PORT")]
     sv2: Option<SocketAddr>,
+    /// Also run a Job Declarator Server here (Stratum V2 job declaration, full-template mode,
+    /// the --sv2 endpoint's key): a miner's Job Declarator Client declares the block it wants
+    /// to mine (its transactions, a coinbase paying the pool), and mines it on --sv2 with
+    /// SetCustomMiningJob. Needs --sv2.
+    #[arg(long, value_name = "HOST:PORT")]
+    sv2_jd: Option<SocketAddr>,
     /// The HTTP API (/api/pool, /api/workers, /api/blocks, /api/payouts), /metrics and a status page.
     #[arg(long, value_name = "HOST:PORT")]
     http: Option<SocketAddr>,
@@ -111,6 +117,7 @@ impl PoolArgs {
             c.stratum = v;
         }
         c.sv2 = self.sv2.or(file.sv2);
+        c.sv2_jd = self.sv2_jd.or(file.sv2_jd);
         c.http = self.http.or(file.http);
         let bitcoind = self.bitcoind.or(file.bitcoind);
         let user = self.rpc_user.or(file.rpc_user);
@@ -213,6 +220,11 @@ pub fn run(args: PoolArgs) -> Result<(), String> {
                     hashforge_pool::SV2_KEY_FILE
                 );
             }
+        }
+        if let Some(addr) = pool.sv2_jd_addr() {
+            eprintln!(
+                "  sv2 jd:  {addr}   (job declaration: miners choose their blocks' transactions)"
+            );
         }
         if let Some(http) = pool.http_addr() {
             eprintln!("  status:  http://{http}/   (API under /api, Prometheus at /metrics)");

@@ -30,16 +30,19 @@ use crate::template::{SourceError, SourceFuture, Template, TemplateSource};
 
 /// Regtest's proof-of-work limit as nBits; regtest never retargets.
 pub const REGTEST_BITS: u32 = 0x207f_ffff;
-/// Regtest halves the subsidy every 150 blocks.
-const HALVING_INTERVAL: u32 = 150;
 /// Bitcoin Core refuses blocks more than two hours ahead of its clock.
 const MAX_FUTURE_SECS: u32 = 2 * 60 * 60;
 const MAX_BLOCK_WEIGHT: u64 = Weight::MAX_BLOCK.to_wu();
 const FILE_NAME: &str = "regtest-chain.hex";
 
-/// The block subsidy at `height` on regtest, satoshis.
-pub fn subsidy(height: u32) -> u64 {
-    let halvings = height / HALVING_INTERVAL;
+/// The block subsidy at `height`, satoshis: regtest halves it every 150 blocks, the other
+/// networks every 210,000.
+pub fn subsidy(network: Network, height: u32) -> u64 {
+    let interval = match network {
+        Network::Regtest => 150,
+        _ => bitcoin::blockdata::constants::SUBSIDY_HALVING_INTERVAL,
+    };
+    let halvings = height / interval;
     if halvings >= 64 {
         0
     } else {
@@ -165,7 +168,7 @@ impl State {
         }
 
         // ConnectBlock: no fees without transactions, so the subsidy is the limit.
-        if value > subsidy(height) {
+        if value > subsidy(Network::Regtest, height) {
             return Err(reject("bad-cb-amount"));
         }
         Ok(())
@@ -347,7 +350,7 @@ impl EmbeddedChain {
             bits: CompactTarget(REGTEST_BITS),
             time: now.max(min_time),
             min_time,
-            coinbase_value: subsidy(height),
+            coinbase_value: subsidy(Network::Regtest, height),
             transactions: Vec::new(),
             txids: Vec::new(),
             witness_commitment: Some(witness_commitment_script(&[])),

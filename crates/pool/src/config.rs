@@ -26,6 +26,9 @@ pub struct PoolConfig {
     pub stratum: SocketAddr,
     /// The Stratum V2 endpoint, if any (its authority key lives in `data_dir`).
     pub sv2: Option<SocketAddr>,
+    /// The Job Declarator Server, if any (with the SV2 endpoint's key): miners whose
+    /// SV2 connection asks for work selection mine jobs they declared here.
+    pub sv2_jd: Option<SocketAddr>,
     pub http: Option<SocketAddr>,
     pub source: SourceConfig,
     /// `sqlite://...` or `postgres://...`; default: `pool.db` in `data_dir`.
@@ -57,6 +60,7 @@ impl Default for PoolConfig {
         PoolConfig {
             stratum: SocketAddr::from(([127, 0, 0, 1], 3333)),
             sv2: None,
+            sv2_jd: None,
             http: None,
             source: SourceConfig::Embedded,
             database: None,
@@ -92,6 +96,7 @@ impl PoolConfig {
 pub struct PoolFile {
     pub stratum: Option<SocketAddr>,
     pub sv2: Option<SocketAddr>,
+    pub sv2_jd: Option<SocketAddr>,
     pub http: Option<SocketAddr>,
     pub bitcoind: Option<String>,
     pub rpc_user: Option<String>,

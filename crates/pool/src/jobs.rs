@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bitcoin::hashes::Hash;
-use bitcoin::{Amount, Block, ScriptBuf, TxOut};
+use bitcoin::{Amount, Block, ScriptBuf, Transaction, TxOut};
 use hashforge_core::{assemble_block, merkle_branch, CoinbaseSpec, JobParts, StratumPrevHash};
 use hashforge_stratum::{ServerJob, ShareCandidate};
 
@@ -26,8 +26,23 @@ pub enum JobError {
 #[derive(Debug)]
 pub struct PoolJob {
     pub server_job: Arc<ServerJob>,
+    /// The block being mined; for a job a miner declared, the pool's template with the
+    /// miner's transactions in place of its own.
     pub template: Arc<Template>,
-    pub coinbase: CoinbaseSpec,
+    pub coinbase: JobCoinbase,
+}
+
+/// Whose coinbase a job carries.
+#[derive(Clone, Debug)]
+pub enum JobCoinbase {
+    /// The pool's own.
+    Ours(CoinbaseSpec),
+    /// One a miner declared through the Job Declaration protocol: the transaction with
+    /// `script_prefix` alone as its scriptSig (the extranonce follows it), and its witness.
+    Declared {
+        transaction: Transaction,
+        script_prefix: Vec<u8>,
+    },
 }
 
 impl PoolJob {
@@ -51,6 +66,25 @@ impl PoolJob {
             coinbase,
             self.template.transactions.clone(),
         )?)
+    }
+}
+
+impl JobCoinbase {
+    /// The coinbase with this (whole) extranonce.
+    pub fn transaction(&self, extranonce: &[u8]) -> Result<Transaction, JobError> {
+        Ok(match self {
+            JobCoinbase::Ours(spec) => spec.transaction(extranonce)?,
+            JobCoinbase::Declared {
+                transaction,
+                script_prefix,
+            } => {
+                let mut tx = transaction.clone();
+                let mut script = script_prefix.clone();
+                script.extend_from_slice(extranonce);
+                tx.input[0].script_sig = ScriptBuf::from_bytes(script);
+                tx
+            }
+        })
     }
 }
 
@@ -155,7 +189,7 @@ impl JobFactory {
         Ok(PoolJob {
             server_job: Arc::new(ServerJob::new(job_id, parts, clean)),
             template,
-            coinbase,
+            coinbase: JobCoinbase::Ours(coinbase),
         })
     }
 }

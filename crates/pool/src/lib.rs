@@ -20,10 +20,12 @@ pub mod api;
 pub mod bitcoind;
 pub mod chain;
 pub mod config;
+pub mod declare;
 pub mod jobs;
 pub mod ledger;
 pub mod loadgen;
 mod server;
+mod server_jd;
 mod server_sv2;
 pub mod stats;
 pub mod template;
@@ -66,6 +68,8 @@ pub enum PoolError {
     NoPayout(Network),
     #[error("the SV2 authority key {path}: {reason}")]
     Sv2Key { path: PathBuf, reason: String },
+    #[error("a Job Declarator Server (--sv2-jd) needs the SV2 endpoint (--sv2) its miners mine the declared jobs on")]
+    JdWithoutSv2,
 }
 
 /// What every connection task and the API share.
@@ -89,6 +93,8 @@ pub(crate) struct Shared {
     source_status: Mutex<String>,
     /// The SV2 endpoint's authority key pair, when it runs.
     sv2_authority: Option<hashforge_sv2::AuthorityKeypair>,
+    /// The Job Declarator Server's tokens and accepted jobs.
+    declarations: declare::Declarations,
 }
 
 impl Shared {
@@ -121,6 +127,7 @@ pub struct Pool {
     shared: Arc<Shared>,
     stratum: SocketAddr,
     sv2: Option<SocketAddr>,
+    jd: Option<SocketAddr>,
     http: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -164,6 +171,19 @@ impl Pool {
                 .map_err(|source| PoolError::Listen { addr, source })?;
             sv2 = Some((listener, bound, key));
         }
+        let mut jd = None;
+        if let Some(addr) = config.sv2_jd {
+            if sv2.is_none() {
+                return Err(PoolError::JdWithoutSv2);
+            }
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|source| PoolError::Listen { addr, source })?;
+            let bound = listener
+                .local_addr()
+                .map_err(|source| PoolError::Listen { addr, source })?;
+            jd = Some((listener, bound));
+        }
         let tag = config.tag.as_bytes().to_vec();
         let shared = Arc::new(Shared {
             jobs: JobFactory::new(tag, 4 + config.extranonce2_size),
@@ -175,6 +195,7 @@ impl Pool {
             extranonce1: AtomicU32::new(rand_seed()),
             source_status: Mutex::new("starting".into()),
             sv2_authority: sv2.as_ref().map(|(_, _, key)| key.clone()),
+            declarations: declare::Declarations::default(),
             config,
             source,
             network,
@@ -201,6 +222,15 @@ impl Pool {
                 shutdown_rx.clone(),
             )));
         }
+        let jd_addr = jd.as_ref().map(|(_, addr)| *addr);
+        if let Some((listener, _)) = jd {
+            tasks.push(tokio::spawn(server::accept_loop(
+                Arc::clone(&shared),
+                listener,
+                Protocol::Sv2Jd,
+                shutdown_rx.clone(),
+            )));
+        }
         let mut http = None;
         if let Some(addr) = shared.config.http {
             let listener = TcpListener::bind(addr)
@@ -222,12 +252,16 @@ impl Pool {
             shared,
             stratum,
             sv2: sv2_addr,
+            jd: jd_addr,
             http,
             shutdown,
             tasks,
         };
         if let Some(url) = pool.sv2_url() {
             tracing::info!("stratum v2 on {url}");
+        }
+        if let Some(addr) = pool.jd {
+            tracing::info!("job declarator server on {addr} (the same authority key)");
         }
         Ok(pool)
     }
@@ -241,6 +275,11 @@ impl Pool {
     /// The SV2 endpoint's address, when it runs.
     pub fn sv2_addr(&self) -> Option<SocketAddr> {
         self.sv2
+    }
+
+    /// Where the Job Declarator Server listens, when it runs.
+    pub fn sv2_jd_addr(&self) -> Option<SocketAddr> {
+        self.jd
     }
     /// The key SV2 miners pin (`authority_pubkey`), when the SV2 endpoint runs.
     pub fn sv2_authority(&self) -> Option<hashforge_sv2::AuthorityPublicKey> {

@@ -48,6 +48,9 @@ pub(crate) async fn accept_loop(
                             Protocol::Sv2 => {
                                 crate::server_sv2::serve(&shared, stream, shutdown).await
                             }
+                            Protocol::Sv2Jd => {
+                                crate::server_jd::serve(&shared, stream, shutdown).await
+                            }
                         };
                         shared.stats.disconnected(protocol);
                         tracing::debug!(%peer, ?protocol, "disconnected: {why}");

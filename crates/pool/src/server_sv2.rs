@@ -11,12 +11,14 @@ use std::time::{Duration, Instant};
 use bitcoin::ScriptBuf;
 use hashforge_stratum::RejectReason;
 use hashforge_sv2::{
-    ChannelKind, OpenRequest, ShareKey, Sv2Error, Sv2ServerConfig, Sv2ServerEvent, Sv2ServerSession,
+    ChannelKind, CustomJobRequest, OpenRequest, ShareKey, Sv2Error, Sv2ServerConfig,
+    Sv2ServerEvent, Sv2ServerSession,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
+use crate::declare::Refusal;
 use crate::jobs::PoolJob;
 use crate::server::{payout_for, Answer, ShareBook};
 use crate::stats::Protocol;
@@ -104,8 +106,12 @@ impl Conn<'_> {
         }
     }
 
-    /// Sends a channel the current job for its payout (if there is one).
+    /// Sends a channel the current job for its payout (if there is one). A miner that
+    /// chooses its own work gets none.
     fn send_job(&mut self, channel_id: u32) {
+        if self.session.work_selection() {
+            return;
+        }
         let Some(ch) = self.channels.get_mut(&channel_id) else {
             return;
         };
@@ -117,15 +123,62 @@ impl Conn<'_> {
                 return;
             }
         };
-        if job.server_job.clean_jobs {
-            ch.sent.clear();
-        }
-        if ch.sent.len() >= 16 {
-            ch.sent.pop_front();
-        }
-        ch.sent.push_back(Arc::clone(&job));
+        keep_sent(&mut ch.sent, &job);
         let sent = self.session.notify(channel_id, Arc::clone(&job.server_job));
         self.check(sent);
+    }
+
+    /// A job the miner chose: accepted if it is the one the pool's Job Declarator Server
+    /// accepted under its token, pays this channel's payout, and is on the tip.
+    fn custom_job(&mut self, r: CustomJobRequest) {
+        let (channel_id, request_id) = (r.channel_id, r.request_id);
+        let checked = self.check_custom_job(&r);
+        let Some(ch) = self.channels.get_mut(&channel_id) else {
+            return;
+        };
+        let result = match checked {
+            Ok(job) => {
+                keep_sent(&mut ch.sent, &job);
+                self.session
+                    .accept_custom_job(channel_id, request_id, Arc::clone(&job.server_job))
+                    .map(|_| ())
+            }
+            Err(r) => {
+                tracing::info!(code = r.code, "custom job refused: {}", r.why);
+                self.session
+                    .refuse_custom_job(channel_id, request_id, r.code)
+            }
+        };
+        self.check(result);
+    }
+
+    fn check_custom_job(&self, r: &CustomJobRequest) -> Result<Arc<PoolJob>, Refusal> {
+        use hashforge_sv2::codes::custom_job as code;
+        let declared = self.shared.declarations.job(&r.token);
+        let Some(ch) = self.channels.get(&r.channel_id) else {
+            return Err(Refusal {
+                code: code::INVALID_MINING_JOB_TOKEN,
+                why: "no such channel".into(),
+            });
+        };
+        let Some(declared) = declared.filter(|d| d.payout == ch.payout) else {
+            return Err(Refusal {
+                code: code::INVALID_MINING_JOB_TOKEN,
+                why: "no job this pool accepted for this channel's payout has that token".into(),
+            });
+        };
+        let Some(template) = self.shared.jobs.template() else {
+            return Err(Refusal {
+                code: code::STALE_CHAIN_TIP,
+                why: "the pool has no template yet".into(),
+            });
+        };
+        let job_id = self.shared.jobs.next_job_id();
+        let clean = ch
+            .sent
+            .back()
+            .is_none_or(|j| j.template.prev_hash != template.prev_hash);
+        crate::declare::custom_job(r, &declared, &template, job_id, clean, unix_now()).map(Arc::new)
     }
 
     fn apply_difficulty(&mut self, channel_id: u32, d: f64) {
@@ -158,8 +211,20 @@ impl Answer for Conn<'_> {
     }
 }
 
+/// Keeps a job sent on a channel, for the block a share makes (16 at most; a clean job
+/// makes the older ones stale).
+fn keep_sent(sent: &mut VecDeque<Arc<PoolJob>>, job: &Arc<PoolJob>) {
+    if job.server_job.clean_jobs {
+        sent.clear();
+    }
+    if sent.len() >= 16 {
+        sent.pop_front();
+    }
+    sent.push_back(Arc::clone(job));
+}
+
 /// Unix seconds, for the certificate a connection's handshake signs.
-fn unix_now() -> u32 {
+pub(crate) fn unix_now() -> u32 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as u32)
@@ -177,6 +242,7 @@ pub(crate) async fn serve(
     };
     let session_config = Sv2ServerConfig {
         extranonce_size: cfg.extranonce2_size,
+        work_selection: cfg.sv2_jd.is_some(),
         ..Sv2ServerConfig::default()
     };
     let session = match Sv2ServerSession::new(
@@ -252,6 +318,7 @@ pub(crate) async fn serve(
                             });
                             book.share(shared, &mut conn, key, *candidate, job).await;
                         }
+                        Sv2ServerEvent::CustomJob(r) => conn.custom_job(*r),
                         Sv2ServerEvent::Rejected { worker, reason, .. } => {
                             shared.rejected(Some(&worker), reason.name());
                         }

@@ -116,6 +116,9 @@ pub enum Protocol {
     V1,
     #[serde(rename = "sv2")]
     Sv2,
+    /// Stratum V2's job declaration protocol: a miner's Job Declarator Client.
+    #[serde(rename = "sv2-jd")]
+    Sv2Jd,
 }
 
 impl Protocol {
@@ -124,6 +127,7 @@ impl Protocol {
         match self {
             Protocol::V1 => "v1",
             Protocol::Sv2 => "sv2",
+            Protocol::Sv2Jd => "sv2-jd",
         }
     }
 }
@@ -141,6 +145,7 @@ struct Inner {
     /// Open connections speaking V1 and SV2.
     connections_v1: u64,
     connections_sv2: u64,
+    connections_sv2_jd: u64,
     connections_total: u64,
     rejected: BTreeMap<String, u64>,
     blocks_found: u64,
@@ -153,9 +158,11 @@ struct Inner {
 pub struct PoolLive {
     pub uptime_secs: f64,
     pub connections: u64,
-    /// Of `connections`, those speaking Stratum V1 and Stratum V2.
+    /// Of `connections`, those speaking Stratum V1, Stratum V2's mining protocol, and its
+    /// job declaration protocol.
     pub connections_v1: u64,
     pub connections_sv2: u64,
+    pub connections_sv2_jd: u64,
     pub connections_total: u64,
     pub workers: usize,
     pub shares_accepted: u64,
@@ -210,6 +217,7 @@ impl Stats {
         match protocol {
             Protocol::V1 => i.connections_v1 += 1,
             Protocol::Sv2 => i.connections_sv2 += 1,
+            Protocol::Sv2Jd => i.connections_sv2_jd += 1,
         }
     }
 
@@ -224,6 +232,7 @@ impl Stats {
         match protocol {
             Protocol::V1 => i.connections_v1 = i.connections_v1.saturating_sub(1),
             Protocol::Sv2 => i.connections_sv2 = i.connections_sv2.saturating_sub(1),
+            Protocol::Sv2Jd => i.connections_sv2_jd = i.connections_sv2_jd.saturating_sub(1),
         }
     }
 
@@ -281,6 +290,7 @@ impl Stats {
             connections: i.connections,
             connections_v1: i.connections_v1,
             connections_sv2: i.connections_sv2,
+            connections_sv2_jd: i.connections_sv2_jd,
             connections_total: i.connections_total,
             workers: i.workers.len(),
             shares_accepted: pool.accepted,

@@ -430,6 +430,96 @@ pub async fn mine_sv2(
     Ok(report)
 }
 
+/// One SV2 connection message by message (the `sv2` crate's `Sv2Initiator` over a TCP
+/// stream), for tests that play a peer the crate has no session for: a Job Declarator
+/// Client, or a miner that chooses its own work.
+pub struct Sv2Peer {
+    stream: TcpStream,
+    initiator: hashforge_sv2::Sv2Initiator,
+    buf: Vec<u8>,
+    out: Vec<u8>,
+    frames: std::collections::VecDeque<(u8, Vec<u8>)>,
+}
+
+impl Sv2Peer {
+    /// Connects to a server whose authority key is `authority`; the handshake runs as the
+    /// first message is sent and the first answer read.
+    pub async fn connect(
+        addr: std::net::SocketAddr,
+        authority: hashforge_sv2::AuthorityPublicKey,
+    ) -> std::io::Result<Sv2Peer> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        let initiator =
+            hashforge_sv2::Sv2Initiator::new(authority, unix_now(), hashforge_sv2::random_seed())
+                .map_err(invalid)?;
+        let mut peer = Sv2Peer {
+            stream,
+            initiator,
+            buf: vec![0; 16 * 1024],
+            out: Vec::new(),
+            frames: Default::default(),
+        };
+        while !peer.initiator.is_established() {
+            peer.flush().await?;
+            peer.read_some().await?;
+        }
+        Ok(peer)
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        self.out.clear();
+        self.initiator.transmit_into(&mut self.out);
+        if !self.out.is_empty() {
+            self.stream.write_all(&self.out).await?;
+        }
+        Ok(())
+    }
+
+    async fn read_some(&mut self) -> std::io::Result<()> {
+        let n = self.stream.read(&mut self.buf).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        let frames = self
+            .initiator
+            .handle_bytes(&self.buf[..n])
+            .map_err(invalid)?;
+        self.frames.extend(frames);
+        Ok(())
+    }
+
+    /// Sends one of SRI's messages.
+    pub async fn send<T>(
+        &mut self,
+        name: &'static str,
+        message: T,
+        msg_type: u8,
+        channel_msg: bool,
+    ) -> std::io::Result<()>
+    where
+        T: hashforge_sv2::sri::binary_sv2::Serialize + hashforge_sv2::sri::binary_sv2::GetSize,
+    {
+        self.initiator
+            .send(name, message, msg_type, channel_msg)
+            .map_err(invalid)?;
+        self.flush().await
+    }
+
+    /// The next frame, as (message type, payload), within `limit`; `TimedOut` if none.
+    pub async fn recv(&mut self, limit: Duration) -> std::io::Result<(u8, Vec<u8>)> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if let Some(frame) = self.frames.pop_front() {
+                return Ok(frame);
+            }
+            tokio::time::timeout_at(deadline, self.read_some())
+                .await
+                .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::is_clean_notify;
@@ -453,3 +543,4 @@ mod tests {
         assert!(!is_clean_notify(r#"{"method":"mining.notify","params":"#));
     }
 }
+

@@ -20,6 +20,8 @@
 
 mod client;
 pub mod fuzzing;
+mod initiator;
+mod jd;
 mod key;
 mod server;
 #[cfg(test)]
@@ -27,18 +29,59 @@ mod tests;
 mod wire;
 
 pub use client::{Sv2ClientConfig, Sv2ClientSession};
+pub use initiator::Sv2Initiator;
+pub use jd::{Declaration, JdServerEvent, Solution, Sv2JdServerSession};
 pub use key::{AuthorityKeypair, AuthorityPublicKey, KeyError};
 pub use server::{
-    ChannelKind, OpenRequest, ShareKey, Sv2ServerConfig, Sv2ServerEvent, Sv2ServerSession,
+    ChannelKind, CustomJobRequest, OpenRequest, ShareKey, Sv2ServerConfig, Sv2ServerEvent,
+    Sv2ServerSession,
 };
 pub use wire::MAX_FRAME;
 
-/// SV2's error codes a pool refuses a channel with.
+/// SRI's message crates, for code that builds or reads messages itself on an
+/// [`Sv2Initiator`] (a Job Declarator Client, or a test that plays one).
+pub mod sri {
+    pub use binary_sv2;
+    pub use common_messages_sv2;
+    pub use job_declaration_sv2;
+    pub use mining_sv2;
+}
+
+/// SV2's error codes a pool refuses a channel, a custom job or a declared job with.
 pub mod codes {
     pub use mining_sv2::{
         ERROR_CODE_OPEN_MINING_CHANNEL_INVALID_USER_IDENTITY as INVALID_USER_IDENTITY,
         ERROR_CODE_OPEN_MINING_CHANNEL_UNKNOWN_USER as UNKNOWN_USER,
     };
+
+    /// SetCustomMiningJob.Error's codes.
+    pub mod custom_job {
+        pub use mining_sv2::{
+            ERROR_CODE_SET_CUSTOM_MINING_JOB_INVALID_COINBASE_PREFIX as INVALID_COINBASE_PREFIX,
+            ERROR_CODE_SET_CUSTOM_MINING_JOB_INVALID_COINBASE_TX_INPUT_N_SEQUENCE as INVALID_COINBASE_TX_INPUT_N_SEQUENCE,
+            ERROR_CODE_SET_CUSTOM_MINING_JOB_INVALID_COINBASE_TX_LOCKTIME as INVALID_COINBASE_TX_LOCKTIME,
+            ERROR_CODE_SET_CUSTOM_MINING_JOB_INVALID_COINBASE_TX_OUTPUTS as INVALID_COINBASE_TX_OUTPUTS,
+            ERROR_CODE_SET_CUSTOM_MINING_JOB_INVALID_COINBASE_TX_VERSION as INVALID_COINBASE_TX_VERSION,
+            ERROR_CODE_SET_CUSTOM_MINING_JOB_INVALID_MERKLE_PATH as INVALID_MERKLE_PATH,
+            ERROR_CODE_SET_CUSTOM_MINING_JOB_INVALID_MINING_JOB_TOKEN as INVALID_MINING_JOB_TOKEN,
+            ERROR_CODE_SET_CUSTOM_MINING_JOB_INVALID_MIN_NTIME as INVALID_MIN_NTIME,
+            ERROR_CODE_SET_CUSTOM_MINING_JOB_INVALID_NBITS as INVALID_NBITS,
+            ERROR_CODE_SET_CUSTOM_MINING_JOB_INVALID_VERSION as INVALID_VERSION,
+            ERROR_CODE_SET_CUSTOM_MINING_JOB_STALE_CHAIN_TIP as STALE_CHAIN_TIP,
+        };
+    }
+
+    /// DeclareMiningJob.Error's codes.
+    pub mod declare {
+        pub use job_declaration_sv2::{
+            ERROR_CODE_DECLARE_MINING_JOB_INVALID_COINBASE_TX as INVALID_COINBASE_TX,
+            ERROR_CODE_DECLARE_MINING_JOB_INVALID_COINBASE_TX_INPUT as INVALID_COINBASE_TX_INPUT,
+            ERROR_CODE_DECLARE_MINING_JOB_INVALID_JOB as INVALID_JOB,
+            ERROR_CODE_DECLARE_MINING_JOB_INVALID_MINING_JOB_TOKEN as INVALID_MINING_JOB_TOKEN,
+            ERROR_CODE_DECLARE_MINING_JOB_MISSING_TXS as MISSING_TXS,
+            ERROR_CODE_DECLARE_MINING_JOB_STALE_CHAIN_TIP as STALE_CHAIN_TIP,
+        };
+    }
 }
 
 /// Why a connection must close. Every one is the peer's fault (or a key that does not
@@ -87,7 +130,7 @@ pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Decodes one message of type `T` from a frame's whole payload: bytes left over are a
 /// length that lies about the message.
-fn decode<'a, T>(name: &'static str, payload: &'a mut [u8]) -> Result<T, Sv2Error>
+pub fn decode<'a, T>(name: &'static str, payload: &'a mut [u8]) -> Result<T, Sv2Error>
 where
     T: binary_sv2::Deserialize<'a> + binary_sv2::GetSize,
 {

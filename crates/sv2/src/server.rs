@@ -43,6 +43,9 @@ pub struct Sv2ServerConfig {
     pub max_jobs: usize,
     /// How long the certificate of a connection's static key is valid.
     pub cert_validity: Duration,
+    /// Whether miners may choose their own work (SetCustomMiningJob with a token from the
+    /// pool's Job Declarator Server); a connection asking for it is refused otherwise.
+    pub work_selection: bool,
 }
 
 impl Default for Sv2ServerConfig {
@@ -53,6 +56,7 @@ impl Default for Sv2ServerConfig {
             max_ntime_ahead: hashforge_stratum::MAX_NTIME_AHEAD,
             max_jobs: 16,
             cert_validity: Duration::from_secs(3600),
+            work_selection: false,
         }
     }
 }
@@ -77,6 +81,33 @@ pub struct OpenRequest {
     pub nominal_hash_rate: f32,
     /// The easiest target the miner's devices take (a floor on the difficulty).
     pub max_target: Target,
+}
+
+/// A job the miner chose (SetCustomMiningJob), for the pool to check against what its Job
+/// Declarator Server accepted and answer with [`Sv2ServerSession::accept_custom_job`] or
+/// [`Sv2ServerSession::refuse_custom_job`]. Hashes and the previous block hash are in
+/// internal byte order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CustomJobRequest {
+    pub channel_id: u32,
+    pub request_id: u32,
+    pub token: Vec<u8>,
+    pub version: u32,
+    pub prev_hash: [u8; 32],
+    pub min_ntime: u32,
+    pub nbits: u32,
+    pub coinbase_tx_version: u32,
+    /// The coinbase scriptSig's bytes before the extranonce.
+    pub coinbase_prefix: Vec<u8>,
+    pub coinbase_tx_input_n_sequence: u32,
+    /// The coinbase's outputs, consensus-serialized with their count.
+    pub coinbase_tx_outputs: Vec<u8>,
+    pub coinbase_tx_locktime: u32,
+    pub merkle_path: Vec<[u8; 32]>,
+    /// The channel's extranonce prefix (the pool's part) ...
+    pub extranonce_prefix: Vec<u8>,
+    /// ... and the bytes the miner rolls after it.
+    pub extranonce_size: usize,
 }
 
 /// Names a share for its answer.
@@ -107,6 +138,8 @@ pub enum Sv2ServerEvent {
         worker: String,
         reason: RejectReason,
     },
+    /// A job the miner chose: check it, then accept or refuse it.
+    CustomJob(Box<CustomJobRequest>),
     UpdateChannel {
         channel_id: u32,
         nominal_hash_rate: f32,
@@ -165,6 +198,8 @@ pub struct Sv2ServerSession {
     config: Sv2ServerConfig,
     wire: Wire,
     set_up: bool,
+    /// The miner chooses its work (negotiated in SetupConnection).
+    work_selection: bool,
     channels: HashMap<u32, Channel>,
     requests: HashMap<u32, OpenRequest>,
     next_channel: u32,
@@ -198,6 +233,7 @@ impl Sv2ServerSession {
             config,
             wire,
             set_up: false,
+            work_selection: false,
             channels: HashMap::new(),
             requests: HashMap::new(),
             next_channel: 1,
@@ -213,6 +249,11 @@ impl Sv2ServerSession {
 
     pub fn is_set_up(&self) -> bool {
         self.set_up
+    }
+
+    /// Whether the miner chooses its own work: the pool sends it no jobs of its own.
+    pub fn work_selection(&self) -> bool {
+        self.work_selection
     }
 
     /// The open channels' ids.
@@ -327,6 +368,10 @@ impl Sv2ServerSession {
                 )
                 .map(Some)
             }
+            MESSAGE_TYPE_SET_CUSTOM_MINING_JOB => {
+                let m: SetCustomMiningJob = decode("SetCustomMiningJob", payload)?;
+                self.custom_job(m)
+            }
             MESSAGE_TYPE_UPDATE_CHANNEL => {
                 let m: UpdateChannel = decode("UpdateChannel", payload)?;
                 let max_target = Target::from_le_bytes(m.maximum_target.to_array());
@@ -381,8 +426,8 @@ impl Sv2ServerSession {
                 common_messages_sv2::ERROR_CODE_SETUP_CONNECTION_PROTOCOL_VERSION_MISMATCH,
             );
         }
-        if has_work_selection(m.flags) {
-            // Custom jobs (job declaration) are not served here yet.
+        if has_work_selection(m.flags) && !self.config.work_selection {
+            // Custom jobs need the pool's Job Declarator Server, which is not running.
             return refuse(
                 self,
                 0b10,
@@ -400,6 +445,7 @@ impl Sv2ServerSession {
             false,
         )?;
         self.set_up = true;
+        self.work_selection = has_work_selection(m.flags);
         Ok(Sv2ServerEvent::SetUp {
             vendor: text(&m.vendor),
             firmware: text(&m.firmware),
@@ -592,14 +638,129 @@ impl Sv2ServerSession {
         Ok(())
     }
 
+    fn custom_job(&mut self, m: SetCustomMiningJob) -> Result<Option<Sv2ServerEvent>, Sv2Error> {
+        let (channel_id, request_id) = (m.channel_id, m.request_id);
+        if !self.work_selection {
+            self.refuse_custom_job(
+                channel_id,
+                request_id,
+                ERROR_CODE_SET_CUSTOM_MINING_JOB_JD_NOT_SUPPORTED,
+            )?;
+            return Ok(None);
+        }
+        let channel = self
+            .channels
+            .get(&channel_id)
+            .filter(|c| matches!(c.kind, ChannelKind::Extended { .. }));
+        let Some(ch) = channel else {
+            self.refuse_custom_job(
+                channel_id,
+                request_id,
+                ERROR_CODE_SET_CUSTOM_MINING_JOB_INVALID_CHANNEL_ID,
+            )?;
+            return Ok(None);
+        };
+        Ok(Some(Sv2ServerEvent::CustomJob(Box::new(
+            CustomJobRequest {
+                channel_id,
+                request_id,
+                token: m.token.as_bytes().to_vec(),
+                version: m.version,
+                prev_hash: m.prev_hash.to_array(),
+                min_ntime: m.min_ntime,
+                nbits: m.nbits,
+                coinbase_tx_version: m.coinbase_tx_version,
+                coinbase_prefix: m.coinbase_prefix.as_bytes().to_vec(),
+                coinbase_tx_input_n_sequence: m.coinbase_tx_input_n_sequence,
+                coinbase_tx_outputs: m.coinbase_tx_outputs.as_bytes().to_vec(),
+                coinbase_tx_locktime: m.coinbase_tx_locktime,
+                merkle_path: m
+                    .merkle_path
+                    .into_inner()
+                    .iter()
+                    .map(|h| h.to_array())
+                    .collect(),
+                extranonce_prefix: ch.prefix.clone(),
+                extranonce_size: ch.extranonce_size,
+            },
+        ))))
+    }
+
+    /// Accepts a job the miner chose, as the pool built it from the request (its coinbase
+    /// split around the channel's extranonce, as any job's); returns the job id its shares
+    /// name. A new previous block hash makes the channel's older jobs stale.
+    pub fn accept_custom_job(
+        &mut self,
+        channel_id: u32,
+        request_id: u32,
+        job: Arc<ServerJob>,
+    ) -> Result<u32, Sv2Error> {
+        let id = self.next_job;
+        let max_jobs = self.config.max_jobs.max(1);
+        let Some(ch) = self.channels.get_mut(&channel_id) else {
+            return Err(Sv2Error::UnknownChannel(channel_id));
+        };
+        self.next_job = self.next_job.wrapping_add(1);
+        let tip = (job.parts.prevhash.to_internal(), job.parts.nbits.0);
+        if ch.tip != Some(tip) {
+            ch.jobs.clear();
+            ch.seen.clear();
+        }
+        while ch.jobs.len() >= max_jobs {
+            ch.jobs.pop_front();
+        }
+        ch.jobs.push_back(SentJob {
+            id,
+            job,
+            difficulty: ch.difficulty,
+        });
+        ch.tip = Some(tip);
+        self.wire.send(
+            "SetCustomMiningJobSuccess",
+            SetCustomMiningJobSuccess {
+                channel_id,
+                request_id,
+                job_id: id,
+            },
+            MESSAGE_TYPE_SET_CUSTOM_MINING_JOB_SUCCESS,
+            CHANNEL_BIT_SET_CUSTOM_MINING_JOB_SUCCESS,
+        )?;
+        Ok(id)
+    }
+
+    /// Refuses a job the miner chose, with one of SetCustomMiningJob.Error's codes.
+    pub fn refuse_custom_job(
+        &mut self,
+        channel_id: u32,
+        request_id: u32,
+        code: &str,
+    ) -> Result<(), Sv2Error> {
+        self.wire.send(
+            "SetCustomMiningJobError",
+            SetCustomMiningJobError {
+                channel_id,
+                request_id,
+                error_code: Str0255::try_from(code).map_err(|e| malformed("error code", e))?,
+            },
+            MESSAGE_TYPE_SET_CUSTOM_MINING_JOB_ERROR,
+            CHANNEL_BIT_SET_CUSTOM_MINING_JOB_ERROR,
+        )
+    }
+
     /// A new difficulty on a channel (SetTarget), and its last job again under a new id so
     /// that it applies at once: as in V1, a share is judged at the difficulty its job was
-    /// sent under.
+    /// sent under. The jobs of a miner that chooses its own work cannot be sent again: the
+    /// new target applies to them at once, as SetTarget says.
     pub fn set_difficulty(&mut self, channel_id: u32, difficulty: f64) -> Result<(), Sv2Error> {
         let Some(ch) = self.channels.get_mut(&channel_id) else {
             return Err(Sv2Error::UnknownChannel(channel_id));
         };
         ch.difficulty = difficulty;
+        if self.work_selection {
+            for job in &mut ch.jobs {
+                job.difficulty = difficulty;
+            }
+        }
         let last = ch.jobs.back().map(|j| Arc::clone(&j.job));
         let target = target_of(difficulty).min(ch.max_target).to_le_bytes();
         self.wire.send(
@@ -611,7 +772,7 @@ impl Sv2ServerSession {
             MESSAGE_TYPE_SET_TARGET,
             CHANNEL_BIT_SET_TARGET,
         )?;
-        if let Some(job) = last {
+        if let Some(job) = last.filter(|_| !self.work_selection) {
             // The same work, not clean: the tip has not moved.
             let again = Arc::new(ServerJob::new(job.job_id.clone(), job.parts.clone(), false));
             self.notify(channel_id, again)?;
