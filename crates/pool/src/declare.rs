@@ -562,3 +562,105 @@ pub fn custom_job(
         },
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bitcoin::{absolute, transaction, Amount, OutPoint, Sequence, TxIn, Witness};
+
+    fn coinbase(height: u32, witness: bool, outputs: Vec<TxOut>) -> Transaction {
+        let mut script = Builder::new().push_int(i64::from(height)).into_bytes();
+        script.extend_from_slice(&[0xee; 8]);
+        Transaction {
+            version: transaction::Version::TWO,
+            lock_time: absolute::LockTime::ZERO,
+            input: vec![TxIn {
+                previous_output: OutPoint::null(),
+                script_sig: ScriptBuf::from_bytes(script),
+                sequence: Sequence::MAX,
+                witness: if witness {
+                    Witness::from_slice(&[[0u8; 32]])
+                } else {
+                    Witness::new()
+                },
+            }],
+            output: outputs,
+        }
+    }
+
+    fn pay(script: &ScriptBuf, sat: u64) -> TxOut {
+        TxOut {
+            value: Amount::from_sat(sat),
+            script_pubkey: script.clone(),
+        }
+    }
+
+    /// Splits a coinbase around its last 8 scriptSig bytes, as a client declares it.
+    fn split(tx: &Transaction) -> (Vec<u8>, Vec<u8>) {
+        let bytes = consensus::serialize(tx);
+        let script = tx.input[0].script_sig.as_bytes();
+        let segwit = !tx.input[0].witness.is_empty();
+        let at = 4 + if segwit { 2 } else { 0 } + 1 + 36 + 1 + script.len() - 8;
+        (bytes[..at].to_vec(), bytes[at + 8..].to_vec())
+    }
+
+    #[test]
+    fn a_declared_coinbase_reads_back_with_or_without_bip141_fields() {
+        let payout = ScriptBuf::from_bytes(vec![0x51]);
+        for witness in [false, true] {
+            let tx = coinbase(300, witness, vec![pay(&payout, 100)]);
+            let (prefix, suffix) = split(&tx);
+            let (back, script_prefix, extranonce_len) = parse_coinbase(&prefix, &suffix).unwrap();
+            assert_eq!(extranonce_len, 8);
+            assert_eq!(script_prefix, Builder::new().push_int(300).into_bytes());
+            let mut zeroed = tx.clone();
+            let mut script = script_prefix.clone();
+            script.extend_from_slice(&[0; 8]);
+            zeroed.input[0].script_sig = ScriptBuf::from_bytes(script);
+            assert_eq!(back, zeroed);
+        }
+    }
+
+    #[test]
+    fn bad_declared_coinbases_are_refused_with_their_reason() {
+        let payout = ScriptBuf::from_bytes(vec![0x51]);
+        let tx = coinbase(300, true, vec![pay(&payout, 100)]);
+        let (prefix, suffix) = split(&tx);
+        let code = |p: &[u8], s: &[u8]| parse_coinbase(p, s).unwrap_err().code;
+        assert_eq!(code(&prefix[..20], &suffix), declare::INVALID_COINBASE_TX);
+        let mut extra = suffix.clone();
+        extra.push(0);
+        assert_eq!(code(&prefix, &extra), declare::INVALID_COINBASE_TX);
+        assert_eq!(
+            code(&prefix, &suffix[..suffix.len() - 1]),
+            declare::INVALID_COINBASE_TX
+        );
+        let mut two_inputs = prefix.clone();
+        two_inputs[6] = 2;
+        assert_eq!(
+            code(&two_inputs, &suffix),
+            declare::INVALID_COINBASE_TX_INPUT
+        );
+        let mut spends = prefix.clone();
+        spends[7] = 1; // the prevout's txid is no longer null
+        assert_eq!(code(&spends, &suffix), declare::INVALID_COINBASE_TX_INPUT);
+        let mut long = prefix.clone();
+        long[6 + 1 + 36] = 101;
+        assert_eq!(code(&long, &suffix), declare::INVALID_COINBASE_TX);
+    }
+
+    #[test]
+    fn a_declared_coinbase_must_pay_the_pool_for_this_height() {
+        let payout = ScriptBuf::from_bytes(vec![0x51]);
+        let other = ScriptBuf::from_bytes(vec![0x52]);
+        let ok = coinbase(300, false, vec![pay(&payout, 100), pay(&other, 0)]);
+        assert_eq!(check_payout(&ok, 300, &payout, 100), Ok(()));
+        let code =
+            |tx: &Transaction, height| check_payout(tx, height, &payout, 100).unwrap_err().code;
+        assert_eq!(code(&ok, 301), declare::STALE_CHAIN_TIP);
+        let short = coinbase(300, false, vec![pay(&payout, 99)]);
+        assert_eq!(code(&short, 300), declare::INVALID_COINBASE_TX);
+        let shared = coinbase(300, false, vec![pay(&payout, 100), pay(&other, 1)]);
+        assert_eq!(code(&shared, 300), declare::INVALID_COINBASE_TX);
+    }
+}

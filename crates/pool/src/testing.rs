@@ -543,4 +543,3 @@ mod tests {
         assert!(!is_clean_notify(r#"{"method":"mining.notify","params":"#));
     }
 }
-

@@ -304,6 +304,18 @@ fn made_up_transaction(n: u8) -> Transaction {
     }
 }
 
+/// A share on a custom job at difficulty 1e-6 (every one a regtest block), with the
+/// extranonce the miner rolled.
+fn find_share(job: &MyJob, tip: &Tip, channel: &Channel) -> (hashforge_stratum::Share, Vec<u8>) {
+    let scan = job.stratum_job(tip, channel, 1e-6);
+    let en2 = vec![7u8; channel.extranonce_size];
+    let (share, _) = scan_job(&Scanner::detect(), &scan, &en2, 0, 1 << 26)
+        .into_iter()
+        .next()
+        .expect("a share among 2^26 nonces at difficulty 1e-6");
+    (share, en2)
+}
+
 /// Mines one share on a custom job and submits it; returns the pool's answer's type.
 async fn mine_one(
     mining: &mut Sv2Peer,
@@ -313,12 +325,7 @@ async fn mine_one(
     job_id: u32,
     seq: u32,
 ) -> u8 {
-    let scan = job.stratum_job(tip, channel, 1e-6);
-    let en2 = vec![7u8; channel.extranonce_size];
-    let (share, _) = scan_job(&Scanner::detect(), &scan, &en2, 0, 1 << 26)
-        .into_iter()
-        .next()
-        .expect("a share among 2^26 nonces at difficulty 1e-6");
+    let (share, en2) = find_share(job, tip, channel);
     mining
         .send(
             "SubmitSharesExtended",
@@ -760,6 +767,67 @@ async fn a_miner_declares_its_own_block_and_mines_it_on_the_pool() {
     )
     .await;
     assert_eq!(error_code(ty, p), "stale-chain-tip");
+
+    // A block the client pushes to the JDS (PushSolution, on its last declared job) is
+    // submitted by the pool too.
+    let t2 = tip(&dir);
+    jd.send(
+        "Allocate",
+        token(20),
+        MESSAGE_TYPE_ALLOCATE_MINING_JOB_TOKEN,
+        false,
+    )
+    .await
+    .unwrap();
+    let (_, mut p) = expect(&mut jd, &[MESSAGE_TYPE_ALLOCATE_MINING_JOB_TOKEN_SUCCESS]).await;
+    let third: AllocateMiningJobTokenSuccess = decode("allocated", &mut p).unwrap();
+    let subsidy2 = hashforge_pool::chain::subsidy(Network::Regtest, t2.height);
+    let next = MyJob::new(t2.height, &payout, subsidy2, vec![], extranonce_len);
+    let third_token = third.mining_job_token.as_bytes().to_vec();
+    jd.send(
+        "Declare",
+        next.declare(21, &third_token),
+        MESSAGE_TYPE_DECLARE_MINING_JOB,
+        false,
+    )
+    .await
+    .unwrap();
+    let (ty, p) = expect(
+        &mut jd,
+        &[
+            MESSAGE_TYPE_DECLARE_MINING_JOB_ERROR,
+            MESSAGE_TYPE_DECLARE_MINING_JOB_SUCCESS,
+        ],
+    )
+    .await;
+    assert_eq!(
+        ty,
+        MESSAGE_TYPE_DECLARE_MINING_JOB_SUCCESS,
+        "{:?}",
+        String::from_utf8_lossy(&p)
+    );
+    let (share, en2) = find_share(&next, &t2, &channel);
+    let mut extranonce = channel.prefix.clone();
+    extranonce.extend_from_slice(&en2);
+    let push = PushSolution {
+        extranonce: B032::try_from(leak(extranonce)).unwrap(),
+        prev_hash: u256(t2.prev_hash),
+        nonce: share.nonce,
+        ntime: share.ntime,
+        nbits: 0x207f_ffff,
+        version: share.version,
+    };
+    jd.send("PushSolution", push, MESSAGE_TYPE_PUSH_SOLUTION, false)
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    while exported_blocks(&dir).len() as u32 != t2.height {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the pushed block was not submitted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     let api = http_get(http, "/api/pool").await;
     assert!(api.contains("\"connections_sv2_jd\":1"), "{api}");

@@ -17,8 +17,8 @@ use hashforge_stratum::{ClientEvent, ServerJob, Share};
 
 use crate::wire::Wire;
 use crate::{
-    AuthorityKeypair, Sv2ClientConfig, Sv2ClientSession, Sv2ServerConfig, Sv2ServerEvent,
-    Sv2ServerSession,
+    AuthorityKeypair, JdServerEvent, Sv2ClientConfig, Sv2ClientSession, Sv2JdServerSession,
+    Sv2ServerConfig, Sv2ServerEvent, Sv2ServerSession,
 };
 
 const NOW: u32 = 1_750_000_000;
@@ -71,56 +71,121 @@ fn serve(session: &mut Sv2ServerSession, events: Vec<Sv2ServerEvent>) {
             Sv2ServerEvent::Share { key, candidate } => {
                 let _ = session.accept(key, candidate.credited_difficulty());
             }
+            Sv2ServerEvent::CustomJob(r) => {
+                let _ =
+                    session.accept_custom_job(r.channel_id, r.request_id, sample_job("c", false));
+            }
             _ => {}
         }
     }
 }
 
-/// A pool's session reading whatever a miner sends: never a panic; an error closes.
-pub fn server_reads(data: &[u8]) {
+/// A server's session as the harness drives it: bytes in (answered as the pool would), bytes
+/// out.
+trait ServerSide {
+    fn take(&mut self, bytes: &[u8]) -> Result<(), crate::Sv2Error>;
+    fn give(&mut self, out: &mut Vec<u8>);
+}
+
+impl ServerSide for Sv2ServerSession {
+    fn take(&mut self, bytes: &[u8]) -> Result<(), crate::Sv2Error> {
+        let events = self.handle_bytes(bytes)?;
+        serve(self, events);
+        Ok(())
+    }
+
+    fn give(&mut self, out: &mut Vec<u8>) {
+        self.transmit_into(out);
+    }
+}
+
+impl ServerSide for Sv2JdServerSession {
+    fn take(&mut self, bytes: &[u8]) -> Result<(), crate::Sv2Error> {
+        for event in self.handle_bytes(bytes)? {
+            // As the pool answers: a token; a declaration with transactions asks for them
+            // all, one without is accepted; the transactions sent make it accepted.
+            let _ = match event {
+                JdServerEvent::AllocateToken { request_id, .. } => {
+                    self.allocated(request_id, &[1; 16], &[1, 0, 0, 0, 0, 0, 0, 0, 0, 0])
+                }
+                JdServerEvent::Declare(d) if d.wtxids.is_empty() => {
+                    self.declared(d.request_id, &[2; 16])
+                }
+                JdServerEvent::Declare(d) => {
+                    let all: Vec<u16> = (0..d.wtxids.len() as u16).collect();
+                    self.ask_transactions(d.request_id, &all)
+                }
+                JdServerEvent::Transactions { request_id, .. } => {
+                    self.refuse(request_id, "invalid-job", "fuzzed")
+                }
+                _ => Ok(()),
+            };
+        }
+        Ok(())
+    }
+
+    fn give(&mut self, out: &mut Vec<u8>) {
+        self.transmit_into(out);
+    }
+}
+
+/// Feeds a server session the fuzz input: raw (even first byte), or as frames a real client
+/// sends behind a real handshake (odd).
+fn server_side_reads(session: &mut impl ServerSide, authority: &AuthorityKeypair, data: &[u8]) {
     let Some((&mode, rest)) = data.split_first() else {
-        return;
-    };
-    let authority = authority();
-    let Ok(mut session) =
-        Sv2ServerSession::new(Sv2ServerConfig::default(), &authority, NOW, [1; 32])
-    else {
         return;
     };
     let mut out = Vec::new();
     if mode % 2 == 0 {
-        if let Ok(events) = session.handle_bytes(rest) {
-            serve(&mut session, events);
-        }
-        session.transmit_into(&mut out);
+        let _ = session.take(rest);
+        session.give(&mut out);
         return;
     }
-    // A real miner: handshake, then the fuzzer's frames.
-    let Ok(mut miner) = Wire::initiator(authority.public(), NOW, [2; 32]) else {
+    let Ok(mut client) = Wire::initiator(authority.public(), NOW, [2; 32]) else {
         return;
     };
-    miner.transmit_into(&mut out);
-    if session.handle_bytes(&out).is_err() {
+    client.transmit_into(&mut out);
+    if session.take(&out).is_err() {
         return;
     }
     out.clear();
-    session.transmit_into(&mut out);
-    miner.push(&out);
-    if miner.frames().is_err() {
+    session.give(&mut out);
+    client.push(&out);
+    if client.frames().is_err() {
         return;
     }
     for (msg_type, channel, payload) in frames(rest) {
-        if miner.send_raw(msg_type, channel, payload).is_err() {
+        if client.send_raw(msg_type, channel, payload).is_err() {
             return;
         }
         out.clear();
-        miner.transmit_into(&mut out);
-        match session.handle_bytes(&out) {
-            Ok(events) => serve(&mut session, events),
-            Err(_) => return,
+        client.transmit_into(&mut out);
+        if session.take(&out).is_err() {
+            return;
         }
         out.clear();
-        session.transmit_into(&mut out);
+        session.give(&mut out);
+    }
+}
+
+/// A pool's session reading whatever a miner sends: never a panic; an error closes.
+pub fn server_reads(data: &[u8]) {
+    let authority = authority();
+    let config = Sv2ServerConfig {
+        work_selection: data.len() % 3 == 0,
+        ..Sv2ServerConfig::default()
+    };
+    if let Ok(mut session) = Sv2ServerSession::new(config, &authority, NOW, [1; 32]) {
+        server_side_reads(&mut session, &authority, data);
+    }
+}
+
+/// A pool's Job Declarator Server session reading whatever a client sends.
+pub fn jd_server_reads(data: &[u8]) {
+    let authority = authority();
+    let validity = Duration::from_secs(3600);
+    if let Ok(mut session) = Sv2JdServerSession::new(&authority, validity, NOW, [5; 32]) {
+        server_side_reads(&mut session, &authority, data);
     }
 }
 

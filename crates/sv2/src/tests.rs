@@ -493,6 +493,7 @@ fn fuzz_entry_points_take_random_bytes() {
     runner
         .run(&proptest::collection::vec(any::<u8>(), 0..600), |bytes| {
             crate::fuzzing::server_reads(&bytes);
+            crate::fuzzing::jd_server_reads(&bytes);
             crate::fuzzing::client_reads(&bytes);
             Ok(())
         })
@@ -532,4 +533,240 @@ fn the_target_sent_never_exceeds_the_miners_max_target() {
     assert_eq!(success.target.to_array(), max_bytes);
     let set: SetTarget = crate::decode("set target", &mut frames[1].payload).unwrap();
     assert_eq!(set.maximum_target.to_array(), max_bytes);
+}
+
+/// A Job Declarator Client played on a bare wire against the pool's JDS session.
+struct RawJdc {
+    wire: Wire,
+}
+
+impl RawJdc {
+    fn connect(server: &mut Sv2JdServerSession) -> RawJdc {
+        let mut wire = Wire::initiator(authority().public(), NOW, [7; 32]).unwrap();
+        let mut bytes = Vec::new();
+        wire.transmit_into(&mut bytes);
+        assert!(server.handle_bytes(&bytes).unwrap().is_empty());
+        let mut back = Vec::new();
+        server.transmit_into(&mut back);
+        wire.push(&back);
+        assert!(wire.frames().unwrap().is_empty());
+        RawJdc { wire }
+    }
+
+    fn send<T: binary_sv2::Serialize + binary_sv2::GetSize>(
+        &mut self,
+        server: &mut Sv2JdServerSession,
+        message: T,
+        msg_type: u8,
+    ) -> Result<(Vec<JdServerEvent>, Vec<Frame>), Sv2Error> {
+        self.wire.send("test", message, msg_type, false).unwrap();
+        let mut bytes = Vec::new();
+        self.wire.transmit_into(&mut bytes);
+        let events = server.handle_bytes(&bytes);
+        let mut back = Vec::new();
+        server.transmit_into(&mut back);
+        self.wire.push(&back);
+        let frames = self.wire.frames().unwrap();
+        events.map(|e| (e, frames))
+    }
+
+    fn flush(&mut self, server: &mut Sv2JdServerSession) -> Vec<Frame> {
+        let mut back = Vec::new();
+        server.transmit_into(&mut back);
+        self.wire.push(&back);
+        self.wire.frames().unwrap()
+    }
+}
+
+fn jds() -> Sv2JdServerSession {
+    Sv2JdServerSession::new(&authority(), Duration::from_secs(3600), NOW, [6; 32]).unwrap()
+}
+
+fn jd_setup(protocol: Protocol) -> SetupConnection<'static> {
+    SetupConnection {
+        protocol,
+        min_version: 2,
+        max_version: 2,
+        flags: 1,
+        endpoint_host: Str0255::try_from("127.0.0.1").unwrap(),
+        endpoint_port: 3337,
+        vendor: Str0255::try_from("jdc").unwrap(),
+        hardware_version: Str0255::try_from("").unwrap(),
+        firmware: Str0255::try_from("").unwrap(),
+        device_id: Str0255::try_from("").unwrap(),
+    }
+}
+
+#[test]
+fn the_job_declarator_server_answers_only_what_was_asked() {
+    use job_declaration_sv2::*;
+    // A mining SetupConnection on the JDS is refused, with the reason sent first.
+    let mut server = jds();
+    let mut jdc = RawJdc::connect(&mut server);
+    jdc.wire
+        .send(
+            "setup",
+            jd_setup(Protocol::MiningProtocol),
+            MESSAGE_TYPE_SETUP_CONNECTION,
+            false,
+        )
+        .unwrap();
+    let mut bytes = Vec::new();
+    jdc.wire.transmit_into(&mut bytes);
+    let refused = server.handle_bytes(&bytes);
+    assert!(matches!(refused, Err(Sv2Error::SetupRefused(_))));
+    assert_eq!(
+        jdc.flush(&mut server)[0].msg_type,
+        common_messages_sv2::MESSAGE_TYPE_SETUP_CONNECTION_ERROR
+    );
+
+    let mut server = jds();
+    let mut jdc = RawJdc::connect(&mut server);
+    let (events, frames) = jdc
+        .send(
+            &mut server,
+            jd_setup(Protocol::JobDeclarationProtocol),
+            MESSAGE_TYPE_SETUP_CONNECTION,
+        )
+        .unwrap();
+    assert!(matches!(
+        &events[..],
+        [JdServerEvent::SetUp {
+            declare_tx_data: true,
+            ..
+        }]
+    ));
+    assert_eq!(frames[0].msg_type, 0x01);
+    let allocate = AllocateMiningJobToken {
+        user_identifier: Str0255::try_from("u").unwrap(),
+        request_id: 7,
+    };
+    let (events, _) = jdc
+        .send(
+            &mut server,
+            allocate,
+            MESSAGE_TYPE_ALLOCATE_MINING_JOB_TOKEN,
+        )
+        .unwrap();
+    assert_eq!(
+        events,
+        [JdServerEvent::AllocateToken {
+            request_id: 7,
+            user: "u".into()
+        }]
+    );
+    server.allocated(7, &[1; 16], &[0]).unwrap();
+    let mut frames = jdc.flush(&mut server);
+    let success: AllocateMiningJobTokenSuccess = decode("success", &mut frames[0].payload).unwrap();
+    assert_eq!(success.mining_job_token.as_bytes(), &[1; 16]);
+    assert!(
+        server.allocated(7, &[1; 16], &[0]).is_err(),
+        "answered once"
+    );
+
+    let wtxids = vec![U256::from(&[3u8; 32]), U256::from(&[4u8; 32])];
+    let declare = DeclareMiningJob {
+        request_id: 8,
+        mining_job_token: binary_sv2::B0255::try_from(&[1u8; 16][..]).unwrap(),
+        version: 0x2000_0000,
+        coinbase_tx_prefix: binary_sv2::B064K::try_from(&[1u8, 2][..]).unwrap(),
+        coinbase_tx_suffix: binary_sv2::B064K::try_from(&[3u8][..]).unwrap(),
+        wtxid_list: binary_sv2::Seq064K::new(wtxids).unwrap(),
+        excess_data: binary_sv2::B064K::try_from(&[][..]).unwrap(),
+    };
+    let (events, _) = jdc
+        .send(
+            &mut server,
+            declare.clone(),
+            MESSAGE_TYPE_DECLARE_MINING_JOB,
+        )
+        .unwrap();
+    let [JdServerEvent::Declare(d)] = &events[..] else {
+        panic!("{events:?}");
+    };
+    assert_eq!(d.wtxids, vec![[3; 32], [4; 32]]);
+    assert_eq!(
+        (d.coinbase_prefix.as_slice(), d.coinbase_suffix.as_slice()),
+        (&[1, 2][..], &[3][..])
+    );
+    // The same request id again while it waits is a protocol error.
+    assert!(jdc
+        .send(&mut server, declare, MESSAGE_TYPE_DECLARE_MINING_JOB)
+        .is_err());
+
+    // Transactions: only for a declaration asked about, and as many as asked.
+    let mut server = jds();
+    let mut jdc = RawJdc::connect(&mut server);
+    jdc.send(
+        &mut server,
+        jd_setup(Protocol::JobDeclarationProtocol),
+        MESSAGE_TYPE_SETUP_CONNECTION,
+    )
+    .unwrap();
+    let two = |request_id| ProvideMissingTransactionsSuccess {
+        request_id,
+        transaction_list: binary_sv2::Seq064K::new(vec![
+            binary_sv2::B016M::try_from(&[1u8][..]).unwrap(),
+            binary_sv2::B016M::try_from(&[2u8][..]).unwrap(),
+        ])
+        .unwrap(),
+    };
+    assert!(jdc
+        .send(
+            &mut server,
+            two(9),
+            MESSAGE_TYPE_PROVIDE_MISSING_TRANSACTIONS_SUCCESS
+        )
+        .is_err());
+
+    let mut server = jds();
+    let mut jdc = RawJdc::connect(&mut server);
+    jdc.send(
+        &mut server,
+        jd_setup(Protocol::JobDeclarationProtocol),
+        MESSAGE_TYPE_SETUP_CONNECTION,
+    )
+    .unwrap();
+    let declare = DeclareMiningJob {
+        request_id: 9,
+        mining_job_token: binary_sv2::B0255::try_from(&[1u8; 16][..]).unwrap(),
+        version: 0x2000_0000,
+        coinbase_tx_prefix: binary_sv2::B064K::try_from(&[1u8][..]).unwrap(),
+        coinbase_tx_suffix: binary_sv2::B064K::try_from(&[3u8][..]).unwrap(),
+        wtxid_list: binary_sv2::Seq064K::new(vec![U256::from(&[3u8; 32])]).unwrap(),
+        excess_data: binary_sv2::B064K::try_from(&[][..]).unwrap(),
+    };
+    jdc.send(&mut server, declare, MESSAGE_TYPE_DECLARE_MINING_JOB)
+        .unwrap();
+    server.ask_transactions(9, &[0]).unwrap();
+    let mut frames = jdc.flush(&mut server);
+    let asked: ProvideMissingTransactions = decode("asked", &mut frames[0].payload).unwrap();
+    assert_eq!(asked.unknown_tx_position_list.into_inner(), vec![0]);
+    let wrong = jdc.send(
+        &mut server,
+        two(9),
+        MESSAGE_TYPE_PROVIDE_MISSING_TRANSACTIONS_SUCCESS,
+    );
+    assert!(
+        matches!(&wrong, Err(Sv2Error::Malformed { reason, .. }) if reason == "2 transactions for 1 asked"),
+        "{wrong:?}"
+    );
+
+    // A mining message is not the JDS's.
+    let mut server = jds();
+    let mut jdc = RawJdc::connect(&mut server);
+    jdc.send(
+        &mut server,
+        jd_setup(Protocol::JobDeclarationProtocol),
+        MESSAGE_TYPE_SETUP_CONNECTION,
+    )
+    .unwrap();
+    let close = CloseChannel {
+        channel_id: 1,
+        reason_code: Str0255::try_from("x").unwrap(),
+    };
+    assert!(matches!(
+        jdc.send(&mut server, close, MESSAGE_TYPE_CLOSE_CHANNEL),
+        Err(Sv2Error::UnexpectedMessage { .. })
+    ));
 }
