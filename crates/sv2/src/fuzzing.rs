@@ -172,7 +172,7 @@ fn server_side_reads(session: &mut impl ServerSide, authority: &AuthorityKeypair
 pub fn server_reads(data: &[u8]) {
     let authority = authority();
     let config = Sv2ServerConfig {
-        work_selection: data.len() % 3 == 0,
+        work_selection: data.first().is_some_and(|mode| mode & 2 != 0),
         ..Sv2ServerConfig::default()
     };
     if let Ok(mut session) = Sv2ServerSession::new(config, &authority, NOW, [1; 32]) {
