@@ -30,6 +30,11 @@ pub struct PoolArgs {
     /// SetCustomMiningJob. Needs --sv2.
     #[arg(long, value_name = "HOST:PORT")]
     sv2_jd: Option<SocketAddr>,
+    /// Also be a Stratum V2 Template Provider here (template distribution, the --sv2
+    /// endpoint's key): the pool's templates for a Job Declarator Client (SRI's jd_client
+    /// takes it as its `Sv2Tp`), and the blocks it finds submitted. Needs --sv2.
+    #[arg(long, value_name = "HOST:PORT")]
+    sv2_tp: Option<SocketAddr>,
     /// The HTTP API (/api/pool, /api/workers, /api/blocks, /api/payouts), /metrics and a status page.
     #[arg(long, value_name = "HOST:PORT")]
     http: Option<SocketAddr>,
@@ -118,6 +123,7 @@ impl PoolArgs {
         }
         c.sv2 = self.sv2.or(file.sv2);
         c.sv2_jd = self.sv2_jd.or(file.sv2_jd);
+        c.sv2_tp = self.sv2_tp.or(file.sv2_tp);
         c.http = self.http.or(file.http);
         let bitcoind = self.bitcoind.or(file.bitcoind);
         let user = self.rpc_user.or(file.rpc_user);
@@ -220,6 +226,9 @@ pub fn run(args: PoolArgs) -> Result<(), String> {
                     hashforge_pool::SV2_KEY_FILE
                 );
             }
+        }
+        if let Some(addr) = pool.sv2_tp_addr() {
+            eprintln!("  sv2 tp:  {addr}   (template provider: this pool's templates for a job declarator client)");
         }
         if let Some(addr) = pool.sv2_jd_addr() {
             eprintln!(

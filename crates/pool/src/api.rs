@@ -102,7 +102,8 @@ async fn metrics(State(s): State<Arc<Shared>>) -> impl IntoResponse {
     )
     .sample(&[("protocol", "v1")], live.connections_v1 as f64)
     .sample(&[("protocol", "sv2")], live.connections_sv2 as f64)
-    .sample(&[("protocol", "sv2-jd")], live.connections_sv2_jd as f64);
+    .sample(&[("protocol", "sv2-jd")], live.connections_sv2_jd as f64)
+    .sample(&[("protocol", "sv2-tp")], live.connections_sv2_tp as f64);
     m.gauge("hashforge_pool_workers", "Workers seen since start.")
         .value(live.workers as f64);
     m.counter(
@@ -197,7 +198,7 @@ async fn page(State(s): State<Arc<Shared>>) -> Html<String> {
          td,th{{border:1px solid #ccc;padding:.3em .7em;text-align:right}}th{{background:#f3f3f3}}td:first-child{{text-align:left}}</style></head><body>\
          <h1>hashforge pool</h1><p><b>{}</b> &middot; {}<br>status: {} &middot; height {} &middot; up {}</p>\
          <table><tr><th>hash rate (5 min)</th><th>connections</th><th>shares accepted</th><th>shares rejected</th><th>blocks found</th><th>blocks refused</th></tr>\
-         <tr><td>{} {}</td><td>{} ({} V1, {} SV2, {} SV2 job declaration)</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr></table>\
+         <tr><td>{} {}</td><td>{} ({} V1, {} SV2, {} SV2 job declaration, {} SV2 template)</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr></table>\
          <h2>Workers</h2><table><tr><th>worker</th><th>protocol</th><th>hash rate (5 min)</th><th>from</th><th>accepted</th><th>rejected</th><th>best share</th><th>blocks</th><th>last share</th></tr>{rows}</table>\
          <p><a href=/api/pool>/api/pool</a> &middot; <a href=/api/workers>/api/workers</a> &middot; <a href=/api/blocks>/api/blocks</a> &middot; <a href=/api/payouts>/api/payouts</a> &middot; <a href=/metrics>/metrics</a></p></body></html>",
         escape(&s.source.describe()),
@@ -211,6 +212,7 @@ async fn page(State(s): State<Arc<Shared>>) -> Html<String> {
         live.connections_v1,
         live.connections_sv2,
         live.connections_sv2_jd,
+        live.connections_sv2_tp,
         live.shares_accepted,
         rejected,
         live.blocks_found,

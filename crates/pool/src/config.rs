@@ -29,6 +29,9 @@ pub struct PoolConfig {
     /// The Job Declarator Server, if any (with the SV2 endpoint's key): miners whose
     /// SV2 connection asks for work selection mine jobs they declared here.
     pub sv2_jd: Option<SocketAddr>,
+    /// The Template Provider, if any (with the SV2 endpoint's key): the pool's templates
+    /// over SV2's Template Distribution protocol, for a Job Declarator Client.
+    pub sv2_tp: Option<SocketAddr>,
     pub http: Option<SocketAddr>,
     pub source: SourceConfig,
     /// `sqlite://...` or `postgres://...`; default: `pool.db` in `data_dir`.
@@ -61,6 +64,7 @@ impl Default for PoolConfig {
             stratum: SocketAddr::from(([127, 0, 0, 1], 3333)),
             sv2: None,
             sv2_jd: None,
+            sv2_tp: None,
             http: None,
             source: SourceConfig::Embedded,
             database: None,
@@ -97,6 +101,7 @@ pub struct PoolFile {
     pub stratum: Option<SocketAddr>,
     pub sv2: Option<SocketAddr>,
     pub sv2_jd: Option<SocketAddr>,
+    pub sv2_tp: Option<SocketAddr>,
     pub http: Option<SocketAddr>,
     pub bitcoind: Option<String>,
     pub rpc_user: Option<String>,

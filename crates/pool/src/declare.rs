@@ -432,20 +432,28 @@ pub fn solution_block(job: &DeclaredJob, s: &Solution) -> Result<Block, String> 
     let mut script = job.script_prefix.clone();
     script.extend_from_slice(&s.extranonce);
     coinbase.input[0].script_sig = ScriptBuf::from_bytes(script);
-    let mut txdata = Vec::with_capacity(job.transactions.len() + 1);
-    txdata.push(coinbase);
-    txdata.extend(job.transactions.iter().cloned());
-    let mut block = Block {
-        header: bitcoin::block::Header {
-            version: bitcoin::block::Version::from_consensus(s.version as i32),
-            prev_blockhash: BlockHash::from_byte_array(s.prev_hash),
-            merkle_root: bitcoin::TxMerkleNode::all_zeros(),
-            time: s.ntime,
-            bits: bitcoin::CompactTarget::from_consensus(s.nbits),
-            nonce: s.nonce,
-        },
-        txdata,
+    let header = bitcoin::block::Header {
+        version: bitcoin::block::Version::from_consensus(s.version as i32),
+        prev_blockhash: BlockHash::from_byte_array(s.prev_hash),
+        merkle_root: bitcoin::TxMerkleNode::all_zeros(),
+        time: s.ntime,
+        bits: bitcoin::CompactTarget::from_consensus(s.nbits),
+        nonce: s.nonce,
     };
+    solved_block(header, coinbase, &job.transactions)
+}
+
+/// The block a solution makes: `header` (its merkle root filled in here) over the coinbase
+/// and the other transactions; it must meet its own nBits.
+pub fn solved_block(
+    header: bitcoin::block::Header,
+    coinbase: Transaction,
+    transactions: &[Transaction],
+) -> Result<Block, String> {
+    let mut txdata = Vec::with_capacity(transactions.len() + 1);
+    txdata.push(coinbase);
+    txdata.extend(transactions.iter().cloned());
+    let mut block = Block { header, txdata };
     block.header.merkle_root = block
         .compute_merkle_root()
         .ok_or("a block without transactions")?;

@@ -27,6 +27,7 @@ pub mod loadgen;
 mod server;
 mod server_jd;
 mod server_sv2;
+pub mod server_tp;
 pub mod stats;
 pub mod template;
 pub mod testing;
@@ -70,6 +71,8 @@ pub enum PoolError {
     Sv2Key { path: PathBuf, reason: String },
     #[error("a Job Declarator Server (--sv2-jd) needs the SV2 endpoint (--sv2) its miners mine the declared jobs on")]
     JdWithoutSv2,
+    #[error("a Template Provider (--sv2-tp) needs the SV2 endpoint (--sv2) whose key it shares")]
+    TpWithoutSv2,
 }
 
 /// What every connection task and the API share.
@@ -128,6 +131,7 @@ pub struct Pool {
     stratum: SocketAddr,
     sv2: Option<SocketAddr>,
     jd: Option<SocketAddr>,
+    tp: Option<SocketAddr>,
     http: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -149,40 +153,26 @@ impl Pool {
         let stats = Stats::default();
         // Refused shares count all time: the totals so far come from the ledger.
         stats.restore_rejected(ledger.rejects().await?);
-        let listener =
-            TcpListener::bind(config.stratum)
-                .await
-                .map_err(|source| PoolError::Listen {
-                    addr: config.stratum,
-                    source,
-                })?;
-        let stratum = listener.local_addr().map_err(|source| PoolError::Listen {
-            addr: config.stratum,
-            source,
-        })?;
+        let (listener, stratum) = bind(config.stratum).await?;
         let mut sv2 = None;
         if let Some(addr) = config.sv2 {
             let key = load_or_create_key(&config.data_dir)?;
-            let listener = TcpListener::bind(addr)
-                .await
-                .map_err(|source| PoolError::Listen { addr, source })?;
-            let bound = listener
-                .local_addr()
-                .map_err(|source| PoolError::Listen { addr, source })?;
+            let (listener, bound) = bind(addr).await?;
             sv2 = Some((listener, bound, key));
+        }
+        if config.sv2.is_none() && config.sv2_jd.is_some() {
+            return Err(PoolError::JdWithoutSv2);
+        }
+        if config.sv2.is_none() && config.sv2_tp.is_some() {
+            return Err(PoolError::TpWithoutSv2);
         }
         let mut jd = None;
         if let Some(addr) = config.sv2_jd {
-            if sv2.is_none() {
-                return Err(PoolError::JdWithoutSv2);
-            }
-            let listener = TcpListener::bind(addr)
-                .await
-                .map_err(|source| PoolError::Listen { addr, source })?;
-            let bound = listener
-                .local_addr()
-                .map_err(|source| PoolError::Listen { addr, source })?;
-            jd = Some((listener, bound));
+            jd = Some(bind(addr).await?);
+        }
+        let mut tp = None;
+        if let Some(addr) = config.sv2_tp {
+            tp = Some(bind(addr).await?);
         }
         let tag = config.tag.as_bytes().to_vec();
         let shared = Arc::new(Shared {
@@ -223,24 +213,21 @@ impl Pool {
             )));
         }
         let jd_addr = jd.as_ref().map(|(_, addr)| *addr);
-        if let Some((listener, _)) = jd {
-            tasks.push(tokio::spawn(server::accept_loop(
-                Arc::clone(&shared),
-                listener,
-                Protocol::Sv2Jd,
-                shutdown_rx.clone(),
-            )));
+        let tp_addr = tp.as_ref().map(|(_, addr)| *addr);
+        for (listener, protocol) in [(jd, Protocol::Sv2Jd), (tp, Protocol::Sv2Tp)] {
+            if let Some((listener, _)) = listener {
+                tasks.push(tokio::spawn(server::accept_loop(
+                    Arc::clone(&shared),
+                    listener,
+                    protocol,
+                    shutdown_rx.clone(),
+                )));
+            }
         }
         let mut http = None;
         if let Some(addr) = shared.config.http {
-            let listener = TcpListener::bind(addr)
-                .await
-                .map_err(|source| PoolError::Listen { addr, source })?;
-            http = Some(
-                listener
-                    .local_addr()
-                    .map_err(|source| PoolError::Listen { addr, source })?,
-            );
+            let (listener, bound) = bind(addr).await?;
+            http = Some(bound);
             tasks.push(tokio::spawn(api::serve(
                 Arc::clone(&shared),
                 listener,
@@ -253,6 +240,7 @@ impl Pool {
             stratum,
             sv2: sv2_addr,
             jd: jd_addr,
+            tp: tp_addr,
             http,
             shutdown,
             tasks,
@@ -262,6 +250,9 @@ impl Pool {
         }
         if let Some(addr) = pool.jd {
             tracing::info!("job declarator server on {addr} (the same authority key)");
+        }
+        if let Some(addr) = pool.tp {
+            tracing::info!("template provider on {addr} (the same authority key)");
         }
         Ok(pool)
     }
@@ -280,6 +271,11 @@ impl Pool {
     /// Where the Job Declarator Server listens, when it runs.
     pub fn sv2_jd_addr(&self) -> Option<SocketAddr> {
         self.jd
+    }
+
+    /// Where the Template Provider listens, when it runs.
+    pub fn sv2_tp_addr(&self) -> Option<SocketAddr> {
+        self.tp
     }
     /// The key SV2 miners pin (`authority_pubkey`), when the SV2 endpoint runs.
     pub fn sv2_authority(&self) -> Option<hashforge_sv2::AuthorityPublicKey> {
@@ -397,6 +393,17 @@ pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Binds a listener; the address it got (the port, when asked for 0).
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), PoolError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| PoolError::Listen { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| PoolError::Listen { addr, source })?;
+    Ok((listener, bound))
 }
 
 fn rand_seed() -> u32 {

@@ -51,6 +51,9 @@ pub(crate) async fn accept_loop(
                             Protocol::Sv2Jd => {
                                 crate::server_jd::serve(&shared, stream, shutdown).await
                             }
+                            Protocol::Sv2Tp => {
+                                crate::server_tp::serve(&shared, stream, shutdown).await
+                            }
                         };
                         shared.stats.disconnected(protocol);
                         tracing::debug!(%peer, ?protocol, "disconnected: {why}");

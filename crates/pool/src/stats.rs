@@ -119,6 +119,9 @@ pub enum Protocol {
     /// Stratum V2's job declaration protocol: a miner's Job Declarator Client.
     #[serde(rename = "sv2-jd")]
     Sv2Jd,
+    /// Stratum V2's template distribution protocol: a client of the pool's templates.
+    #[serde(rename = "sv2-tp")]
+    Sv2Tp,
 }
 
 impl Protocol {
@@ -128,6 +131,7 @@ impl Protocol {
             Protocol::V1 => "v1",
             Protocol::Sv2 => "sv2",
             Protocol::Sv2Jd => "sv2-jd",
+            Protocol::Sv2Tp => "sv2-tp",
         }
     }
 }
@@ -146,6 +150,7 @@ struct Inner {
     connections_v1: u64,
     connections_sv2: u64,
     connections_sv2_jd: u64,
+    connections_sv2_tp: u64,
     connections_total: u64,
     rejected: BTreeMap<String, u64>,
     blocks_found: u64,
@@ -158,11 +163,12 @@ struct Inner {
 pub struct PoolLive {
     pub uptime_secs: f64,
     pub connections: u64,
-    /// Of `connections`, those speaking Stratum V1, Stratum V2's mining protocol, and its
-    /// job declaration protocol.
+    /// Of `connections`, those speaking Stratum V1, Stratum V2's mining protocol, its job
+    /// declaration protocol and its template distribution protocol.
     pub connections_v1: u64,
     pub connections_sv2: u64,
     pub connections_sv2_jd: u64,
+    pub connections_sv2_tp: u64,
     pub connections_total: u64,
     pub workers: usize,
     pub shares_accepted: u64,
@@ -218,6 +224,7 @@ impl Stats {
             Protocol::V1 => i.connections_v1 += 1,
             Protocol::Sv2 => i.connections_sv2 += 1,
             Protocol::Sv2Jd => i.connections_sv2_jd += 1,
+            Protocol::Sv2Tp => i.connections_sv2_tp += 1,
         }
     }
 
@@ -233,6 +240,7 @@ impl Stats {
             Protocol::V1 => i.connections_v1 = i.connections_v1.saturating_sub(1),
             Protocol::Sv2 => i.connections_sv2 = i.connections_sv2.saturating_sub(1),
             Protocol::Sv2Jd => i.connections_sv2_jd = i.connections_sv2_jd.saturating_sub(1),
+            Protocol::Sv2Tp => i.connections_sv2_tp = i.connections_sv2_tp.saturating_sub(1),
         }
     }
 
@@ -291,6 +299,7 @@ impl Stats {
             connections_v1: i.connections_v1,
             connections_sv2: i.connections_sv2,
             connections_sv2_jd: i.connections_sv2_jd,
+            connections_sv2_tp: i.connections_sv2_tp,
             connections_total: i.connections_total,
             workers: i.workers.len(),
             shares_accepted: pool.accepted,

@@ -869,3 +869,127 @@ async fn without_a_job_declarator_the_pool_refuses_work_selection() {
         Err(hashforge_pool::PoolError::JdWithoutSv2)
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pool_hands_its_templates_to_a_template_client_and_takes_its_block() {
+    use hashforge_sv2::sri::template_distribution_sv2 as tdp;
+    let dir = fresh_dir("pool-test-tp");
+    let pool = Pool::start(PoolConfig {
+        sv2_tp: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+        ..config(&dir)
+    })
+    .await
+    .unwrap();
+    let key = pool.sv2_authority().unwrap();
+    let mut tp = Sv2Peer::connect(pool.sv2_tp_addr().unwrap(), key)
+        .await
+        .unwrap();
+    tp.send(
+        "SetupConnection",
+        setup(Protocol::TemplateDistributionProtocol, 0),
+        MESSAGE_TYPE_SETUP_CONNECTION,
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        tp.recv(WAIT).await.unwrap().0,
+        MESSAGE_TYPE_SETUP_CONNECTION_SUCCESS
+    );
+    tp.send(
+        "CoinbaseOutputConstraints",
+        tdp::CoinbaseOutputConstraints {
+            coinbase_output_max_additional_size: 100,
+            coinbase_output_max_additional_sigops: 4,
+        },
+        tdp::MESSAGE_TYPE_COINBASE_OUTPUT_CONSTRAINTS,
+        false,
+    )
+    .await
+    .unwrap();
+    // The first template is a future one, activated by the tip at once.
+    let (t, mut p) = tp.recv(WAIT).await.unwrap();
+    assert_eq!(t, tdp::MESSAGE_TYPE_NEW_TEMPLATE);
+    let template: tdp::NewTemplate = decode("template", &mut p).unwrap();
+    assert!(template.future_template);
+    let (t, mut p) = tp.recv(WAIT).await.unwrap();
+    assert_eq!(t, tdp::MESSAGE_TYPE_SET_NEW_PREV_HASH);
+    let prev: tdp::SetNewPrevHash = decode("prev", &mut p).unwrap();
+    let here = tip(&dir);
+    assert_eq!(prev.template_id, template.template_id);
+    assert_eq!(prev.prev_hash.to_array(), here.prev_hash);
+    assert_eq!(prev.n_bits, 0x207f_ffff);
+    let height_push = Builder::new().push_int(i64::from(here.height)).into_bytes();
+    assert_eq!(template.coinbase_prefix.as_bytes(), &height_push[..]);
+    let value = template.coinbase_tx_value_remaining;
+    assert_eq!(
+        value,
+        hashforge_pool::chain::subsidy(Network::Regtest, here.height)
+    );
+    tp.send(
+        "RequestTransactionData",
+        tdp::RequestTransactionData {
+            template_id: template.template_id,
+        },
+        tdp::MESSAGE_TYPE_REQUEST_TRANSACTION_DATA,
+        false,
+    )
+    .await
+    .unwrap();
+    let (t, mut p) = tp.recv(WAIT).await.unwrap();
+    assert_eq!(t, tdp::MESSAGE_TYPE_REQUEST_TRANSACTION_DATA_SUCCESS);
+    let data: tdp::RequestTransactionDataSuccess = decode("data", &mut p).unwrap();
+    assert_eq!(
+        data.transaction_list.into_inner().len(),
+        0,
+        "the embedded chain's templates are coinbase-only"
+    );
+
+    // The client's own coinbase on the template, a solved header, submitted.
+    let mine = ScriptBuf::from_bytes(vec![0x51]);
+    let job = MyJob::new(here.height, &mine, value, vec![], 8);
+    let channel = Channel {
+        id: 0,
+        prefix: Vec::new(),
+        extranonce_size: 8,
+    };
+    let solved = Tip {
+        time: prev.header_timestamp,
+        ..here
+    };
+    let (share, en2) = find_share(&job, &solved, &channel);
+    let mut coinbase = job.coinbase.clone();
+    let mut script = job.script_prefix.clone();
+    script.extend_from_slice(&en2);
+    coinbase.input[0].script_sig = ScriptBuf::from_bytes(script);
+    tp.send(
+        "SubmitSolution",
+        tdp::SubmitSolution {
+            template_id: template.template_id,
+            version: share.version,
+            header_timestamp: share.ntime,
+            header_nonce: share.nonce,
+            coinbase_tx: B064K::try_from(leak(consensus::serialize(&coinbase))).unwrap(),
+        },
+        tdp::MESSAGE_TYPE_SUBMIT_SOLUTION,
+        false,
+    )
+    .await
+    .unwrap();
+    // The block is the new tip, and the client is told: a future template and its tip.
+    let (t, mut p) = tp.recv(WAIT).await.unwrap();
+    assert_eq!(t, tdp::MESSAGE_TYPE_NEW_TEMPLATE);
+    let next: tdp::NewTemplate = decode("next", &mut p).unwrap();
+    assert!(next.future_template && next.template_id > template.template_id);
+    let chain = exported_blocks(&dir);
+    assert_eq!(chain.len() as u32, here.height);
+    assert_eq!(chain.last().unwrap().txdata[0], coinbase);
+    let (t, mut p) = tp.recv(WAIT).await.unwrap();
+    assert_eq!(t, tdp::MESSAGE_TYPE_SET_NEW_PREV_HASH);
+    let prev: tdp::SetNewPrevHash = decode("prev", &mut p).unwrap();
+    assert_eq!(
+        prev.prev_hash.to_array(),
+        chain.last().unwrap().block_hash().to_byte_array()
+    );
+    pool.stop().await;
+}

@@ -18,7 +18,8 @@ use hashforge_stratum::{ClientEvent, ServerJob, Share};
 use crate::wire::Wire;
 use crate::{
     AuthorityKeypair, JdServerEvent, Sv2ClientConfig, Sv2ClientSession, Sv2JdServerSession,
-    Sv2ServerConfig, Sv2ServerEvent, Sv2ServerSession,
+    Sv2ServerConfig, Sv2ServerEvent, Sv2ServerSession, Sv2TpServerSession, TemplateOffer,
+    TpServerEvent,
 };
 
 const NOW: u32 = 1_750_000_000;
@@ -129,6 +130,46 @@ impl ServerSide for Sv2JdServerSession {
     }
 }
 
+impl ServerSide for Sv2TpServerSession {
+    fn take(&mut self, bytes: &[u8]) -> Result<(), crate::Sv2Error> {
+        for event in self.handle_bytes(bytes)? {
+            // As the pool answers: a template on setup, the data of template 1 only.
+            let _ = match event {
+                TpServerEvent::SetUp { .. } => {
+                    let offer = TemplateOffer {
+                        template_id: 1,
+                        future_template: true,
+                        version: 0x2000_0000,
+                        coinbase_tx_version: 2,
+                        coinbase_prefix: vec![1, 1],
+                        coinbase_tx_input_sequence: u32::MAX,
+                        coinbase_tx_value_remaining: 5_000_000_000,
+                        coinbase_tx_outputs: Vec::new(),
+                        coinbase_tx_outputs_count: 0,
+                        coinbase_tx_locktime: 0,
+                        merkle_path: vec![[0x22; 32]],
+                    };
+                    self.new_template(&offer).and_then(|()| {
+                        self.set_new_prev_hash(1, [0x11; 32], NOW, 0x207f_ffff, [0xff; 32])
+                    })
+                }
+                TpServerEvent::RequestTransactionData { template_id: 1 } => {
+                    self.transaction_data(1, &[], &[vec![1, 2, 3]])
+                }
+                TpServerEvent::RequestTransactionData { template_id } => {
+                    self.transaction_data_error(template_id, template_id < 1)
+                }
+                _ => Ok(()),
+            };
+        }
+        Ok(())
+    }
+
+    fn give(&mut self, out: &mut Vec<u8>) {
+        self.transmit_into(out);
+    }
+}
+
 /// Feeds a server session the fuzz input: raw (even first byte), or as frames a real client
 /// sends behind a real handshake (odd).
 fn server_side_reads(session: &mut impl ServerSide, authority: &AuthorityKeypair, data: &[u8]) {
@@ -176,6 +217,15 @@ pub fn server_reads(data: &[u8]) {
         ..Sv2ServerConfig::default()
     };
     if let Ok(mut session) = Sv2ServerSession::new(config, &authority, NOW, [1; 32]) {
+        server_side_reads(&mut session, &authority, data);
+    }
+}
+
+/// A pool's Template Provider session reading whatever a client sends.
+pub fn tp_server_reads(data: &[u8]) {
+    let authority = authority();
+    let validity = Duration::from_secs(3600);
+    if let Ok(mut session) = Sv2TpServerSession::new(&authority, validity, NOW, [8; 32]) {
         server_side_reads(&mut session, &authority, data);
     }
 }

@@ -26,6 +26,7 @@ mod key;
 mod server;
 #[cfg(test)]
 mod tests;
+mod tp;
 mod wire;
 
 pub use client::{Sv2ClientConfig, Sv2ClientSession};
@@ -36,6 +37,7 @@ pub use server::{
     ChannelKind, CustomJobRequest, OpenRequest, ShareKey, Sv2ServerConfig, Sv2ServerEvent,
     Sv2ServerSession,
 };
+pub use tp::{SubmittedSolution, Sv2TpServerSession, TemplateOffer, TpServerEvent};
 pub use wire::MAX_FRAME;
 
 /// SRI's message crates, for code that builds or reads messages itself on an
@@ -45,6 +47,7 @@ pub mod sri {
     pub use common_messages_sv2;
     pub use job_declaration_sv2;
     pub use mining_sv2;
+    pub use template_distribution_sv2;
 }
 
 /// SV2's error codes a pool refuses a channel, a custom job or a declared job with.

@@ -494,6 +494,7 @@ fn fuzz_entry_points_take_random_bytes() {
         .run(&proptest::collection::vec(any::<u8>(), 0..600), |bytes| {
             crate::fuzzing::server_reads(&bytes);
             crate::fuzzing::jd_server_reads(&bytes);
+            crate::fuzzing::tp_server_reads(&bytes);
             crate::fuzzing::client_reads(&bytes);
             Ok(())
         })
