@@ -8,31 +8,15 @@
 //! this test is ignored in `cargo test`; `.ci/sri-interop` installs the translator (once,
 //! cached) and runs it with `HASHFORGE_TRANSLATOR_SV2` naming the binary.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hashforge_pool::testing::{free_port, http_get};
 use serde_json::Value;
 
-/// Children killed when the test ends, however it ends.
-struct Children(Vec<Child>);
-
-impl Drop for Children {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn hashforge(args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_hashforge"));
-    c.args(args).stdin(Stdio::null());
-    c
-}
+mod sri;
+use sri::{hashforge, start_pool, tail, Children};
 
 #[test]
 #[ignore = "needs SRI's translator_sv2 binary: run .ci/sri-interop"]
@@ -46,41 +30,24 @@ fn sri_translator_feeds_a_v1_miner_to_the_sv2_pool() {
     let mut children = Children(Vec::new());
 
     // The pool, on the embedded regtest chain; its banner on stderr gives its authority key.
-    let mut pool = hashforge(&[
-        "pool",
-        "--stratum",
-        &format!("127.0.0.1:{v1}"),
-        "--sv2",
-        &format!("127.0.0.1:{sv2}"),
-        "--http",
-        &format!("127.0.0.1:{http}"),
-        // Easy shares, so each of three CPU miners sharing two cores with the pool and
-        // the translator sends some within the minute.
-        "--start-difficulty",
-        "0.0001",
-        "--min-difficulty",
-        "0.000001",
-    ])
-    .arg("--data-dir")
-    .arg(dir.join("pool"))
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .spawn()
-    .expect("hashforge pool starts");
-    let out = pool.stderr.take().unwrap();
-    children.0.push(pool);
-    let mut lines = BufReader::new(out).lines();
-    let mut key = None;
-    for line in lines.by_ref() {
-        let line = line.expect("the pool's banner");
-        if let Some(rest) = line.trim().strip_prefix("authority_pubkey ") {
-            key = rest.split_whitespace().next().map(str::to_owned);
-            break;
-        }
-    }
-    let key = key.expect("the pool prints its authority_pubkey");
-    // Its logs go on being read, so the pool never writes into a full or closed pipe.
-    std::thread::spawn(move || lines.for_each(drop));
+    let key = start_pool(
+        &mut children,
+        &[
+            "--stratum",
+            &format!("127.0.0.1:{v1}"),
+            "--sv2",
+            &format!("127.0.0.1:{sv2}"),
+            "--http",
+            &format!("127.0.0.1:{http}"),
+            // Easy shares, so each of three CPU miners sharing two cores with the pool and
+            // the translator sends some within the minute.
+            "--start-difficulty",
+            "0.0001",
+            "--min-difficulty",
+            "0.000001",
+        ],
+        &dir.join("pool"),
+    );
 
     // SRI's translator: V1 downstream, our pool upstream, pinned to the pool's key.
     let config = dir.join("tproxy.toml");
@@ -186,13 +153,7 @@ fn sri_translator_feeds_a_v1_miner_to_the_sv2_pool() {
         assert!(
             Instant::now() < deadline,
             "no shares from every miner in 120 s: workers {workers:#}\ntranslator log tail: {}",
-            std::fs::read_to_string(dir.join("tproxy.log"))
-                .unwrap_or_default()
-                .lines()
-                .rev()
-                .take(20)
-                .collect::<Vec<_>>()
-                .join("\n")
+            tail(&dir.join("tproxy.log"), 20)
         );
         std::thread::sleep(Duration::from_millis(500));
     };

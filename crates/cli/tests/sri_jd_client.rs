@@ -1,0 +1,166 @@
+//! Interop with the Stratum Reference Implementation's own Job Declarator Client
+//! (`jd_client_sv2`, crates.io 0.6.0, full-template mode) on one `hashforge pool`: the pool
+//! is its Template Provider (`--sv2-tp`), its Job Declarator Server (`--sv2-jd`) and its
+//! pool (`--sv2`, work selection). The JDC builds jobs from the pool's templates with its
+//! own coinbase, declares them, mines them through a `hashforge mine` that connects to it
+//! over SV2, and the pool's chain grows with blocks whose coinbase the JDC wrote.
+//!
+//! Building the JDC takes about half an hour on two cores, more than CI's budget, so this
+//! test is ignored in `cargo test`; `.ci/sri-interop` installs it (once, cached) and runs it
+//! with `HASHFORGE_JD_CLIENT_SV2` naming the binary.
+
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hashforge_pool::testing::{exported_blocks, free_port, http_get};
+use serde_json::Value;
+
+mod sri;
+use sri::{hashforge, start_pool, tail, Children};
+
+/// What the JDC writes into every coinbase it builds.
+const SIGNATURE: &str = "hashforge-jdc-interop";
+
+#[test]
+#[ignore = "needs SRI's jd_client_sv2 binary: run .ci/sri-interop"]
+fn sri_jd_client_declares_and_mines_its_own_blocks_on_the_pool() {
+    let jdc = std::env::var("HASHFORGE_JD_CLIENT_SV2")
+        .expect("HASHFORGE_JD_CLIENT_SV2 names SRI's jd_client_sv2 binary (.ci/sri-interop)");
+    let dir = std::env::temp_dir().join(format!("hashforge-sri-jd-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let [v1, sv2, jd, tp, http, downstream] = [(); 6].map(|()| free_port());
+    let mut children = Children(Vec::new());
+    let key = start_pool(
+        &mut children,
+        &[
+            "--stratum",
+            &format!("127.0.0.1:{v1}"),
+            "--sv2",
+            &format!("127.0.0.1:{sv2}"),
+            "--sv2-jd",
+            &format!("127.0.0.1:{jd}"),
+            "--sv2-tp",
+            &format!("127.0.0.1:{tp}"),
+            "--http",
+            &format!("127.0.0.1:{http}"),
+            "--start-difficulty",
+            "0.0001",
+            "--min-difficulty",
+            "0.000001",
+        ],
+        &dir.join("pool"),
+    );
+
+    // The JDC's own key, for the miners that connect to it.
+    let jdc_key = hashforge_sv2::AuthorityKeypair::generate();
+    let config = dir.join("jdc.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listening_address = \"127.0.0.1:{downstream}\"\n\
+             max_supported_version = 2\n\
+             min_supported_version = 2\n\
+             authority_public_key = \"{}\"\n\
+             authority_secret_key = \"{}\"\n\
+             cert_validity_sec = 3600\n\
+             shares_per_minute = 30.0\n\
+             share_batch_size = 1\n\
+             mode = \"FULLTEMPLATE\"\n\
+             jdc_signature = \"{SIGNATURE}\"\n\
+             coinbase_reward_script = \"raw(51)\"\n\
+             supported_extensions = []\n\
+             [template_provider_type.Sv2Tp]\n\
+             address = \"127.0.0.1:{tp}\"\n\
+             public_key = \"{key}\"\n\
+             [[upstreams]]\n\
+             authority_pubkey = \"{key}\"\n\
+             pool_address = \"127.0.0.1\"\n\
+             pool_port = {sv2}\n\
+             jds_address = \"127.0.0.1\"\n\
+             jds_port = {jd}\n\
+             user_identity = \"jdc\"\n",
+            jdc_key.public(),
+            jdc_key.secret_text(),
+        ),
+    )
+    .unwrap();
+    let log_path = dir.join("jdc.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    children.0.push(
+        Command::new(&jdc)
+            .arg("-c")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("jd_client_sv2 starts"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", downstream)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the JDC did not open its port: {}",
+            tail(&log_path, 30)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // A miner behind the JDC, over SV2, pinning the JDC's key.
+    children.0.push(
+        hashforge(&[
+            "mine",
+            "--pool",
+            &format!("stratum2+tcp://127.0.0.1:{downstream}/{}", jdc_key.public()),
+            "--user",
+            "behind-jdc",
+            "--device",
+            "cpu:1",
+            "--no-api",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("hashforge mine starts"),
+    );
+
+    // The pool records blocks from the JDC's channel, and they are the JDC's blocks.
+    let api = SocketAddr::from(([127, 0, 0, 1], http));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let pool_dir = dir.join("pool");
+    loop {
+        let blocks = runtime.block_on(http_get(api, "/api/blocks"));
+        let blocks: Value = serde_json::from_str(&blocks).unwrap_or_default();
+        let accepted = blocks
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|b| b["status"] == "accepted" && b["worker"] == "jdc")
+            .count();
+        let signed = exported_blocks(&pool_dir)
+            .iter()
+            .filter(|b| {
+                b.txdata[0].input[0]
+                    .script_sig
+                    .as_bytes()
+                    .windows(SIGNATURE.len())
+                    .any(|w| w == SIGNATURE.as_bytes())
+            })
+            .count();
+        if accepted >= 3 && signed >= 3 {
+            eprintln!("{accepted} blocks from the JDC's channel, {signed} with its coinbase");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no blocks of the JDC's in 180 s (accepted {accepted}, signed {signed}): {blocks:#}\nJDC log tail:\n{}",
+            tail(&log_path, 40)
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    drop(children);
+    let _ = std::fs::remove_dir_all(&dir);
+}
