@@ -17,16 +17,13 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use binary_sv2::{Seq064K, Str0255, B0255, B064K};
-use common_messages_sv2::{
-    has_declare_tx_data, Protocol, SetupConnection, SetupConnectionError, SetupConnectionSuccess,
-    MESSAGE_TYPE_SETUP_CONNECTION, MESSAGE_TYPE_SETUP_CONNECTION_ERROR,
-    MESSAGE_TYPE_SETUP_CONNECTION_SUCCESS,
-};
+use common_messages_sv2::{has_declare_tx_data, Protocol, SetupConnection};
 use job_declaration_sv2::*;
 
 use crate::key::AuthorityKeypair;
+use crate::setup::{self, Incoming};
 use crate::wire::{Frame, Wire};
-use crate::{decode, text, Sv2Error, PROTOCOL_VERSION};
+use crate::{decode, text, Sv2Error};
 
 /// A job a client declared, for the pool to judge.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -146,23 +143,14 @@ impl Sv2JdServerSession {
     }
 
     fn handle_frame(&mut self, mut frame: Frame) -> Result<JdServerEvent, Sv2Error> {
-        let unexpected = Sv2Error::UnexpectedMessage {
-            msg_type: frame.msg_type,
-            extension: frame.extension,
-            role: "job declarator server",
-        };
-        if frame.extension != 0 {
-            return Err(unexpected);
-        }
-        let payload = &mut frame.payload[..];
-        if !self.set_up {
-            if frame.msg_type != MESSAGE_TYPE_SETUP_CONNECTION {
-                return Err(Sv2Error::NotSetUp("a job declaration message"));
-            }
-            let m: SetupConnection = decode("SetupConnection", payload)?;
-            return self.setup(m);
-        }
-        match frame.msg_type {
+        const ROLE: &str = "job declarator server";
+        let unexpected = setup::unexpected(&frame, ROLE);
+        let (msg_type, payload) =
+            match setup::incoming(&mut frame, self.set_up, ROLE, "a job declaration message")? {
+                Incoming::Setup(m) => return self.setup(m),
+                Incoming::Message(t, payload) => (t, payload),
+            };
+        match msg_type {
             MESSAGE_TYPE_ALLOCATE_MINING_JOB_TOKEN => {
                 let m: AllocateMiningJobToken = decode("AllocateMiningJobToken", payload)?;
                 if self.allocating.len() >= MAX_PENDING {
@@ -246,35 +234,7 @@ impl Sv2JdServerSession {
     }
 
     fn setup(&mut self, m: SetupConnection) -> Result<JdServerEvent, Sv2Error> {
-        let code = if m.protocol != Protocol::JobDeclarationProtocol {
-            Some(common_messages_sv2::ERROR_CODE_SETUP_CONNECTION_UNSUPPORTED_PROTOCOL)
-        } else if m.min_version > PROTOCOL_VERSION || m.max_version < PROTOCOL_VERSION {
-            Some(common_messages_sv2::ERROR_CODE_SETUP_CONNECTION_PROTOCOL_VERSION_MISMATCH)
-        } else {
-            None
-        };
-        if let Some(code) = code {
-            let reply = SetupConnectionError {
-                flags: 0,
-                error_code: Str0255::try_from(code).map_err(|e| malformed("error code", e))?,
-            };
-            self.wire.send(
-                "SetupConnectionError",
-                reply,
-                MESSAGE_TYPE_SETUP_CONNECTION_ERROR,
-                false,
-            )?;
-            return Err(Sv2Error::SetupRefused(code.to_string()));
-        }
-        self.wire.send(
-            "SetupConnectionSuccess",
-            SetupConnectionSuccess {
-                used_version: PROTOCOL_VERSION,
-                flags: 0,
-            },
-            MESSAGE_TYPE_SETUP_CONNECTION_SUCCESS,
-            false,
-        )?;
+        setup::answer_setup(&mut self.wire, &m, Protocol::JobDeclarationProtocol, None)?;
         self.set_up = true;
         Ok(JdServerEvent::SetUp {
             vendor: text(&m.vendor),

@@ -24,6 +24,7 @@ mod initiator;
 mod jd;
 mod key;
 mod server;
+mod setup;
 #[cfg(test)]
 mod tests;
 mod tp;

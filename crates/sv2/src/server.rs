@@ -14,19 +14,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use binary_sv2::{Seq0255, Str0255, Sv2Option, B032, B064K, U256};
-use common_messages_sv2::{
-    has_work_selection, Protocol, SetupConnection, SetupConnectionError, SetupConnectionSuccess,
-    MESSAGE_TYPE_SETUP_CONNECTION, MESSAGE_TYPE_SETUP_CONNECTION_ERROR,
-    MESSAGE_TYPE_SETUP_CONNECTION_SUCCESS,
-};
+use common_messages_sv2::{has_work_selection, Protocol, SetupConnection};
 use hashforge_core::{Difficulty, Target, VersionMask};
 use hashforge_stratum::message::Submit;
 use hashforge_stratum::{check_share, Id, RejectReason, ServerJob, ShareCandidate};
 use mining_sv2::*;
 
 use crate::key::AuthorityKeypair;
+use crate::setup::{self, Incoming};
 use crate::wire::{Frame, Wire};
-use crate::{decode, text, Sv2Error, PROTOCOL_VERSION};
+use crate::{decode, text, Sv2Error};
 
 /// How the pool runs its SV2 connections.
 #[derive(Clone, Debug)]
@@ -293,23 +290,13 @@ impl Sv2ServerSession {
     }
 
     fn handle_frame(&mut self, mut frame: Frame) -> Result<Option<Sv2ServerEvent>, Sv2Error> {
-        let unexpected = Sv2Error::UnexpectedMessage {
-            msg_type: frame.msg_type,
-            extension: frame.extension,
-            role: "pool",
-        };
-        if frame.extension != 0 {
-            return Err(unexpected);
-        }
-        let payload = &mut frame.payload[..];
-        if !self.set_up {
-            if frame.msg_type != MESSAGE_TYPE_SETUP_CONNECTION {
-                return Err(Sv2Error::NotSetUp("a mining message"));
-            }
-            let m: SetupConnection = decode("SetupConnection", payload)?;
-            return self.setup(m).map(Some);
-        }
-        match frame.msg_type {
+        let unexpected = setup::unexpected(&frame, "pool");
+        let (msg_type, payload) =
+            match setup::incoming(&mut frame, self.set_up, "pool", "a mining message")? {
+                Incoming::Setup(m) => return self.setup(m).map(Some),
+                Incoming::Message(t, payload) => (t, payload),
+            };
+        match msg_type {
             MESSAGE_TYPE_OPEN_STANDARD_MINING_CHANNEL => {
                 let m: OpenStandardMiningChannel = decode("OpenStandardMiningChannel", payload)?;
                 let request = OpenRequest {
@@ -399,51 +386,12 @@ impl Sv2ServerSession {
     }
 
     fn setup(&mut self, m: SetupConnection) -> Result<Sv2ServerEvent, Sv2Error> {
-        let refuse = |session: &mut Self, flags: u32, code: &'static str| {
-            let reply = SetupConnectionError {
-                flags,
-                error_code: Str0255::try_from(code).map_err(|e| malformed("error code", e))?,
-            };
-            session.wire.send(
-                "SetupConnectionError",
-                reply,
-                MESSAGE_TYPE_SETUP_CONNECTION_ERROR,
-                false,
-            )?;
-            Err(Sv2Error::SetupRefused(code.to_string()))
-        };
-        if m.protocol != Protocol::MiningProtocol {
-            return refuse(
-                self,
-                0,
-                common_messages_sv2::ERROR_CODE_SETUP_CONNECTION_UNSUPPORTED_PROTOCOL,
-            );
-        }
-        if m.min_version > PROTOCOL_VERSION || m.max_version < PROTOCOL_VERSION {
-            return refuse(
-                self,
-                0,
-                common_messages_sv2::ERROR_CODE_SETUP_CONNECTION_PROTOCOL_VERSION_MISMATCH,
-            );
-        }
-        if has_work_selection(m.flags) && !self.config.work_selection {
-            // Custom jobs need the pool's Job Declarator Server, which is not running.
-            return refuse(
-                self,
-                0b10,
-                common_messages_sv2::ERROR_CODE_SETUP_CONNECTION_UNSUPPORTED_FEATURE_FLAGS,
-            );
-        }
-        self.wire.send(
-            "SetupConnectionSuccess",
-            SetupConnectionSuccess {
-                used_version: PROTOCOL_VERSION,
-                // Neither REQUIRES_FIXED_VERSION nor REQUIRES_EXTENDED_CHANNELS.
-                flags: 0,
-            },
-            MESSAGE_TYPE_SETUP_CONNECTION_SUCCESS,
-            false,
-        )?;
+        // Custom jobs need the pool's Job Declarator Server.
+        let refusal = (has_work_selection(m.flags) && !self.config.work_selection).then_some((
+            0b10,
+            common_messages_sv2::ERROR_CODE_SETUP_CONNECTION_UNSUPPORTED_FEATURE_FLAGS,
+        ));
+        setup::answer_setup(&mut self.wire, &m, Protocol::MiningProtocol, refusal)?;
         self.set_up = true;
         self.work_selection = has_work_selection(m.flags);
         Ok(Sv2ServerEvent::SetUp {

@@ -9,16 +9,13 @@
 use std::time::Duration;
 
 use binary_sv2::{Seq0255, Seq064K, Str0255, B016M, B0255, B064K, U256};
-use common_messages_sv2::{
-    Protocol, SetupConnection, SetupConnectionError, SetupConnectionSuccess,
-    MESSAGE_TYPE_SETUP_CONNECTION, MESSAGE_TYPE_SETUP_CONNECTION_ERROR,
-    MESSAGE_TYPE_SETUP_CONNECTION_SUCCESS,
-};
+use common_messages_sv2::{Protocol, SetupConnection};
 use template_distribution_sv2::*;
 
 use crate::key::AuthorityKeypair;
+use crate::setup::{self, Incoming};
 use crate::wire::{Frame, Wire};
-use crate::{decode, text, Sv2Error, PROTOCOL_VERSION};
+use crate::{decode, text, Sv2Error};
 
 /// A template as NewTemplate carries it. Hashes in internal byte order.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -123,23 +120,18 @@ impl Sv2TpServerSession {
     }
 
     fn handle_frame(&mut self, mut frame: Frame) -> Result<TpServerEvent, Sv2Error> {
-        let unexpected = Sv2Error::UnexpectedMessage {
-            msg_type: frame.msg_type,
-            extension: frame.extension,
-            role: "template provider",
+        const ROLE: &str = "template provider";
+        let unexpected = setup::unexpected(&frame, ROLE);
+        let (msg_type, payload) = match setup::incoming(
+            &mut frame,
+            self.set_up,
+            ROLE,
+            "a template distribution message",
+        )? {
+            Incoming::Setup(m) => return self.setup(m),
+            Incoming::Message(t, payload) => (t, payload),
         };
-        if frame.extension != 0 {
-            return Err(unexpected);
-        }
-        let payload = &mut frame.payload[..];
-        if !self.set_up {
-            if frame.msg_type != MESSAGE_TYPE_SETUP_CONNECTION {
-                return Err(Sv2Error::NotSetUp("a template distribution message"));
-            }
-            let m: SetupConnection = decode("SetupConnection", payload)?;
-            return self.setup(m);
-        }
-        match frame.msg_type {
+        match msg_type {
             MESSAGE_TYPE_COINBASE_OUTPUT_CONSTRAINTS => {
                 let m: CoinbaseOutputConstraints = decode("CoinbaseOutputConstraints", payload)?;
                 Ok(TpServerEvent::CoinbaseOutputConstraints {
@@ -168,34 +160,11 @@ impl Sv2TpServerSession {
     }
 
     fn setup(&mut self, m: SetupConnection) -> Result<TpServerEvent, Sv2Error> {
-        let code = if m.protocol != Protocol::TemplateDistributionProtocol {
-            Some(common_messages_sv2::ERROR_CODE_SETUP_CONNECTION_UNSUPPORTED_PROTOCOL)
-        } else if m.min_version > PROTOCOL_VERSION || m.max_version < PROTOCOL_VERSION {
-            Some(common_messages_sv2::ERROR_CODE_SETUP_CONNECTION_PROTOCOL_VERSION_MISMATCH)
-        } else {
-            None
-        };
-        if let Some(code) = code {
-            let reply = SetupConnectionError {
-                flags: 0,
-                error_code: Str0255::try_from(code).map_err(|e| malformed("error code", e))?,
-            };
-            self.wire.send(
-                "SetupConnectionError",
-                reply,
-                MESSAGE_TYPE_SETUP_CONNECTION_ERROR,
-                false,
-            )?;
-            return Err(Sv2Error::SetupRefused(code.to_string()));
-        }
-        self.wire.send(
-            "SetupConnectionSuccess",
-            SetupConnectionSuccess {
-                used_version: PROTOCOL_VERSION,
-                flags: 0,
-            },
-            MESSAGE_TYPE_SETUP_CONNECTION_SUCCESS,
-            false,
+        setup::answer_setup(
+            &mut self.wire,
+            &m,
+            Protocol::TemplateDistributionProtocol,
+            None,
         )?;
         self.set_up = true;
         Ok(TpServerEvent::SetUp {
