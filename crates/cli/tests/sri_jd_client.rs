@@ -17,7 +17,7 @@ use hashforge_pool::testing::{exported_blocks, free_port, http_get};
 use serde_json::Value;
 
 mod sri;
-use sri::{hashforge, start_pool, tail, Children};
+use sri::{hashforge, start_pool, tail, wait_for_port, Children};
 
 /// What the JDC writes into every coinbase it builds.
 const SIGNATURE: &str = "hashforge-jdc-interop";
@@ -98,15 +98,7 @@ fn sri_jd_client_declares_and_mines_its_own_blocks_on_the_pool() {
             .spawn()
             .expect("jd_client_sv2 starts"),
     );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", downstream)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "the JDC did not open its port: {}",
-            tail(&log_path, 30)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_port(downstream, "the JDC", &log_path);
 
     // A miner behind the JDC, over SV2, pinning the JDC's key.
     children.0.push(

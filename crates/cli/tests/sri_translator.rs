@@ -16,7 +16,7 @@ use hashforge_pool::testing::{free_port, http_get};
 use serde_json::Value;
 
 mod sri;
-use sri::{hashforge, start_pool, tail, Children};
+use sri::{hashforge, start_pool, tail, wait_for_port, Children};
 
 #[test]
 #[ignore = "needs SRI's translator_sv2 binary: run .ci/sri-interop"]
@@ -87,15 +87,8 @@ fn sri_translator_feeds_a_v1_miner_to_the_sv2_pool() {
             .spawn()
             .expect("translator_sv2 starts"),
     );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", downstream)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "the translator did not open its V1 port (it could not reach the pool?): {}",
-            std::fs::read_to_string(dir.join("tproxy.log")).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    // No V1 port: it could not reach the pool?
+    wait_for_port(downstream, "the translator", &dir.join("tproxy.log"));
 
     // Three miners: V1 through the translator, V1 direct, V2 direct.
     for (pool, user) in [

@@ -52,6 +52,19 @@ pub fn start_pool(children: &mut Children, args: &[&str], data_dir: &Path) -> St
     key
 }
 
+/// Waits (30 s at most) for a child to listen on `port`; the failure quotes its log.
+pub fn wait_for_port(port: u16, what: &str, log: &Path) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} did not open its port: {}",
+            tail(log, 30)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 /// The last lines of a log file, for a failure's message.
 pub fn tail(path: &Path, n: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
