@@ -383,7 +383,9 @@ async fn a_miner_declares_its_own_block_and_mines_it_on_the_pool() {
                 user_identity: text("jdminer.rig1"),
                 nominal_hash_rate: 0.0,
                 max_target: u256([0xff; 32]),
-                min_extranonce_size: 4,
+                // More than the pool's own coinbases leave (8): a miner that chooses its
+                // work has the room it asks for (SRI's JDC asks for 11).
+                min_extranonce_size: 12,
             },
             MESSAGE_TYPE_OPEN_EXTENDED_MINING_CHANNEL,
             false,
@@ -401,6 +403,7 @@ async fn a_miner_declares_its_own_block_and_mines_it_on_the_pool() {
         prefix: open.extranonce_prefix.as_bytes().to_vec(),
         extranonce_size: usize::from(open.extranonce_size),
     };
+    assert_eq!(channel.extranonce_size, 12);
     let extranonce_len = channel.prefix.len() + channel.extranonce_size;
 
     // The Job Declarator Client: a token and the output to pay.

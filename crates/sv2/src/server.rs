@@ -204,6 +204,10 @@ pub struct Sv2ServerSession {
     reject_streak: u32,
 }
 
+/// Extranonce bytes a work-selecting extended channel may roll, at most (beside the pool's
+/// 4-byte prefix, within SV2's 32).
+const MAX_CUSTOM_EXTRANONCE: usize = 28;
+
 /// Requests waiting for the pool's answer, at most (more is a flood).
 const MAX_OPEN_REQUESTS: usize = 64;
 /// Channels on one connection, at most (a proxy opens one per device).
@@ -246,6 +250,17 @@ impl Sv2ServerSession {
 
     pub fn is_set_up(&self) -> bool {
         self.set_up
+    }
+
+    /// The most extranonce bytes an extended channel may roll: what the pool's coinbases
+    /// leave, or for a miner that chooses its work, what fits beside a 4-byte prefix in
+    /// SV2's 32.
+    fn max_extranonce_size(&self) -> usize {
+        if self.work_selection {
+            MAX_CUSTOM_EXTRANONCE
+        } else {
+            self.config.extranonce_size
+        }
     }
 
     /// Whether the miner chooses its own work: the pool sends it no jobs of its own.
@@ -319,7 +334,7 @@ impl Sv2ServerSession {
                     nominal_hash_rate: m.nominal_hash_rate,
                     max_target: Target::from_le_bytes(m.max_target.to_array()),
                 };
-                if usize::from(m.min_extranonce_size) > self.config.extranonce_size {
+                if usize::from(m.min_extranonce_size) > self.max_extranonce_size() {
                     self.send_open_error(
                         m.request_id,
                         ERROR_CODE_OPEN_MINING_CHANNEL_MIN_EXTRANONCE_SIZE_TOO_LARGE,
@@ -470,7 +485,18 @@ impl Sv2ServerSession {
                 0
             }
             ChannelKind::Extended { .. } => {
-                let size = self.config.extranonce_size;
+                // A miner that chooses its work builds its own coinbase, so it may have
+                // the room it asks for (a Job Declarator Client shares it among its own
+                // miners); the pool's own jobs have the room its coinbases leave.
+                let size = match request.kind {
+                    ChannelKind::Extended {
+                        min_extranonce_size,
+                    } if self.work_selection => self
+                        .config
+                        .extranonce_size
+                        .max(usize::from(min_extranonce_size)),
+                    _ => self.config.extranonce_size,
+                };
                 self.wire.send(
                     "OpenExtendedMiningChannelSuccess",
                     OpenExtendedMiningChannelSuccess {
