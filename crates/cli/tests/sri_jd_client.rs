@@ -144,6 +144,27 @@ fn sri_jd_client_declares_and_mines_its_own_blocks_on_the_pool() {
             .count();
         if accepted >= 3 && signed >= 3 {
             eprintln!("{accepted} blocks from the JDC's channel, {signed} with its coinbase");
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let complaints: Vec<&str> = log
+                .lines()
+                .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+                .collect();
+            eprintln!(
+                "the JDC's log: {} lines, {} warnings or errors{}",
+                log.lines().count(),
+                complaints.len(),
+                complaints
+                    .iter()
+                    .take(10)
+                    .map(|l| format!("\n  {l}"))
+                    .collect::<String>()
+            );
+            // Nothing refused, no fallback, the miner behind it never dropped (the one
+            // handshake failure expected is this test's own probe of the port).
+            let lower = log.to_lowercase();
+            for word in ["fallback", "refused", "disconnect"] {
+                assert!(!lower.contains(word), "the JDC's log says {word}: {log}");
+            }
             break;
         }
         assert!(

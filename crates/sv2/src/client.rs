@@ -67,6 +67,9 @@ impl Sv2ClientConfig {
 #[derive(Clone, Debug)]
 struct Channel {
     id: u32,
+    /// The group the pool put it in: a message to the group is a message to it (SRI's JDC
+    /// sends its jobs and tips to the group).
+    group: u32,
     prefix: Vec<u8>,
     extranonce_size: usize,
     difficulty: Difficulty,
@@ -207,7 +210,7 @@ impl Sv2ClientSession {
 
     fn check_channel(&self, id: u32) -> Result<(), Sv2Error> {
         match &self.channel {
-            Some(c) if c.id == id => Ok(()),
+            Some(c) if c.id == id || c.group == id => Ok(()),
             _ => Err(Sv2Error::UnknownChannel(id)),
         }
     }
@@ -254,6 +257,7 @@ impl Sv2ClientSession {
                 let difficulty = target_difficulty(m.target.as_array())?;
                 self.channel = Some(Channel {
                     id: m.channel_id,
+                    group: m.group_channel_id,
                     prefix: m.extranonce_prefix.as_bytes().to_vec(),
                     extranonce_size: size,
                     difficulty,

@@ -771,3 +771,108 @@ fn the_job_declarator_server_answers_only_what_was_asked() {
         Err(Sv2Error::UnexpectedMessage { .. })
     ));
 }
+
+#[test]
+fn the_miner_takes_jobs_sent_to_its_channels_group() {
+    // A pool (SRI's JDC does this) that sends its jobs and tips to the group channel.
+    let config = Sv2ClientConfig::new("w", authority().public());
+    let mut client = Sv2ClientSession::new(config, NOW, [2; 32]).unwrap();
+    let mut pool = Wire::responder(&authority(), Duration::from_secs(3600), NOW, [3; 32]).unwrap();
+    let mut bytes = Vec::new();
+    client.transmit_into(&mut bytes);
+    pool.push(&bytes);
+    pool.frames().unwrap();
+    let relay = |pool: &mut Wire, client: &mut Sv2ClientSession| {
+        let mut bytes = Vec::new();
+        pool.transmit_into(&mut bytes);
+        let events = client.handle_bytes(&bytes, NOW).unwrap();
+        let mut back = Vec::new();
+        client.transmit_into(&mut back);
+        pool.push(&back);
+        pool.frames().unwrap();
+        events
+    };
+    relay(&mut pool, &mut client);
+    pool.send(
+        "success",
+        common_messages_sv2::SetupConnectionSuccess {
+            used_version: 2,
+            flags: 0,
+        },
+        common_messages_sv2::MESSAGE_TYPE_SETUP_CONNECTION_SUCCESS,
+        false,
+    )
+    .unwrap();
+    relay(&mut pool, &mut client);
+    let target = [0xff; 32];
+    pool.send(
+        "open",
+        OpenExtendedMiningChannelSuccess {
+            request_id: 1,
+            channel_id: 2,
+            target: U256::from(&target),
+            extranonce_size: 8,
+            extranonce_prefix: binary_sv2::B032::try_from(&[1u8, 2, 3, 4][..]).unwrap(),
+            group_channel_id: 1,
+        },
+        MESSAGE_TYPE_OPEN_EXTENDED_MINING_CHANNEL_SUCCESS,
+        CHANNEL_BIT_OPEN_EXTENDED_MINING_CHANNEL_SUCCESS,
+    )
+    .unwrap();
+    relay(&mut pool, &mut client);
+    let job = sample_job("1", true);
+    pool.send(
+        "job",
+        NewExtendedMiningJob {
+            channel_id: 1,
+            job_id: 5,
+            min_ntime: binary_sv2::Sv2Option::new(None),
+            version: job.parts.version,
+            version_rolling_allowed: true,
+            merkle_path: binary_sv2::Seq0255::new(Vec::new()).unwrap(),
+            coinbase_tx_prefix: binary_sv2::B064K::try_from(&job.parts.coinb1[..]).unwrap(),
+            coinbase_tx_suffix: binary_sv2::B064K::try_from(&job.parts.coinb2[..]).unwrap(),
+        },
+        MESSAGE_TYPE_NEW_EXTENDED_MINING_JOB,
+        CHANNEL_BIT_NEW_EXTENDED_MINING_JOB,
+    )
+    .unwrap();
+    let prev = [0x11; 32];
+    pool.send(
+        "prev",
+        SetNewPrevHash {
+            channel_id: 1,
+            job_id: 5,
+            prev_hash: U256::from(&prev),
+            min_ntime: NOW,
+            nbits: 0x207f_ffff,
+        },
+        MESSAGE_TYPE_MINING_SET_NEW_PREV_HASH,
+        CHANNEL_BIT_MINING_SET_NEW_PREV_HASH,
+    )
+    .unwrap();
+    let events = relay(&mut pool, &mut client);
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, ClientEvent::Job(j) if j.job_id == "5")),
+        "{events:?}"
+    );
+    // A channel that is neither its own nor its group is still an error.
+    pool.send(
+        "target",
+        SetTarget {
+            channel_id: 9,
+            maximum_target: U256::from(&target),
+        },
+        MESSAGE_TYPE_SET_TARGET,
+        CHANNEL_BIT_SET_TARGET,
+    )
+    .unwrap();
+    let mut bytes = Vec::new();
+    pool.transmit_into(&mut bytes);
+    assert_eq!(
+        client.handle_bytes(&bytes, NOW).unwrap_err(),
+        Sv2Error::UnknownChannel(9)
+    );
+}
