@@ -20,7 +20,7 @@
 //! Full-template mode only: a token not followed by a DeclareMiningJob (coinbase-only mode)
 //! is refused on the mining connection.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -282,13 +282,66 @@ pub fn check_payout(
 struct Allocated {
     user: String,
     payout: ScriptBuf,
-    at: Instant,
+}
+
+/// Values by token that expire after [`TOKEN_LIFETIME`], [`MAX_TOKENS`] at most (the
+/// oldest go first), in insertion order so that expiring is cheap.
+struct Aging<V> {
+    map: HashMap<Vec<u8>, (V, Instant)>,
+    order: VecDeque<(Vec<u8>, Instant)>,
+}
+
+impl<V> Default for Aging<V> {
+    fn default() -> Self {
+        Aging {
+            map: HashMap::new(),
+            order: VecDeque::new(),
+        }
+    }
+}
+
+impl<V> Aging<V> {
+    /// Drops the oldest entry in the order (from the map too, unless it was replaced or
+    /// removed since).
+    fn drop_oldest(&mut self) {
+        if let Some((key, at)) = self.order.pop_front() {
+            if self.map.get(&key).is_some_and(|(_, a)| *a == at) {
+                self.map.remove(&key);
+            }
+        }
+    }
+
+    fn insert(&mut self, key: Vec<u8>, value: V, now: Instant) {
+        while self
+            .order
+            .front()
+            .is_some_and(|(_, at)| now.duration_since(*at) >= TOKEN_LIFETIME)
+            || self.map.len() >= MAX_TOKENS
+            || self.order.len() >= 2 * MAX_TOKENS
+        {
+            self.drop_oldest();
+        }
+        self.order.push_back((key.clone(), now));
+        self.map.insert(key, (value, now));
+    }
+
+    fn get(&self, key: &[u8]) -> Option<&V> {
+        self.map
+            .get(key)
+            .filter(|(_, at)| at.elapsed() < TOKEN_LIFETIME)
+            .map(|(v, _)| v)
+    }
+
+    fn remove(&mut self, key: &[u8]) -> Option<V> {
+        let (value, at) = self.map.remove(key)?;
+        (at.elapsed() < TOKEN_LIFETIME).then_some(value)
+    }
 }
 
 #[derive(Default)]
 struct State {
-    allocated: HashMap<Vec<u8>, Allocated>,
-    declared: HashMap<Vec<u8>, (Arc<DeclaredJob>, Instant)>,
+    allocated: Aging<Allocated>,
+    declared: Aging<Arc<DeclaredJob>>,
     /// Transactions by wtxid: the current template's and the ones declarations sent.
     known: HashMap<[u8; 32], Transaction>,
     /// The template whose transactions `known` holds (its previous block hash).
@@ -306,20 +359,6 @@ fn new_token() -> Vec<u8> {
     hashforge_sv2::random_seed()[..16].to_vec()
 }
 
-fn expire<V>(map: &mut HashMap<Vec<u8>, V>, at: impl Fn(&V) -> Instant, now: Instant) {
-    map.retain(|_, v| now.duration_since(at(v)) < TOKEN_LIFETIME);
-    while map.len() >= MAX_TOKENS {
-        let Some(oldest) = map
-            .iter()
-            .min_by_key(|(_, v)| at(v))
-            .map(|(k, _)| k.clone())
-        else {
-            break;
-        };
-        map.remove(&oldest);
-    }
-}
-
 impl Declarations {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
@@ -327,18 +366,14 @@ impl Declarations {
 
     /// A fresh token for `user`, whose coinbase must pay `payout`.
     pub(crate) fn allocate(&self, user: &str, payout: ScriptBuf) -> Vec<u8> {
-        let now = Instant::now();
-        let mut s = self.lock();
-        expire(&mut s.allocated, |a| a.at, now);
         let token = new_token();
-        s.allocated.insert(
-            token.clone(),
-            Allocated {
-                user: user.to_string(),
-                payout,
-                at: now,
-            },
-        );
+        let allocated = Allocated {
+            user: user.to_string(),
+            payout,
+        };
+        self.lock()
+            .allocated
+            .insert(token.clone(), allocated, Instant::now());
         token
     }
 
@@ -391,7 +426,6 @@ impl Declarations {
     /// Takes a complete job: its allocated token is used up, and the new token that names
     /// it comes back (None: the token was used or expired meanwhile).
     pub(crate) fn accept(&self, token: &[u8], job: Arc<DeclaredJob>) -> Option<Vec<u8>> {
-        let now = Instant::now();
         let mut s = self.lock();
         s.allocated.remove(token)?;
         if s.known.len() + job.transactions.len() > MAX_KNOWN {
@@ -402,18 +436,14 @@ impl Declarations {
             s.known
                 .insert(tx.compute_wtxid().to_byte_array(), tx.clone());
         }
-        expire(&mut s.declared, |(_, at)| *at, now);
         let new = new_token();
-        s.declared.insert(new.clone(), (job, now));
+        s.declared.insert(new.clone(), job, Instant::now());
         Some(new)
     }
 
     /// The declared job a token names.
     pub(crate) fn job(&self, token: &[u8]) -> Option<Arc<DeclaredJob>> {
-        self.lock()
-            .declared
-            .get(token)
-            .map(|(job, _)| Arc::clone(job))
+        self.lock().declared.get(token).map(Arc::clone)
     }
 }
 
@@ -655,6 +685,28 @@ mod tests {
         let mut long = prefix.clone();
         long[6 + 1 + 36] = 101;
         assert_eq!(code(&long, &suffix), declare::INVALID_COINBASE_TX);
+    }
+
+    #[test]
+    fn tokens_expire_oldest_first_within_their_bound() {
+        let mut aging: Aging<u32> = Aging::default();
+        let t0 = Instant::now();
+        for i in 0..=MAX_TOKENS as u32 {
+            aging.insert(i.to_le_bytes().to_vec(), i, t0);
+        }
+        assert_eq!(aging.map.len(), MAX_TOKENS);
+        assert_eq!(
+            aging.get(&0u32.to_le_bytes()),
+            None,
+            "the oldest went first"
+        );
+        assert_eq!(aging.get(&1u32.to_le_bytes()), Some(&1));
+        assert_eq!(aging.remove(&1u32.to_le_bytes()), Some(1));
+        assert_eq!(aging.remove(&1u32.to_le_bytes()), None, "used once");
+        // Past their lifetime, all go at the next insert.
+        aging.insert(vec![9], 9, t0 + TOKEN_LIFETIME + Duration::from_secs(1));
+        assert_eq!(aging.map.len(), 1);
+        assert!(aging.order.len() <= 2);
     }
 
     #[test]

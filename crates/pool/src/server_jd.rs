@@ -24,10 +24,30 @@ struct Conn<'a> {
     waiting: HashMap<u32, Checked>,
     /// The last job accepted on this connection: what a PushSolution is for.
     last: Option<std::sync::Arc<DeclaredJob>>,
+    /// When this connection asked for its tokens in the last minute.
+    allocations: std::collections::VecDeque<Instant>,
 }
+
+/// Tokens one connection may ask for in a minute (SRI's JDC asks for one a template);
+/// more is a flood, and the connection closes.
+const MAX_ALLOCATIONS_PER_MINUTE: usize = 120;
 
 impl Conn<'_> {
     fn allocate(&mut self, request_id: u32, user: &str) -> Result<(), String> {
+        let now = Instant::now();
+        while self
+            .allocations
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60))
+        {
+            self.allocations.pop_front();
+        }
+        if self.allocations.len() >= MAX_ALLOCATIONS_PER_MINUTE {
+            return Err(format!(
+                "more than {MAX_ALLOCATIONS_PER_MINUTE} token requests in a minute"
+            ));
+        }
+        self.allocations.push_back(now);
         let payout = payout_for(self.shared, user)?;
         let token = self.shared.declarations.allocate(user, payout.clone());
         // The pool's payout output first, at 0 sat: the client puts the block's value there.
@@ -162,6 +182,7 @@ pub(crate) async fn serve(
         session,
         waiting: HashMap::new(),
         last: None,
+        allocations: Default::default(),
     };
     let mut buf = vec![0u8; 16 * 1024];
     let mut out = Vec::new();

@@ -17,9 +17,10 @@ impl Sv2Initiator {
     /// Starts the handshake (its first message waits in [`Sv2Initiator::transmit_into`]);
     /// `now` is Unix seconds (the certificate must be valid then), `seed` 32 random bytes.
     pub fn new(authority: AuthorityPublicKey, now: u32, seed: [u8; 32]) -> Result<Self, Sv2Error> {
-        Ok(Sv2Initiator {
-            wire: Wire::initiator(authority, now, seed)?,
-        })
+        let mut wire = Wire::initiator(authority, now, seed)?;
+        // Whatever the protocol: a template's transactions, a declaration, are megabytes.
+        wire.set_max_frame(crate::wire::MAX_SV2_FRAME);
+        Ok(Sv2Initiator { wire })
     }
 
     pub fn is_established(&self) -> bool {

@@ -22,7 +22,7 @@ use job_declaration_sv2::*;
 
 use crate::key::AuthorityKeypair;
 use crate::setup::{self, Incoming};
-use crate::wire::{Frame, Wire};
+use crate::wire::{Frame, Wire, MAX_SV2_FRAME};
 use crate::{decode, text, Sv2Error};
 
 /// A job a client declared, for the pool to judge.
@@ -112,8 +112,12 @@ impl Sv2JdServerSession {
         now: u32,
         seed: [u8; 32],
     ) -> Result<Sv2JdServerSession, Sv2Error> {
+        let mut wire = Wire::responder(authority, cert_validity, now, seed)?;
+        // A declaration of a full block (its wtxids, or its transactions when the pool asks
+        // for them) is megabytes.
+        wire.set_max_frame(MAX_SV2_FRAME);
         Ok(Sv2JdServerSession {
-            wire: Wire::responder(authority, cert_validity, now, seed)?,
+            wire,
             set_up: false,
             allocating: Vec::new(),
             declaring: Vec::new(),

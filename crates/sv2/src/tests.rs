@@ -690,6 +690,24 @@ fn the_job_declarator_server_answers_only_what_was_asked() {
         (d.coinbase_prefix.as_slice(), d.coinbase_suffix.as_slice()),
         (&[1, 2][..], &[3][..])
     );
+    // A mainnet-sized declaration (6,000 transactions: 192 KB of wtxids) is one frame.
+    let hashes: Vec<[u8; 32]> = (0..6000u32)
+        .map(|i| {
+            let mut w = [0u8; 32];
+            w[..4].copy_from_slice(&i.to_le_bytes());
+            w
+        })
+        .collect();
+    let many: Vec<U256> = hashes.iter().map(U256::from).collect();
+    let big = DeclareMiningJob {
+        request_id: 80,
+        wtxid_list: binary_sv2::Seq064K::new(many).unwrap(),
+        ..declare.clone()
+    };
+    let (events, _) = jdc
+        .send(&mut server, big, MESSAGE_TYPE_DECLARE_MINING_JOB)
+        .unwrap();
+    assert!(matches!(&events[..], [JdServerEvent::Declare(d)] if d.wtxids.len() == 6000));
     // The same request id again while it waits is a protocol error.
     assert!(jdc
         .send(&mut server, declare, MESSAGE_TYPE_DECLARE_MINING_JOB)

@@ -23,6 +23,10 @@ use crate::Sv2Error;
 /// one frame are a lying length, not a slow peer.
 pub const MAX_FRAME: usize = 160 * 1024;
 
+/// The largest frame SV2's 24-bit length allows: what a Job Declarator Server must take, a
+/// block's transactions in one ProvideMissingTransactions.Success.
+pub const MAX_SV2_FRAME: usize = 0xff_ffff;
+
 /// One decrypted frame.
 #[derive(Debug)]
 pub struct Frame {
@@ -53,6 +57,8 @@ pub struct Wire {
     input: Vec<u8>,
     /// Bytes handed to the decoder for the frame being read.
     frame_bytes: usize,
+    /// The longest payload taken ([`MAX_FRAME`] unless the session says otherwise).
+    max_frame: usize,
     out: Vec<u8>,
     rng: StdRng,
     now: u32,
@@ -125,10 +131,16 @@ impl Wire {
             encoder: NoiseEncoder::new(),
             input: Vec::new(),
             frame_bytes: 0,
+            max_frame: MAX_FRAME,
             out: Vec::new(),
             rng,
             now,
         }
+    }
+
+    /// Takes payloads up to `max` bytes (at most SV2's [`MAX_SV2_FRAME`]).
+    pub fn set_max_frame(&mut self, max: usize) {
+        self.max_frame = max.min(MAX_SV2_FRAME);
     }
 
     pub fn is_established(&self) -> bool {
@@ -160,8 +172,11 @@ impl Wire {
             return Ok(false);
         }
         self.frame_bytes += want;
-        if self.frame_bytes > MAX_FRAME + 64 * 1024 {
-            return Err(Sv2Error::FrameTooLong { max: MAX_FRAME });
+        // The encrypted frame: the payload, its header and a MAC per 64 KiB chunk.
+        if self.frame_bytes > self.max_frame + 64 * 1024 {
+            return Err(Sv2Error::FrameTooLong {
+                max: self.max_frame,
+            });
         }
         self.decoder
             .writable()
@@ -228,8 +243,10 @@ impl Wire {
                                 decrypt = state;
                                 self.frame_bytes = 0;
                                 let header = frame.header();
-                                if header.payload_length() > MAX_FRAME {
-                                    return Err(Sv2Error::FrameTooLong { max: MAX_FRAME });
+                                if header.payload_length() > self.max_frame {
+                                    return Err(Sv2Error::FrameTooLong {
+                                        max: self.max_frame,
+                                    });
                                 }
                                 frames.push(Frame {
                                     msg_type: header.msg_type(),
