@@ -10,14 +10,13 @@
 //! with `HASHFORGE_JD_CLIENT_SV2` naming the binary.
 
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hashforge_pool::testing::{exported_blocks, free_port, http_get};
+use hashforge_pool::testing::{free_port, http_get};
 use serde_json::Value;
 
 mod sri;
-use sri::{hashforge, start_pool, tail, wait_for_port, Children};
+use sri::{signed_blocks, start_miner, start_pool, start_sri, tail, Children};
 
 /// What the JDC writes into every coinbase it builds.
 const SIGNATURE: &str = "hashforge-jdc-interop";
@@ -87,36 +86,18 @@ fn sri_jd_client_declares_and_mines_its_own_blocks_on_the_pool() {
     )
     .unwrap();
     let log_path = dir.join("jdc.log");
-    let log = std::fs::File::create(&log_path).unwrap();
-    children.0.push(
-        Command::new(&jdc)
-            .arg("-c")
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("jd_client_sv2 starts"),
+    start_sri(
+        &mut children,
+        &jdc,
+        &config,
+        &log_path,
+        downstream,
+        "the JDC",
     );
-    wait_for_port(downstream, "the JDC", &log_path);
 
     // A miner behind the JDC, over SV2, pinning the JDC's key.
-    children.0.push(
-        hashforge(&[
-            "mine",
-            "--pool",
-            &format!("stratum2+tcp://127.0.0.1:{downstream}/{}", jdc_key.public()),
-            "--user",
-            "behind-jdc",
-            "--device",
-            "cpu:1",
-            "--no-api",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("hashforge mine starts"),
-    );
+    let url = format!("stratum2+tcp://127.0.0.1:{downstream}/{}", jdc_key.public());
+    start_miner(&mut children, &url, "behind-jdc", None);
 
     // The pool records blocks from the JDC's channel, and they are the JDC's blocks.
     let api = SocketAddr::from(([127, 0, 0, 1], http));
@@ -132,16 +113,7 @@ fn sri_jd_client_declares_and_mines_its_own_blocks_on_the_pool() {
             .flatten()
             .filter(|b| b["status"] == "accepted" && b["worker"] == "jdc")
             .count();
-        let signed = exported_blocks(&pool_dir)
-            .iter()
-            .filter(|b| {
-                b.txdata[0].input[0]
-                    .script_sig
-                    .as_bytes()
-                    .windows(SIGNATURE.len())
-                    .any(|w| w == SIGNATURE.as_bytes())
-            })
-            .count();
+        let signed = signed_blocks(&pool_dir, SIGNATURE);
         if accepted >= 3 && signed >= 3 {
             eprintln!("{accepted} blocks from the JDC's channel, {signed} with its coinbase");
             let log = std::fs::read_to_string(&log_path).unwrap_or_default();

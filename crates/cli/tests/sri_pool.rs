@@ -9,13 +9,12 @@
 //! ignored in `cargo test`; `.ci/sri-interop` installs it (once, cached) and runs it with
 //! `HASHFORGE_POOL_SV2` naming the binary.
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hashforge_pool::testing::{exported_blocks, free_port};
+use hashforge_pool::testing::free_port;
 
 mod sri;
-use sri::{hashforge, start_pool, tail, wait_for_port, Children};
+use sri::{signed_blocks, start_miner, start_pool, start_sri, tail, Children};
 
 /// What SRI's pool writes into every coinbase.
 const SIGNATURE: &str = "SRI pool on hashforge templates";
@@ -66,52 +65,24 @@ fn hashforge_mines_on_sri_pool_fed_by_hashforge_templates() {
     )
     .unwrap();
     let log_path = dir.join("pool_sv2.log");
-    let log = std::fs::File::create(&log_path).unwrap();
-    children.0.push(
-        Command::new(&sri_pool)
-            .arg("-c")
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("pool_sv2 starts"),
+    start_sri(
+        &mut children,
+        &sri_pool,
+        &config,
+        &log_path,
+        listen,
+        "SRI's pool",
     );
-    wait_for_port(listen, "SRI's pool", &log_path);
 
     let miner_log = dir.join("miner.log");
-    children.0.push(
-        hashforge(&[
-            "mine",
-            "--pool",
-            &format!("stratum2+tcp://127.0.0.1:{listen}/{}", pool_key.public()),
-            "--user",
-            "hashforge-on-sri",
-            "--device",
-            "cpu:1",
-            "--no-api",
-        ])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&miner_log).unwrap())
-        .spawn()
-        .expect("hashforge mine starts"),
-    );
+    let url = format!("stratum2+tcp://127.0.0.1:{listen}/{}", pool_key.public());
+    start_miner(&mut children, &url, "hashforge-on-sri", Some(&miner_log));
 
     // SRI's blocks (its signature in the coinbase) land on the hashforge chain.
     let deadline = Instant::now() + Duration::from_secs(180);
     let templates = dir.join("templates");
     loop {
-        let signed = exported_blocks(&templates)
-            .iter()
-            .filter(|b| {
-                b.txdata[0].input[0]
-                    .script_sig
-                    .as_bytes()
-                    .windows(SIGNATURE.len())
-                    .any(|w| w == SIGNATURE.as_bytes())
-            })
-            .count();
+        let signed = signed_blocks(&templates, SIGNATURE);
         if signed >= 3 {
             eprintln!("{signed} blocks of SRI's pool on the hashforge chain");
             break;

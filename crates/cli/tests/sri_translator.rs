@@ -9,14 +9,13 @@
 //! cached) and runs it with `HASHFORGE_TRANSLATOR_SV2` naming the binary.
 
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hashforge_pool::testing::{free_port, http_get};
 use serde_json::Value;
 
 mod sri;
-use sri::{hashforge, start_pool, tail, wait_for_port, Children};
+use sri::{start_miner, start_pool, start_sri, tail, Children};
 
 #[test]
 #[ignore = "needs SRI's translator_sv2 binary: run .ci/sri-interop"]
@@ -76,19 +75,16 @@ fn sri_translator_feeds_a_v1_miner_to_the_sv2_pool() {
         ),
     )
     .unwrap();
-    let log = std::fs::File::create(dir.join("tproxy.log")).unwrap();
-    children.0.push(
-        Command::new(&translator)
-            .arg("-c")
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("translator_sv2 starts"),
-    );
     // No V1 port: it could not reach the pool?
-    wait_for_port(downstream, "the translator", &dir.join("tproxy.log"));
+    let log = dir.join("tproxy.log");
+    start_sri(
+        &mut children,
+        &translator,
+        &config,
+        &log,
+        downstream,
+        "the translator",
+    );
 
     // Three miners: V1 through the translator, V1 direct, V2 direct.
     for (pool, user) in [
@@ -99,15 +95,7 @@ fn sri_translator_feeds_a_v1_miner_to_the_sv2_pool() {
         (format!("stratum+tcp://127.0.0.1:{v1}"), "v1"),
         (format!("stratum2+tcp://127.0.0.1:{sv2}/{key}"), "v2"),
     ] {
-        children.0.push(
-            hashforge(&[
-                "mine", "--pool", &pool, "--user", user, "--device", "cpu:1", "--no-api",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("hashforge mine starts"),
-        );
+        start_miner(&mut children, &pool, user, None);
     }
 
     // Every one of them gets shares into the ledger, and the translator's finds blocks.

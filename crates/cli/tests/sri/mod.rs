@@ -1,6 +1,8 @@
 //! What the runs against the Stratum Reference Implementation's own binaries share: a
 //! `hashforge pool` started as a process with its authority key read off its banner, and
 //! children killed however the test ends.
+// Each test binary that includes this uses some of it.
+#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -71,4 +73,61 @@ pub fn tail(path: &Path, n: usize) -> String {
     let mut lines: Vec<&str> = text.lines().rev().take(n).collect();
     lines.reverse();
     lines.join("\n")
+}
+
+/// Starts one of SRI's binaries with its TOML `config`, its output into `log`, and waits for
+/// it to listen on `port`.
+pub fn start_sri(
+    children: &mut Children,
+    binary: &str,
+    config: &Path,
+    log: &Path,
+    port: u16,
+    what: &str,
+) {
+    let out = std::fs::File::create(log).unwrap();
+    children.0.push(
+        Command::new(binary)
+            .arg("-c")
+            .arg(config)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{what} does not start: {e}")),
+    );
+    wait_for_port(port, what, log);
+}
+
+/// Starts `hashforge mine` on `pool` as `user` on one CPU thread; its log (at info) goes to
+/// `log`, if given.
+pub fn start_miner(children: &mut Children, pool: &str, user: &str, log: Option<&Path>) {
+    let err = match log {
+        Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
+        None => Stdio::null(),
+    };
+    children.0.push(
+        hashforge(&[
+            "mine", "--pool", pool, "--user", user, "--device", "cpu:1", "--no-api",
+        ])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(err)
+        .spawn()
+        .expect("hashforge mine starts"),
+    );
+}
+
+/// Blocks of the embedded chain in `data_dir` whose coinbase carries `signature`.
+pub fn signed_blocks(data_dir: &Path, signature: &str) -> usize {
+    hashforge_pool::testing::exported_blocks(data_dir)
+        .iter()
+        .filter(|b| {
+            b.txdata[0].input[0]
+                .script_sig
+                .as_bytes()
+                .windows(signature.len())
+                .any(|w| w == signature.as_bytes())
+        })
+        .count()
 }
