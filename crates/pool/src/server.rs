@@ -339,7 +339,16 @@ async fn submit_block(
         }
     };
     let hash = block.block_hash().to_string();
-    let result = shared.source.submit_block(&block).await;
+    let result = match shared.source.submit_block(&block).await {
+        // The node has it already, valid: it came first another way from this pool (a job
+        // declarator client pushes its block to the JDS and its Template Provider as well
+        // as sending the share). It is this pool's block all the same.
+        Err(SourceError::Rejected(reason)) if reason == "duplicate" => {
+            tracing::debug!(%hash, "block already submitted through another path");
+            Ok(())
+        }
+        other => other,
+    };
     let status = match &result {
         Ok(()) => {
             tracing::info!(%hash, height = job.template.height, worker = %c.worker, "BLOCK FOUND and accepted by {}", shared.source.describe());

@@ -19,7 +19,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::declare::Refusal;
-use crate::jobs::PoolJob;
+use crate::jobs::{JobCoinbase, PoolJob};
 use crate::server::{payout_for, Answer, ShareBook};
 use crate::stats::Protocol;
 use crate::vardiff::{power_of_two, Vardiff};
@@ -150,6 +150,16 @@ impl Conn<'_> {
             }
         };
         self.check(result);
+    }
+
+    /// Whether a job is a miner's own on a tip that is no longer the pool's.
+    fn is_stale_custom(&self, job: &PoolJob) -> bool {
+        matches!(job.coinbase, JobCoinbase::Declared { .. })
+            && self
+                .shared
+                .jobs
+                .template()
+                .is_some_and(|t| t.prev_hash != job.template.prev_hash)
     }
 
     fn check_custom_job(&self, r: &CustomJobRequest) -> Result<Arc<PoolJob>, Refusal> {
@@ -316,6 +326,14 @@ pub(crate) async fn serve(
                                     .find(|j| j.server_job.job_id == candidate.job.job_id)
                                     .cloned()
                             });
+                            if job.as_ref().is_some_and(|j| conn.is_stale_custom(j)) {
+                                // The pool's own jobs go stale when it sends the next clean
+                                // one; a miner's own job, when the pool's tip moves.
+                                let reason = RejectReason::UnknownJob;
+                                conn.refused(key, &reason);
+                                shared.rejected(Some(&candidate.worker), reason.name());
+                                continue;
+                            }
                             book.share(shared, &mut conn, key, *candidate, job).await;
                         }
                         Sv2ServerEvent::CustomJob(r) => conn.custom_job(*r),
