@@ -15,6 +15,7 @@ use tokio::sync::watch;
 
 use hashforge_metrics::{duration_for_people, Exposition, CONTENT_TYPE};
 
+use crate::stats::Protocol;
 use crate::Shared;
 
 pub(crate) async fn serve(
@@ -96,14 +97,13 @@ async fn metrics(State(s): State<Arc<Shared>>) -> impl IntoResponse {
     let mut m = Exposition::new();
     m.gauge("hashforge_pool_connections", "Open Stratum connections.")
         .value(live.connections as f64);
-    m.gauge(
+    let mut by_protocol = m.gauge(
         "hashforge_pool_protocol_connections",
         "Open connections by the Stratum they speak.",
-    )
-    .sample(&[("protocol", "v1")], live.connections_v1 as f64)
-    .sample(&[("protocol", "sv2")], live.connections_sv2 as f64)
-    .sample(&[("protocol", "sv2-jd")], live.connections_sv2_jd as f64)
-    .sample(&[("protocol", "sv2-tp")], live.connections_sv2_tp as f64);
+    );
+    for p in Protocol::ALL {
+        by_protocol.sample(&[("protocol", p.name())], live.open(p) as f64);
+    }
     m.gauge("hashforge_pool_workers", "Workers seen since start.")
         .value(live.workers as f64);
     m.counter(

@@ -125,6 +125,13 @@ pub enum Protocol {
 }
 
 impl Protocol {
+    pub const ALL: [Protocol; 4] = [
+        Protocol::V1,
+        Protocol::Sv2,
+        Protocol::Sv2Jd,
+        Protocol::Sv2Tp,
+    ];
+
     /// As the API, the page and `/metrics` say it.
     pub fn name(self) -> &'static str {
         match self {
@@ -145,12 +152,8 @@ pub struct Stats {
 #[derive(Default, Debug)]
 struct Inner {
     workers: HashMap<String, WorkerLive>,
-    connections: u64,
-    /// Open connections speaking V1 and SV2.
-    connections_v1: u64,
-    connections_sv2: u64,
-    connections_sv2_jd: u64,
-    connections_sv2_tp: u64,
+    /// Open connections by the protocol they speak (`Protocol as usize`).
+    open: [u64; Protocol::ALL.len()],
     connections_total: u64,
     rejected: BTreeMap<String, u64>,
     blocks_found: u64,
@@ -181,6 +184,18 @@ pub struct PoolLive {
     /// How many shares (weighted by age) the hash rate rests on.
     pub hashrate_shares: f64,
     pub best_share: Option<Difficulty>,
+}
+
+impl PoolLive {
+    /// Open connections speaking `protocol`.
+    pub fn open(&self, protocol: Protocol) -> u64 {
+        match protocol {
+            Protocol::V1 => self.connections_v1,
+            Protocol::Sv2 => self.connections_sv2,
+            Protocol::Sv2Jd => self.connections_sv2_jd,
+            Protocol::Sv2Tp => self.connections_sv2_tp,
+        }
+    }
 }
 
 impl Inner {
@@ -218,30 +233,18 @@ impl Stats {
 
     pub fn connected(&self, protocol: Protocol) {
         let mut i = self.lock();
-        i.connections += 1;
         i.connections_total += 1;
-        match protocol {
-            Protocol::V1 => i.connections_v1 += 1,
-            Protocol::Sv2 => i.connections_sv2 += 1,
-            Protocol::Sv2Jd => i.connections_sv2_jd += 1,
-            Protocol::Sv2Tp => i.connections_sv2_tp += 1,
-        }
+        i.open[protocol as usize] += 1;
     }
 
     /// Open connections.
     pub fn connections(&self) -> u64 {
-        self.lock().connections
+        self.lock().open.iter().sum()
     }
 
     pub fn disconnected(&self, protocol: Protocol) {
-        let mut i = self.lock();
-        i.connections = i.connections.saturating_sub(1);
-        match protocol {
-            Protocol::V1 => i.connections_v1 = i.connections_v1.saturating_sub(1),
-            Protocol::Sv2 => i.connections_sv2 = i.connections_sv2.saturating_sub(1),
-            Protocol::Sv2Jd => i.connections_sv2_jd = i.connections_sv2_jd.saturating_sub(1),
-            Protocol::Sv2Tp => i.connections_sv2_tp = i.connections_sv2_tp.saturating_sub(1),
-        }
+        let open = &mut self.lock().open[protocol as usize];
+        *open = open.saturating_sub(1);
     }
 
     /// A worker was authorized (V1) or opened a channel (SV2): its hash rate counts time
@@ -295,11 +298,11 @@ impl Stats {
         let pool = i.pool.at(t);
         PoolLive {
             uptime_secs: t,
-            connections: i.connections,
-            connections_v1: i.connections_v1,
-            connections_sv2: i.connections_sv2,
-            connections_sv2_jd: i.connections_sv2_jd,
-            connections_sv2_tp: i.connections_sv2_tp,
+            connections: i.open.iter().sum(),
+            connections_v1: i.open[Protocol::V1 as usize],
+            connections_sv2: i.open[Protocol::Sv2 as usize],
+            connections_sv2_jd: i.open[Protocol::Sv2Jd as usize],
+            connections_sv2_tp: i.open[Protocol::Sv2Tp as usize],
             connections_total: i.connections_total,
             workers: i.workers.len(),
             shares_accepted: pool.accepted,
