@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bitcoin::{Address, ScriptBuf};
+use bitcoin::{Address, Block, ScriptBuf};
 use hashforge_stratum::{
     FrameError, Id, LineBuffer, RejectReason, ServerConfig, ServerEvent, ServerSession,
     ShareCandidate,
@@ -391,6 +391,21 @@ async fn submit_block(
         .map_or(1.0, |d| d.as_f64());
     let window = shared.config.pplns_window * network;
     (!shared.config.solo).then_some((hash, job.template.coinbase_value, window))
+}
+
+/// Submits a block a client sent some other way than as a share (a Job Declarator Client's
+/// PushSolution, a Template Provider client's SubmitSolution). The ledger records only
+/// blocks that came as shares (the client sends those too), so this only submits and tells.
+pub(crate) async fn submit_pushed_block(shared: &Shared, block: &Block, height: u32, from: &str) {
+    let hash = block.block_hash();
+    match shared.source.submit_block(block).await {
+        Ok(()) => {
+            tracing::info!(%hash, height, "BLOCK FOUND ({from}) and accepted by {}", shared.source.describe());
+            shared.kick.notify_one();
+        }
+        // Its share got there first, or another block won the height.
+        Err(e) => tracing::info!(%hash, height, "block from {from} not taken: {e}"),
+    }
 }
 
 /// Serves one miner until it leaves, misbehaves, or the pool stops; returns why it ended.

@@ -8,13 +8,13 @@ use std::time::{Duration, Instant};
 
 use bitcoin::{consensus, Amount, TxOut};
 use hashforge_sv2::{Declaration, JdServerEvent, Solution, Sv2Error, Sv2JdServerSession};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::declare::{Checked, DeclaredJob, Refusal};
-use crate::server::payout_for;
-use crate::server_sv2::unix_now;
+use crate::server::{payout_for, submit_pushed_block};
+use crate::server_sv2::{unix_now, write_queued};
 use crate::Shared;
 
 struct Conn<'a> {
@@ -146,15 +146,8 @@ impl Conn<'_> {
                 return;
             }
         };
-        let hash = block.block_hash();
-        match self.shared.source.submit_block(&block).await {
-            Ok(()) => {
-                tracing::info!(%hash, height = job.height, user = %job.user, "BLOCK FOUND (pushed by the job declarator client) and accepted by {}", self.shared.source.describe());
-                self.shared.kick.notify_one();
-            }
-            // The mining connection's share got there first.
-            Err(e) => tracing::info!(%hash, "pushed block not taken: {e}"),
-        }
+        let from = format!("pushed by {}'s job declarator client", job.user);
+        submit_pushed_block(self.shared, &block, job.height, &from).await;
     }
 }
 
@@ -170,7 +163,7 @@ pub(crate) async fn serve(
     };
     let session = match Sv2JdServerSession::new(
         authority,
-        Duration::from_secs(3600),
+        hashforge_sv2::CERT_VALIDITY,
         unix_now(),
         hashforge_sv2::random_seed(),
     ) {
@@ -192,9 +185,8 @@ pub(crate) async fn serve(
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let why = 'serve: loop {
-        out.clear();
-        conn.session.transmit_into(&mut out);
-        if !out.is_empty() && stream.write_all(&out).await.is_err() {
+        let queued = |out: &mut Vec<u8>| conn.session.transmit_into(out);
+        if write_queued(&mut stream, &mut out, queued).await.is_err() {
             break 'serve "write failed".to_string();
         }
         tokio::select! {
@@ -208,9 +200,8 @@ pub(crate) async fn serve(
                 let events = match conn.session.handle_bytes(&buf[..n]) {
                     Ok(events) => events,
                     Err(e) => {
-                        out.clear();
-                        conn.session.transmit_into(&mut out);
-                        let _ = stream.write_all(&out).await;
+                        let queued = |out: &mut Vec<u8>| conn.session.transmit_into(out);
+                        let _ = write_queued(&mut stream, &mut out, queued).await;
                         break 'serve format!("{e}");
                     }
                 };

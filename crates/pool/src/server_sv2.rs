@@ -233,6 +233,20 @@ fn keep_sent(sent: &mut VecDeque<Arc<PoolJob>>, job: &Arc<PoolJob>) {
     sent.push_back(Arc::clone(job));
 }
 
+/// Writes what a session queued (`queue` appends it to `out`); nothing queued, no write.
+pub(crate) async fn write_queued(
+    stream: &mut TcpStream,
+    out: &mut Vec<u8>,
+    queue: impl FnOnce(&mut Vec<u8>),
+) -> std::io::Result<()> {
+    out.clear();
+    queue(out);
+    if out.is_empty() {
+        return Ok(());
+    }
+    stream.write_all(out).await
+}
+
 /// Unix seconds, for the certificate a connection's handshake signs.
 pub(crate) fn unix_now() -> u32 {
     std::time::SystemTime::now()
@@ -280,9 +294,8 @@ pub(crate) async fn serve(
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let why = 'serve: loop {
-        out.clear();
-        conn.session.transmit_into(&mut out);
-        if !out.is_empty() && stream.write_all(&out).await.is_err() {
+        let queued = |out: &mut Vec<u8>| conn.session.transmit_into(out);
+        if write_queued(&mut stream, &mut out, queued).await.is_err() {
             break 'serve "write failed".into();
         }
         if let Some(e) = conn.failed.take() {
@@ -304,9 +317,8 @@ pub(crate) async fn serve(
                     Err(e) => {
                         // Whatever the session still has to say (a SetupConnection.Error) goes
                         // out before the close.
-                        out.clear();
-                        conn.session.transmit_into(&mut out);
-                        let _ = stream.write_all(&out).await;
+                        let queued = |out: &mut Vec<u8>| conn.session.transmit_into(out);
+                        let _ = write_queued(&mut stream, &mut out, queued).await;
                         break 'serve format!("{e}");
                     }
                 };

@@ -17,11 +17,11 @@ use hashforge_core::merkle_branch;
 use hashforge_sv2::{
     SubmittedSolution, Sv2Error, Sv2TpServerSession, TemplateOffer, TpServerEvent,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use crate::server_sv2::unix_now;
+use crate::server_sv2::{unix_now, write_queued};
 use crate::template::Template;
 use crate::Shared;
 
@@ -148,14 +148,8 @@ impl Conn<'_> {
                 return;
             }
         };
-        let hash = block.block_hash();
-        match self.shared.source.submit_block(&block).await {
-            Ok(()) => {
-                tracing::info!(%hash, height = template.height, "BLOCK FOUND (submitted by a template client) and accepted by {}", self.shared.source.describe());
-                self.shared.kick.notify_one();
-            }
-            Err(e) => tracing::info!(%hash, "submitted block not taken: {e}"),
-        }
+        let from = "submitted by a template client";
+        crate::server::submit_pushed_block(self.shared, &block, template.height, from).await;
     }
 }
 
@@ -171,7 +165,7 @@ pub(crate) async fn serve(
     };
     let session = match Sv2TpServerSession::new(
         authority,
-        Duration::from_secs(3600),
+        hashforge_sv2::CERT_VALIDITY,
         unix_now(),
         hashforge_sv2::random_seed(),
     ) {
@@ -191,9 +185,8 @@ pub(crate) async fn serve(
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let why = 'serve: loop {
-        out.clear();
-        conn.session.transmit_into(&mut out);
-        if !out.is_empty() && stream.write_all(&out).await.is_err() {
+        let queued = |out: &mut Vec<u8>| conn.session.transmit_into(out);
+        if write_queued(&mut stream, &mut out, queued).await.is_err() {
             break 'serve "write failed".to_string();
         }
         tokio::select! {
@@ -206,9 +199,8 @@ pub(crate) async fn serve(
                 let events = match conn.session.handle_bytes(&buf[..n]) {
                     Ok(events) => events,
                     Err(e) => {
-                        out.clear();
-                        conn.session.transmit_into(&mut out);
-                        let _ = stream.write_all(&out).await;
+                        let queued = |out: &mut Vec<u8>| conn.session.transmit_into(out);
+                        let _ = write_queued(&mut stream, &mut out, queued).await;
                         break 'serve format!("{e}");
                     }
                 };

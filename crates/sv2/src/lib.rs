@@ -129,6 +129,10 @@ pub fn random_seed() -> [u8; 32] {
     rand08::random()
 }
 
+/// How long the certificate of a server's static key is valid, from the connection's
+/// start: the pool's sessions of every protocol use this.
+pub const CERT_VALIDITY: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// The protocol version both sessions speak.
 pub const PROTOCOL_VERSION: u16 = 2;
 

@@ -52,7 +52,7 @@ impl Default for Sv2ServerConfig {
             version_mask: VersionMask::BIP320.0,
             max_ntime_ahead: hashforge_stratum::MAX_NTIME_AHEAD,
             max_jobs: 16,
-            cert_validity: Duration::from_secs(3600),
+            cert_validity: crate::CERT_VALIDITY,
             work_selection: false,
         }
     }
