@@ -12,7 +12,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use hashforge_pool::testing::{free_port, http_get};
+use hashforge_pool::testing::{free_port, fresh_dir, http_get};
 use serde_json::Value;
 
 mod sri;
@@ -26,8 +26,7 @@ const SIGNATURE: &str = "hashforge-jdc-interop";
 fn sri_jd_client_declares_and_mines_its_own_blocks_on_the_pool() {
     let jdc = std::env::var("HASHFORGE_JD_CLIENT_SV2")
         .expect("HASHFORGE_JD_CLIENT_SV2 names SRI's jd_client_sv2 binary (.ci/sri-interop)");
-    let dir = std::env::temp_dir().join(format!("hashforge-sri-jd-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = fresh_dir("sri-jd");
     std::fs::create_dir_all(&dir).unwrap();
     let [v1, sv2, jd, tp, http, downstream] = [(); 6].map(|()| free_port());
     let mut children = Children(Vec::new());

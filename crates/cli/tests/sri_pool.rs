@@ -11,7 +11,7 @@
 
 use std::time::{Duration, Instant};
 
-use hashforge_pool::testing::free_port;
+use hashforge_pool::testing::{free_port, fresh_dir};
 
 mod sri;
 use sri::{signed_blocks, start_miner, start_pool, start_sri, tail, Children};
@@ -24,8 +24,7 @@ const SIGNATURE: &str = "SRI pool on hashforge templates";
 fn hashforge_mines_on_sri_pool_fed_by_hashforge_templates() {
     let sri_pool = std::env::var("HASHFORGE_POOL_SV2")
         .expect("HASHFORGE_POOL_SV2 names SRI's pool_sv2 binary (.ci/sri-interop)");
-    let dir = std::env::temp_dir().join(format!("hashforge-sri-pool-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = fresh_dir("sri-pool");
     std::fs::create_dir_all(&dir).unwrap();
     let [v1, sv2, tp, listen] = [(); 4].map(|()| free_port());
     let mut children = Children(Vec::new());

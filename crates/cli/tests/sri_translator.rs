@@ -11,7 +11,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use hashforge_pool::testing::{free_port, http_get};
+use hashforge_pool::testing::{free_port, fresh_dir, http_get};
 use serde_json::Value;
 
 mod sri;
@@ -22,8 +22,7 @@ use sri::{start_miner, start_pool, start_sri, tail, Children};
 fn sri_translator_feeds_a_v1_miner_to_the_sv2_pool() {
     let translator = std::env::var("HASHFORGE_TRANSLATOR_SV2")
         .expect("HASHFORGE_TRANSLATOR_SV2 names SRI's translator_sv2 binary (.ci/sri-interop)");
-    let dir = std::env::temp_dir().join(format!("hashforge-sri-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = fresh_dir("sri");
     std::fs::create_dir_all(&dir).unwrap();
     let (v1, sv2, http, downstream) = (free_port(), free_port(), free_port(), free_port());
     let mut children = Children(Vec::new());
