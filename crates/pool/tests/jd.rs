@@ -88,18 +88,114 @@ async fn expect(peer: &mut Sv2Peer, wanted: &[u8]) -> (u8, Vec<u8>) {
     }
 }
 
-fn error_code(t: u8, mut payload: Vec<u8>) -> String {
-    match t {
-        MESSAGE_TYPE_DECLARE_MINING_JOB_ERROR => {
-            let m: DeclareMiningJobError = decode("error", &mut payload).unwrap();
-            String::from_utf8_lossy(m.error_code.as_bytes()).into_owned()
+/// What the Job Declarator Server answered a declaration (or its transactions).
+#[derive(Debug, PartialEq)]
+enum Declared {
+    /// DeclareMiningJob.Success: the token that names the job.
+    Token(Vec<u8>),
+    /// DeclareMiningJob.Error's code.
+    Refused(String),
+    /// ProvideMissingTransactions: the positions asked for.
+    Asked(Vec<u16>),
+}
+
+impl Declared {
+    fn token(self) -> Vec<u8> {
+        match self {
+            Declared::Token(token) => token,
+            other => panic!("not accepted: {other:?}"),
         }
-        MESSAGE_TYPE_SET_CUSTOM_MINING_JOB_ERROR => {
-            let m: SetCustomMiningJobError = decode("error", &mut payload).unwrap();
-            String::from_utf8_lossy(m.error_code.as_bytes()).into_owned()
-        }
-        other => panic!("not an error: 0x{other:02x}"),
     }
+}
+
+fn refused(code: &str) -> Declared {
+    Declared::Refused(code.into())
+}
+
+async fn jd_answer(jd: &mut Sv2Peer) -> Declared {
+    let wanted = [
+        MESSAGE_TYPE_DECLARE_MINING_JOB_SUCCESS,
+        MESSAGE_TYPE_DECLARE_MINING_JOB_ERROR,
+        MESSAGE_TYPE_PROVIDE_MISSING_TRANSACTIONS,
+    ];
+    let (t, mut p) = expect(jd, &wanted).await;
+    match t {
+        MESSAGE_TYPE_DECLARE_MINING_JOB_SUCCESS => {
+            let m: DeclareMiningJobSuccess = decode("declared", &mut p).unwrap();
+            Declared::Token(m.new_mining_job_token.as_bytes().to_vec())
+        }
+        MESSAGE_TYPE_DECLARE_MINING_JOB_ERROR => {
+            let m: DeclareMiningJobError = decode("refused", &mut p).unwrap();
+            Declared::Refused(String::from_utf8_lossy(m.error_code.as_bytes()).into_owned())
+        }
+        _ => {
+            let m: ProvideMissingTransactions = decode("asked", &mut p).unwrap();
+            Declared::Asked(m.unknown_tx_position_list.into_inner())
+        }
+    }
+}
+
+/// Declares a job; the JDS's answer.
+async fn declare(jd: &mut Sv2Peer, m: DeclareMiningJob<'static>) -> Declared {
+    jd.send(
+        "DeclareMiningJob",
+        m,
+        MESSAGE_TYPE_DECLARE_MINING_JOB,
+        false,
+    )
+    .await
+    .unwrap();
+    jd_answer(jd).await
+}
+
+/// Sends the transactions a declaration was asked for; the JDS's answer.
+async fn provide(jd: &mut Sv2Peer, request_id: u32, txs: &[Transaction]) -> Declared {
+    let list = txs
+        .iter()
+        .map(|t| leak(consensus::serialize(t)).try_into().unwrap())
+        .collect();
+    let m = ProvideMissingTransactionsSuccess {
+        request_id,
+        transaction_list: Seq064K::new(list).unwrap(),
+    };
+    let t = MESSAGE_TYPE_PROVIDE_MISSING_TRANSACTIONS_SUCCESS;
+    jd.send("ProvideMissingTransactionsSuccess", m, t, false)
+        .await
+        .unwrap();
+    jd_answer(jd).await
+}
+
+/// A token for the test's miner, and the coinbase outputs the JDS wants.
+async fn allocate(jd: &mut Sv2Peer, request_id: u32) -> (Vec<u8>, Vec<TxOut>) {
+    let m = AllocateMiningJobToken {
+        user_identifier: text("jdminer.rig1"),
+        request_id,
+    };
+    let t = MESSAGE_TYPE_ALLOCATE_MINING_JOB_TOKEN;
+    jd.send("AllocateMiningJobToken", m, t, false)
+        .await
+        .unwrap();
+    let (_, mut p) = expect(jd, &[MESSAGE_TYPE_ALLOCATE_MINING_JOB_TOKEN_SUCCESS]).await;
+    let m: AllocateMiningJobTokenSuccess = decode("allocated", &mut p).unwrap();
+    let outputs = consensus::deserialize(m.coinbase_outputs.as_bytes()).unwrap();
+    (m.mining_job_token.as_bytes().to_vec(), outputs)
+}
+
+/// Asks the pool to mine a custom job: its job id, or SetCustomMiningJob.Error's code.
+async fn set_custom(mining: &mut Sv2Peer, m: SetCustomMiningJob<'static>) -> Result<u32, String> {
+    let t = MESSAGE_TYPE_SET_CUSTOM_MINING_JOB;
+    mining.send("SetCustomMiningJob", m, t, true).await.unwrap();
+    let wanted = [
+        MESSAGE_TYPE_SET_CUSTOM_MINING_JOB_SUCCESS,
+        MESSAGE_TYPE_SET_CUSTOM_MINING_JOB_ERROR,
+    ];
+    let (t, mut p) = expect(mining, &wanted).await;
+    if t == MESSAGE_TYPE_SET_CUSTOM_MINING_JOB_SUCCESS {
+        let m: SetCustomMiningJobSuccess = decode("accepted", &mut p).unwrap();
+        return Ok(m.job_id);
+    }
+    let m: SetCustomMiningJobError = decode("refused", &mut p).unwrap();
+    Err(String::from_utf8_lossy(m.error_code.as_bytes()).into_owned())
 }
 
 /// The miner's side of one declared job: its coinbase (extranonce zeroed), where the
@@ -419,23 +515,7 @@ async fn a_miner_declares_its_own_block_and_mines_it_on_the_pool() {
     .await
     .unwrap();
     expect(&mut jd, &[MESSAGE_TYPE_SETUP_CONNECTION_SUCCESS]).await;
-    let token = |n: u32| AllocateMiningJobToken {
-        user_identifier: text("jdminer.rig1"),
-        request_id: n,
-    };
-    jd.send(
-        "Allocate",
-        token(1),
-        MESSAGE_TYPE_ALLOCATE_MINING_JOB_TOKEN,
-        false,
-    )
-    .await
-    .unwrap();
-    let (_, mut payload) = expect(&mut jd, &[MESSAGE_TYPE_ALLOCATE_MINING_JOB_TOKEN_SUCCESS]).await;
-    let allocated: AllocateMiningJobTokenSuccess = decode("allocated", &mut payload).unwrap();
-    let first_token = allocated.mining_job_token.as_bytes().to_vec();
-    let outputs: Vec<TxOut> =
-        consensus::deserialize(allocated.coinbase_outputs.as_bytes()).unwrap();
+    let (first_token, outputs) = allocate(&mut jd, 1).await;
     assert_eq!(outputs.len(), 1, "the pool's payout output alone");
     assert_eq!(outputs[0].value, Amount::ZERO);
     let payout = outputs[0].script_pubkey.clone();
@@ -443,254 +523,58 @@ async fn a_miner_declares_its_own_block_and_mines_it_on_the_pool() {
     let subsidy = hashforge_pool::chain::subsidy(Network::Regtest, t.height);
 
     // Refused: a coinbase that pays someone else, and a token the pool never gave.
-    let thief_script = ScriptBuf::from_bytes(vec![
-        0x00, 0x14, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11,
-        0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11,
-    ]);
+    let thief_script = ScriptBuf::from_bytes([&[0x00, 0x14][..], &[0x11; 20]].concat());
     assert_ne!(thief_script, payout);
     let thief = MyJob::new(t.height, &thief_script, subsidy, vec![], extranonce_len);
-    jd.send(
-        "Declare",
-        thief.declare(2, &first_token),
-        MESSAGE_TYPE_DECLARE_MINING_JOB,
-        false,
-    )
-    .await
-    .unwrap();
-    let (ty, p) = expect(
-        &mut jd,
-        &[
-            MESSAGE_TYPE_DECLARE_MINING_JOB_ERROR,
-            MESSAGE_TYPE_DECLARE_MINING_JOB_SUCCESS,
-        ],
-    )
-    .await;
-    assert_eq!(error_code(ty, p), "invalid-coinbase-tx");
+    let answer = declare(&mut jd, thief.declare(2, &first_token)).await;
+    assert_eq!(answer, refused("invalid-coinbase-tx"));
     let honest_empty = MyJob::new(t.height, &payout, subsidy, vec![], extranonce_len);
-    jd.send(
-        "Declare",
-        honest_empty.declare(3, b"not a token"),
-        MESSAGE_TYPE_DECLARE_MINING_JOB,
-        false,
-    )
-    .await
-    .unwrap();
-    let (ty, p) = expect(
-        &mut jd,
-        &[
-            MESSAGE_TYPE_DECLARE_MINING_JOB_ERROR,
-            MESSAGE_TYPE_DECLARE_MINING_JOB_SUCCESS,
-        ],
-    )
-    .await;
-    assert_eq!(error_code(ty, p), "invalid-mining-job-token");
+    let answer = declare(&mut jd, honest_empty.declare(3, b"not a token")).await;
+    assert_eq!(answer, refused("invalid-mining-job-token"));
 
     // A job with two transactions the pool has never seen: it asks for both; the wrong
     // bytes are refused, the right ones accepted.
     let txs = vec![made_up_transaction(1), made_up_transaction(2)];
     let with_txs = MyJob::new(t.height, &payout, subsidy, txs.clone(), extranonce_len);
-    jd.send(
-        "Declare",
-        with_txs.declare(4, &first_token),
-        MESSAGE_TYPE_DECLARE_MINING_JOB,
-        false,
-    )
-    .await
-    .unwrap();
-    let (_, mut p) = expect(&mut jd, &[MESSAGE_TYPE_PROVIDE_MISSING_TRANSACTIONS]).await;
-    let asked: ProvideMissingTransactions = decode("asked", &mut p).unwrap();
-    assert_eq!(asked.unknown_tx_position_list.into_inner(), vec![0, 1]);
-    let provide = |txs: &[Transaction]| ProvideMissingTransactionsSuccess {
-        request_id: 4,
-        transaction_list: Seq064K::new(
-            txs.iter()
-                .map(|t| leak(consensus::serialize(t)).try_into().unwrap())
-                .collect(),
-        )
-        .unwrap(),
-    };
-    jd.send(
-        "Provide",
-        provide(&[txs[1].clone(), txs[0].clone()]),
-        MESSAGE_TYPE_PROVIDE_MISSING_TRANSACTIONS_SUCCESS,
-        false,
-    )
-    .await
-    .unwrap();
-    let (ty, p) = expect(
-        &mut jd,
-        &[
-            MESSAGE_TYPE_DECLARE_MINING_JOB_ERROR,
-            MESSAGE_TYPE_DECLARE_MINING_JOB_SUCCESS,
-        ],
-    )
-    .await;
+    let answer = declare(&mut jd, with_txs.declare(4, &first_token)).await;
+    assert_eq!(answer, Declared::Asked(vec![0, 1]));
+    let swapped = [txs[1].clone(), txs[0].clone()];
+    let answer = provide(&mut jd, 4, &swapped).await;
     assert_eq!(
-        error_code(ty, p),
-        "invalid-job",
+        answer,
+        refused("invalid-job"),
         "transactions in the wrong places"
     );
-    jd.send(
-        "Declare",
-        with_txs.declare(5, &first_token),
-        MESSAGE_TYPE_DECLARE_MINING_JOB,
-        false,
-    )
-    .await
-    .unwrap();
-    expect(&mut jd, &[MESSAGE_TYPE_PROVIDE_MISSING_TRANSACTIONS]).await;
-    let mut provided = provide(&txs);
-    provided.request_id = 5;
-    jd.send(
-        "Provide",
-        provided,
-        MESSAGE_TYPE_PROVIDE_MISSING_TRANSACTIONS_SUCCESS,
-        false,
-    )
-    .await
-    .unwrap();
-    let (ty, mut p) = expect(
-        &mut jd,
-        &[
-            MESSAGE_TYPE_DECLARE_MINING_JOB_ERROR,
-            MESSAGE_TYPE_DECLARE_MINING_JOB_SUCCESS,
-        ],
-    )
-    .await;
-    assert_eq!(
-        ty,
-        MESSAGE_TYPE_DECLARE_MINING_JOB_SUCCESS,
-        "{:?}",
-        String::from_utf8_lossy(&p)
-    );
-    let declared: DeclareMiningJobSuccess = decode("declared", &mut p).unwrap();
-    let txs_token = declared.new_mining_job_token.as_bytes().to_vec();
+    let answer = declare(&mut jd, with_txs.declare(5, &first_token)).await;
+    assert_eq!(answer, Declared::Asked(vec![0, 1]));
+    let txs_token = provide(&mut jd, 5, &txs).await.token();
 
     // The same transactions again under a new token: the pool remembers them.
-    jd.send(
-        "Allocate",
-        token(6),
-        MESSAGE_TYPE_ALLOCATE_MINING_JOB_TOKEN,
-        false,
-    )
-    .await
-    .unwrap();
-    let (_, mut p) = expect(&mut jd, &[MESSAGE_TYPE_ALLOCATE_MINING_JOB_TOKEN_SUCCESS]).await;
-    let second: AllocateMiningJobTokenSuccess = decode("allocated", &mut p).unwrap();
-    let second_token = second.mining_job_token.as_bytes().to_vec();
-    jd.send(
-        "Declare",
-        honest_empty.declare(7, &second_token),
-        MESSAGE_TYPE_DECLARE_MINING_JOB,
-        false,
-    )
-    .await
-    .unwrap();
-    let (ty, mut p) = expect(
-        &mut jd,
-        &[
-            MESSAGE_TYPE_DECLARE_MINING_JOB_ERROR,
-            MESSAGE_TYPE_DECLARE_MINING_JOB_SUCCESS,
-        ],
-    )
-    .await;
-    assert_eq!(
-        ty,
-        MESSAGE_TYPE_DECLARE_MINING_JOB_SUCCESS,
-        "{:?}",
-        String::from_utf8_lossy(&p)
-    );
-    let declared: DeclareMiningJobSuccess = decode("declared", &mut p).unwrap();
-    let empty_token = declared.new_mining_job_token.as_bytes().to_vec();
+    let (second_token, _) = allocate(&mut jd, 6).await;
+    let empty_token = declare(&mut jd, honest_empty.declare(7, &second_token))
+        .await
+        .token();
     // A used token is gone.
-    jd.send(
-        "Declare",
-        honest_empty.declare(8, &second_token),
-        MESSAGE_TYPE_DECLARE_MINING_JOB,
-        false,
-    )
-    .await
-    .unwrap();
-    let (ty, p) = expect(
-        &mut jd,
-        &[
-            MESSAGE_TYPE_DECLARE_MINING_JOB_ERROR,
-            MESSAGE_TYPE_DECLARE_MINING_JOB_SUCCESS,
-        ],
-    )
-    .await;
-    assert_eq!(error_code(ty, p), "invalid-mining-job-token");
+    let answer = declare(&mut jd, honest_empty.declare(8, &second_token)).await;
+    assert_eq!(answer, refused("invalid-mining-job-token"));
 
     // On the mining connection: a token the JDS never accepted, and a merkle path that is
     // not the declared transactions', are refused.
     let scmj = |job: &MyJob, req: u32, token: &[u8]| job.set_custom(channel.id, req, token, &t);
-    mining
-        .send(
-            "SetCustomMiningJob",
-            scmj(&with_txs, 10, &first_token),
-            MESSAGE_TYPE_SET_CUSTOM_MINING_JOB,
-            true,
-        )
-        .await
-        .unwrap();
-    let (ty, p) = expect(
-        &mut mining,
-        &[
-            MESSAGE_TYPE_SET_CUSTOM_MINING_JOB_ERROR,
-            MESSAGE_TYPE_SET_CUSTOM_MINING_JOB_SUCCESS,
-        ],
-    )
-    .await;
-    assert_eq!(error_code(ty, p), "invalid-mining-job-token");
+    let answer = set_custom(&mut mining, scmj(&with_txs, 10, &first_token)).await;
+    assert_eq!(answer, Err("invalid-mining-job-token".into()));
     let mut wrong_path = scmj(&with_txs, 11, &txs_token);
     wrong_path.merkle_path = Seq0255::new(vec![u256([9; 32])]).unwrap();
-    mining
-        .send(
-            "SetCustomMiningJob",
-            wrong_path,
-            MESSAGE_TYPE_SET_CUSTOM_MINING_JOB,
-            true,
-        )
-        .await
-        .unwrap();
-    let (ty, p) = expect(
-        &mut mining,
-        &[
-            MESSAGE_TYPE_SET_CUSTOM_MINING_JOB_ERROR,
-            MESSAGE_TYPE_SET_CUSTOM_MINING_JOB_SUCCESS,
-        ],
-    )
-    .await;
-    assert_eq!(error_code(ty, p), "invalid-merkle-path");
+    let answer = set_custom(&mut mining, wrong_path).await;
+    assert_eq!(answer, Err("invalid-merkle-path".into()));
 
     // The job with transactions: accepted, mined; its block carries them and goes to the
     // node, which here is the embedded chain, which takes coinbase-only blocks only.
-    mining
-        .send(
-            "SetCustomMiningJob",
-            scmj(&with_txs, 12, &txs_token),
-            MESSAGE_TYPE_SET_CUSTOM_MINING_JOB,
-            true,
-        )
+    let job_id = set_custom(&mut mining, scmj(&with_txs, 12, &txs_token))
         .await
         .unwrap();
-    let (ty, mut p) = expect(
-        &mut mining,
-        &[
-            MESSAGE_TYPE_SET_CUSTOM_MINING_JOB_ERROR,
-            MESSAGE_TYPE_SET_CUSTOM_MINING_JOB_SUCCESS,
-        ],
-    )
-    .await;
     assert_eq!(
-        ty,
-        MESSAGE_TYPE_SET_CUSTOM_MINING_JOB_SUCCESS,
-        "{:?}",
-        String::from_utf8_lossy(&p)
-    );
-    let ok: SetCustomMiningJobSuccess = decode("ok", &mut p).unwrap();
-    assert_eq!(
-        mine_one(&mut mining, &with_txs, &t, &channel, ok.job_id, 1).await,
+        mine_one(&mut mining, &with_txs, &t, &channel, job_id, 1).await,
         MESSAGE_TYPE_SUBMIT_SHARES_SUCCESS
     );
     let http = pool.http_addr().unwrap();
@@ -706,32 +590,11 @@ async fn a_miner_declares_its_own_block_and_mines_it_on_the_pool() {
     );
 
     // The coinbase-only job: a real block, the miner's coinbase, the pool paid.
-    mining
-        .send(
-            "SetCustomMiningJob",
-            scmj(&honest_empty, 13, &empty_token),
-            MESSAGE_TYPE_SET_CUSTOM_MINING_JOB,
-            true,
-        )
+    let job_id = set_custom(&mut mining, scmj(&honest_empty, 13, &empty_token))
         .await
         .unwrap();
-    let (ty, mut p) = expect(
-        &mut mining,
-        &[
-            MESSAGE_TYPE_SET_CUSTOM_MINING_JOB_ERROR,
-            MESSAGE_TYPE_SET_CUSTOM_MINING_JOB_SUCCESS,
-        ],
-    )
-    .await;
     assert_eq!(
-        ty,
-        MESSAGE_TYPE_SET_CUSTOM_MINING_JOB_SUCCESS,
-        "{:?}",
-        String::from_utf8_lossy(&p)
-    );
-    let ok: SetCustomMiningJobSuccess = decode("ok", &mut p).unwrap();
-    assert_eq!(
-        mine_one(&mut mining, &honest_empty, &t, &channel, ok.job_id, 2).await,
+        mine_one(&mut mining, &honest_empty, &t, &channel, job_id, 2).await,
         MESSAGE_TYPE_SUBMIT_SHARES_SUCCESS
     );
     let chain = exported_blocks(&dir);
@@ -751,64 +614,18 @@ async fn a_miner_declares_its_own_block_and_mines_it_on_the_pool() {
     assert_eq!(coinbase.output[0].value.to_sat(), subsidy);
 
     // The tip moved: a job on the old one is stale.
-    let stale = scmj(&honest_empty, 14, &empty_token);
-    mining
-        .send(
-            "SetCustomMiningJob",
-            stale,
-            MESSAGE_TYPE_SET_CUSTOM_MINING_JOB,
-            true,
-        )
-        .await
-        .unwrap();
-    let (ty, p) = expect(
-        &mut mining,
-        &[
-            MESSAGE_TYPE_SET_CUSTOM_MINING_JOB_ERROR,
-            MESSAGE_TYPE_SET_CUSTOM_MINING_JOB_SUCCESS,
-        ],
-    )
-    .await;
-    assert_eq!(error_code(ty, p), "stale-chain-tip");
+    let answer = set_custom(&mut mining, scmj(&honest_empty, 14, &empty_token)).await;
+    assert_eq!(answer, Err("stale-chain-tip".into()));
 
     // A block the client pushes to the JDS (PushSolution, on its last declared job) is
     // submitted by the pool too.
     let t2 = tip(&dir);
-    jd.send(
-        "Allocate",
-        token(20),
-        MESSAGE_TYPE_ALLOCATE_MINING_JOB_TOKEN,
-        false,
-    )
-    .await
-    .unwrap();
-    let (_, mut p) = expect(&mut jd, &[MESSAGE_TYPE_ALLOCATE_MINING_JOB_TOKEN_SUCCESS]).await;
-    let third: AllocateMiningJobTokenSuccess = decode("allocated", &mut p).unwrap();
+    let (third_token, _) = allocate(&mut jd, 20).await;
     let subsidy2 = hashforge_pool::chain::subsidy(Network::Regtest, t2.height);
     let next = MyJob::new(t2.height, &payout, subsidy2, vec![], extranonce_len);
-    let third_token = third.mining_job_token.as_bytes().to_vec();
-    jd.send(
-        "Declare",
-        next.declare(21, &third_token),
-        MESSAGE_TYPE_DECLARE_MINING_JOB,
-        false,
-    )
-    .await
-    .unwrap();
-    let (ty, p) = expect(
-        &mut jd,
-        &[
-            MESSAGE_TYPE_DECLARE_MINING_JOB_ERROR,
-            MESSAGE_TYPE_DECLARE_MINING_JOB_SUCCESS,
-        ],
-    )
-    .await;
-    assert_eq!(
-        ty,
-        MESSAGE_TYPE_DECLARE_MINING_JOB_SUCCESS,
-        "{:?}",
-        String::from_utf8_lossy(&p)
-    );
+    declare(&mut jd, next.declare(21, &third_token))
+        .await
+        .token();
     let (share, en2) = find_share(&next, &t2, &channel);
     let mut extranonce = channel.prefix.clone();
     extranonce.extend_from_slice(&en2);
