@@ -642,6 +642,9 @@ fn pool(args: PoolBenchArgs) -> Result<(), String> {
             "{} {protocol} connections ({} failed) to {target}",
             report.connections, report.connect_failures
         );
+        for (why, n) in &report.connect_errors {
+            println!("  {n} failed: {why}");
+        }
         println!(
             "shares: {} sent, {} accepted, {} rejected in {:.2} s: {:.0} shares/s",
             report.shares_sent,

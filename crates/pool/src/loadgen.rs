@@ -83,6 +83,8 @@ pub struct LoadConfig {
 pub struct LoadReport {
     pub connections: usize,
     pub connect_failures: usize,
+    /// Why they failed: each distinct error (or the setup timing out) and how often.
+    pub connect_errors: std::collections::BTreeMap<String, usize>,
     pub shares_sent: usize,
     pub accepted: usize,
     pub rejected: usize,
@@ -188,9 +190,15 @@ pub async fn run(
             let n = connected.fetch_add(1, Ordering::Relaxed) + 1;
             progress("connecting and finding shares", n);
             ready.wait().await;
-            let Ok(Ok((mut conn, shares, block))) = setup else {
-                fanout_ready.wait().await;
-                return None;
+            let (mut conn, shares, block) = match setup {
+                Ok(Ok(set)) => set,
+                failed => {
+                    fanout_ready.wait().await;
+                    return Err(match failed {
+                        Ok(Err(e)) => e.to_string(),
+                        _ => format!("no job within {:?}", cfg.timeout),
+                    });
+                }
             };
             let _ = go_rx.wait_for(Option::is_some).await;
             let mut r = ConnResult {
@@ -274,7 +282,7 @@ pub async fn run(
             }
             // The connection stays open until every connection has been timed: closing it
             // now would load the pool with disconnects while others still wait.
-            Some((r, conn))
+            Ok((r, conn))
         }));
     }
     ready.wait().await;
@@ -292,8 +300,11 @@ pub async fn run(
     let (mut latencies, mut fanout) = (Vec::new(), Vec::new());
     let mut open = Vec::with_capacity(tasks.len());
     for t in tasks {
-        match t.await.ok().flatten() {
-            Some((r, conn)) => {
+        match t
+            .await
+            .unwrap_or_else(|e| Err(format!("generator task: {e}")))
+        {
+            Ok((r, conn)) => {
                 open.push(conn);
                 report.shares_sent += r.sent;
                 report.accepted += r.accepted;
@@ -301,7 +312,10 @@ pub async fn run(
                 latencies.extend(r.latencies_ms);
                 fanout.extend(r.fanout_ms);
             }
-            None => report.connect_failures += 1,
+            Err(why) => {
+                report.connect_failures += 1;
+                *report.connect_errors.entry(why).or_default() += 1;
+            }
         }
     }
     progress("timed", config.connections);
