@@ -20,21 +20,18 @@ impl LedgerSql for Dialect {
     /// those had to stay at 16 rows).
     fn insert_shares(self) -> &'static str {
         match self {
-            // `WHERE true`: SQLite's parser otherwise takes ON CONFLICT for a join's ON.
             Dialect::Sqlite => {
                 "INSERT INTO shares \
                  (hash, seq, worker, job_id, height, difficulty, share_difficulty, is_block, time_ms) \
                  SELECT unhex(value ->> 0), value ->> 1, value ->> 2, value ->> 3, value ->> 4, \
-                 value ->> 5, value ->> 6, value ->> 7, value ->> 8 FROM json_each($1) WHERE true \
-                 ON CONFLICT (hash) DO NOTHING"
+                 value ->> 5, value ->> 6, value ->> 7, value ->> 8 FROM json_each($1)"
             }
             Dialect::Postgres => {
                 "INSERT INTO shares \
                  (hash, seq, worker, job_id, height, difficulty, share_difficulty, is_block, time_ms) \
                  SELECT decode(r ->> 0, 'hex'), (r ->> 1)::bigint, r ->> 2, r ->> 3, \
                  (r ->> 4)::bigint, (r ->> 5)::double precision, (r ->> 6)::double precision, \
-                 (r ->> 7)::boolean, (r ->> 8)::bigint FROM json_array_elements($1::json) AS r \
-                 ON CONFLICT (hash) DO NOTHING"
+                 (r ->> 7)::boolean, (r ->> 8)::bigint FROM json_array_elements($1::json) AS r"
             }
         }
     }

@@ -1,7 +1,7 @@
 //! The ledger's schema: numbered SQL files embedded in the binary, applied by
 //! `hashforge_store`'s runner and remembered in `schema_migrations`. One numbered set serves
 //! SQLite and PostgreSQL: a migration is one portable file, or, where the databases cannot
-//! share SQL (changing a column's type), one file for each.
+//! share SQL (changing a column's type or a table's key), one file for each.
 
 use hashforge_store::{Migration, Schema, Sql};
 
@@ -26,6 +26,14 @@ pub(crate) const LEDGER: Schema = Schema {
             version: 3,
             name: "0003_rejects",
             sql: Sql::Portable(include_str!("../../migrations/0003_rejects.sql")),
+        },
+        Migration {
+            version: 4,
+            name: "0004_shares_by_seq",
+            sql: Sql::PerDatabase {
+                sqlite: include_str!("../../migrations/0004_shares_by_seq.sqlite.sql"),
+                postgres: include_str!("../../migrations/0004_shares_by_seq.postgres.sql"),
+            },
         },
     ],
 };

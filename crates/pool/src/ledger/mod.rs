@@ -14,6 +14,10 @@
 //! that the writer's next batch adds to the `rejects` table.
 //!
 //! The ledger knows rows, not sockets: it never sees a miner, only what the server accepted.
+//! So it records every share it is handed: refusing a replayed share is the servers' work.
+//! Each session remembers the hashes it accepted since the last tip, and no two sessions
+//! share an extranonce (so never a header). A unique key on the hash would do it again at
+//! the cost of one random page per share, which grows with the table (migration 0004).
 
 mod dialect;
 mod migrate;
@@ -307,8 +311,8 @@ impl Ledger {
         Ok(Ledger { pool, tx, rejects })
     }
 
-    /// Records an accepted share; resolves once it is committed. A share whose hash is
-    /// already recorded counts as recorded (and is not counted twice).
+    /// Records an accepted share; resolves once it is committed. The caller has refused
+    /// duplicates: a share handed over twice is recorded twice.
     pub async fn record_share(&self, share: ShareRecord) -> Result<(), LedgerError> {
         self.queue_share(share).await?.await
     }
@@ -435,7 +439,7 @@ impl Ledger {
             return Ok(stored);
         }
         let key = hex::decode(&block_hash).map_err(|e| invalid("block hash", e.to_string()))?;
-        let found = sqlx::query("SELECT seq, time_ms FROM shares WHERE hash = $1")
+        let found = sqlx::query("SELECT seq, time_ms FROM shares WHERE hash = $1 AND is_block")
             .bind(key)
             .fetch_optional(&self.pool)
             .await?
@@ -611,7 +615,8 @@ impl Ledger {
         rows.iter().map(payout_row).collect()
     }
 
-    /// The share with this hash (internal byte order), if recorded.
+    /// The share with this hash (internal byte order), if recorded. Only block shares'
+    /// hashes are indexed: for any other share this reads the whole table (tests, tools).
     pub async fn share(&self, hash: &[u8; 32]) -> Result<Option<StoredShare>, LedgerError> {
         let row = sqlx::query(
             "SELECT seq, worker, job_id, height, difficulty, share_difficulty, \

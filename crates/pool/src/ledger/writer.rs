@@ -9,7 +9,6 @@
 //! batch are added to `rejects` in the next batch's transaction (a batch of nothing but
 //! shares, the common case, stays one statement). Nobody waits for them.
 
-use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use sqlx::pool::PoolConnection;
@@ -125,17 +124,13 @@ impl Writer {
     async fn write(&mut self, work: Vec<Command>) {
         let mut shares = Vec::new();
         let mut others = Vec::new();
-        let mut seen = HashSet::new();
         let mut share_replies = Vec::new();
         for cmd in work {
             match cmd {
                 Command::Share(share, reply) => {
-                    // A replay inside one batch is already recorded by its first copy.
-                    if seen.insert(share.hash) {
-                        shares.push((self.next_seq, share));
-                        // Gaps are harmless (a failed batch, a duplicate); reuse is not.
-                        self.next_seq += 1;
-                    }
+                    shares.push((self.next_seq, share));
+                    // Gaps are harmless (a failed batch); reuse is not (the primary key).
+                    self.next_seq += 1;
                     share_replies.push(reply);
                 }
                 Command::Block(block, reply) => others.push((Update::Block(block), reply)),
