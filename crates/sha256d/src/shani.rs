@@ -1,5 +1,5 @@
 //! The x86 SHA extensions: `sha256rnds2` does two rounds, `sha256msg1`/`sha256msg2` the
-//! message schedule. One hash is one dependency chain of 62 `sha256rnds2`; several are
+//! message schedule. One hash is one dependency chain of 61 `sha256rnds2`; several are
 //! interleaved so that their chains overlap in the pipeline: `VERSIONS` rolled versions of one
 //! nonce, whose first hashes share one message schedule (the second block's message is the
 //! same for every version), or, without version rolling, `NONCES` nonces.
@@ -62,12 +62,15 @@ unsafe fn next4(m: &[__m128i; 4]) -> __m128i {
     _mm_sha256msg2_epu32(t, m[3])
 }
 
-/// Per-version constants: the midstate and the state after rounds 0 and 1 of the first
-/// hash's second block (the nonce is word 3, so those two rounds never change).
+/// Per-version constants: the midstate, and the first hash's second block after round 3
+/// with a nonce word of zero. The nonce is word 3: rounds 0-2 never change, and round 3
+/// adds its word to A and to E and nowhere else (T1 feeds both), so the state after round 3
+/// is this one plus the nonce in those two lanes ([`with_nonce`]). That takes one
+/// `sha256rnds2` (of 62) off every hash: the SHA unit is the bottleneck.
 #[derive(Clone, Copy)]
 struct Prep {
     mid: (__m128i, __m128i),
-    s2: (__m128i, __m128i),
+    s4: (__m128i, __m128i),
 }
 
 impl Prep {
@@ -75,26 +78,30 @@ impl Prep {
         let mut s = mid;
         sha256::round(&mut s, K[0].wrapping_add(tail.w0()));
         sha256::round(&mut s, K[1].wrapping_add(tail.w1()));
+        sha256::round(&mut s, K[2].wrapping_add(tail.w2()));
+        sha256::round(&mut s, K[3]);
         Prep {
             mid: pack(&mid),
-            s2: pack(&s),
+            s4: pack(&s),
         }
     }
+}
+
+/// What round 3 adds for nonce word `n`: `n` in the lanes of A and E of an `abef`.
+#[inline(always)]
+unsafe fn with_nonce(n: u32) -> __m128i {
+    set4([0, n, 0, n])
 }
 
 /// H7 of SHA-256d for `L` nonce words (`n[i]` is nonce `i` byte-swapped), one version.
 #[inline(always)]
 unsafe fn sha256d_h7<const L: usize>(p: &Prep, tail: &Tail, n: [u32; L]) -> [u32; L] {
     let w2 = tail.w2();
-    let mut abef = [p.s2.0; L];
-    let mut cdgh = [p.s2.1; L];
+    let mut abef = [p.s4.0; L];
+    let mut cdgh = [p.s4.1; L];
     let mut m = [[_mm_setzero_si128(); 4]; L];
-    // Rounds 2 and 3 (one sha256rnds2), then the state roles swap.
     for l in 0..L {
-        let wk = set4([K[2].wrapping_add(w2), K[3].wrapping_add(n[l]), 0, 0]);
-        let new = _mm_sha256rnds2_epu32(cdgh[l], abef[l], wk);
-        cdgh[l] = abef[l];
-        abef[l] = new;
+        abef[l] = _mm_add_epi32(abef[l], with_nonce(n[l]));
         m[l] = [
             set4([tail.w0(), tail.w1(), w2, n[l]]),
             set4([0x8000_0000, 0, 0, 0]),
@@ -129,14 +136,9 @@ unsafe fn sha256d_h7_versions<const V: usize, const P: usize>(
     n: u32,
 ) -> [u32; V] {
     let w2 = tail.w2();
-    let mut abef: [__m128i; V] = std::array::from_fn(|v| p[v].s2.0);
-    let mut cdgh: [__m128i; V] = std::array::from_fn(|v| p[v].s2.1);
-    let wk = set4([K[2].wrapping_add(w2), K[3].wrapping_add(n), 0, 0]);
-    for v in 0..V {
-        let new = _mm_sha256rnds2_epu32(cdgh[v], abef[v], wk);
-        cdgh[v] = abef[v];
-        abef[v] = new;
-    }
+    let nonce = with_nonce(n);
+    let mut abef: [__m128i; V] = std::array::from_fn(|v| _mm_add_epi32(p[v].s4.0, nonce));
+    let mut cdgh: [__m128i; V] = std::array::from_fn(|v| p[v].s4.1);
     let mut m = [
         set4([tail.w0(), tail.w1(), w2, n]),
         set4([0x8000_0000, 0, 0, 0]),
