@@ -190,14 +190,15 @@ pub async fn run(
             let n = connected.fetch_add(1, Ordering::Relaxed) + 1;
             progress("connecting and finding shares", n);
             ready.wait().await;
+            let setup = match setup {
+                Ok(set) => set.map_err(|e| e.to_string()),
+                Err(_) => Err(format!("no job within {:?}", cfg.timeout)),
+            };
             let (mut conn, shares, block) = match setup {
-                Ok(Ok(set)) => set,
-                failed => {
+                Ok(set) => set,
+                Err(why) => {
                     fanout_ready.wait().await;
-                    return Err(match failed {
-                        Ok(Err(e)) => e.to_string(),
-                        _ => format!("no job within {:?}", cfg.timeout),
-                    });
+                    return Err(why);
                 }
             };
             let _ = go_rx.wait_for(Option::is_some).await;

@@ -21,6 +21,7 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
+use crate::server::submit_pushed_block;
 use crate::server_sv2::{unix_now, write_queued};
 use crate::template::Template;
 use crate::Shared;
@@ -149,7 +150,7 @@ impl Conn<'_> {
             }
         };
         let from = "submitted by a template client";
-        crate::server::submit_pushed_block(self.shared, &block, template.height, from).await;
+        submit_pushed_block(self.shared, &block, template.height, from).await;
     }
 }
 
