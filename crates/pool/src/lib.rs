@@ -24,6 +24,7 @@ mod declare;
 pub mod jobs;
 pub mod ledger;
 pub mod loadgen;
+mod pacing;
 mod server;
 mod server_jd;
 mod server_sv2;
@@ -75,6 +76,13 @@ pub enum PoolError {
     TpWithoutSv2,
 }
 
+/// A new job generation, as the connection tasks hear of it.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct JobsChanged {
+    /// A new tip: the old jobs are stale, send at once.
+    clean: bool,
+}
+
 /// What every connection task and the API share.
 pub(crate) struct Shared {
     config: PoolConfig,
@@ -83,8 +91,10 @@ pub(crate) struct Shared {
     /// The pool-mode payout.
     payout: ScriptBuf,
     jobs: JobFactory,
-    /// Bumped for each new job generation.
-    generation: watch::Sender<u64>,
+    /// Sent for each new job generation.
+    generation: watch::Sender<JobsChanged>,
+    /// Connections started, for each one's place in a refresh's spread ([`pacing`]).
+    connections: AtomicU64,
     /// Asks the template task to look for a new tip now (after a block was found here).
     kick: Notify,
     /// The height of the last block this pool found and the node accepted: a block at that
@@ -101,6 +111,12 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// A new connection's schedule for refreshed jobs.
+    fn job_pacer(&self) -> pacing::JobPacer {
+        let slot = self.connections.fetch_add(1, Ordering::Relaxed);
+        pacing::JobPacer::new(slot, pacing::spread(self.config.refresh))
+    }
+
     fn next_extranonce1(&self) -> [u8; 4] {
         self.extranonce1
             .fetch_add(1, Ordering::Relaxed)
@@ -177,7 +193,8 @@ impl Pool {
         let tag = config.tag.as_bytes().to_vec();
         let shared = Arc::new(Shared {
             jobs: JobFactory::new(tag, 4 + config.extranonce2_size),
-            generation: watch::channel(0).0,
+            generation: watch::channel(JobsChanged::default()).0,
+            connections: AtomicU64::new(0),
             kick: Notify::new(),
             found_height: AtomicU64::new(0),
             ledger,
@@ -510,8 +527,8 @@ async fn template_loop(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>)
                 }
                 refreshed = Instant::now();
                 shared.set_status("ok".into());
-                let generation = shared.jobs.set_template(Arc::new(template), clean);
-                shared.generation.send_replace(generation);
+                shared.jobs.set_template(Arc::new(template), clean);
+                shared.generation.send_replace(JobsChanged { clean });
             }
             Err(None) => {}
             Err(Some(e)) => {

@@ -429,6 +429,7 @@ async fn serve(
     };
     let mut book = ShareBook::new();
     let mut jobs = shared.generation.subscribe();
+    let mut pacer = shared.job_pacer();
     let mut framing = LineBuffer::default();
     let mut buf = [0u8; 2048];
     // Reused for every write, so a new job costs this connection no allocation.
@@ -516,9 +517,12 @@ async fn serve(
                 if changed.is_err() {
                     break 'serve "pool stopping".into();
                 }
-                jobs.borrow_and_update();
-                conn.send_job();
+                let clean = jobs.borrow_and_update().clean;
+                if pacer.changed(clean, tokio::time::Instant::now()) {
+                    conn.send_job();
+                }
             }
+            () = pacer.wait(), if pacer.due().is_some() => conn.send_job(),
             _ = tick.tick() => {
                 let now = Instant::now();
                 if !conn.session.is_authorized() && now > handshake_deadline {

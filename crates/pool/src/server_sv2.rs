@@ -128,6 +128,14 @@ impl Conn<'_> {
         self.check(sent);
     }
 
+    /// Sends every channel the current job.
+    fn send_jobs(&mut self) {
+        let ids: Vec<u32> = self.channels.keys().copied().collect();
+        for id in ids {
+            self.send_job(id);
+        }
+    }
+
     /// A job the miner chose: accepted if it is the one the pool's Job Declarator Server
     /// accepted under its token, pays this channel's payout, and is on the tip.
     fn custom_job(&mut self, r: CustomJobRequest) {
@@ -286,6 +294,7 @@ pub(crate) async fn serve(
     };
     let mut book: ShareBook<ShareKey> = ShareBook::new();
     let mut jobs = shared.generation.subscribe();
+    let mut pacer = shared.job_pacer();
     let mut buf = vec![0u8; 8192];
     let mut out = Vec::new();
     let now = Instant::now();
@@ -376,12 +385,12 @@ pub(crate) async fn serve(
                 if changed.is_err() {
                     break 'serve "pool stopping".into();
                 }
-                jobs.borrow_and_update();
-                let ids: Vec<u32> = conn.channels.keys().copied().collect();
-                for id in ids {
-                    conn.send_job(id);
+                let clean = jobs.borrow_and_update().clean;
+                if pacer.changed(clean, tokio::time::Instant::now()) {
+                    conn.send_jobs();
                 }
             }
+            () = pacer.wait(), if pacer.due().is_some() => conn.send_jobs(),
             _ = tick.tick() => {
                 let now = Instant::now();
                 // The handshake and SetupConnection must come in time; channels need not:
