@@ -214,10 +214,45 @@ unsafe fn hash2_h7<const L: usize>(
     out
 }
 
+/// Scans `work`, with the VEX-encoded kernel where the CPU has AVX.
+///
+/// # Safety
+/// The CPU must support SHA, SSE4.1 and SSSE3.
+pub(crate) unsafe fn scan(work: &Work, hits: &mut Vec<Hit>) {
+    if std::is_x86_feature_detected!("avx") {
+        scan_vex(work, hits)
+    } else {
+        scan_legacy(work, hits)
+    }
+}
+
+/// The kernel with the vector work around `sha256rnds2` (adds, shuffles, `palignr`) in
+/// three-operand VEX form: `sha256rnds2` has no VEX form, but 128-bit VEX and legacy SSE
+/// mix without a penalty when the upper halves are clean, and the copies the two-operand
+/// forms need are gone (2,083 instructions in the function against 2,237, 356 register
+/// moves against 521). Measured on the Zen 3 EPYC, alternating runs of each: one thread,
+/// 24 pairs, 26.11 MH/s against 25.46 (+2.5%); two threads, 10 pairs, 49.9 against 50.2
+/// (no gain).
+///
+/// # Safety
+/// The CPU must support SHA, SSE4.1, SSSE3 and AVX.
+#[target_feature(enable = "sha,sse4.1,ssse3,avx")]
+unsafe fn scan_vex(work: &Work, hits: &mut Vec<Hit>) {
+    scan_body(work, hits)
+}
+
+/// The kernel in legacy SSE encoding, for CPUs with SHA but no AVX (Goldmont and its Atom
+/// successors).
+///
 /// # Safety
 /// The CPU must support SHA, SSE4.1 and SSSE3.
 #[target_feature(enable = "sha,sse4.1,ssse3")]
-pub(crate) unsafe fn scan(work: &Work, hits: &mut Vec<Hit>) {
+unsafe fn scan_legacy(work: &Work, hits: &mut Vec<Hit>) {
+    scan_body(work, hits)
+}
+
+#[inline(always)]
+unsafe fn scan_body(work: &Work, hits: &mut Vec<Hit>) {
     let tail = Tail::new(work.header());
     let top = work.target().top_u32();
     let mut k = 0u64;
@@ -305,4 +340,47 @@ pub(crate) unsafe fn compress_chain(iters: u64) -> u32 {
         }
     }
     (0..L).fold(0u32, |acc, l| acc ^ _mm_cvtsi128_si32(abef[l]) as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Backend, Scanner};
+    use hashforge_core::Target;
+
+    /// Both encodings of the kernel find exactly what the portable backend finds, the
+    /// leftover versions (fewer than `VERSIONS`) included.
+    #[test]
+    fn both_encodings_agree_with_the_portable_backend() {
+        if !Backend::ShaNi.is_available() {
+            return;
+        }
+        let portable = Scanner::new(Backend::Portable).unwrap();
+        let mut easy = [0xffu8; 32];
+        easy[28..32].copy_from_slice(&0x00ff_ffffu32.to_le_bytes());
+        let target = Target::from_le_bytes(easy);
+        for seed in 0u8..4 {
+            let header: [u8; 80] = std::array::from_fn(|i| (i as u8).wrapping_mul(31) ^ seed);
+            let work = Work::new(header, target)
+                .with_nonces(0x1234_0000 + u32::from(seed), 200)
+                .unwrap()
+                .with_versions(0x1fff_e000, 0, VERSIONS as u64 + 3)
+                .unwrap();
+            let want = sorted(portable.scan(&work));
+            assert!(!want.is_empty());
+            let mut legacy = Vec::new();
+            unsafe { scan_legacy(&work, &mut legacy) };
+            assert_eq!(sorted(legacy), want);
+            if std::is_x86_feature_detected!("avx") {
+                let mut vex = Vec::new();
+                unsafe { scan_vex(&work, &mut vex) };
+                assert_eq!(sorted(vex), want);
+            }
+        }
+    }
+
+    fn sorted(mut v: Vec<Hit>) -> Vec<Hit> {
+        v.sort();
+        v
+    }
 }
