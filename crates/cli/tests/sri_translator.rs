@@ -9,7 +9,7 @@
 //! cached) and runs it with `HASHFORGE_TRANSLATOR_SV2` naming the binary.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -22,33 +22,15 @@ use sri::{start_miner, start_pool, start_sri, tail, Children};
 #[test]
 #[ignore = "needs SRI's translator_sv2 binary: run .ci/sri-interop"]
 fn sri_translator_feeds_a_v1_miner_to_the_sv2_pool() {
-    let translator = translator_binary();
-    let dir = fresh_dir("sri");
-    std::fs::create_dir_all(&dir).unwrap();
-    let (v1, sv2, http) = (free_port(), free_port(), free_port());
-    let mut children = Children(Vec::new());
-
-    // The pool, on the embedded regtest chain; its banner on stderr gives its authority key.
-    let key = start_pool(
-        &mut children,
-        &[
-            "--stratum",
-            &format!("127.0.0.1:{v1}"),
-            "--sv2",
-            &format!("127.0.0.1:{sv2}"),
-            "--http",
-            &format!("127.0.0.1:{http}"),
-            // Easy shares, so each of three CPU miners sharing two cores with the pool and
-            // the translator sends some within the minute.
-            "--start-difficulty",
-            "0.0001",
-            "--min-difficulty",
-            "0.000001",
-        ],
-        &dir.join("pool"),
-    );
-
-    let downstream = start_translator(&mut children, &translator, &dir, sv2, &key);
+    let Setup {
+        dir,
+        mut children,
+        v1,
+        sv2,
+        http,
+        key,
+        downstream,
+    } = pool_and_translator("sri");
 
     // Three miners: V1 through the translator, V1 direct, V2 direct.
     for (pool, user) in [
@@ -67,14 +49,7 @@ fn sri_translator_feeds_a_v1_miner_to_the_sv2_pool() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
     let (workers, blocks) = loop {
-        let (workers, blocks) = runtime.block_on(async {
-            (
-                http_get(api, "/api/workers").await,
-                http_get(api, "/api/blocks").await,
-            )
-        });
-        let workers: Value = serde_json::from_str(&workers).unwrap_or_default();
-        let blocks: Value = serde_json::from_str(&blocks).unwrap_or_default();
+        let (workers, blocks) = pool_state(&runtime, api);
         let shares = |w: &str| workers["live"][w]["accepted"].as_u64().unwrap_or(0);
         let translated = translator_blocks(&blocks);
         let translator_worker = translator_accepted(&workers);
@@ -100,28 +75,15 @@ fn sri_translator_feeds_a_v1_miner_to_the_sv2_pool() {
 #[test]
 #[ignore = "needs SRI's translator_sv2 and cpuminer's minerd: run .ci/sri-interop with HASHFORGE_CPUMINER"]
 fn sri_translator_feeds_cpuminer_to_the_sv2_pool() {
-    let translator = translator_binary();
     let minerd = std::env::var("HASHFORGE_CPUMINER")
         .expect("HASHFORGE_CPUMINER names cpuminer's minerd binary (.ci/sri-interop)");
-    let dir = fresh_dir("sri-cpuminer");
-    std::fs::create_dir_all(&dir).unwrap();
-    let (v1, sv2, http) = (free_port(), free_port(), free_port());
-    let mut children = Children(Vec::new());
-    let key = start_pool(
-        &mut children,
-        &[
-            "--stratum",
-            &format!("127.0.0.1:{v1}"),
-            "--sv2",
-            &format!("127.0.0.1:{sv2}"),
-            "--http",
-            &format!("127.0.0.1:{http}"),
-            "--min-difficulty",
-            "0.000001",
-        ],
-        &dir.join("pool"),
-    );
-    let downstream = start_translator(&mut children, &translator, &dir, sv2, &key);
+    let Setup {
+        dir,
+        mut children,
+        http,
+        downstream,
+        ..
+    } = pool_and_translator("sri-cpuminer");
     let log = dir.join("minerd.log");
     let out = std::fs::File::create(&log).unwrap();
     children.0.push(
@@ -141,14 +103,7 @@ fn sri_translator_feeds_cpuminer_to_the_sv2_pool() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
     let blocks = loop {
-        let (workers, blocks) = runtime.block_on(async {
-            (
-                http_get(api, "/api/workers").await,
-                http_get(api, "/api/blocks").await,
-            )
-        });
-        let workers: Value = serde_json::from_str(&workers).unwrap_or_default();
-        let blocks: Value = serde_json::from_str(&blocks).unwrap_or_default();
+        let (workers, blocks) = pool_state(&runtime, api);
         if translator_blocks(&blocks) >= 3 && translator_accepted(&workers) {
             break blocks;
         }
@@ -178,9 +133,69 @@ fn sri_translator_feeds_cpuminer_to_the_sv2_pool() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-fn translator_binary() -> String {
-    std::env::var("HASHFORGE_TRANSLATOR_SV2")
-        .expect("HASHFORGE_TRANSLATOR_SV2 names SRI's translator_sv2 binary (.ci/sri-interop)")
+/// A pool on the embedded regtest chain (V1, SV2 and HTTP on free ports) with SRI's
+/// translator in front of its SV2 port.
+struct Setup {
+    dir: PathBuf,
+    children: Children,
+    v1: u16,
+    sv2: u16,
+    http: u16,
+    /// The pool's authority key, off its banner.
+    key: String,
+    /// The translator's V1 port.
+    downstream: u16,
+}
+
+fn pool_and_translator(name: &str) -> Setup {
+    let translator = std::env::var("HASHFORGE_TRANSLATOR_SV2")
+        .expect("HASHFORGE_TRANSLATOR_SV2 names SRI's translator_sv2 binary (.ci/sri-interop)");
+    let dir = fresh_dir(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (v1, sv2, http) = (free_port(), free_port(), free_port());
+    let mut children = Children(Vec::new());
+    let key = start_pool(
+        &mut children,
+        &[
+            "--stratum",
+            &format!("127.0.0.1:{v1}"),
+            "--sv2",
+            &format!("127.0.0.1:{sv2}"),
+            "--http",
+            &format!("127.0.0.1:{http}"),
+            // Easy shares, so each of several CPU miners sharing two cores with the pool
+            // and the translator sends some within the minute.
+            "--start-difficulty",
+            "0.0001",
+            "--min-difficulty",
+            "0.000001",
+        ],
+        &dir.join("pool"),
+    );
+    let downstream = start_translator(&mut children, &translator, &dir, sv2, &key);
+    Setup {
+        dir,
+        children,
+        v1,
+        sv2,
+        http,
+        key,
+        downstream,
+    }
+}
+
+/// The pool's worker table and block list, as its API serves them (null if unreadable).
+fn pool_state(runtime: &tokio::runtime::Runtime, api: SocketAddr) -> (Value, Value) {
+    let (workers, blocks) = runtime.block_on(async {
+        (
+            http_get(api, "/api/workers").await,
+            http_get(api, "/api/blocks").await,
+        )
+    });
+    (
+        serde_json::from_str(&workers).unwrap_or_default(),
+        serde_json::from_str(&blocks).unwrap_or_default(),
+    )
 }
 
 /// Starts SRI's translator: V1 downstream on a free port (returned), our pool on `sv2`
