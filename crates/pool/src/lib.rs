@@ -79,8 +79,9 @@ pub enum PoolError {
 /// A new job generation, as the connection tasks hear of it.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct JobsChanged {
-    /// A new tip: the old jobs are stale, send at once.
-    clean: bool,
+    /// New tips so far: a task that last saw a smaller count has stale jobs out, even if
+    /// it missed the clean generation itself (a watch keeps only the latest value).
+    tips: u64,
 }
 
 /// What every connection task and the API share.
@@ -496,6 +497,7 @@ fn payout_script(config: &PoolConfig, network: Network) -> Result<ScriptBuf, Poo
 async fn template_loop(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
     let mut tip = None;
     let mut refreshed = Instant::now();
+    let mut tips = 0u64;
     let mut backoff = Duration::from_millis(100);
     loop {
         let result = match shared.source.best_block().await {
@@ -528,7 +530,8 @@ async fn template_loop(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>)
                 refreshed = Instant::now();
                 shared.set_status("ok".into());
                 shared.jobs.set_template(Arc::new(template), clean);
-                shared.generation.send_replace(JobsChanged { clean });
+                tips += u64::from(clean);
+                shared.generation.send_replace(JobsChanged { tips });
             }
             Err(None) => {}
             Err(Some(e)) => {

@@ -31,6 +31,8 @@ pub(crate) fn spread(refresh: Duration) -> Duration {
 pub(crate) struct JobPacer {
     offset: Duration,
     due: Option<Instant>,
+    /// The pool's count of new tips when this connection last got a job.
+    tips: u64,
 }
 
 impl JobPacer {
@@ -40,13 +42,23 @@ impl JobPacer {
         JobPacer {
             offset: spread.mul_f64(fraction),
             due: None,
+            tips: 0,
         }
     }
 
-    /// A new job generation: whether to send it now. A new tip goes at once (and a refresh
-    /// still waiting is dropped: the new tip's job replaces it); a refresh becomes due at
-    /// this connection's offset, unless one is due already.
-    pub(crate) fn changed(&mut self, clean: bool, now: Instant) -> bool {
+    /// The connection got the current job for another reason (its first): `tips` is the
+    /// pool's count of new tips then.
+    pub(crate) fn saw(&mut self, tips: u64) {
+        self.tips = tips;
+    }
+
+    /// A new job generation, the pool's count of new tips now `tips`: whether to send it
+    /// now. A new tip goes at once (and a refresh still waiting is dropped: the new tip's
+    /// job replaces it); a refresh becomes due at this connection's offset, unless one is
+    /// due already.
+    pub(crate) fn changed(&mut self, tips: u64, now: Instant) -> bool {
+        let clean = tips != self.tips;
+        self.tips = tips;
         if clean || self.offset.is_zero() {
             self.due = None;
             return true;
@@ -81,9 +93,20 @@ mod tests {
     fn a_new_tip_goes_at_once_and_drops_a_waiting_refresh() {
         let now = Instant::now();
         let mut p = JobPacer::new(1, Duration::from_secs(5));
-        assert!(!p.changed(false, now));
+        p.saw(4);
+        assert!(!p.changed(4, now));
         assert!(p.due().is_some());
-        assert!(p.changed(true, now));
+        assert!(p.changed(5, now));
+        assert_eq!(p.due(), None);
+    }
+
+    #[test]
+    fn a_new_tip_missed_under_a_later_refresh_still_goes_at_once() {
+        // The watch held tip 2's clean generation, then a refresh on it, before this
+        // connection looked: it sees only the refresh, with the tip count moved on.
+        let mut p = JobPacer::new(1, Duration::from_secs(5));
+        p.saw(1);
+        assert!(p.changed(2, Instant::now()));
         assert_eq!(p.due(), None);
     }
 
@@ -91,9 +114,9 @@ mod tests {
     fn a_second_refresh_keeps_the_first_ones_time() {
         let now = Instant::now();
         let mut p = JobPacer::new(3, Duration::from_secs(5));
-        assert!(!p.changed(false, now));
+        assert!(!p.changed(0, now));
         let first = p.due().unwrap();
-        assert!(!p.changed(false, now + Duration::from_secs(1)));
+        assert!(!p.changed(0, now + Duration::from_secs(1)));
         assert_eq!(p.due(), Some(first));
     }
 
@@ -115,7 +138,7 @@ mod tests {
     #[test]
     fn no_spread_sends_refreshes_at_once() {
         let mut p = JobPacer::new(7, Duration::ZERO);
-        assert!(p.changed(false, Instant::now()));
+        assert!(p.changed(0, Instant::now()));
         assert_eq!(p.due(), None);
     }
 
@@ -130,7 +153,7 @@ mod tests {
     async fn wait_returns_when_due_and_clears_it() {
         let mut p = JobPacer::new(1, Duration::from_millis(50));
         let start = Instant::now();
-        assert!(!p.changed(false, start));
+        assert!(!p.changed(0, start));
         let due = p.due().unwrap();
         assert!(due > start);
         p.wait().await;

@@ -473,7 +473,7 @@ async fn serve(
                                     conn.session.authorize(id, &user, true);
                                     shared.stats.authorized(&user, Protocol::V1);
                                     if first {
-                                        jobs.borrow_and_update();
+                                        pacer.saw(jobs.borrow_and_update().tips);
                                         conn.send_job();
                                     }
                                 }
@@ -517,8 +517,8 @@ async fn serve(
                 if changed.is_err() {
                     break 'serve "pool stopping".into();
                 }
-                let clean = jobs.borrow_and_update().clean;
-                if pacer.changed(clean, tokio::time::Instant::now()) {
+                let tips = jobs.borrow_and_update().tips;
+                if pacer.changed(tips, tokio::time::Instant::now()) {
                     conn.send_job();
                 }
             }

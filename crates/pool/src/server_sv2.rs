@@ -337,7 +337,7 @@ pub(crate) async fn serve(
                             tracing::debug!(%vendor, %firmware, "sv2 connection set up");
                         }
                         Sv2ServerEvent::OpenChannel(r) => {
-                            jobs.borrow_and_update();
+                            pacer.saw(jobs.borrow_and_update().tips);
                             conn.open(r);
                         }
                         Sv2ServerEvent::Share { key, candidate } => {
@@ -385,8 +385,8 @@ pub(crate) async fn serve(
                 if changed.is_err() {
                     break 'serve "pool stopping".into();
                 }
-                let clean = jobs.borrow_and_update().clean;
-                if pacer.changed(clean, tokio::time::Instant::now()) {
+                let tips = jobs.borrow_and_update().tips;
+                if pacer.changed(tips, tokio::time::Instant::now()) {
                     conn.send_jobs();
                 }
             }
