@@ -100,7 +100,8 @@ pub struct JobFactory {
 struct Generation {
     template: Option<Arc<Template>>,
     clean: bool,
-    number: u64,
+    /// Clean generations (new tips) so far.
+    tips: u64,
     jobs: HashMap<ScriptBuf, Arc<PoolJob>>,
 }
 
@@ -113,7 +114,7 @@ impl JobFactory {
             current: Mutex::new(Generation {
                 template: None,
                 clean: true,
-                number: 0,
+                tips: 0,
                 jobs: HashMap::new(),
             }),
         }
@@ -128,14 +129,15 @@ impl JobFactory {
         self.current.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Starts a new generation; returns its number.
+    /// Starts a new generation, `clean` when it is on a new tip; returns the number of new
+    /// tips so far (what tells a connection whether its jobs went stale).
     pub fn set_template(&self, template: Arc<Template>, clean: bool) -> u64 {
         let mut g = self.lock();
-        g.number += 1;
+        g.tips += u64::from(clean);
         g.template = Some(template);
         g.clean = clean;
         g.jobs.clear();
-        g.number
+        g.tips
     }
 
     pub fn template(&self) -> Option<Arc<Template>> {

@@ -497,7 +497,6 @@ fn payout_script(config: &PoolConfig, network: Network) -> Result<ScriptBuf, Poo
 async fn template_loop(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
     let mut tip = None;
     let mut refreshed = Instant::now();
-    let mut tips = 0u64;
     let mut backoff = Duration::from_millis(100);
     loop {
         let result = match shared.source.best_block().await {
@@ -529,8 +528,7 @@ async fn template_loop(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>)
                 }
                 refreshed = Instant::now();
                 shared.set_status("ok".into());
-                shared.jobs.set_template(Arc::new(template), clean);
-                tips += u64::from(clean);
+                let tips = shared.jobs.set_template(Arc::new(template), clean);
                 shared.generation.send_replace(JobsChanged { tips });
             }
             Err(None) => {}
