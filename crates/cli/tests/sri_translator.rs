@@ -116,11 +116,13 @@ fn sri_translator_feeds_cpuminer_to_the_sv2_pool() {
         );
         std::thread::sleep(Duration::from_millis(500));
     };
-    // cpuminer says so too: its shares were accepted (by the translator, which answers for
-    // the pool).
+    // cpuminer says so too: a share it sent was accepted (by the translator, which answers
+    // for the pool). minerd logs every verdict as `accepted: A/T`, an acceptance ending in
+    // `(yay!!!)` and a refusal in `(booooo)`.
     let said = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(
-        said.lines().any(|l| l.contains("accepted: ")),
+        said.lines()
+            .any(|l| l.contains("accepted: ") && l.ends_with("(yay!!!)")),
         "minerd never logged an accepted share: {}",
         tail(&log, 20)
     );
