@@ -265,6 +265,8 @@ struct Sha256dResult {
     roofline_mhs: f64,
     ratio: f64,
     version_rolling: bool,
+    /// Of all CPUs' time during the hashing run (not the roofline's), in percent.
+    cpu_stolen_percent: Option<f64>,
 }
 
 fn sha256d(args: Sha256dArgs) -> Result<(), String> {
@@ -325,12 +327,13 @@ fn sha256d(args: Sha256dArgs) -> Result<(), String> {
             }
         );
         println!(
-            "{:<10} {:>7} {:>10} {:>14} {:>7}",
-            "backend", "threads", "MH/s", "roofline MH/s", "ratio"
+            "{:<10} {:>7} {:>10} {:>14} {:>7} {:>8}",
+            "backend", "threads", "MH/s", "roofline MH/s", "ratio", "stolen"
         );
     }
     for scanner in &scanners {
         for &threads in &thread_counts {
+            let (before, began) = (Steal::now(), Instant::now());
             let mhs = scan_rate(
                 scanner,
                 threads,
@@ -338,6 +341,9 @@ fn sha256d(args: Sha256dArgs) -> Result<(), String> {
                 !args.no_version_rolling,
                 args.json,
             )?;
+            let stolen = before
+                .zip(Steal::now())
+                .map(|(a, b)| a.percent_until(b, began.elapsed().as_secs_f64()));
             let roofline_mhs = roofline(scanner, threads, duration, args.json);
             let r = Sha256dResult {
                 backend: scanner.backend().name().to_string(),
@@ -346,13 +352,17 @@ fn sha256d(args: Sha256dArgs) -> Result<(), String> {
                 roofline_mhs: round2(roofline_mhs),
                 ratio: round2(mhs / roofline_mhs),
                 version_rolling: !args.no_version_rolling,
+                cpu_stolen_percent: stolen,
             };
             if args.json {
                 println!("{}", serde_json::to_string(&r).expect("plain struct"));
             } else {
+                let stolen = r
+                    .cpu_stolen_percent
+                    .map_or("-".to_string(), |p| format!("{p:.1}%"));
                 println!(
-                    "{:<10} {:>7} {:>10.2} {:>14.2} {:>7.2}",
-                    r.backend, r.threads, r.mhs, r.roofline_mhs, r.ratio
+                    "{:<10} {:>7} {:>10.2} {:>14.2} {:>7.2} {:>8}",
+                    r.backend, r.threads, r.mhs, r.roofline_mhs, r.ratio, stolen
                 );
             }
         }
@@ -444,8 +454,48 @@ fn roofline(scanner: &Scanner, threads: usize, duration: Duration, quiet: bool) 
     total / compressions_per_nonce() / 1e6
 }
 
-/// CPU seconds used so far by (the pool, the load generator), when each knows.
-type CpuMark = (Option<f64>, Option<f64>);
+/// CPU seconds used so far by (the pool, the load generator), when each knows, and the
+/// hypervisor's steal so far.
+type CpuMark = (Option<f64>, Option<f64>, Option<Steal>);
+
+/// Time the hypervisor kept this virtual machine's CPUs from running while they had work
+/// (`/proc/stat`'s `steal`, Linux; 0 on bare metal). A shared host taking a fifth of the
+/// CPUs moves hash rates and latency tails more than most changes measured with them, so
+/// the benches report it beside their figures.
+#[derive(Clone, Copy, Debug)]
+struct Steal {
+    /// Summed over the CPUs, seconds.
+    seconds: f64,
+    cpus: usize,
+}
+
+impl Steal {
+    fn now() -> Option<Steal> {
+        Steal::parse(&std::fs::read_to_string("/proc/stat").ok()?)
+    }
+
+    /// The `cpu` line's eighth value (ticks of 1/100 s, Linux's USER_HZ), and the count of
+    /// `cpuN` lines.
+    fn parse(stat: &str) -> Option<Steal> {
+        let total = stat.lines().find(|l| l.starts_with("cpu "))?;
+        let ticks: u64 = total.split_whitespace().nth(8)?.parse().ok()?;
+        let cpus = stat
+            .lines()
+            .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
+            .count();
+        (cpus > 0).then_some(Steal {
+            seconds: ticks as f64 / 100.0,
+            cpus,
+        })
+    }
+
+    /// The share of all CPUs' time stolen from `self` to `later`, `wall` seconds apart, in
+    /// percent.
+    fn percent_until(self, later: Steal, wall: f64) -> f64 {
+        let stolen = (later.seconds - self.seconds).max(0.0);
+        round2(100.0 * stolen / (wall.max(1e-9) * self.cpus as f64))
+    }
+}
 
 /// CPU seconds (user + system) a process has used: `/proc/PID/stat` fields 14 and 15, in
 /// clock ticks of 1/100 s (Linux's USER_HZ on every architecture hashforge runs on).
@@ -594,7 +644,7 @@ fn pool(args: PoolBenchArgs) -> Result<(), String> {
             *rss2.lock().unwrap_or_else(|p| p.into_inner()) = pid.and_then(rss_kib);
         }
         if phase != "connecting and finding shares" {
-            let mark = (pid.and_then(cpu_seconds), cpu_seconds(me));
+            let mark = (pid.and_then(cpu_seconds), cpu_seconds(me), Steal::now());
             marks2.lock().unwrap_or_else(|p| p.into_inner()).push(mark);
         }
     }));
@@ -609,6 +659,13 @@ fn pool(args: PoolBenchArgs) -> Result<(), String> {
     let pool_cpu_fanout = spent(1, |m| m.0);
     let gen_cpu_fanout = spent(1, |m| m.1);
     let pool_us_per_share = pool_cpu_submit.map(|c| c * 1e6 / (report.accepted.max(1)) as f64);
+    let stolen_submit = match (
+        marks.first().and_then(|m| m.2),
+        marks.get(1).and_then(|m| m.2),
+    ) {
+        (Some(a), Some(b)) => Some(a.percent_until(b, report.seconds)),
+        _ => None,
+    };
     bar.finish_and_clear();
     let per_conn_kib = match (
         rss_idle,
@@ -629,6 +686,7 @@ fn pool(args: PoolBenchArgs) -> Result<(), String> {
         v["pool_cpu_s_submitting"] = serde_json::json!(pool_cpu_submit);
         v["generator_cpu_s_submitting"] = serde_json::json!(gen_cpu_submit);
         v["pool_cpu_us_per_share"] = serde_json::json!(pool_us_per_share);
+        v["cpu_stolen_percent_submitting"] = serde_json::json!(stolen_submit);
         v["pool_cpu_s_new_tip"] = serde_json::json!(pool_cpu_fanout);
         v["generator_cpu_s_new_tip"] = serde_json::json!(gen_cpu_fanout);
         println!("{v}");
@@ -671,6 +729,16 @@ fn pool(args: PoolBenchArgs) -> Result<(), String> {
         }
         if let (Some(p), Some(g)) = (pool_cpu_fanout, gen_cpu_fanout) {
             println!("CPU for the new tip: pool {p:.2} s, generator {g:.2} s");
+        }
+        if let Some(st) = stolen_submit {
+            println!(
+                "CPU stolen by the hypervisor while submitting: {st:.1}% of the CPUs' time{}",
+                if st >= 5.0 {
+                    " (a busy host: latency tails measure it as much as the pool)"
+                } else {
+                    ""
+                }
+            );
         }
     }
     Ok(())
@@ -1088,4 +1156,31 @@ fn assets(args: AssetsBenchArgs) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steal_is_the_cpu_lines_eighth_value_over_its_cpus() {
+        let stat = "cpu  5759767 516727 873644 3128909 84045 0 112123 147000 0 0\n\
+                    cpu0 2879883 258363 436822 1564454 42022 0 56061 73500 0 0\n\
+                    cpu1 2879884 258364 436822 1564455 42023 0 56062 73500 0 0\n\
+                    intr 1 2 3\nctxt 42\n";
+        let a = Steal::parse(stat).expect("parses");
+        assert_eq!(a.cpus, 2);
+        assert!((a.seconds - 1470.0).abs() < 1e-9);
+        // 3 s stolen of 2 CPUs over 10 s: 15%.
+        let b = Steal {
+            seconds: a.seconds + 3.0,
+            cpus: 2,
+        };
+        assert_eq!(a.percent_until(b, 10.0), 15.0);
+        assert!(
+            Steal::parse("cpu  1 2 3\n").is_none(),
+            "a kernel without steal"
+        );
+        assert!(Steal::parse("intr 1\n").is_none());
+    }
 }

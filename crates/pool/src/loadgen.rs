@@ -59,6 +59,10 @@ impl LoadConn {
     }
 }
 
+/// How far ahead of the go signal the first share is due: long enough for every task to have
+/// woken from the signal and gone back to sleep until its own due time.
+const START_LEAD: Duration = Duration::from_millis(500);
+
 /// What to throw at the pool.
 #[derive(Clone, Debug)]
 pub struct LoadConfig {
@@ -201,7 +205,13 @@ pub async fn run(
                     return Err(why);
                 }
             };
-            let _ = go_rx.wait_for(Option::is_some).await;
+            let start = go_rx.wait_for(Option::is_some).await.ok().and_then(|s| *s);
+            // Every task wakes at the go signal; the first share is due only at `start`, once
+            // that wake-up has passed, so no reply is timed while the generator itself is busy
+            // waking tens of thousands of tasks.
+            if let Some(at) = start {
+                tokio::time::sleep_until(at.into()).await;
+            }
             let mut r = ConnResult {
                 latencies_ms: Vec::new(),
                 accepted: 0,
@@ -212,7 +222,6 @@ pub async fn run(
             let mut sent_at = std::collections::VecDeque::new();
             let mut next = shares.into_iter().peekable();
             let deadline = Instant::now() + cfg.timeout;
-            let start = *go_rx.borrow();
             // Open loop: connection i submits share k at start + (i + k * connections) / rate.
             let due = |k: usize| -> Option<Instant> {
                 let rate = cfg.rate?;
@@ -288,7 +297,7 @@ pub async fn run(
     }
     ready.wait().await;
     progress("submitting", config.connections);
-    let start = Instant::now();
+    let start = Instant::now() + START_LEAD;
     let _ = go.send(Some(start));
     fanout_ready.wait().await;
     let seconds = start.elapsed().as_secs_f64();
