@@ -128,13 +128,12 @@ impl Conn<'_> {
     }
 
     fn push_job(&mut self, job: Arc<PoolJob>) {
-        if job.server_job.clean_jobs {
+        if self.session.notify(Arc::clone(&job.server_job)) {
             self.sent.clear();
         }
         if self.sent.len() >= 16 {
             self.sent.pop_front();
         }
-        self.session.notify(Arc::clone(&job.server_job));
         self.sent.push_back(job);
     }
 

@@ -450,11 +450,27 @@ impl ServerSession {
 
     /// Sends a job (preceded by the difficulty, the first time). A clean job makes every
     /// earlier job stale.
-    pub fn notify(&mut self, job: Arc<ServerJob>) {
+    ///
+    /// A job on another tip than the last one sent (prevhash or nbits) goes out clean even if
+    /// the pool built it as a refresh: a connection that missed the new tip's generation (the
+    /// pool refreshed before it looked) must still drop its old work at once. Returns whether
+    /// it went out clean.
+    pub fn notify(&mut self, job: Arc<ServerJob>) -> bool {
         if !self.difficulty_sent {
             self.set_difficulty(self.difficulty);
         }
-        if job.clean_jobs {
+        let tip = |j: &ServerJob| (j.parts.prevhash, j.parts.nbits);
+        let moved = self
+            .jobs
+            .back()
+            .is_some_and(|last| tip(&last.job) != tip(&job));
+        let job = if moved && !job.clean_jobs {
+            Arc::new(ServerJob::new(job.job_id.clone(), job.parts.clone(), true))
+        } else {
+            job
+        };
+        let clean = job.clean_jobs;
+        if clean {
             self.jobs.clear();
             self.seen.clear();
         }
@@ -466,6 +482,7 @@ impl ServerSession {
             job,
             difficulty: self.difficulty,
         });
+        clean
     }
 
     /// Sends `client.reconnect`.

@@ -121,7 +121,7 @@ fn a_server_session_accepts_every_share_ckpool_accepted_and_finds_block_111() {
                 match call {
                     ServerCall::SetDifficulty(d) => server.set_difficulty(d),
                     ServerCall::Notify(n) => {
-                        server.notify(Arc::new(ServerJob::new(n.job_id, n.parts, n.clean_jobs)))
+                        server.notify(Arc::new(ServerJob::new(n.job_id, n.parts, n.clean_jobs)));
                     }
                     _ => {}
                 }

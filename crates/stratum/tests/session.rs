@@ -333,6 +333,38 @@ fn shares_on_old_jobs_are_judged_at_the_difficulty_those_jobs_carried() {
 }
 
 #[test]
+fn a_job_on_a_new_tip_goes_out_clean_even_when_built_as_a_refresh() {
+    let (mut client, mut server, _, _) = handshake("good.worker");
+    assert!(server.notify(Arc::new(ServerJob::new(
+        "a",
+        parts(0x1d00ffff, 1_700_000_000),
+        true,
+    ))));
+    let (ce, _) = pump(&mut client, &mut server);
+    let old = last_job(&ce);
+    // The pool moved to a new tip and then refreshed before this connection looked: the
+    // refresh is the first job it sees on the new tip.
+    let mut moved = parts(0x1d00ffff, 1_700_000_030);
+    moved.prevhash = StratumPrevHash([0x44; 32]);
+    assert!(server.notify(Arc::new(ServerJob::new("b", moved.clone(), false))));
+    let (ce, _) = pump(&mut client, &mut server);
+    assert!(last_job(&ce).clean_jobs, "{ce:?}");
+    client
+        .submit(find_shares(&old, 1)[0].clone(), Instant::now())
+        .unwrap();
+    let (ce, _) = pump(&mut client, &mut server);
+    assert!(
+        matches!(&ce[0], ClientEvent::ShareRejected { error, .. } if error.code == 21),
+        "{ce:?}"
+    );
+    // A refresh on the same tip stays a refresh.
+    moved.ntime += 30;
+    assert!(!server.notify(Arc::new(ServerJob::new("c", moved, false))));
+    let (ce, _) = pump(&mut client, &mut server);
+    assert!(!last_job(&ce).clean_jobs, "{ce:?}");
+}
+
+#[test]
 fn a_share_that_meets_the_network_target_is_a_block() {
     let (mut client, mut server, _, _) = handshake("good.worker");
     server.notify(Arc::new(ServerJob::new(
