@@ -253,6 +253,50 @@ fn up_mines_regtest_blocks_and_its_numbers_agree() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `up --sv2`: the miner mines over Stratum V2 from its first seconds. The emulated S21 Pro
+/// tells the pool what its host CPU hashes, not the 234 TH/s on the machine's nameplate,
+/// which started the channel at a difficulty (65,536) no share met for hours.
+#[test]
+fn up_over_sv2_mines_from_the_start() {
+    let dir = std::env::temp_dir().join(format!("hashforge-up-sv2-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (pool_http, console) = (free_addr(), free_addr());
+    let port = |a: String| a.rsplit_once(':').unwrap().1.to_string();
+    let run_secs = 30;
+    let child = Command::new(env!("CARGO_BIN_EXE_hashforge"))
+        .args(["up", "--seconds", &run_secs.to_string()])
+        .args(["--device", "emulated:s21pro:0", "--sv2", &free_addr()])
+        .args(["--stratum", &free_addr(), "--api", &free_addr()])
+        .args(["--pool-http", &pool_http, "--miner-http", &free_addr()])
+        .args(["--console", &console, "--fleet", "1"])
+        .args([
+            "--fleet-cgminer-port",
+            &port(free_addr()),
+            "--fleet-http-port",
+            &port(free_addr()),
+        ])
+        .arg("--data-dir")
+        .arg(&dir)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("hashforge runs");
+    std::thread::sleep(Duration::from_secs(run_secs - 8));
+    let workers = get_json(&pool_http, "/api/workers");
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    let worker = &workers["live"]["hashforge-up.rig1"];
+    assert_eq!(worker["protocol"], "sv2", "{workers}");
+    // A share a second once vardiff settles; the first minute's start is what is tested.
+    let accepted = worker["accepted"].as_f64().unwrap_or(0.0);
+    assert!(
+        accepted >= 5.0,
+        "{accepted} shares in {} s: {workers}",
+        run_secs - 8
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// The text of `url` as headless Chromium (Debian's package) renders it, or `None` when no
 /// Chromium is installed outside CI (`.ci/run` installs it; under `CI=true` it must be there).
 fn rendered_text(url: &str) -> Option<String> {

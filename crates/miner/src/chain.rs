@@ -163,6 +163,10 @@ impl Device for ChainDevice {
             chains: self.chains.clone(),
             ticket_difficulty: self.config.ticket(),
             nominal_rate: self.nominal,
+            expected_rate: match self.source {
+                Source::Emulated { .. } => HashRate::from_hs(HashPool::per_core_rate()),
+                Source::Serial { .. } => self.nominal,
+            },
         }
     }
 

@@ -44,6 +44,13 @@ pub struct DeviceInfo {
     /// What the hardware should do (JSON: H/s).
     #[serde(rename = "nominal_rate_hs", serialize_with = "ser_rate")]
     pub nominal_rate: HashRate,
+    /// What it will really hash at, as far as it knows before it starts: what an SV2
+    /// channel tells its pool, whose starting difficulty follows from it. The nominal rate
+    /// for hardware and the CPU; an emulated machine's is its host CPU's, not the
+    /// nameplate of the machine it plays (234 TH/s claimed for ~40 MH/s of work started the
+    /// pool at a difficulty it needed hours to walk down from).
+    #[serde(skip)]
+    pub expected_rate: HashRate,
 }
 
 fn ser_difficulty<S: serde::Serializer>(d: &Difficulty, s: S) -> Result<S::Ok, S::Error> {
@@ -231,6 +238,7 @@ impl Device for CpuDevice {
             chains: vec![self.threads],
             ticket_difficulty: self.ticket,
             nominal_rate: HashRate::from_hs(per_thread * self.threads as f64),
+            expected_rate: HashRate::from_hs(per_thread * self.threads as f64),
         }
     }
 

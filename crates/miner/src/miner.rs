@@ -297,7 +297,9 @@ impl Miner {
 
         let spawner = PoolSpawner {
             failover: config.failover.clone(),
-            nominal: HashRate::from_hs(shared.devices.iter().map(|i| i.nominal_rate.as_hs()).sum()),
+            expected: HashRate::from_hs(
+                shared.devices.iter().map(|i| i.expected_rate.as_hs()).sum(),
+            ),
             events: pool_events_tx,
             shutdown: shutdown_rx.clone(),
         };
@@ -466,8 +468,8 @@ impl Drop for MinerHandle {
 
 struct PoolSpawner {
     failover: FailoverConfig,
-    /// The devices' nominal rate together, what an SV2 channel tells its pool.
-    nominal: HashRate,
+    /// The devices' expected rates together, what an SV2 channel tells its pool.
+    expected: HashRate,
     events: mpsc::Sender<PoolEvent>,
     shutdown: watch::Receiver<bool>,
 }
@@ -481,7 +483,7 @@ impl PoolSpawner {
             id,
             config: config.clone(),
             failover: self.failover.clone(),
-            nominal: self.nominal,
+            expected: self.expected,
             events: self.events.clone(),
             commands: rx,
             shutdown: self.shutdown.clone(),
@@ -998,6 +1000,7 @@ mod tests {
             chains: vec![2, 2],
             ticket_difficulty: share_difficulty,
             nominal_rate: HashRate::ZERO,
+            expected_rate: HashRate::ZERO,
         };
         let config = PoolConfig {
             url: "stratum+tcp://127.0.0.1:1".parse().unwrap(),
@@ -1036,7 +1039,7 @@ mod tests {
             failover: FailoverConfig::default(),
             spawner: PoolSpawner {
                 failover: FailoverConfig::default(),
-                nominal: HashRate::ZERO,
+                expected: HashRate::ZERO,
                 events,
                 shutdown,
             },

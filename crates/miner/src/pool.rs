@@ -65,8 +65,9 @@ pub(crate) struct PoolTask {
     pub id: u64,
     pub config: PoolConfig,
     pub failover: FailoverConfig,
-    /// The devices' nominal rate together (an SV2 channel tells its pool).
-    pub nominal: hashforge_core::HashRate,
+    /// The devices' expected rates together (`DeviceInfo::expected_rate`; an SV2 channel
+    /// tells its pool).
+    pub expected: hashforge_core::HashRate,
     pub events: mpsc::Sender<PoolEvent>,
     pub commands: mpsc::Receiver<PoolCommand>,
     pub shutdown: watch::Receiver<bool>,
@@ -261,7 +262,7 @@ impl PoolTask {
         let mut config = Sv2ClientConfig::new(self.config.user.clone(), authority);
         config.submit_timeout = Duration::from_secs(30);
         config.endpoint_host = self.config.url.host.clone();
-        config.nominal_hash_rate = self.nominal.as_hs() as f32;
+        config.nominal_hash_rate = self.expected.as_hs() as f32;
         config.endpoint_port = self.config.url.port;
         let mut session =
             match Sv2ClientSession::new(config, unix_now(), hashforge_sv2::random_seed()) {

@@ -242,6 +242,17 @@ impl HashPool {
         HashPool::new(n, Scanner::detect())
     }
 
+    /// What [`HashPool::per_core`] hashes at, H/s: the backend's calibrated one-thread rate on
+    /// every core. An emulated machine's chips are this CPU, whatever their nameplate says.
+    pub fn per_core_rate() -> f64 {
+        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let backend = Scanner::detect().backend();
+        hashforge_sha256d::calibration()
+            .rate_of(backend)
+            .unwrap_or(0.0)
+            * n as f64
+    }
+
     pub fn handle(&self) -> PoolHandle {
         self.handle.clone()
     }
