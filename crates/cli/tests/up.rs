@@ -33,29 +33,24 @@ fn get_json(addr: &str, path: &str) -> Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
 }
 
-#[test]
-fn up_mines_regtest_blocks_and_its_numbers_agree() {
-    let dir = std::env::temp_dir().join(format!("hashforge-up-test-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let (pool_http, miner_http, console) = (free_addr(), free_addr(), free_addr());
+/// Starts `hashforge up` for `run_secs` on an emulated S21 Pro, every listener on a free
+/// loopback port, the pool's, the miner's and the console's pages at `pages`.
+fn up(
+    dir: &std::path::Path,
+    run_secs: u64,
+    pages: [&String; 3],
+    extra: &[&str],
+) -> std::process::Child {
+    let _ = std::fs::remove_dir_all(dir);
     let port = |a: String| a.rsplit_once(':').unwrap().1.to_string();
-    let run_secs = 50;
-    let child = Command::new(env!("CARGO_BIN_EXE_hashforge"))
-        .args([
-            "up",
-            "--seconds",
-            &run_secs.to_string(),
-            "--device",
-            "emulated:s21pro:0",
-            "--fault",
-            "dead-chip:40",
-            // The demo's chip that dies while it runs (a minute in by default).
-            "--chip-dies-after",
-            "12",
-        ])
+    let [pool_http, miner_http, console] = pages;
+    Command::new(env!("CARGO_BIN_EXE_hashforge"))
+        .args(["up", "--seconds", &run_secs.to_string()])
+        .args(["--device", "emulated:s21pro:0"])
+        .args(extra)
         .args(["--stratum", &free_addr(), "--api", &free_addr()])
-        .args(["--pool-http", &pool_http, "--miner-http", &miner_http])
-        .args(["--console", &console, "--fleet", "5"])
+        .args(["--pool-http", pool_http, "--miner-http", miner_http])
+        .args(["--console", console])
         .args([
             "--fleet-cgminer-port",
             &port(free_addr()),
@@ -63,11 +58,32 @@ fn up_mines_regtest_blocks_and_its_numbers_agree() {
             &port(free_addr()),
         ])
         .arg("--data-dir")
-        .arg(&dir)
+        .arg(dir)
         .env("RUST_LOG", "info")
         .stderr(Stdio::piped())
         .spawn()
-        .expect("hashforge runs");
+        .expect("hashforge runs")
+}
+
+#[test]
+fn up_mines_regtest_blocks_and_its_numbers_agree() {
+    let dir = std::env::temp_dir().join(format!("hashforge-up-test-{}", std::process::id()));
+    let (pool_http, miner_http, console) = (free_addr(), free_addr(), free_addr());
+    let run_secs = 50;
+    let child = up(
+        &dir,
+        run_secs,
+        [&pool_http, &miner_http, &console],
+        &[
+            "--fleet",
+            "5",
+            "--fault",
+            "dead-chip:40",
+            // The demo's chip that dies while it runs (a minute in by default).
+            "--chip-dies-after",
+            "12",
+        ],
+    );
     // Read the numbers late in the run, once vardiff has had its first retarget (15 s).
     let start = Instant::now();
     std::thread::sleep(Duration::from_secs(run_secs - 8));
@@ -259,28 +275,15 @@ fn up_mines_regtest_blocks_and_its_numbers_agree() {
 #[test]
 fn up_over_sv2_mines_from_the_start() {
     let dir = std::env::temp_dir().join(format!("hashforge-up-sv2-test-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let (pool_http, console) = (free_addr(), free_addr());
-    let port = |a: String| a.rsplit_once(':').unwrap().1.to_string();
+    let pool_http = free_addr();
     let run_secs = 30;
-    let child = Command::new(env!("CARGO_BIN_EXE_hashforge"))
-        .args(["up", "--seconds", &run_secs.to_string()])
-        .args(["--device", "emulated:s21pro:0", "--sv2", &free_addr()])
-        .args(["--stratum", &free_addr(), "--api", &free_addr()])
-        .args(["--pool-http", &pool_http, "--miner-http", &free_addr()])
-        .args(["--console", &console, "--fleet", "1"])
-        .args([
-            "--fleet-cgminer-port",
-            &port(free_addr()),
-            "--fleet-http-port",
-            &port(free_addr()),
-        ])
-        .arg("--data-dir")
-        .arg(&dir)
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("hashforge runs");
+    let sv2 = free_addr();
+    let child = up(
+        &dir,
+        run_secs,
+        [&pool_http, &free_addr(), &free_addr()],
+        &["--fleet", "1", "--sv2", &sv2],
+    );
     std::thread::sleep(Duration::from_secs(run_secs - 8));
     let workers = get_json(&pool_http, "/api/workers");
     let output = child.wait_with_output().unwrap();
