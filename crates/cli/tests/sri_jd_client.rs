@@ -12,11 +12,12 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use hashforge_pool::testing::{free_port, fresh_dir, http_get};
-use serde_json::Value;
+use hashforge_pool::testing::{free_port, fresh_dir};
 
 mod sri;
-use sri::{signed_blocks, start_miner, start_pool, start_sri, tail, Children};
+use sri::{
+    api_json, signed_blocks, start_miner, start_pool, start_sri, tail, Children, EASY_SHARES,
+};
 
 /// What the JDC writes into every coinbase it builds.
 const SIGNATURE: &str = "hashforge-jdc-interop";
@@ -33,21 +34,13 @@ fn sri_jd_client_declares_and_mines_its_own_blocks_on_the_pool() {
     let key = start_pool(
         &mut children,
         &[
-            "--stratum",
-            &format!("127.0.0.1:{v1}"),
-            "--sv2",
-            &format!("127.0.0.1:{sv2}"),
-            "--sv2-jd",
-            &format!("127.0.0.1:{jd}"),
-            "--sv2-tp",
-            &format!("127.0.0.1:{tp}"),
-            "--http",
-            &format!("127.0.0.1:{http}"),
-            "--start-difficulty",
-            "0.0001",
-            "--min-difficulty",
-            "0.000001",
+            ("--stratum", v1),
+            ("--sv2", sv2),
+            ("--sv2-jd", jd),
+            ("--sv2-tp", tp),
+            ("--http", http),
         ],
+        &EASY_SHARES,
         &dir.join("pool"),
     );
 
@@ -104,8 +97,7 @@ fn sri_jd_client_declares_and_mines_its_own_blocks_on_the_pool() {
     let deadline = Instant::now() + Duration::from_secs(180);
     let pool_dir = dir.join("pool");
     loop {
-        let blocks = runtime.block_on(http_get(api, "/api/blocks"));
-        let blocks: Value = serde_json::from_str(&blocks).unwrap_or_default();
+        let blocks = api_json(&runtime, api, "/api/blocks");
         let accepted = blocks
             .as_array()
             .into_iter()

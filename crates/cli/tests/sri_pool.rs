@@ -30,14 +30,8 @@ fn hashforge_mines_on_sri_pool_fed_by_hashforge_templates() {
     let mut children = Children(Vec::new());
     let key = start_pool(
         &mut children,
-        &[
-            "--stratum",
-            &format!("127.0.0.1:{v1}"),
-            "--sv2",
-            &format!("127.0.0.1:{sv2}"),
-            "--sv2-tp",
-            &format!("127.0.0.1:{tp}"),
-        ],
+        &[("--stratum", v1), ("--sv2", sv2), ("--sv2-tp", tp)],
+        &[],
         &dir.join("templates"),
     );
 

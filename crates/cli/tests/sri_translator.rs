@@ -13,11 +13,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hashforge_pool::testing::{free_port, fresh_dir, http_get};
+use hashforge_pool::testing::{free_port, fresh_dir};
 use serde_json::Value;
 
 mod sri;
-use sri::{start_miner, start_pool, start_sri, tail, Children};
+use sri::{api_json, start_miner, start_pool, start_sri, tail, Children, EASY_SHARES};
 
 #[test]
 #[ignore = "needs SRI's translator_sv2 binary: run .ci/sri-interop"]
@@ -158,20 +158,8 @@ fn pool_and_translator(name: &str) -> Setup {
     let mut children = Children(Vec::new());
     let key = start_pool(
         &mut children,
-        &[
-            "--stratum",
-            &format!("127.0.0.1:{v1}"),
-            "--sv2",
-            &format!("127.0.0.1:{sv2}"),
-            "--http",
-            &format!("127.0.0.1:{http}"),
-            // Easy shares, so each of several CPU miners sharing two cores with the pool
-            // and the translator sends some within the minute.
-            "--start-difficulty",
-            "0.0001",
-            "--min-difficulty",
-            "0.000001",
-        ],
+        &[("--stratum", v1), ("--sv2", sv2), ("--http", http)],
+        &EASY_SHARES,
         &dir.join("pool"),
     );
     let downstream = start_translator(&mut children, &translator, &dir, sv2, &key);
@@ -188,15 +176,9 @@ fn pool_and_translator(name: &str) -> Setup {
 
 /// The pool's worker table and block list, as its API serves them (null if unreadable).
 fn pool_state(runtime: &tokio::runtime::Runtime, api: SocketAddr) -> (Value, Value) {
-    let (workers, blocks) = runtime.block_on(async {
-        (
-            http_get(api, "/api/workers").await,
-            http_get(api, "/api/blocks").await,
-        )
-    });
     (
-        serde_json::from_str(&workers).unwrap_or_default(),
-        serde_json::from_str(&blocks).unwrap_or_default(),
+        api_json(runtime, api, "/api/workers"),
+        api_json(runtime, api, "/api/blocks"),
     )
 }
 

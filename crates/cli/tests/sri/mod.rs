@@ -26,12 +26,30 @@ pub fn hashforge(args: &[&str]) -> Command {
     c
 }
 
-/// Starts `hashforge pool` with `args` on the embedded regtest chain in `data_dir`; returns
-/// its authority key (base58), read off its banner. Its logs go on being read, so it never
-/// writes into a full or closed pipe.
-pub fn start_pool(children: &mut Children, args: &[&str], data_dir: &Path) -> String {
-    let mut pool = hashforge(&["pool"])
-        .args(args)
+/// Share difficulties easy enough that CPU miners sharing two cores with the pool and SRI's
+/// binaries send some within the minute.
+pub const EASY_SHARES: [&str; 4] = [
+    "--start-difficulty",
+    "0.0001",
+    "--min-difficulty",
+    "0.000001",
+];
+
+/// Starts `hashforge pool` on the embedded regtest chain in `data_dir`, each `(flag, port)` of
+/// `listen` as `flag 127.0.0.1:port`, then `extra`; returns its authority key (base58), read
+/// off its banner. Its logs go on being read, so it never writes into a full or closed pipe.
+pub fn start_pool(
+    children: &mut Children,
+    listen: &[(&str, u16)],
+    extra: &[&str],
+    data_dir: &Path,
+) -> String {
+    let mut pool = hashforge(&["pool"]);
+    for (flag, port) in listen {
+        pool.arg(flag).arg(format!("127.0.0.1:{port}"));
+    }
+    let mut pool = pool
+        .args(extra)
         .arg("--data-dir")
         .arg(data_dir)
         .stdout(Stdio::null())
@@ -52,6 +70,16 @@ pub fn start_pool(children: &mut Children, args: &[&str], data_dir: &Path) -> St
     let key = key.expect("the pool prints its authority_pubkey");
     std::thread::spawn(move || lines.for_each(drop));
     key
+}
+
+/// A JSON document from the pool's HTTP API (null if unreadable: the pool may not be up yet).
+pub fn api_json(
+    runtime: &tokio::runtime::Runtime,
+    api: std::net::SocketAddr,
+    path: &str,
+) -> serde_json::Value {
+    let text = runtime.block_on(hashforge_pool::testing::http_get(api, path));
+    serde_json::from_str(&text).unwrap_or_default()
 }
 
 /// Waits (30 s at most) for a child to listen on `port`; the failure quotes its log.
