@@ -333,7 +333,7 @@ fn sha256d(args: Sha256dArgs) -> Result<(), String> {
     }
     for scanner in &scanners {
         for &threads in &thread_counts {
-            let (before, began) = (Steal::now(), Instant::now());
+            let before = Steal::now();
             let mhs = scan_rate(
                 scanner,
                 threads,
@@ -341,9 +341,7 @@ fn sha256d(args: Sha256dArgs) -> Result<(), String> {
                 !args.no_version_rolling,
                 args.json,
             )?;
-            let stolen = before
-                .zip(Steal::now())
-                .map(|(a, b)| a.percent_until(b, began.elapsed().as_secs_f64()));
+            let stolen = before.zip(Steal::now()).map(|(a, b)| a.percent_until(b));
             let roofline_mhs = roofline(scanner, threads, duration, args.json);
             let r = Sha256dResult {
                 backend: scanner.backend().name().to_string(),
@@ -467,6 +465,8 @@ struct Steal {
     /// Summed over the CPUs, seconds.
     seconds: f64,
     cpus: usize,
+    /// When it was read.
+    at: Instant,
 }
 
 impl Steal {
@@ -486,13 +486,14 @@ impl Steal {
         (cpus > 0).then_some(Steal {
             seconds: ticks as f64 / 100.0,
             cpus,
+            at: Instant::now(),
         })
     }
 
-    /// The share of all CPUs' time stolen from `self` to `later`, `wall` seconds apart, in
-    /// percent.
-    fn percent_until(self, later: Steal, wall: f64) -> f64 {
+    /// The share of all CPUs' time stolen from `self` to `later`, in percent.
+    fn percent_until(self, later: Steal) -> f64 {
         let stolen = (later.seconds - self.seconds).max(0.0);
+        let wall = later.at.duration_since(self.at).as_secs_f64();
         round2(100.0 * stolen / (wall.max(1e-9) * self.cpus as f64))
     }
 }
@@ -663,7 +664,7 @@ fn pool(args: PoolBenchArgs) -> Result<(), String> {
         marks.first().and_then(|m| m.2),
         marks.get(1).and_then(|m| m.2),
     ) {
-        (Some(a), Some(b)) => Some(a.percent_until(b, report.seconds)),
+        (Some(a), Some(b)) => Some(a.percent_until(b)),
         _ => None,
     };
     bar.finish_and_clear();
@@ -1175,8 +1176,9 @@ mod tests {
         let b = Steal {
             seconds: a.seconds + 3.0,
             cpus: 2,
+            at: a.at + Duration::from_secs(10),
         };
-        assert_eq!(a.percent_until(b, 10.0), 15.0);
+        assert_eq!(a.percent_until(b), 15.0);
         assert!(
             Steal::parse("cpu  1 2 3\n").is_none(),
             "a kernel without steal"

@@ -231,14 +231,15 @@ impl Device for CpuDevice {
         let per_thread = hashforge_sha256d::calibration()
             .rate_of(self.scanner.backend())
             .unwrap_or(0.0);
+        let rate = HashRate::from_hs(per_thread * self.threads as f64);
         DeviceInfo {
             kind: "cpu",
             name: format!("cpu ({}, {} threads)", self.scanner.backend(), self.threads),
             model: "Antminer S9 (hashforge cpu)".into(),
             chains: vec![self.threads],
             ticket_difficulty: self.ticket,
-            nominal_rate: HashRate::from_hs(per_thread * self.threads as f64),
-            expected_rate: HashRate::from_hs(per_thread * self.threads as f64),
+            nominal_rate: rate,
+            expected_rate: rate,
         }
     }
 

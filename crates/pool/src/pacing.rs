@@ -5,9 +5,9 @@
 //! urgent, and sent to every connection in the same instant it is a herd: 19,900 SV2
 //! connections took the pool's two cores ~0.45 s to encrypt and write, and every share
 //! reply in that window waited behind it (the bench's SV2 reply p99 at 10k shares/s: 16
-//! and 20 ms against a pool sending no refresh, 285 and 309 ms with one in the run). So each connection sends a refresh
-//! at its own offset within a spread, and the offsets of successive connections cover the
-//! spread evenly.
+//! and 20 ms against a pool sending no refresh, 285 and 309 ms with one in the run). So
+//! each connection sends a refresh at its own offset within a spread, and the offsets of
+//! successive connections cover the spread evenly.
 
 use std::time::Duration;
 

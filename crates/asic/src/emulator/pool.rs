@@ -238,19 +238,17 @@ impl HashPool {
     /// One worker per available core, on the fastest backend (or the one forced by
     /// `HASHFORGE_SHA256D_BACKEND`).
     pub fn per_core() -> HashPool {
-        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
-        HashPool::new(n, Scanner::detect())
+        HashPool::new(cores(), Scanner::detect())
     }
 
     /// What [`HashPool::per_core`] hashes at, H/s: the backend's calibrated one-thread rate on
     /// every core. An emulated machine's chips are this CPU, whatever their nameplate says.
     pub fn per_core_rate() -> f64 {
-        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
         let backend = Scanner::detect().backend();
         hashforge_sha256d::calibration()
             .rate_of(backend)
             .unwrap_or(0.0)
-            * n as f64
+            * cores() as f64
     }
 
     pub fn handle(&self) -> PoolHandle {
@@ -260,6 +258,11 @@ impl HashPool {
     pub fn threads(&self) -> usize {
         self.threads.len()
     }
+}
+
+/// The cores `per_core` puts a worker on.
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 impl Drop for HashPool {
