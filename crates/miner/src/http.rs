@@ -488,10 +488,23 @@ th{{background:#f3f3f3}}.chip{{display:inline-block;width:1.4em;text-align:cente
         for c in &d.chains {
             let state = match &c.state {
                 ChainState::Starting => "starting".to_string(),
-                ChainState::Running => match c.chips_found {
-                    Some(n) => format!("running with {n} of {} chips", c.expected_chips),
-                    None => "running".to_string(),
-                },
+                ChainState::Running => {
+                    // Found is the count at enumeration; a chip that died since is still
+                    // in it, so say how many of them are failing now.
+                    let failing = c
+                        .chip_health
+                        .iter()
+                        .filter(|h| matches!(h, ChipHealth::Bad | ChipHealth::Silent))
+                        .count();
+                    let found = match c.chips_found {
+                        Some(n) => format!(" with {n} of {} chips found", c.expected_chips),
+                        None => String::new(),
+                    };
+                    match failing {
+                        0 => format!("running{found}"),
+                        n => format!("running{found}, {n} failing"),
+                    }
+                }
                 ChainState::Failed(why) => format!("failed: {}", esc(why)),
             };
             let _ = write!(
