@@ -491,11 +491,7 @@ th{{background:#f3f3f3}}.chip{{display:inline-block;width:1.4em;text-align:cente
                 ChainState::Running => {
                     // Found is the count at enumeration; a chip that died since is still
                     // in it, so say how many of them are failing now.
-                    let failing = c
-                        .chip_health
-                        .iter()
-                        .filter(|h| matches!(h, ChipHealth::Bad | ChipHealth::Silent))
-                        .count();
+                    let failing = c.chip_health.iter().filter(|h| !h.is_ok()).count();
                     let found = match c.chips_found {
                         Some(n) => format!(" with {n} of {} chips found", c.expected_chips),
                         None => String::new(),
